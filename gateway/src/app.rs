@@ -1,0 +1,84 @@
+//! The gateway's shared state and its axum entry point.
+
+use crate::config::GatewayConfig;
+use crate::http::message::{KRequest, KResponse};
+use crate::routing::ShardMap;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, Request, Response};
+use std::sync::Arc;
+
+pub struct App {
+    pub config: GatewayConfig,
+    pub shards: ShardMap,
+}
+
+impl App {
+    pub fn new(config: GatewayConfig, shards: ShardMap) -> Arc<Self> {
+        Arc::new(App { config, shards })
+    }
+
+    /// `scheme://host` as clients reach us (`http_scheme`/`http_host` win).
+    pub fn base_url(&self, req: &KRequest) -> String {
+        let scheme = self.config.http_scheme.as_deref().unwrap_or("http");
+        let host = self
+            .config
+            .http_host
+            .clone()
+            .or_else(|| req.header("host").map(str::to_owned))
+            .unwrap_or_else(|| self.config.bind.clone());
+        format!("{scheme}://{host}")
+    }
+}
+
+/// The axum router: every path goes to Kinto's own dispatcher.
+pub fn router(app: Arc<App>) -> axum::Router {
+    axum::Router::new().fallback(entry).with_state(app)
+}
+
+async fn entry(State(app): State<Arc<App>>, request: Request<Body>) -> Response<Body> {
+    let (parts, body) = request.into_parts();
+    let limit = app.config.max_body_bytes as usize;
+    let raw_path = parts.uri.path().to_owned();
+    let query = parts.uri.query().unwrap_or_default().to_owned();
+    let resp = match axum::body::to_bytes(body, limit).await {
+        Err(_) => KResponse::error(
+            &kinto_proto::KintoError::new(kinto_proto::ErrorKind::RequestTooLarge)
+                .with_message(format!("Request body is larger than {limit} bytes")),
+            app.config.retry_after_seconds,
+        ),
+        Ok(bytes) => match percent_encoding::percent_decode_str(&raw_path).decode_utf8() {
+            Err(_) => KResponse::error(
+                &kinto_proto::KintoError::invalid("path", None, "Invalid URL path."),
+                app.config.retry_after_seconds,
+            ),
+            Ok(path) => {
+                let req = KRequest {
+                    method: parts.method,
+                    path: path.into_owned(),
+                    query,
+                    headers: parts.headers,
+                    body: bytes,
+                };
+                crate::http::handle(&app, req).await
+            }
+        },
+    };
+    into_http(resp)
+}
+
+/// Serialises a [`KResponse`].
+pub fn into_http(r: KResponse) -> Response<Body> {
+    let body = match &r.body {
+        Some(v) => Body::from(serde_json::to_vec(v).unwrap_or_default()),
+        None => Body::empty(),
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = r.status;
+    *resp.headers_mut() = r.headers;
+    if r.body.is_some() {
+        resp.headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
+    }
+    resp
+}

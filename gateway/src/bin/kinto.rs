@@ -1,0 +1,103 @@
+//! `kinto`: the whole service in one process, for one machine.
+//!
+//! Starts `shards` shard nodes, each with its own embedded store under
+//! `data_dir/shard-<i>` and its own loopback gRPC port, then the gateway in
+//! front of them. The gateway still reaches the shards only through gRPC, so
+//! this runs exactly the code paths of a distributed deployment.
+
+use clap::Parser;
+use kinto_gateway::config::GatewayConfig;
+use kinto_proto::settings::RawSettings;
+use kinto_shard::config::ShardConfig;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "kinto-rs: gateway and shards in one process (settings: docs/configuration.md)"
+)]
+struct Cli {
+    /// TOML settings file; KINTO_* environment variables override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    kinto_gateway::run::init_logging();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kinto: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The shard count is fixed when a data directory is created: buckets are
+/// placed by it, so reopening with another count would hide data.
+fn check_layout(data_dir: &Path, shards: u32) -> Result<(), String> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    let file = data_dir.join("layout.json");
+    match std::fs::read(&file) {
+        Ok(bytes) => {
+            let v: Value =
+                serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+            let existing = v["shards"].as_u64().unwrap_or(0);
+            if existing != u64::from(shards) {
+                return Err(format!(
+                    "{} was created with {existing} shards; start with KINTO_SHARDS={existing} (moving buckets between shards needs the operator)",
+                    data_dir.display()
+                ));
+            }
+            Ok(())
+        }
+        Err(_) => std::fs::write(&file, serde_json::json!({ "shards": shards }).to_string())
+            .map_err(|e| format!("cannot write {}: {e}", file.display())),
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let raw = RawSettings::load(cli.config.as_deref())?;
+    let mut gateway: GatewayConfig = GatewayConfig::from_raw(&raw)?;
+    let data_dir = raw
+        .0
+        .get("data_dir")
+        .and_then(Value::as_str)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("./data"));
+    let count = raw
+        .0
+        .get("shards")
+        .and_then(Value::as_u64)
+        .unwrap_or(4)
+        .clamp(1, 256) as u32;
+    check_layout(&data_dir, count)?;
+    let mut urls = Vec::new();
+    for i in 0..count {
+        let mut shard_raw = raw.clone();
+        shard_raw.set(
+            "data_dir",
+            Value::String(data_dir.join(format!("shard-{i}")).display().to_string()),
+        );
+        shard_raw.set("bind", Value::String("127.0.0.1:0".into()));
+        let cfg = ShardConfig::from_raw(&shard_raw)?;
+        let service = kinto_shard::server::build(&cfg, &shard_raw, i, count)?;
+        let (listener, addr) = kinto_shard::server::bind(&cfg.bind).await?;
+        urls.push(format!("http://{addr}"));
+        tokio::spawn(async move {
+            if let Err(e) =
+                kinto_shard::server::serve(service, listener, std::future::pending()).await
+            {
+                tracing::error!(shard = i, "shard stopped: {e}");
+            }
+        });
+    }
+    tracing::info!(shards = count, data_dir = %data_dir.display(), "shards started");
+    gateway.shard_urls = urls;
+    kinto_gateway::run::serve_gateway(gateway).await
+}

@@ -1,0 +1,252 @@
+//! `POST /batch`: up to `batch_max_requests` sub-requests, run in order
+//! through the same pipeline as top-level requests.
+//!
+//! Atomicity (docs/batch.md): each sub-request is atomic on its shard; the
+//! batch as a whole is not, as in Kinto for 4xx answers. Kinto also rolls
+//! the whole batch back on a 409 or a 5xx inside one transaction; buckets of
+//! one batch may live on different shards, so here every sub-request keeps
+//! its own outcome and the batch always answers 200 with each status inside,
+//! so a client never sees a failed batch whose earlier writes in fact landed.
+
+use super::body::parse_json;
+use super::headers::check_content_type;
+use super::message::{KRequest, KResponse};
+use crate::app::App;
+use axum::http::{HeaderName, HeaderValue, Method};
+use kinto_proto::KintoError;
+use serde_json::{json, Map, Value};
+
+const METHODS: [&str; 7] = ["GET", "HEAD", "DELETE", "TRACE", "POST", "PUT", "PATCH"];
+
+fn invalid(name: &str, description: impl Into<String>) -> KintoError {
+    KintoError::invalid("body", Some(name), description)
+}
+
+/// Deep merge of `defaults` into a request: the request's values win.
+fn merge(target: &mut Map<String, Value>, defaults: &Map<String, Value>) {
+    for (k, v) in defaults {
+        match (target.get_mut(k), v) {
+            (Some(Value::Object(t)), Value::Object(d)) => merge(t, d),
+            (Some(_), _) => {}
+            (None, v) => {
+                target.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+struct Sub {
+    method: Method,
+    path: String,
+    query: String,
+    headers: Vec<(String, String)>,
+    body: Option<Value>,
+}
+
+fn parse_sub(
+    i: usize,
+    mut r: Map<String, Value>,
+    defaults: &Map<String, Value>,
+) -> Result<Sub, KintoError> {
+    merge(&mut r, defaults);
+    let name = format!("requests.{i}");
+    if let Some(k) = r
+        .keys()
+        .find(|k| !["method", "path", "headers", "body"].contains(&k.as_str()))
+    {
+        return Err(invalid(
+            &name,
+            format!("Unrecognized keys in mapping: \"{{'{k}': ...}}\""),
+        ));
+    }
+    let path = match r.get("path") {
+        Some(Value::String(p)) if p.starts_with('/') => p.clone(),
+        Some(_) => return Err(invalid(&format!("{name}.path"), "Invalid path")),
+        None => return Err(invalid(&format!("{name}.path"), "Required")),
+    };
+    if path.contains("/batch") {
+        return Err(invalid(
+            &format!("{name}.path"),
+            "Recursive call on /batch endpoint is forbidden.",
+        ));
+    }
+    let method = match r.get("method") {
+        None => "GET".to_owned(),
+        Some(Value::String(m)) if METHODS.contains(&m.to_ascii_uppercase().as_str()) => {
+            m.to_ascii_uppercase()
+        }
+        Some(m) => {
+            return Err(invalid(
+                &format!("{name}.method"),
+                format!(
+                    "\"{}\" is not one of GET, HEAD, DELETE, TRACE, POST, PUT, PATCH",
+                    m.as_str().unwrap_or_default()
+                ),
+            ))
+        }
+    };
+    let mut headers = Vec::new();
+    match r.get("headers") {
+        None => {}
+        Some(Value::Object(h)) => {
+            for (k, v) in h {
+                let Value::String(v) = v else {
+                    return Err(invalid(
+                        &format!("{name}.headers.{k}"),
+                        format!("{v} is not a string"),
+                    ));
+                };
+                headers.push((k.clone(), v.clone()));
+            }
+        }
+        Some(_) => return Err(invalid(&format!("{name}.headers"), "Not a mapping")),
+    }
+    let body = match r.get("body") {
+        None | Some(Value::Null) => None,
+        Some(b @ Value::Object(_)) => Some(b.clone()),
+        Some(_) => return Err(invalid(&format!("{name}.body"), "Not a mapping")),
+    };
+    let (path, query) = match path.split_once('?') {
+        Some((p, q)) => (p.to_owned(), q.to_owned()),
+        None => (path, String::new()),
+    };
+    let path = if path.starts_with("/v1/") || path == "/v1" {
+        path
+    } else {
+        format!("/v1{path}")
+    };
+    Ok(Sub {
+        method: Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET),
+        path,
+        query,
+        headers,
+        body,
+    })
+}
+
+pub async fn handle(app: &App, req: &KRequest) -> Result<KResponse, KintoError> {
+    check_content_type(req, &["application/json"])?;
+    let Some(Value::Object(mut body)) = parse_json(&req.body)? else {
+        return Err(invalid("requests", "Required"));
+    };
+    let defaults = match body.remove("defaults") {
+        None => Map::new(),
+        Some(Value::Object(d)) => d,
+        Some(_) => return Err(invalid("defaults", "Not a mapping")),
+    };
+    let requests = match body.remove("requests") {
+        Some(Value::Array(r)) => r,
+        Some(_) => return Err(invalid("requests", "Not a list")),
+        None => return Err(invalid("requests", "Required")),
+    };
+    if let Some(k) = body.keys().next() {
+        return Err(invalid(
+            "body",
+            format!("Unrecognized keys in mapping: \"{{'{k}': ...}}\""),
+        ));
+    }
+    let max = app.config.batch_max_requests as usize;
+    if requests.len() > max {
+        return Err(invalid(
+            "requests",
+            format!("Number of requests is limited to {max}"),
+        ));
+    }
+    // Validate everything before running anything.
+    let subs = requests
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| match r {
+            Value::Object(m) => parse_sub(i, m, &defaults),
+            _ => Err(invalid(&format!("requests.{i}"), "Not a mapping")),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut responses = Vec::with_capacity(subs.len());
+    for sub in subs {
+        responses.push(run(app, req, sub).await);
+    }
+    Ok(KResponse::json(200, json!({ "responses": responses })))
+}
+
+/// Runs one sub-request, following redirects as Kinto does server-side.
+async fn run(app: &App, parent: &KRequest, sub: Sub) -> Value {
+    let mut headers = parent.headers.clone();
+    headers.remove("content-length");
+    for (k, v) in &sub.headers {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            headers.insert(k, v);
+        }
+    }
+    let body = match &sub.body {
+        Some(b) => {
+            headers.insert(
+                "content-type",
+                HeaderValue::from_static("application/json; charset=utf-8"),
+            );
+            bytes::Bytes::from(serde_json::to_vec(b).unwrap_or_default())
+        }
+        None => bytes::Bytes::new(),
+    };
+    let mut req = KRequest {
+        method: sub.method,
+        path: sub.path,
+        query: sub.query,
+        headers,
+        body,
+    };
+    let mut resp = super::handle(app, req.clone()).await;
+    for _ in 0..3 {
+        let location = resp.headers.get("location").and_then(|l| l.to_str().ok());
+        let (307, Some(location)) = (resp.status.as_u16(), location) else {
+            break;
+        };
+        let (p, q) = location.split_once('?').unwrap_or((location, ""));
+        req.path = p.to_owned();
+        req.query = q.to_owned();
+        resp = super::handle(app, req.clone()).await;
+    }
+    let mut headers: Map<String, Value> = resp
+        .headers
+        .iter()
+        .filter_map(|(k, v)| {
+            Some((
+                canonical(k.as_str()),
+                Value::String(v.to_str().ok()?.to_owned()),
+            ))
+        })
+        .collect();
+    if resp.body.is_some() {
+        headers.insert(
+            "Content-Type".into(),
+            Value::String("application/json".into()),
+        );
+    }
+    json!({
+        "status": resp.status.as_u16(),
+        "path": req.path,
+        "headers": headers,
+        "body": resp.body.unwrap_or_else(|| Value::String(String::new())),
+    })
+}
+
+/// `etag` → `ETag`, `last-modified` → `Last-Modified`, as Kinto names them.
+fn canonical(name: &str) -> String {
+    match name {
+        "etag" => "ETag".into(),
+        "www-authenticate" => "WWW-Authenticate".into(),
+        _ => name
+            .split('-')
+            .map(|part| {
+                let mut c = part.chars();
+                match c.next() {
+                    Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
+                    None => String::new(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("-"),
+    }
+}

@@ -1,0 +1,107 @@
+//! Request bodies: JSON parsing and Kinto's envelope `{data, permissions}`.
+
+use kinto_proto::KintoError;
+use serde_json::Value;
+
+/// A parsed write body.
+#[derive(Debug, Default)]
+pub struct Envelope {
+    pub data: Option<Value>,
+    pub permissions: Option<Value>,
+}
+
+/// Parses a JSON body; an empty body is `None`. serde_json refuses nesting
+/// deeper than 128 levels, which bounds the parser's stack.
+pub fn parse_json(body: &[u8]) -> Result<Option<Value>, KintoError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| KintoError::invalid("body", None, format!("Invalid JSON: {e}")))
+}
+
+/// Python-style rendering of a JSON value, for Kinto's colander messages.
+fn py_repr(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::String(s) => format!("'{s}'"),
+        Value::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("'{k}': {}", py_repr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        n => n.to_string(),
+    }
+}
+
+/// Splits `{data, permissions}`; other keys and non-objects are 400s.
+pub fn envelope(body: Option<Value>) -> Result<Envelope, KintoError> {
+    let Some(body) = body else {
+        return Ok(Envelope::default());
+    };
+    let Value::Object(mut m) = body else {
+        return Err(KintoError::invalid(
+            "body",
+            None,
+            format!("\"{}\" is not a mapping type", py_repr(&body)),
+        ));
+    };
+    let data = m.remove("data");
+    let permissions = m.remove("permissions");
+    if !m.is_empty() {
+        let extra = Value::Object(m);
+        return Err(KintoError::invalid(
+            "body",
+            None,
+            format!("Unrecognized keys in mapping: \"{}\"", py_repr(&extra)),
+        ));
+    }
+    if let Some(d) = &data {
+        if !d.is_object() {
+            return Err(KintoError::invalid(
+                "body",
+                Some("data"),
+                format!("\"{}\" is not a mapping type", py_repr(d)),
+            ));
+        }
+    }
+    if let Some(p) = &permissions {
+        if !p.is_object() {
+            return Err(KintoError::invalid(
+                "body",
+                Some("permissions"),
+                format!("\"{}\" is not a mapping type", py_repr(p)),
+            ));
+        }
+    }
+    Ok(Envelope { data, permissions })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn envelope_rejects_unknown_keys() {
+        let e = envelope(Some(json!({"data": {}, "x": 1}))).expect_err("must fail");
+        assert_eq!(
+            e.message.as_deref(),
+            Some("body: Unrecognized keys in mapping: \"{'x': 1}\"")
+        );
+        assert!(envelope(Some(json!({"data": [1]}))).is_err());
+        assert!(envelope(None).is_ok());
+    }
+
+    #[test]
+    fn deep_json_is_an_error_not_a_crash() {
+        let deep = "[".repeat(100_000);
+        assert!(parse_json(deep.as_bytes()).is_err());
+    }
+}

@@ -1,0 +1,123 @@
+//! Kinto's HTTP protocol, independent of axum: one [`handle`] function from
+//! a [`message::KRequest`] to a [`message::KResponse`], used for top-level
+//! requests and for every `/batch` sub-request alike.
+
+mod batch;
+mod body;
+mod cors;
+mod headers;
+pub mod message;
+mod querystring;
+mod resources;
+pub mod routes;
+mod utility;
+
+use crate::app::App;
+use crate::auth;
+use axum::http::Method;
+use kinto_proto::{ErrorKind, KintoError};
+use message::{KRequest, KResponse};
+use routes::Route;
+
+/// The whole request pipeline, with Kinto's cross-cutting headers.
+pub async fn handle(app: &App, req: KRequest) -> KResponse {
+    let cfg = &app.config;
+    let eos = utility::end_of_service(cfg);
+    let mut resp = match eos {
+        Some((true, _)) => Err(KintoError::new(ErrorKind::ServiceDeprecated)),
+        _ => dispatch(app, &req).await,
+    }
+    .unwrap_or_else(|e| KResponse::error(&e, cfg.retry_after_seconds));
+    if let Some((_, alert)) = eos {
+        resp.set("alert", alert);
+    }
+    if let Some(seconds) = cfg.backoff {
+        use rand::Rng;
+        if rand::rng().random_range(0..100) < cfg.backoff_percentage {
+            resp.set("backoff", seconds.to_string());
+        }
+    }
+    cors::decorate(cfg, &req, &mut resp);
+    resp.set(
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; ",
+    );
+    resp.set("x-content-type-options", "nosniff");
+    resp
+}
+
+/// Kinto's path rules: version prefix, trailing slash, unknown paths.
+async fn dispatch(app: &App, req: &KRequest) -> Result<KResponse, KintoError> {
+    let cfg = &app.config;
+    if req.method == Method::OPTIONS {
+        return cors::preflight(cfg, req);
+    }
+    let Some(rest) = versioned(&req.path) else {
+        if cfg.version_prefix_redirect_enabled {
+            return Ok(KResponse::redirect(&with_query(
+                &format!("/v1{}", req.path),
+                &req.query,
+            )));
+        }
+        return Err(KintoError::new(ErrorKind::MissingResource));
+    };
+    let (version, rest) = rest;
+    if version != "v1" {
+        return Err(KintoError::new(ErrorKind::VersionNotAvailable));
+    }
+    if rest.is_empty() {
+        return Ok(KResponse::redirect(&with_query("/v1/", &req.query)));
+    }
+    let Some(route) = routes::parse(rest) else {
+        if cfg.trailing_slash_redirect_enabled && rest.len() > 1 && rest.ends_with('/') {
+            let target = format!("/v1{}", rest.trim_end_matches('/'));
+            if routes::parse(&target[3..]).is_some() {
+                return Ok(KResponse::redirect(&with_query(&target, &req.query))
+                    .with("cache-control", "max-age=3600"));
+            }
+        }
+        return Err(KintoError::new(ErrorKind::MissingResource));
+    };
+    if cfg.readonly && !matches!(req.method, Method::GET | Method::HEAD) {
+        return Err(KintoError::new(ErrorKind::MethodNotAllowed));
+    }
+    headers::check_accept(req)?;
+    let caller = auth::authenticate(req.header("authorization"), &cfg.userid_hmac_secret);
+    match route {
+        Route::Hello => only_get(req).and(Ok(utility::hello(app, req, &caller).await)),
+        Route::Heartbeat => only_get(req).and(Ok(utility::heartbeat(app).await)),
+        Route::LbHeartbeat => only_get(req).and(Ok(KResponse::json(200, serde_json::json!({})))),
+        Route::Version => only_get(req).and(Ok(utility::version())),
+        Route::Batch => {
+            if req.method != Method::POST {
+                return Err(KintoError::new(ErrorKind::MethodNotAllowed));
+            }
+            Box::pin(batch::handle(app, req)).await
+        }
+        Route::Resource(path) => resources::handle(app, req, &path, caller).await,
+    }
+}
+
+fn only_get(req: &KRequest) -> Result<(), KintoError> {
+    match req.method {
+        Method::GET | Method::HEAD => Ok(()),
+        _ => Err(KintoError::new(ErrorKind::MethodNotAllowed)),
+    }
+}
+
+/// Splits `/v<digits>/rest` into `("v<digits>", "/rest")`.
+fn versioned(path: &str) -> Option<(&str, &str)> {
+    let p = path.strip_prefix('/')?;
+    let end = p.find('/').unwrap_or(p.len());
+    let (version, rest) = p.split_at(end);
+    let digits = version.strip_prefix('v')?;
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some((version, rest))
+}
+
+fn with_query(path: &str, query: &str) -> String {
+    if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{query}")
+    }
+}

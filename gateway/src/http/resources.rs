@@ -1,0 +1,433 @@
+//! Buckets, groups, collections and records: the HTTP side. Turns a request
+//! into one gRPC operation for the owning shard (or one per shard for
+//! `/buckets`), and the result into Kinto's envelope and headers.
+
+use super::body::{envelope, parse_json};
+use super::headers::{check_content_type, content_type, precondition};
+use super::message::{KRequest, KResponse};
+use super::querystring::{parse_fields, parse_list_query, ListParams, QueryError};
+use super::routes::ResourcePath;
+use crate::app::App;
+use axum::http::Method;
+use kinto_proto::pb::{self, Caller, Kind, ListQuery, OpResult, Operation, PatchKind, Target};
+use kinto_proto::query::{self, Op};
+use kinto_proto::{ErrorKind, KintoError};
+use serde_json::{json, Value};
+
+const JSON: &str = "application/json";
+const MERGE_PATCH: &str = "application/merge-patch+json";
+const JSON_PATCH: &str = "application/json-patch+json";
+
+fn query_error(e: QueryError) -> KintoError {
+    KintoError::invalid("querystring", e.name.as_deref(), e.description)
+}
+
+fn method_of(m: &Method) -> Option<pb::Method> {
+    Some(match *m {
+        Method::GET => pb::Method::Get,
+        Method::HEAD => pb::Method::Head,
+        Method::POST => pb::Method::Post,
+        Method::PUT => pb::Method::Put,
+        Method::PATCH => pb::Method::Patch,
+        Method::DELETE => pb::Method::Delete,
+        _ => return None,
+    })
+}
+
+fn filter_op(op: Op) -> pb::FilterOp {
+    use pb::FilterOp as F;
+    match op {
+        Op::Eq => F::Eq,
+        Op::Not => F::Not,
+        Op::Lt => F::Lt,
+        Op::Gt => F::Gt,
+        Op::Min => F::Min,
+        Op::Max => F::Max,
+        Op::In => F::In,
+        Op::Exclude => F::Exclude,
+        Op::Like => F::Like,
+        Op::Has => F::Has,
+        Op::Contains => F::Contains,
+        Op::ContainsAny => F::ContainsAny,
+    }
+}
+
+fn bytes_of(v: &Value) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+pub async fn handle(
+    app: &App,
+    req: &KRequest,
+    path: &ResourcePath,
+    caller: Caller,
+) -> Result<KResponse, KintoError> {
+    let plural = path.id.is_none();
+    let allowed: &[Method] = if plural {
+        &[Method::GET, Method::HEAD, Method::POST, Method::DELETE]
+    } else {
+        &[
+            Method::GET,
+            Method::HEAD,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ]
+    };
+    let method = match method_of(&req.method) {
+        Some(m) if allowed.contains(&req.method) => m,
+        _ => return Err(KintoError::new(ErrorKind::MethodNotAllowed)),
+    };
+    // A malformed parent id can name nothing: answer as for an object the
+    // caller cannot see, so ids do not leak.
+    if path.parent_ids().iter().any(|id| !valid_id(id)) {
+        return Err(if caller.user_id.is_empty() {
+            KintoError::new(ErrorKind::Unauthorized)
+        } else {
+            KintoError::new(ErrorKind::Forbidden)
+        });
+    }
+    if let Some(id) = &path.id {
+        if !valid_id(id) {
+            return Err(KintoError::invalid("path", None, "Invalid object id"));
+        }
+    }
+    let mut op = Operation {
+        target: Some(Target {
+            kind: path.kind as i32,
+            bucket_id: path.bucket.clone(),
+            collection_id: path.collection.clone(),
+            object_id: path.id.clone().unwrap_or_default(),
+        }),
+        method: method as i32,
+        caller: Some(caller),
+        if_match: precondition(req, "if-match")?,
+        if_none_match: precondition(req, "if-none-match")?,
+        ..Default::default()
+    };
+    if matches!(
+        method,
+        pb::Method::Post | pb::Method::Put | pb::Method::Patch
+    ) {
+        read_body(req, method, &mut op)?;
+    }
+    let mut path = path.clone();
+    if plural && method == pb::Method::Post && path.kind == Kind::Bucket {
+        // A new bucket is placed by its id, so the id is settled here.
+        path.bucket = new_bucket_id(&mut op)?;
+        if let Some(t) = op.target.as_mut() {
+            t.bucket_id = path.bucket.clone();
+        }
+    }
+    let path = &path;
+    let pairs = req.query_pairs();
+    if plural && method != pb::Method::Post {
+        let params = parse_list_query(&pairs, kinto_shard::domain::clock::now_ms(), None)
+            .map_err(query_error)?;
+        op.query = Some(list_query(app, &params));
+        let result = run(app, path, op).await?;
+        return Ok(list_response(app, req, method, &params, result));
+    }
+    let fields = parse_fields(&pairs).map_err(query_error)?;
+    if method == pb::Method::Delete {
+        if let Some((_, v)) = pairs.iter().find(|(k, _)| k == "last_modified") {
+            let v = v.trim_matches('"');
+            op.forced_last_modified = Some(v.parse().map_err(|_| {
+                KintoError::invalid(
+                    "querystring",
+                    Some("last_modified"),
+                    format!("\"{v}\" is not a number"),
+                )
+            })?);
+        }
+    }
+    let result = run(app, path, op).await?;
+    Ok(object_response(method, fields.as_deref(), result))
+}
+
+/// The id of a bucket being POSTed: the body's `data.id`, or a fresh one
+/// written into the body.
+fn new_bucket_id(op: &mut Operation) -> Result<String, KintoError> {
+    let mut data = match op.body_json.as_deref() {
+        Some(b) => match serde_json::from_slice(b) {
+            Ok(Value::Object(m)) => m,
+            _ => return Err(KintoError::invalid("body", Some("data"), "Not a mapping")),
+        },
+        None => serde_json::Map::new(),
+    };
+    let id = match data.get("id") {
+        Some(Value::String(id)) if valid_id(id) => id.clone(),
+        Some(_) => return Err(KintoError::invalid("path", None, "Invalid object id")),
+        None => {
+            let id = kinto_shard::domain::resource::generate_id(
+                kinto_shard::domain::resource::Kind::Bucket,
+            );
+            data.insert("id".into(), Value::String(id.clone()));
+            op.body_json = Some(bytes_of(&Value::Object(data)));
+            id
+        }
+    };
+    Ok(id)
+}
+
+fn valid_id(id: &str) -> bool {
+    kinto_shard::domain::resource::valid_id(id)
+}
+
+/// Checks the content type and splits the body into the operation.
+fn read_body(req: &KRequest, method: pb::Method, op: &mut Operation) -> Result<(), KintoError> {
+    let types: &[&str] = if method == pb::Method::Patch {
+        &[JSON, MERGE_PATCH, JSON_PATCH]
+    } else {
+        &[JSON]
+    };
+    check_content_type(req, types)?;
+    let body = parse_json(&req.body)?;
+    if method == pb::Method::Patch && content_type(req).as_deref() == Some(JSON_PATCH) {
+        op.patch_kind = PatchKind::JsonPatch as i32;
+        match body {
+            Some(ops @ Value::Array(_)) => op.body_json = Some(bytes_of(&ops)),
+            _ => {
+                return Err(KintoError::invalid(
+                    "body",
+                    None,
+                    "JSON Patch body must be a list of operations",
+                ))
+            }
+        }
+        return Ok(());
+    }
+    if content_type(req).as_deref() == Some(MERGE_PATCH) {
+        op.patch_kind = PatchKind::MergePatch as i32;
+    }
+    let env = envelope(body)?;
+    if method == pb::Method::Patch && env.data.is_none() && env.permissions.is_none() {
+        return Err(KintoError::invalid(
+            "body",
+            Some("data"),
+            "Provide at least one of data or permissions",
+        ));
+    }
+    op.body_json = env.data.as_ref().map(bytes_of);
+    op.permissions_json = env.permissions.as_ref().map(bytes_of);
+    Ok(())
+}
+
+/// The effective page size: `min(_limit, paginate_by)`, capped by
+/// `storage_max_fetch_size`.
+fn page_size(app: &App, params: &ListParams) -> u64 {
+    let cfg = &app.config;
+    let wanted = match (params.limit, cfg.paginate_by) {
+        (Some(l), Some(p)) => l.min(p),
+        (Some(l), None) => l,
+        (None, Some(p)) => p,
+        (None, None) => cfg.storage_max_fetch_size,
+    };
+    wanted.min(cfg.storage_max_fetch_size).max(1)
+}
+
+fn list_query(app: &App, params: &ListParams) -> ListQuery {
+    ListQuery {
+        filters: params
+            .filters
+            .iter()
+            .map(|f| pb::Filter {
+                field: f.field.clone(),
+                op: filter_op(f.op) as i32,
+                value_json: bytes_of(&f.value),
+            })
+            .collect(),
+        sort: params
+            .sort
+            .iter()
+            .map(|s| pb::SortKey {
+                field: s.field.clone(),
+                descending: s.descending,
+            })
+            .collect(),
+        limit: page_size(app, params),
+        after_json: params
+            .token
+            .as_ref()
+            .map(|t| bytes_of(&Value::Object(t.clone())))
+            .unwrap_or_default(),
+        include_tombstones: params.has_timestamp_filter,
+    }
+}
+
+/// Sends the operation to the owning shard; `/buckets` goes to every shard
+/// and the answers are merged.
+async fn run(app: &App, path: &ResourcePath, op: Operation) -> Result<OpResult, KintoError> {
+    if path.kind == Kind::Bucket && path.bucket.is_empty() {
+        return fan_out(app, op).await;
+    }
+    app.shards
+        .execute(app.shards.shard_of(&path.bucket), op)
+        .await
+}
+
+/// Merges plural results from every shard: a k-way merge in the requested
+/// order, cut at the page size; the list timestamp is the newest of all.
+async fn fan_out(app: &App, mut op: Operation) -> Result<OpResult, KintoError> {
+    let q = op.query.clone().unwrap_or_default();
+    // Each shard has its own bucket-list timestamp: preconditions are checked
+    // here, against the merged one.
+    let (if_match, if_none_match) = (op.if_match.take(), op.if_none_match.take());
+    let method = op.method;
+    let sort: Vec<query::SortKey> = q
+        .sort
+        .iter()
+        .map(|s| query::SortKey {
+            field: s.field.clone(),
+            descending: s.descending,
+        })
+        .collect();
+    let mut rows = Vec::new();
+    let (mut timestamp, mut total, mut has_more, mut ok, mut first_err) =
+        (0, 0, false, false, None);
+    for r in app.shards.execute_all(op).await {
+        match r {
+            Ok(r) => {
+                ok = true;
+                timestamp = timestamp.max(r.timestamp);
+                total += r.total;
+                has_more |= r.has_more;
+                if let Ok(Value::Array(items)) = serde_json::from_slice(&r.data_json) {
+                    rows.extend(items);
+                }
+            }
+            // Not a permission matter: a shard is down or refused.
+            Err(e) if e.kind.spec().http_status >= 500 => return Err(e),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    if !ok {
+        return Err(first_err.unwrap_or_else(|| KintoError::unavailable("no shard answered")));
+    }
+    check_list_preconditions(method, if_match, if_none_match, timestamp)?;
+    rows.sort_by(|a, b| query::compare_objects(a, b, &sort));
+    if q.limit > 0 && rows.len() as u64 > q.limit {
+        rows.truncate(q.limit as usize);
+        has_more = true;
+    }
+    Ok(OpResult {
+        status: 200,
+        data_json: bytes_of(&Value::Array(rows)),
+        permissions_json: None,
+        timestamp,
+        total,
+        has_more,
+    })
+}
+
+/// Kinto's plural preconditions: `If-None-Match` equal to the list
+/// timestamp is a 304 on reads; `If-None-Match: *` (a plural always exists)
+/// or a different `If-Match` is a 412.
+fn check_list_preconditions(
+    method: i32,
+    if_match: Option<pb::Precondition>,
+    if_none_match: Option<pb::Precondition>,
+    timestamp: u64,
+) -> Result<(), KintoError> {
+    use pb::precondition::Value as P;
+    let value = |p: Option<pb::Precondition>| p.and_then(|p| p.value);
+    let (if_match, if_none_match) = (value(if_match), value(if_none_match));
+    let read = method != pb::Method::Delete as i32;
+    if read && if_none_match == Some(P::Timestamp(timestamp)) {
+        return Err(KintoError::new(ErrorKind::NotModified).with_timestamp(timestamp));
+    }
+    let modified = matches!(if_match, Some(P::Timestamp(t)) if t != timestamp);
+    if matches!(if_none_match, Some(P::Any(_))) || modified {
+        return Err(KintoError::new(ErrorKind::PreconditionFailed).with_timestamp(timestamp));
+    }
+    Ok(())
+}
+
+fn object_response(method: pb::Method, fields: Option<&[String]>, r: OpResult) -> KResponse {
+    let mut data: Value = serde_json::from_slice(&r.data_json).unwrap_or(Value::Null);
+    if let Some(f) = fields {
+        data = query::project(&data, f);
+    }
+    let mut body = json!({ "data": data });
+    if let Some(p) = r.permissions_json {
+        body["permissions"] = serde_json::from_slice(&p).unwrap_or_else(|_| json!({}));
+    }
+    let mut resp = if method == pb::Method::Head {
+        KResponse::empty(200)
+    } else {
+        KResponse::json(r.status as u16, body)
+    };
+    resp.set_timestamp(r.timestamp);
+    if matches!(method, pb::Method::Get | pb::Method::Head) {
+        resp.set("cache-control", "no-cache, no-store");
+    }
+    resp
+}
+
+fn list_response(
+    app: &App,
+    req: &KRequest,
+    method: pb::Method,
+    params: &ListParams,
+    r: OpResult,
+) -> KResponse {
+    let mut items: Vec<Value> = match serde_json::from_slice(&r.data_json) {
+        Ok(Value::Array(a)) => a,
+        _ => Vec::new(),
+    };
+    let next = if r.has_more {
+        items
+            .last()
+            .map(|last| next_page(app, req, params, last, page_size(app, params)))
+    } else {
+        None
+    };
+    if let Some(f) = &params.fields {
+        items = items.iter().map(|o| query::project(o, f)).collect();
+    }
+    let mut resp = if method == pb::Method::Head {
+        let mut resp = KResponse::empty(200);
+        resp.set("total-objects", r.total.to_string());
+        resp.set("total-records", r.total.to_string());
+        resp
+    } else {
+        KResponse::json(200, json!({ "data": items }))
+    };
+    resp.set_timestamp(r.timestamp);
+    if method != pb::Method::Delete {
+        resp.set("cache-control", "no-cache, no-store");
+    }
+    if let Some(url) = next {
+        resp.set("next-page", url);
+    }
+    if params.deprecated_to {
+        resp.set(
+            "alert",
+            json!({
+                "code": "soft-eol",
+                "message": "_to is now deprecated, you should use _before instead",
+                "url": "https://kinto.readthedocs.io/en/2.4.0/api/resource.html#list-of-available-url-parameters"
+            })
+            .to_string(),
+        );
+    }
+    resp
+}
+
+/// The absolute URL of the next page: the same query with `_limit` and a
+/// `_token` holding the keyset of the last row.
+fn next_page(app: &App, req: &KRequest, params: &ListParams, last: &Value, limit: u64) -> String {
+    let keyset = query::keyset_of(last, &params.sort);
+    let token = query::encode_token(&keyset, params.token_offset + limit);
+    let mut qs = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in req.query_pairs() {
+        if k != "_limit" && k != "_token" {
+            qs.append_pair(&k, &v);
+        }
+    }
+    qs.append_pair("_limit", &limit.to_string());
+    qs.append_pair("_token", &token);
+    format!("{}{}?{}", app.base_url(req), req.path, qs.finish())
+}

@@ -1,0 +1,105 @@
+//! Kinto's URL space under `/v1`, parsed once into a [`Route`].
+
+use kinto_proto::pb::Kind;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Route {
+    Hello,
+    Heartbeat,
+    LbHeartbeat,
+    Version,
+    Batch,
+    Resource(ResourcePath),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourcePath {
+    pub kind: Kind,
+    pub bucket: String,
+    pub collection: String,
+    /// `None` for a plural endpoint.
+    pub id: Option<String>,
+}
+
+impl ResourcePath {
+    pub fn resource_name(&self) -> &'static str {
+        match self.kind {
+            Kind::Bucket => "bucket",
+            Kind::Group => "group",
+            Kind::Collection => "collection",
+            _ => "record",
+        }
+    }
+
+    /// The ids of the parents in the path (bucket, then collection).
+    pub fn parent_ids(&self) -> Vec<&str> {
+        match self.kind {
+            Kind::Bucket => vec![],
+            Kind::Record => vec![&self.bucket, &self.collection],
+            _ => vec![&self.bucket],
+        }
+    }
+}
+
+/// Parses the part of the path after `/v1` (`""` and `"/"` are the hello
+/// view). `None` means no such endpoint.
+pub fn parse(path: &str) -> Option<Route> {
+    match path {
+        "/" => return Some(Route::Hello),
+        "/__heartbeat__" => return Some(Route::Heartbeat),
+        "/__lbheartbeat__" => return Some(Route::LbHeartbeat),
+        "/__version__" => return Some(Route::Version),
+        "/batch" => return Some(Route::Batch),
+        _ => {}
+    }
+    let rest = path.strip_prefix('/')?;
+    let seg: Vec<&str> = rest.split('/').collect();
+    if seg.iter().any(|s| s.is_empty()) || seg.first() != Some(&"buckets") {
+        return None;
+    }
+    let s = |i: usize| seg[i].to_owned();
+    let r = |kind, bucket: String, collection: String, id: Option<String>| {
+        Some(Route::Resource(ResourcePath {
+            kind,
+            bucket,
+            collection,
+            id,
+        }))
+    };
+    match (seg.len(), seg.get(2).copied(), seg.get(4).copied()) {
+        (1, _, _) => r(Kind::Bucket, String::new(), String::new(), None),
+        (2, _, _) => r(Kind::Bucket, s(1), String::new(), Some(s(1))),
+        (3, Some("groups"), _) => r(Kind::Group, s(1), String::new(), None),
+        (4, Some("groups"), _) => r(Kind::Group, s(1), String::new(), Some(s(3))),
+        (3, Some("collections"), _) => r(Kind::Collection, s(1), String::new(), None),
+        (4, Some("collections"), _) => r(Kind::Collection, s(1), String::new(), Some(s(3))),
+        (5, Some("collections"), Some("records")) => r(Kind::Record, s(1), s(3), None),
+        (6, Some("collections"), Some("records")) => r(Kind::Record, s(1), s(3), Some(s(5))),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_resource_tree() {
+        assert_eq!(parse("/"), Some(Route::Hello));
+        let Some(Route::Resource(r)) = parse("/buckets/b/collections/c/records/r") else {
+            panic!("record path not parsed");
+        };
+        assert_eq!(
+            (r.kind, r.bucket.as_str(), r.collection.as_str()),
+            (Kind::Record, "b", "c")
+        );
+        assert_eq!(r.id.as_deref(), Some("r"));
+        let Some(Route::Resource(r)) = parse("/buckets") else {
+            panic!("plural not parsed");
+        };
+        assert_eq!((r.kind, r.id), (Kind::Bucket, None));
+        assert_eq!(parse("/buckets/b/"), None);
+        assert_eq!(parse("/buckets/b/foo"), None);
+        assert_eq!(parse("/nothing"), None);
+    }
+}

@@ -1,0 +1,10 @@
+//! The kinto-rs gateway: Kinto's HTTP API (`http`), authentication (`auth`)
+//! and the routing of each bucket to the shard that owns it (`routing`).
+//! It never touches storage: every operation is a gRPC call to a shard.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod routing;
+pub mod run;

@@ -1,0 +1,46 @@
+//! Process plumbing shared by the `kinto` and `kinto-gateway` binaries.
+
+use crate::app::{router, App};
+use crate::config::GatewayConfig;
+use crate::routing::ShardMap;
+
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KINTO_LOG_LEVEL")
+        .unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Serves the HTTP API until shutdown.
+pub async fn serve_gateway(cfg: GatewayConfig) -> Result<(), String> {
+    let shards = ShardMap::connect(&cfg.shard_urls)?;
+    let listener = tokio::net::TcpListener::bind(&cfg.bind)
+        .await
+        .map_err(|e| format!("cannot bind {}: {e}", cfg.bind))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(shards = shards.len(), "listening on {addr}");
+    println!("listening on {addr}");
+    let app = App::new(cfg, shards);
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,192 @@
+//! Kinto's query model: filters, sorting, keyset pagination and `_fields`.
+//!
+//! Shards evaluate it on their objects; gateways use the same ordering to
+//! merge pages from several shards. Objects are JSON objects as Kinto shows
+//! them (`id` and `last_modified` are ordinary fields; tombstones are
+//! `{id, last_modified, deleted: true}`).
+
+mod order;
+mod token;
+
+pub use order::{compare_objects, compare_values, is_after, keyset_of};
+pub use token::{decode_token, encode_token, InvalidToken};
+
+use serde_json::{Map, Value};
+use std::cmp::Ordering;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Not,
+    Lt,
+    Gt,
+    Min,
+    Max,
+    In,
+    Exclude,
+    Like,
+    Has,
+    Contains,
+    ContainsAny,
+}
+
+/// One `[op_]field=value` filter. For `In`, `Exclude`, `Contains` and
+/// `ContainsAny` the value is an array; for `Has` a boolean.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    pub field: String,
+    pub op: Op,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortKey {
+    pub field: String,
+    pub descending: bool,
+}
+
+/// Kinto's nested lookup (`find_nested_value`): the whole dotted name as a
+/// key first, then the longest key prefix that exists, recursively.
+pub fn lookup<'a>(obj: &'a Value, field: &str) -> Option<&'a Value> {
+    let map = obj.as_object()?;
+    if let Some(v) = map.get(field) {
+        return Some(v);
+    }
+    let parts: Vec<&str> = field.split('.').collect();
+    for i in (1..parts.len()).rev() {
+        let root = parts[..i].join(".");
+        if let Some(sub) = map.get(&root) {
+            return if sub.is_object() {
+                lookup(sub, &parts[i..].join("."))
+            } else {
+                None
+            };
+        }
+    }
+    None
+}
+
+/// JSON equality as Kinto's backends see it: numbers by value (`1 == 1.0`).
+fn equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(_), Value::Number(_)) => compare_values(a, b) == Ordering::Equal,
+        _ => a == b,
+    }
+}
+
+/// Text of a scalar for `like_` (strings as they are, others as JSON).
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Case-insensitive match with `*` as the only wildcard.
+fn like(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('*', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
+            Some((c, rest)) => t.first() == Some(c) && go(rest, &t[1..]),
+        }
+    }
+    let pattern = if pattern.contains('*') {
+        pattern.to_lowercase()
+    } else {
+        format!("*{}*", pattern.to_lowercase())
+    };
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.to_lowercase().chars().collect();
+    go(&p, &t)
+}
+
+fn items(v: &Value) -> &[Value] {
+    v.as_array().map(Vec::as_slice).unwrap_or_default()
+}
+
+fn matches_one(obj: &Value, f: &Filter) -> bool {
+    let found = lookup(obj, &f.field);
+    match f.op {
+        Op::Eq => found.is_some_and(|v| equal(v, &f.value)),
+        Op::Not => found.is_none_or(|v| !equal(v, &f.value)),
+        Op::Lt => found.is_some_and(|v| compare_values(v, &f.value) == Ordering::Less),
+        Op::Gt => found.is_some_and(|v| compare_values(v, &f.value) == Ordering::Greater),
+        Op::Min => found.is_some_and(|v| compare_values(v, &f.value) != Ordering::Less),
+        Op::Max => found.is_some_and(|v| compare_values(v, &f.value) != Ordering::Greater),
+        Op::In => found.is_some_and(|v| items(&f.value).iter().any(|x| equal(v, x))),
+        Op::Exclude => found.is_none_or(|v| !items(&f.value).iter().any(|x| equal(v, x))),
+        Op::Like => match (found, &f.value) {
+            (Some(v), Value::String(p)) if !v.is_null() => like(p, &text(v)),
+            _ => false,
+        },
+        Op::Has => found.is_some() == f.value.as_bool().unwrap_or(false),
+        Op::Contains => match found {
+            Some(Value::Array(a)) => items(&f.value)
+                .iter()
+                .all(|x| a.iter().any(|y| equal(x, y))),
+            _ => false,
+        },
+        Op::ContainsAny => match found {
+            Some(Value::Array(a)) => items(&f.value)
+                .iter()
+                .any(|x| a.iter().any(|y| equal(x, y))),
+            _ => false,
+        },
+    }
+}
+
+/// True when the object satisfies every filter (they are ANDed).
+pub fn matches(obj: &Value, filters: &[Filter]) -> bool {
+    filters.iter().all(|f| matches_one(obj, f))
+}
+
+/// `_fields`: the listed (dotted) fields as partial sub-objects; `id`,
+/// `last_modified` and `deleted` are always kept.
+pub fn project(obj: &Value, fields: &[String]) -> Value {
+    let Some(map) = obj.as_object() else {
+        return obj.clone();
+    };
+    let mut out = Map::new();
+    for keep in ["id", "last_modified", "deleted"] {
+        if let Some(v) = map.get(keep) {
+            out.insert(keep.into(), v.clone());
+        }
+    }
+    for field in fields {
+        let Some(v) = lookup(obj, field) else {
+            continue;
+        };
+        if map.contains_key(field) {
+            out.insert(field.clone(), v.clone());
+            continue;
+        }
+        let parts: Vec<&str> = field.split('.').collect();
+        insert_path(&mut out, &parts, v.clone());
+    }
+    Value::Object(out)
+}
+
+/// Sets `parts` (a dotted path) in `map`, creating sub-objects on the way.
+fn insert_path(map: &mut Map<String, Value>, parts: &[&str], value: Value) {
+    match parts {
+        [] => {}
+        [last] => {
+            map.insert((*last).to_owned(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = map
+                .entry((*first).to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !entry.is_object() {
+                *entry = Value::Object(Map::new());
+            }
+            if let Value::Object(sub) = entry {
+                insert_path(sub, rest, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,171 @@
+use super::*;
+use serde_json::json;
+
+fn f(field: &str, op: Op, value: Value) -> Filter {
+    Filter {
+        field: field.into(),
+        op,
+        value,
+    }
+}
+
+fn rec() -> Value {
+    json!({"id": "r1", "last_modified": 10, "age": 30, "name": "Alice",
+           "tags": ["x", "y"], "addr": {"city": "Paris"}, "v": null, "a.b": 1})
+}
+
+#[test]
+fn lookup_follows_dots_and_literal_keys() {
+    let r = rec();
+    assert_eq!(lookup(&r, "addr.city"), Some(&json!("Paris")));
+    assert_eq!(lookup(&r, "a.b"), Some(&json!(1)));
+    assert_eq!(lookup(&r, "addr.zip"), None);
+    assert_eq!(lookup(&r, "name.x"), None);
+}
+
+#[test]
+fn equality_is_type_sensitive_and_null_is_not_missing() {
+    let r = rec();
+    assert!(matches(&r, &[f("age", Op::Eq, json!(30))]));
+    assert!(matches(&r, &[f("age", Op::Eq, json!(30.0))]));
+    assert!(!matches(&r, &[f("age", Op::Eq, json!("30"))]));
+    assert!(matches(&r, &[f("v", Op::Eq, Value::Null)]));
+    assert!(!matches(&r, &[f("missing", Op::Eq, Value::Null)]));
+}
+
+#[test]
+fn comparisons_and_missing_fields() {
+    let r = rec();
+    assert!(matches(
+        &r,
+        &[f("age", Op::Min, json!(30)), f("age", Op::Max, json!(30))]
+    ));
+    assert!(!matches(&r, &[f("age", Op::Lt, json!(30))]));
+    assert!(matches(&r, &[f("age", Op::Gt, json!(29))]));
+    assert!(!matches(&r, &[f("missing", Op::Gt, json!(0))]));
+    assert!(matches(&r, &[f("missing", Op::Not, json!(1))]));
+    assert!(!matches(&r, &[f("age", Op::Not, json!(30))]));
+}
+
+#[test]
+fn in_exclude_like_has() {
+    let r = rec();
+    assert!(matches(&r, &[f("age", Op::In, json!([25, 30]))]));
+    assert!(!matches(&r, &[f("missing", Op::In, json!([1]))]));
+    assert!(matches(&r, &[f("missing", Op::Exclude, json!([1]))]));
+    assert!(!matches(&r, &[f("age", Op::Exclude, json!([30]))]));
+    assert!(matches(&r, &[f("name", Op::Like, json!("lic"))]));
+    assert!(matches(&r, &[f("name", Op::Like, json!("a*E"))]));
+    assert!(!matches(&r, &[f("name", Op::Like, json!("a*x"))]));
+    assert!(matches(&r, &[f("v", Op::Has, json!(true))]));
+    assert!(matches(&r, &[f("missing", Op::Has, json!(false))]));
+    assert!(!matches(&r, &[f("age", Op::Has, json!(false))]));
+}
+
+#[test]
+fn contains_and_contains_any() {
+    let r = rec();
+    assert!(matches(&r, &[f("tags", Op::Contains, json!(["x", "y"]))]));
+    assert!(!matches(&r, &[f("tags", Op::Contains, json!(["x", "z"]))]));
+    assert!(matches(
+        &r,
+        &[f("tags", Op::ContainsAny, json!(["z", "y"]))]
+    ));
+    assert!(!matches(
+        &r,
+        &[f("name", Op::ContainsAny, json!(["Alice"]))]
+    ));
+}
+
+#[test]
+fn values_order_across_types() {
+    let ordered = [
+        json!(null),
+        json!("a"),
+        json!("b"),
+        json!(-1),
+        json!(2.5),
+        json!(10),
+        json!(false),
+        json!(true),
+        json!([1]),
+        json!({"a": 1}),
+    ];
+    for w in ordered.windows(2) {
+        assert_eq!(
+            compare_values(&w[0], &w[1]),
+            Ordering::Less,
+            "{} < {}",
+            w[0],
+            w[1]
+        );
+    }
+}
+
+#[test]
+fn sorting_puts_missing_last_ascending_and_first_descending() {
+    let a = json!({"id": "a", "n": 1});
+    let b = json!({"id": "b"});
+    let asc = [SortKey {
+        field: "n".into(),
+        descending: false,
+    }];
+    let desc = [SortKey {
+        field: "n".into(),
+        descending: true,
+    }];
+    assert_eq!(compare_objects(&a, &b, &asc), Ordering::Less);
+    assert_eq!(compare_objects(&a, &b, &desc), Ordering::Greater);
+}
+
+#[test]
+fn keyset_pagination_resumes_after_the_last_row() {
+    let sort = [
+        SortKey {
+            field: "n".into(),
+            descending: true,
+        },
+        SortKey {
+            field: "id".into(),
+            descending: false,
+        },
+    ];
+    let mut rows: Vec<Value> = (0..10)
+        .map(|i| json!({"id": format!("r{i}"), "n": i % 3}))
+        .collect();
+    rows.push(json!({"id": "nofield"}));
+    rows.sort_by(|a, b| compare_objects(a, b, &sort));
+    let mut seen = Vec::new();
+    let mut after: Option<Map<String, Value>> = None;
+    loop {
+        let page: Vec<&Value> = rows
+            .iter()
+            .filter(|r| after.as_ref().is_none_or(|a| is_after(r, &sort, a)))
+            .take(3)
+            .collect();
+        if page.is_empty() {
+            break;
+        }
+        seen.extend(page.iter().map(|r| r["id"].clone()));
+        let (last, _) = decode_token(&encode_token(&keyset_of(page[page.len() - 1], &sort), 0))
+            .expect("round trip");
+        after = Some(last);
+    }
+    let all: Vec<Value> = rows.iter().map(|r| r["id"].clone()).collect();
+    assert_eq!(seen, all);
+}
+
+#[test]
+fn bad_tokens_are_refused() {
+    assert!(decode_token("!!").is_err());
+    assert!(decode_token("e30=").is_err()); // {} has no last_object
+}
+
+#[test]
+fn projection_keeps_ids_and_builds_sub_objects() {
+    let p = project(&rec(), &["addr.city".into(), "nope".into()]);
+    assert_eq!(
+        p,
+        json!({"id": "r1", "last_modified": 10, "addr": {"city": "Paris"}})
+    );
+}

@@ -1,0 +1,503 @@
+//! Operations on one object: GET, PUT, POST (create in a plural), PATCH and
+//! DELETE, with Kinto's 401/403/404/412 decision table (kinto-api §3.5, §5.2).
+
+use super::acl::{allowed, Chain, Need, Principals};
+use super::clock::stamp;
+use super::patch;
+use super::request::{Outcome, Pre, Request};
+use super::resource::{self, Kind, Target};
+use super::{deny, visible_acl, Shard};
+use crate::storage::{Acl, StoredObject, Write};
+use kinto_proto::{pb, ErrorKind, KintoError};
+use serde_json::{Map, Value};
+
+/// Everything one object operation reads before deciding.
+struct Loaded {
+    bucket: Option<StoredObject>,
+    collection: Option<StoredObject>,
+    /// The row at the target, tombstone included (its timestamp is indexed).
+    raw: Option<StoredObject>,
+}
+
+impl Loaded {
+    fn existing(&self) -> Option<&StoredObject> {
+        self.raw.as_ref().filter(|o| !o.deleted)
+    }
+
+    fn chain(&self, with_object: bool) -> Chain<'_> {
+        Chain {
+            bucket: self.bucket.as_ref(),
+            collection: self.collection.as_ref(),
+            object: if with_object { self.existing() } else { None },
+        }
+    }
+}
+
+fn precondition_failed(existing: Option<&StoredObject>) -> KintoError {
+    let e = KintoError::new(ErrorKind::PreconditionFailed);
+    match existing {
+        Some(o) => e
+            .with_details(serde_json::json!({ "existing": o.to_json() }))
+            .with_timestamp(o.last_modified),
+        None => e,
+    }
+}
+
+/// `If-Match` / `If-None-Match: *` against the current object.
+fn check_preconditions(req: &Request, existing: Option<&StoredObject>) -> Result<(), KintoError> {
+    if let (Some(Pre::Any), Some(o)) = (req.if_none_match, existing) {
+        return Err(precondition_failed(Some(o)));
+    }
+    match (req.if_match, existing) {
+        (Some(_), None) => Err(precondition_failed(None)),
+        (Some(Pre::At(ts)), Some(o)) if ts != o.last_modified => Err(precondition_failed(Some(o))),
+        _ => Ok(()),
+    }
+}
+
+/// Takes `id` and `last_modified` out of a body's data: the id must match
+/// the URL, and only an integer `last_modified` is kept (Kinto drops others).
+fn split_reserved(data: &mut Map<String, Value>, id: &str) -> Result<Option<u64>, KintoError> {
+    if let Some(body_id) = data.remove("id") {
+        if body_id.as_str() != Some(id) {
+            return Err(KintoError::invalid(
+                "body",
+                Some("id"),
+                "Object id does not match existing object",
+            ));
+        }
+    }
+    Ok(data.remove("last_modified").and_then(|v| v.as_u64()))
+}
+
+fn body_object(value: Option<&Value>) -> Result<Option<Map<String, Value>>, KintoError> {
+    match value {
+        None => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(m.clone())),
+        Some(other) => Err(KintoError::invalid(
+            "body",
+            Some("data"),
+            format!("{other} is not a mapping type"),
+        )),
+    }
+}
+
+/// A group's `members`: a list of user ids (default `[]`); group URIs and
+/// `system.Everyone` cannot be members.
+fn check_members(data: &mut Map<String, Value>) -> Result<Vec<String>, KintoError> {
+    let members = data
+        .entry("members")
+        .or_insert_with(|| Value::Array(vec![]));
+    let Value::Array(items) = members else {
+        return Err(KintoError::invalid(
+            "body",
+            Some("data.members"),
+            format!("{members} is not iterable"),
+        ));
+    };
+    items
+        .iter()
+        .map(|m| match m.as_str() {
+            Some(s) if !s.starts_with("/buckets/") && s != "system.Everyone" => Ok(s.to_owned()),
+            _ => Err(KintoError::invalid(
+                "body",
+                Some("data.members"),
+                format!(
+                    "'{}' is not a valid user ID.",
+                    m.as_str().unwrap_or(&m.to_string())
+                ),
+            )),
+        })
+        .collect()
+}
+
+fn members_of(o: Option<&StoredObject>) -> Vec<String> {
+    o.and_then(|o| o.data.get("members"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| m.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Shard {
+    async fn load(&self, t: &Target, id: &str) -> Result<Loaded, KintoError> {
+        let (bucket, collection) = self.parents(t).await?;
+        let raw = self.storage.get(&t.parent_id(), t.kind.name(), id).await?;
+        Ok(Loaded {
+            bucket,
+            collection,
+            raw,
+        })
+    }
+
+    /// Records need their collection; its absence is a 404 errno 111.
+    fn require_parent(t: &Target, l: &Loaded) -> Result<(), KintoError> {
+        if t.kind == Kind::Record && l.collection.is_none() {
+            return Err(resource::missing_collection(&t.collection));
+        }
+        Ok(())
+    }
+
+    /// The object is missing: 412 if `If-Match` was sent, 404 if the caller
+    /// could see it, else 401/403 so existence does not leak.
+    fn missing(
+        t: &Target,
+        l: &Loaded,
+        req: &Request,
+        who: &Principals,
+        visible: bool,
+    ) -> KintoError {
+        if !visible {
+            return deny(who);
+        }
+        if let Err(e) = Self::require_parent(t, l) {
+            return e;
+        }
+        if req.if_match.is_some() {
+            return precondition_failed(None);
+        }
+        let id = t.id.as_deref().unwrap_or_default();
+        KintoError::not_found(ErrorKind::ObjectNotFound, id, t.kind.name())
+    }
+
+    fn read_need(kind: Kind) -> Need {
+        match kind {
+            Kind::Bucket | Kind::Collection => Need::ReadAttributes,
+            _ => Need::Read,
+        }
+    }
+
+    pub(super) async fn get(&self, req: &Request, who: &Principals) -> Result<Outcome, KintoError> {
+        let t = &req.target;
+        let id = t.id.as_deref().unwrap_or_default();
+        let l = self.load(t, id).await?;
+        let g = &self.settings.grants;
+        if !allowed(t.kind, Self::read_need(t.kind), l.chain(true), who, g) {
+            return Err(deny(who));
+        }
+        let Some(o) = l.existing() else {
+            return Err(Self::missing(t, &l, req, who, true));
+        };
+        Self::require_parent(t, &l)?;
+        check_preconditions(req, Some(o))?;
+        if req.if_none_match == Some(Pre::At(o.last_modified)) {
+            return Err(KintoError::new(ErrorKind::NotModified).with_timestamp(o.last_modified));
+        }
+        Ok(Outcome::object(
+            200,
+            o.to_json(),
+            Some(visible_acl(&o.permissions, who)),
+            o.last_modified,
+        ))
+    }
+
+    pub(super) async fn put(&self, req: &Request, who: &Principals) -> Result<Outcome, KintoError> {
+        let t = &req.target;
+        let id = t.id.clone().unwrap_or_default();
+        let _guard = self.lock_for_write(t).await;
+        let l = self.load(t, &id).await?;
+        let existing = l.existing();
+        let need = if existing.is_some() && req.if_none_match != Some(Pre::Any) {
+            Need::Write
+        } else {
+            Need::Create
+        };
+        if !allowed(t.kind, need, l.chain(true), who, &self.settings.grants) {
+            return Err(deny(who));
+        }
+        Self::require_parent(t, &l)?;
+        check_preconditions(req, existing)?;
+        let mut data = match body_object(req.body.as_ref())? {
+            Some(d) => d,
+            None => existing.map(|o| o.data.clone()).unwrap_or_default(),
+        };
+        let client_ts = split_reserved(&mut data, &id)?;
+        let client_ts = match existing {
+            Some(o) => client_ts.filter(|ts| *ts > o.last_modified),
+            None => client_ts,
+        };
+        let mut acl = match &req.permissions {
+            Some(p) => patch::replace_acl(patch::parse_permissions(t.kind, p)?),
+            None => existing.map(|o| o.permissions.clone()).unwrap_or_default(),
+        };
+        patch::add_writer(&mut acl, req.caller_user());
+        let status = if existing.is_some() { 200 } else { 201 };
+        self.write_object(t, &l, id, data, acl, client_ts, who, status)
+            .await
+    }
+
+    pub(super) async fn create(
+        &self,
+        req: &Request,
+        who: &Principals,
+    ) -> Result<Outcome, KintoError> {
+        let t = &req.target;
+        let mut data = body_object(req.body.as_ref())?.unwrap_or_default();
+        let id = match data.get("id") {
+            Some(Value::String(s)) if resource::valid_id(s) => s.clone(),
+            Some(_) => return Err(resource::invalid_id()),
+            None => resource::generate_id(t.kind),
+        };
+        // A new bucket was placed by its id: it must be the one routed on.
+        if t.kind == Kind::Bucket && id != t.bucket {
+            return Err(KintoError::internal(
+                "bucket created on a shard not routed by its id",
+            ));
+        }
+        let _guard = self.lock_for_write(t).await;
+        let l = self.load(t, &id).await?;
+        let g = &self.settings.grants;
+        if !allowed(t.kind, Need::Create, l.chain(false), who, g) {
+            return Err(deny(who));
+        }
+        Self::require_parent(t, &l)?;
+        if let Some(o) = l.existing() {
+            // Kinto answers 200 with the existing object, unchanged.
+            if !allowed(t.kind, Self::read_need(t.kind), l.chain(true), who, g) {
+                return Err(deny(who));
+            }
+            check_preconditions(req, Some(o))?;
+            return Ok(Outcome::object(
+                200,
+                o.to_json(),
+                Some(visible_acl(&o.permissions, who)),
+                o.last_modified,
+            ));
+        }
+        check_preconditions(req, None)?;
+        let client_ts = split_reserved(&mut data, &id)?;
+        let mut acl = match &req.permissions {
+            Some(p) => patch::replace_acl(patch::parse_permissions(t.kind, p)?),
+            None => Acl::new(),
+        };
+        patch::add_writer(&mut acl, req.caller_user());
+        let target = Target {
+            id: Some(id.clone()),
+            ..t.clone()
+        };
+        self.write_object(&target, &l, id, data, acl, client_ts, who, 201)
+            .await
+    }
+
+    pub(super) async fn patch(
+        &self,
+        req: &Request,
+        who: &Principals,
+    ) -> Result<Outcome, KintoError> {
+        let t = &req.target;
+        let id = t.id.clone().unwrap_or_default();
+        let _guard = self.lock_for_write(t).await;
+        let l = self.load(t, &id).await?;
+        let g = &self.settings.grants;
+        let Some(existing) = l.existing() else {
+            let visible = allowed(t.kind, Need::Write, l.chain(false), who, g)
+                || allowed(t.kind, Need::Read, l.chain(false), who, g);
+            return Err(Self::missing(t, &l, req, who, visible));
+        };
+        if !allowed(t.kind, Need::Write, l.chain(true), who, g) {
+            return Err(deny(who));
+        }
+        Self::require_parent(t, &l)?;
+        check_preconditions(req, Some(existing))?;
+        let mut data = existing.data.clone();
+        let mut acl = existing.permissions.clone();
+        let mut client_ts = None;
+        match req.patch_kind {
+            pb::PatchKind::JsonPatch => {
+                let ops = req.body.clone().unwrap_or(Value::Array(vec![]));
+                data.insert("id".into(), Value::String(id.clone()));
+                patch::json_patch(t.kind, &mut data, &mut acl, &ops)?;
+                client_ts = split_reserved(&mut data, &id)?;
+            }
+            kind => {
+                if let Some(mut change) = body_object(req.body.as_ref())? {
+                    client_ts = split_reserved(&mut change, &id)?;
+                    if kind == pb::PatchKind::MergePatch {
+                        patch::merge_patch_data(&mut data, change);
+                    } else {
+                        patch::merge_data(&mut data, change);
+                    }
+                }
+                if let Some(p) = &req.permissions {
+                    let change = patch::parse_permissions(t.kind, p)?;
+                    if kind == pb::PatchKind::MergePatch {
+                        patch::merge_patch_acl(&mut acl, change);
+                    } else {
+                        patch::merge_acl(&mut acl, change);
+                    }
+                }
+            }
+        }
+        let client_ts = client_ts.filter(|ts| *ts > existing.last_modified);
+        patch::add_writer(&mut acl, req.caller_user());
+        self.write_object(t, &l, id, data, acl, client_ts, who, 200)
+            .await
+    }
+
+    /// Stamps and commits a created or replaced object.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_object(
+        &self,
+        t: &Target,
+        l: &Loaded,
+        id: String,
+        mut data: Map<String, Value>,
+        acl: Acl,
+        client_ts: Option<u64>,
+        who: &Principals,
+        status: u32,
+    ) -> Result<Outcome, KintoError> {
+        let parent = t.parent_id();
+        let resource = t.kind.name();
+        let mut writes = Vec::with_capacity(4);
+        if t.kind == Kind::Group {
+            let uri = t.object_uri(&id);
+            let new = check_members(&mut data)?;
+            for principal in members_of(l.existing()) {
+                if !new.contains(&principal) {
+                    writes.push(Write::RemoveMember {
+                        principal,
+                        group_uri: uri.clone(),
+                    });
+                }
+            }
+            for principal in new {
+                writes.push(Write::AddMember {
+                    principal,
+                    group_uri: uri.clone(),
+                });
+            }
+        }
+        let list_ts = self
+            .storage
+            .timestamp(&parent, resource)
+            .await?
+            .unwrap_or(0);
+        let (ts, new_list_ts) = stamp(list_ts, client_ts);
+        let object = StoredObject {
+            id,
+            last_modified: ts,
+            deleted: false,
+            data,
+            permissions: acl,
+        };
+        let out = Outcome::object(
+            status,
+            object.to_json(),
+            Some(visible_acl(&object.permissions, who)),
+            ts,
+        );
+        writes.push(Write::Put {
+            parent: parent.clone(),
+            resource,
+            object,
+            previous_last_modified: l.raw.as_ref().map(|o| o.last_modified),
+        });
+        writes.push(Write::Timestamp {
+            parent,
+            resource,
+            value: new_list_ts,
+        });
+        self.storage.commit(writes).await?;
+        Ok(out)
+    }
+
+    pub(super) async fn delete(
+        &self,
+        req: &Request,
+        who: &Principals,
+    ) -> Result<Outcome, KintoError> {
+        let t = &req.target;
+        let id = t.id.clone().unwrap_or_default();
+        let _guard = self.lock_for_write(t).await;
+        let l = self.load(t, &id).await?;
+        let g = &self.settings.grants;
+        let Some(existing) = l.existing() else {
+            let visible = allowed(t.kind, Need::Write, l.chain(false), who, g)
+                || allowed(t.kind, Need::Read, l.chain(false), who, g);
+            return Err(Self::missing(t, &l, req, who, visible));
+        };
+        if !allowed(t.kind, Need::Write, l.chain(true), who, g) {
+            return Err(deny(who));
+        }
+        Self::require_parent(t, &l)?;
+        check_preconditions(req, Some(existing))?;
+        let list_ts = self
+            .storage
+            .timestamp(&t.parent_id(), t.kind.name())
+            .await?
+            .unwrap_or(0);
+        let forced = req
+            .forced_last_modified
+            .filter(|ts| *ts > existing.last_modified);
+        let (tombstone, mut writes) = self.tombstone_writes(t, existing, list_ts, forced).await?;
+        writes.push(Write::Timestamp {
+            parent: t.parent_id(),
+            resource: t.kind.name(),
+            value: list_ts.max(tombstone.last_modified),
+        });
+        self.storage.commit(writes).await?;
+        let ts = tombstone.last_modified;
+        Ok(Outcome::object(200, tombstone.to_json(), None, ts))
+    }
+
+    /// The writes that delete `existing`: its tombstone and the cascade below
+    /// it (children, their tombstones and timestamps, group memberships).
+    /// The caller writes the list timestamp once: a batch never sets a key twice.
+    pub(super) async fn tombstone_writes(
+        &self,
+        t: &Target,
+        existing: &StoredObject,
+        list_ts: u64,
+        forced: Option<u64>,
+    ) -> Result<(StoredObject, Vec<Write>), KintoError> {
+        let parent = t.parent_id();
+        let resource = t.kind.name();
+        let (ts, _) = stamp(list_ts, forced);
+        let tombstone = StoredObject::tombstone(&existing.id, ts);
+        let mut writes = vec![Write::Put {
+            parent,
+            resource,
+            object: tombstone.clone(),
+            previous_last_modified: Some(existing.last_modified),
+        }];
+        match t.kind {
+            Kind::Bucket => {
+                let uri = resource::bucket_uri(&existing.id);
+                for group in self.storage.list(&uri, "group", None, false).await? {
+                    let group_uri = format!("{uri}/groups/{}", group.id);
+                    for principal in members_of(Some(&group)) {
+                        writes.push(Write::RemoveMember {
+                            principal,
+                            group_uri: group_uri.clone(),
+                        });
+                    }
+                }
+                writes.push(Write::PurgeTree { parent: uri });
+            }
+            Kind::Collection => writes.push(Write::PurgeTree {
+                parent: resource::collection_uri(&t.bucket, &existing.id),
+            }),
+            Kind::Group => {
+                let group_uri = t.object_uri(&existing.id);
+                for principal in members_of(Some(existing)) {
+                    writes.push(Write::RemoveMember {
+                        principal,
+                        group_uri: group_uri.clone(),
+                    });
+                }
+            }
+            Kind::Record => {}
+        }
+        Ok((tombstone, writes))
+    }
+}
+
+impl Request {
+    pub fn caller_user(&self) -> Option<&str> {
+        (!self.caller.user_id.is_empty()).then_some(self.caller.user_id.as_str())
+    }
+}

@@ -1,0 +1,203 @@
+//! Plural endpoints: list (GET/HEAD) and delete-many (DELETE), with Kinto's
+//! shared-object filtering (kinto-api §3.3), filters, sorting and keyset
+//! pagination (§4).
+
+use super::acl::{allowed, Chain, Need, Principals};
+use super::request::{Outcome, Pre, Request};
+use super::resource::{self, Kind, Target};
+use super::{deny, Shard};
+use crate::storage::{StoredObject, Write};
+use kinto_proto::query::{self, Op};
+use kinto_proto::{ErrorKind, KintoError};
+use serde_json::Value;
+
+/// The lower bound of `last_modified` that the filters imply, so the store
+/// can walk its timestamp index instead of the whole list.
+fn since_bound(req: &Request) -> Option<u64> {
+    req.query
+        .filters
+        .iter()
+        .filter(|f| f.field == "last_modified")
+        .filter_map(|f| match f.op {
+            Op::Gt => f.value.as_u64(),
+            Op::Min => f.value.as_u64().map(|v| v.saturating_sub(1)),
+            _ => None,
+        })
+        .max()
+}
+
+impl Shard {
+    pub(super) async fn list(
+        &self,
+        req: &Request,
+        who: &Principals,
+        delete: bool,
+    ) -> Result<Outcome, KintoError> {
+        let t = &req.target;
+        let _guard = if delete && t.kind != Kind::Bucket {
+            Some(self.lock_for_write(t).await)
+        } else {
+            None
+        };
+        let (bucket, collection) = self.parents(t).await?;
+        let chain = Chain {
+            bucket: bucket.as_ref(),
+            collection: collection.as_ref(),
+            object: None,
+        };
+        let g = &self.settings.grants;
+        let need = if delete { Need::Write } else { Need::Read };
+        let full = allowed(t.kind, need, chain, who, g);
+        let can_create = allowed(t.kind, Need::Create, chain, who, g);
+        if t.kind == Kind::Record && collection.is_none() {
+            return Err(if full || can_create {
+                resource::missing_collection(&t.collection)
+            } else {
+                deny(who)
+            });
+        }
+        let list_ts = self.list_timestamp(t).await?;
+        if let (Some(Pre::At(ts)), false) = (req.if_none_match, delete) {
+            if ts == list_ts {
+                return Err(KintoError::new(ErrorKind::NotModified).with_timestamp(list_ts));
+            }
+        }
+        let modified = matches!(req.if_match, Some(Pre::At(ts)) if ts != list_ts);
+        if req.if_none_match == Some(Pre::Any) || modified {
+            return Err(KintoError::new(ErrorKind::PreconditionFailed).with_timestamp(list_ts));
+        }
+        let parent = t.parent_id();
+        let with_tombstones = req.query.include_tombstones && full && !delete;
+        let since = if with_tombstones {
+            since_bound(req)
+        } else {
+            None
+        };
+        let rows = self
+            .storage
+            .list(&parent, t.kind.name(), since, with_tombstones)
+            .await?;
+        // Without the plural permission, only objects shared with the caller.
+        let rows: Vec<StoredObject> = if full {
+            rows
+        } else {
+            let shared: Vec<StoredObject> = rows
+                .into_iter()
+                .filter(|o| {
+                    !o.deleted
+                        && allowed(
+                            t.kind,
+                            need,
+                            Chain {
+                                object: Some(o),
+                                ..chain
+                            },
+                            who,
+                            g,
+                        )
+                })
+                .collect();
+            if shared.is_empty() && !can_create {
+                return Err(deny(who));
+            }
+            shared
+        };
+        let q = &req.query;
+        let mut matched: Vec<(Value, StoredObject)> = rows
+            .into_iter()
+            .map(|o| (o.to_json(), o))
+            .filter(|(j, _)| query::matches(j, &q.filters))
+            .collect();
+        matched.sort_by(|a, b| query::compare_objects(&a.0, &b.0, &q.sort));
+        let total = matched.len() as u64;
+        if let Some(after) = &q.after {
+            matched.retain(|(j, _)| query::is_after(j, &q.sort, after));
+        }
+        let mut has_more = false;
+        if let Some(limit) = q.limit {
+            if matched.len() as u64 > limit {
+                matched.truncate(limit as usize);
+                has_more = true;
+            }
+        }
+        if delete {
+            return self.delete_many(t, matched, list_ts, has_more).await;
+        }
+        let data = Value::Array(matched.into_iter().map(|(j, _)| j).collect());
+        Ok(Outcome {
+            status: 200,
+            data,
+            permissions: None,
+            timestamp: list_ts,
+            total,
+            has_more,
+        })
+    }
+
+    /// Deletes each matched object (with its cascade) in one commit; for
+    /// buckets, one commit per bucket since each has its own lock.
+    async fn delete_many(
+        &self,
+        t: &Target,
+        matched: Vec<(Value, StoredObject)>,
+        list_ts: u64,
+        has_more: bool,
+    ) -> Result<Outcome, KintoError> {
+        let mut tombstones = Vec::with_capacity(matched.len());
+        let mut last_ts = list_ts;
+        if t.kind == Kind::Bucket {
+            for (_, o) in matched {
+                let target = Target {
+                    id: Some(o.id.clone()),
+                    ..t.clone()
+                };
+                let _guard = self.lock_for_write(&target).await;
+                let Some(current) = self
+                    .storage
+                    .get("", "bucket", &o.id)
+                    .await?
+                    .filter(|c| !c.deleted)
+                else {
+                    continue;
+                };
+                let ts = self.storage.timestamp("", "bucket").await?.unwrap_or(0);
+                let (tomb, mut writes) = self.tombstone_writes(&target, &current, ts, None).await?;
+                writes.push(Write::Timestamp {
+                    parent: String::new(),
+                    resource: "bucket",
+                    value: tomb.last_modified,
+                });
+                self.storage.commit(writes).await?;
+                last_ts = tomb.last_modified;
+                tombstones.push(tomb.to_json());
+            }
+        } else {
+            let mut writes = Vec::new();
+            let mut ts = list_ts;
+            for (_, o) in matched {
+                let (tomb, w) = self.tombstone_writes(t, &o, ts, None).await?;
+                ts = tomb.last_modified;
+                writes.extend(w);
+                tombstones.push(tomb.to_json());
+            }
+            if !writes.is_empty() {
+                // One timestamp write per list: a batch must not set a key twice.
+                writes.push(Write::Timestamp {
+                    parent: t.parent_id(),
+                    resource: t.kind.name(),
+                    value: ts,
+                });
+                self.storage.commit(writes).await?;
+                last_ts = ts;
+            }
+        }
+        Ok(Outcome {
+            status: 200,
+            data: Value::Array(tombstones),
+            permissions: None,
+            timestamp: last_ts,
+            total: 0,
+            has_more,
+        })
+    }
+}

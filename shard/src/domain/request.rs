@@ -1,0 +1,167 @@
+//! One operation as the domain sees it, decoded once from protobuf, and its
+//! outcome.
+
+use super::resource::Target;
+use kinto_proto::pb;
+use kinto_proto::query::{Filter, Op, SortKey};
+use kinto_proto::KintoError;
+use serde_json::{Map, Value};
+
+/// An `If-Match` / `If-None-Match` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pre {
+    Any,
+    At(u64),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub filters: Vec<Filter>,
+    pub sort: Vec<SortKey>,
+    pub limit: Option<u64>,
+    pub after: Option<Map<String, Value>>,
+    pub include_tombstones: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub target: Target,
+    pub method: pb::Method,
+    pub caller: pb::Caller,
+    pub body: Option<Value>,
+    pub permissions: Option<Value>,
+    pub patch_kind: pb::PatchKind,
+    pub if_match: Option<Pre>,
+    pub if_none_match: Option<Pre>,
+    pub query: ListQuery,
+    pub forced_last_modified: Option<u64>,
+    pub generation: u64,
+}
+
+fn json(bytes: &[u8]) -> Result<Value, KintoError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| KintoError::invalid("body", None, format!("Invalid JSON: {e}")))
+}
+
+fn pre(p: Option<pb::Precondition>) -> Option<Pre> {
+    match p?.value? {
+        pb::precondition::Value::Any(_) => Some(Pre::Any),
+        pb::precondition::Value::Timestamp(t) => Some(Pre::At(t)),
+    }
+}
+
+fn op(o: i32) -> Result<Op, KintoError> {
+    use pb::FilterOp as F;
+    Ok(
+        match F::try_from(o).map_err(|_| KintoError::internal("unknown filter op"))? {
+            F::Eq => Op::Eq,
+            F::Not => Op::Not,
+            F::Lt => Op::Lt,
+            F::Gt => Op::Gt,
+            F::Min => Op::Min,
+            F::Max => Op::Max,
+            F::In => Op::In,
+            F::Exclude => Op::Exclude,
+            F::Like => Op::Like,
+            F::Has => Op::Has,
+            F::Contains => Op::Contains,
+            F::ContainsAny => Op::ContainsAny,
+        },
+    )
+}
+
+impl Request {
+    pub fn decode(o: pb::Operation) -> Result<Request, KintoError> {
+        let target = Target::from_pb(
+            o.target
+                .as_ref()
+                .ok_or_else(|| KintoError::internal("operation without target"))?,
+        )?;
+        let method = pb::Method::try_from(o.method)
+            .map_err(|_| KintoError::internal("operation without method"))?;
+        let q = o.query.unwrap_or_default();
+        let filters = q
+            .filters
+            .iter()
+            .map(|f| {
+                Ok(Filter {
+                    field: f.field.clone(),
+                    op: op(f.op)?,
+                    value: json(&f.value_json)?,
+                })
+            })
+            .collect::<Result<Vec<_>, KintoError>>()?;
+        let sort = q
+            .sort
+            .iter()
+            .map(|s| SortKey {
+                field: s.field.clone(),
+                descending: s.descending,
+            })
+            .collect();
+        let after = if q.after_json.is_empty() {
+            None
+        } else {
+            match json(&q.after_json)? {
+                Value::Object(m) => Some(m),
+                _ => return Err(KintoError::internal("pagination keyset is not an object")),
+            }
+        };
+        Ok(Request {
+            target,
+            method,
+            caller: o.caller.unwrap_or_default(),
+            body: o.body_json.as_deref().map(json).transpose()?,
+            permissions: o.permissions_json.as_deref().map(json).transpose()?,
+            patch_kind: pb::PatchKind::try_from(o.patch_kind).unwrap_or(pb::PatchKind::Merge),
+            if_match: pre(o.if_match),
+            if_none_match: pre(o.if_none_match),
+            query: ListQuery {
+                filters,
+                sort,
+                limit: (q.limit > 0).then_some(q.limit),
+                after,
+                include_tombstones: q.include_tombstones,
+            },
+            forced_last_modified: o.forced_last_modified,
+            generation: o.generation,
+        })
+    }
+}
+
+/// What an operation produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status: u32,
+    pub data: Value,
+    pub permissions: Option<Value>,
+    pub timestamp: u64,
+    pub total: u64,
+    pub has_more: bool,
+}
+
+impl Outcome {
+    pub fn object(status: u32, data: Value, permissions: Option<Value>, timestamp: u64) -> Self {
+        Outcome {
+            status,
+            data,
+            permissions,
+            timestamp,
+            total: 0,
+            has_more: false,
+        }
+    }
+
+    pub fn into_pb(self) -> pb::OpResult {
+        pb::OpResult {
+            status: self.status,
+            data_json: serde_json::to_vec(&self.data).unwrap_or_default(),
+            permissions_json: self
+                .permissions
+                .map(|p| serde_json::to_vec(&p).unwrap_or_default()),
+            timestamp: self.timestamp,
+            total: self.total,
+            has_more: self.has_more,
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Kinto's resource tree: what each kind is called, where its objects live
+//! and which permissions it accepts.
+
+use kinto_proto::pb;
+use kinto_proto::{ErrorKind, KintoError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Bucket,
+    Group,
+    Collection,
+    Record,
+}
+
+impl Kind {
+    pub fn from_pb(k: i32) -> Result<Kind, KintoError> {
+        match pb::Kind::try_from(k) {
+            Ok(pb::Kind::Bucket) => Ok(Kind::Bucket),
+            Ok(pb::Kind::Group) => Ok(Kind::Group),
+            Ok(pb::Kind::Collection) => Ok(Kind::Collection),
+            Ok(pb::Kind::Record) => Ok(Kind::Record),
+            _ => Err(KintoError::internal("operation without a resource kind")),
+        }
+    }
+
+    /// Kinto's `resource_name`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Bucket => "bucket",
+            Kind::Group => "group",
+            Kind::Collection => "collection",
+            Kind::Record => "record",
+        }
+    }
+
+    fn plural(self) -> &'static str {
+        match self {
+            Kind::Bucket => "buckets",
+            Kind::Group => "groups",
+            Kind::Collection => "collections",
+            Kind::Record => "records",
+        }
+    }
+
+    /// Permission names an object of this kind accepts in its ACL.
+    pub fn permissions(self) -> &'static [&'static str] {
+        match self {
+            Kind::Bucket => &["read", "write", "collection:create", "group:create"],
+            Kind::Collection => &["read", "write", "record:create"],
+            Kind::Group | Kind::Record => &["read", "write"],
+        }
+    }
+}
+
+/// The address of one object or one plural endpoint.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub kind: Kind,
+    pub bucket: String,
+    pub collection: String,
+    /// `None` for the plural endpoint.
+    pub id: Option<String>,
+}
+
+impl Target {
+    pub fn from_pb(t: &pb::Target) -> Result<Target, KintoError> {
+        let kind = Kind::from_pb(t.kind)?;
+        let id = (!t.object_id.is_empty()).then(|| t.object_id.clone());
+        Ok(Target {
+            kind,
+            bucket: t.bucket_id.clone(),
+            collection: t.collection_id.clone(),
+            id,
+        })
+    }
+
+    /// Kinto's `parent_id` of the objects of this list.
+    pub fn parent_id(&self) -> String {
+        match self.kind {
+            Kind::Bucket => String::new(),
+            Kind::Group | Kind::Collection => bucket_uri(&self.bucket),
+            Kind::Record => collection_uri(&self.bucket, &self.collection),
+        }
+    }
+
+    /// The URI of object `id` in this list, which is also its ACL id.
+    pub fn object_uri(&self, id: &str) -> String {
+        format!("{}/{}/{}", self.parent_id(), self.kind.plural(), id)
+    }
+}
+
+pub fn bucket_uri(bucket: &str) -> String {
+    format!("/buckets/{bucket}")
+}
+
+pub fn collection_uri(bucket: &str, collection: &str) -> String {
+    format!("/buckets/{bucket}/collections/{collection}")
+}
+
+/// Kinto's id rule for buckets, groups, collections and records.
+pub fn valid_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphanumeric() => {}
+        _ => return false,
+    }
+    chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// 400 errno 107 for an id that breaks the rule.
+pub fn invalid_id() -> KintoError {
+    KintoError::invalid("path", None, "Invalid object id")
+}
+
+/// An id for a POST without one: UUID4 for records, Kinto's 8-character
+/// names for the containers.
+pub fn generate_id(kind: Kind) -> String {
+    use rand::Rng;
+    if kind == Kind::Record {
+        return uuid::Uuid::new_v4().to_string();
+    }
+    const FIRST: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    const REST: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+    let mut rng = rand::rng();
+    let mut s = String::with_capacity(8);
+    s.push(FIRST[rng.random_range(0..FIRST.len())] as char);
+    for _ in 0..7 {
+        s.push(REST[rng.random_range(0..REST.len())] as char);
+    }
+    s
+}
+
+/// 404 for a missing parent collection (errno 111).
+pub fn missing_collection(collection: &str) -> KintoError {
+    KintoError::not_found(ErrorKind::MissingResource, collection, "collection")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_kintos_rule() {
+        assert!(valid_id("a"));
+        assert!(valid_id("A-b_9"));
+        assert!(!valid_id(""));
+        assert!(!valid_id("-a"));
+        assert!(!valid_id("a.b"));
+        assert!(!valid_id("é"));
+        for kind in [Kind::Bucket, Kind::Record] {
+            assert!(valid_id(&generate_id(kind)));
+        }
+    }
+
+    #[test]
+    fn uris_match_kintos() {
+        let t = Target {
+            kind: Kind::Record,
+            bucket: "b".into(),
+            collection: "c".into(),
+            id: None,
+        };
+        assert_eq!(t.parent_id(), "/buckets/b/collections/c");
+        assert_eq!(t.object_uri("r"), "/buckets/b/collections/c/records/r");
+    }
+}

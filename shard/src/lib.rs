@@ -1,0 +1,10 @@
+//! A kinto-rs shard node.
+//!
+//! `server` speaks gRPC (the contract in `proto/`), `domain` applies Kinto's
+//! rules to the buckets this node owns, and `storage` keeps the objects
+//! behind the [`storage::Storage`] trait.
+
+pub mod config;
+pub mod domain;
+pub mod server;
+pub mod storage;

@@ -1,0 +1,102 @@
+//! The gRPC face of a shard: decodes, calls the domain, encodes.
+
+use crate::config::{default_grants, ShardConfig};
+use crate::domain::{Shard, ShardSettings};
+use crate::storage::embedded::EmbeddedStorage;
+use kinto_proto::pb::shard_server::{Shard as ShardRpc, ShardServer};
+use kinto_proto::pb::{
+    HealthReply, HealthRequest, OpResult, Operation, PrincipalsReply, PrincipalsRequest,
+};
+use kinto_proto::settings::RawSettings;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+pub struct ShardService {
+    shard: Arc<Shard>,
+}
+
+#[tonic::async_trait]
+impl ShardRpc for ShardService {
+    async fn execute(&self, request: Request<Operation>) -> Result<Response<OpResult>, Status> {
+        match self.shard.execute(request.into_inner()).await {
+            Ok(r) => Ok(Response::new(r)),
+            Err(e) => {
+                if e.kind.spec().http_status >= 500 {
+                    tracing::error!(error = %e, "operation failed");
+                }
+                Err(e.to_status())
+            }
+        }
+    }
+
+    async fn health(&self, _: Request<HealthRequest>) -> Result<Response<HealthReply>, Status> {
+        let ok = self.shard.storage().health().await.is_ok();
+        let s = self.shard.settings();
+        Ok(Response::new(HealthReply {
+            storage: ok,
+            shard_index: s.index,
+            generation: s.generation,
+        }))
+    }
+
+    async fn principals(
+        &self,
+        request: Request<PrincipalsRequest>,
+    ) -> Result<Response<PrincipalsReply>, Status> {
+        let groups = self
+            .shard
+            .groups_of(&request.into_inner().principals)
+            .await
+            .map_err(|e| e.to_status())?;
+        Ok(Response::new(PrincipalsReply { groups }))
+    }
+}
+
+/// Opens the store and builds the gRPC service of shard `index` of `count`.
+pub fn build(
+    cfg: &ShardConfig,
+    raw: &RawSettings,
+    index: u32,
+    count: u32,
+) -> Result<ShardServer<ShardService>, String> {
+    let storage = EmbeddedStorage::open(&cfg.data_dir, cfg.fsync_interval())
+        .map_err(|e| format!("cannot open store in {}: {e}", cfg.data_dir.display()))?;
+    let shard = Shard::new(
+        storage,
+        ShardSettings {
+            index,
+            count,
+            generation: 1,
+            grants: default_grants(raw),
+        },
+    );
+    Ok(ShardServer::new(ShardService {
+        shard: Arc::new(shard),
+    })
+    .max_decoding_message_size(64 * 1024 * 1024)
+    .max_encoding_message_size(64 * 1024 * 1024))
+}
+
+/// Serves `service` on an already-bound listener until `shutdown` resolves.
+pub async fn serve(
+    service: ShardServer<ShardService>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Binds `addr`, returning the listener and the address actually bound.
+pub async fn bind(addr: &str) -> Result<(tokio::net::TcpListener, SocketAddr), String> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot bind {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    Ok((listener, local))
+}

@@ -1,0 +1,335 @@
+//! The embedded backend: one fjall database per shard node.
+//!
+//! Why fjall: it is pure Rust (no C toolchain, no server), an LSM tree like
+//! the production wide-column store (so the data model and access paths are
+//! the same shape), and its write batches are atomic across keyspaces, which
+//! is what one Kinto write needs (object + `_since` index + list timestamp).
+//!
+//! Keyspaces, all keys `\0`-separated (ids and principals never hold `\0`):
+//! - `objects`:    `parent \0 resource \0 id` → JSON of [`StoredObject`]
+//! - `changes`:    `parent \0 resource \0 be64(last_modified) id` → empty
+//! - `timestamps`: `parent \0 resource` → be64
+//! - `members`:    `principal \0 group_uri` → empty
+//!
+//! Durability: every commit reaches the journal through `write(2)` before it
+//! is acknowledged, so a killed process loses nothing; a background task
+//! fsyncs the journal every `fsync_interval` (0 = on every commit), the same
+//! trade-off as Cassandra's periodic commit log.
+
+use super::{Storage, StorageError, StorageResult, StoredObject, Write};
+use async_trait::async_trait;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use std::path::Path;
+use std::time::Duration;
+
+pub struct EmbeddedStorage {
+    db: Database,
+    objects: Keyspace,
+    changes: Keyspace,
+    timestamps: Keyspace,
+    members: Keyspace,
+    sync_every_commit: bool,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StorageError {
+    StorageError::Unavailable(e.to_string())
+}
+
+fn list_prefix(parent: &str, resource: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(parent.len() + resource.len() + 2);
+    k.extend_from_slice(parent.as_bytes());
+    k.push(0);
+    k.extend_from_slice(resource.as_bytes());
+    k.push(0);
+    k
+}
+
+fn object_key(parent: &str, resource: &str, id: &str) -> Vec<u8> {
+    let mut k = list_prefix(parent, resource);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn change_key(parent: &str, resource: &str, ts: u64, id: &str) -> Vec<u8> {
+    let mut k = list_prefix(parent, resource);
+    k.extend_from_slice(&ts.to_be_bytes());
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn timestamp_key(parent: &str, resource: &str) -> Vec<u8> {
+    let mut k = list_prefix(parent, resource);
+    k.pop();
+    k
+}
+
+fn member_prefix(principal: &str) -> Vec<u8> {
+    let mut k = principal.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+fn decode(bytes: &[u8]) -> StorageResult<StoredObject> {
+    serde_json::from_slice(bytes).map_err(|e| StorageError::Corrupt(e.to_string()))
+}
+
+fn decode_u64(bytes: &[u8]) -> StorageResult<u64> {
+    let arr: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| StorageError::Corrupt("timestamp is not 8 bytes".into()))?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+impl EmbeddedStorage {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path, fsync_interval: Duration) -> StorageResult<std::sync::Arc<Self>> {
+        std::fs::create_dir_all(dir).map_err(unavailable)?;
+        let db = Database::builder(dir).open().map_err(unavailable)?;
+        let ks = |name: &str| {
+            db.keyspace(name, KeyspaceCreateOptions::default)
+                .map_err(unavailable)
+        };
+        let store = std::sync::Arc::new(EmbeddedStorage {
+            objects: ks("objects")?,
+            changes: ks("changes")?,
+            timestamps: ks("timestamps")?,
+            members: ks("members")?,
+            sync_every_commit: fsync_interval.is_zero(),
+            db,
+        });
+        if !fsync_interval.is_zero() {
+            let weak = std::sync::Arc::downgrade(&store);
+            std::thread::Builder::new()
+                .name("kinto-fsync".into())
+                .spawn(move || loop {
+                    std::thread::sleep(fsync_interval);
+                    let Some(store) = weak.upgrade() else { break };
+                    if let Err(e) = store.db.persist(PersistMode::SyncAll) {
+                        tracing::error!(error = %e, "periodic fsync failed");
+                    }
+                })
+                .map_err(unavailable)?;
+        }
+        Ok(store)
+    }
+
+    fn keys_with_prefix(ks: &Keyspace, prefix: &[u8]) -> StorageResult<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        for item in ks.prefix(prefix) {
+            let key = item.key().map_err(unavailable)?;
+            out.push(key.to_vec());
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Storage for EmbeddedStorage {
+    async fn get(
+        &self,
+        parent: &str,
+        resource: &str,
+        id: &str,
+    ) -> StorageResult<Option<StoredObject>> {
+        match self
+            .objects
+            .get(object_key(parent, resource, id))
+            .map_err(unavailable)?
+        {
+            Some(v) => Ok(Some(decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn list(
+        &self,
+        parent: &str,
+        resource: &str,
+        since: Option<u64>,
+        with_tombstones: bool,
+    ) -> StorageResult<Vec<StoredObject>> {
+        let prefix = list_prefix(parent, resource);
+        let mut out = Vec::new();
+        match since {
+            Some(since) => {
+                // Walk the timestamp index from `since + 1`: O(changes).
+                let start = change_key(parent, resource, since.saturating_add(1), "");
+                let mut end = prefix.clone();
+                end.extend_from_slice(&[0xff; 9]);
+                for item in self.changes.range(start..end) {
+                    let key = item.key().map_err(unavailable)?;
+                    let id = std::str::from_utf8(&key[prefix.len() + 8..])
+                        .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+                    if let Some(obj) = self.get(parent, resource, id).await? {
+                        if with_tombstones || !obj.deleted {
+                            out.push(obj);
+                        }
+                    }
+                }
+            }
+            None => {
+                for item in self.objects.prefix(&prefix) {
+                    let (_, v) = item.into_inner().map_err(unavailable)?;
+                    let obj = decode(&v)?;
+                    if with_tombstones || !obj.deleted {
+                        out.push(obj);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn timestamp(&self, parent: &str, resource: &str) -> StorageResult<Option<u64>> {
+        match self
+            .timestamps
+            .get(timestamp_key(parent, resource))
+            .map_err(unavailable)?
+        {
+            Some(v) => Ok(Some(decode_u64(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn groups_of(&self, principals: &[String]) -> StorageResult<Vec<String>> {
+        let mut out = Vec::new();
+        for p in principals {
+            let prefix = member_prefix(p);
+            for key in Self::keys_with_prefix(&self.members, &prefix)? {
+                let uri = String::from_utf8(key[prefix.len()..].to_vec())
+                    .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+                if !out.contains(&uri) {
+                    out.push(uri);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn commit(&self, writes: Vec<Write>) -> StorageResult<()> {
+        let mut batch = self.db.batch();
+        for w in writes {
+            match w {
+                Write::Put {
+                    parent,
+                    resource,
+                    object,
+                    previous_last_modified,
+                } => {
+                    if let Some(prev) = previous_last_modified {
+                        batch.remove(
+                            &self.changes,
+                            change_key(&parent, resource, prev, &object.id),
+                        );
+                    }
+                    batch.insert(
+                        &self.changes,
+                        change_key(&parent, resource, object.last_modified, &object.id),
+                        [],
+                    );
+                    let value = serde_json::to_vec(&object)
+                        .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+                    batch.insert(
+                        &self.objects,
+                        object_key(&parent, resource, &object.id),
+                        value,
+                    );
+                }
+                Write::Timestamp {
+                    parent,
+                    resource,
+                    value,
+                } => {
+                    batch.insert(
+                        &self.timestamps,
+                        timestamp_key(&parent, resource),
+                        value.to_be_bytes(),
+                    );
+                }
+                Write::PurgeTree { parent } => {
+                    // `parent\0…` is the parent's own lists, `parent/…` everything below.
+                    let own = format!("{parent}\0");
+                    let below = format!("{parent}/");
+                    for ks in [&self.objects, &self.changes, &self.timestamps] {
+                        for prefix in [own.as_bytes(), below.as_bytes()] {
+                            for key in Self::keys_with_prefix(ks, prefix)? {
+                                batch.remove(ks, key);
+                            }
+                        }
+                    }
+                }
+                Write::AddMember {
+                    principal,
+                    group_uri,
+                } => {
+                    let mut k = member_prefix(&principal);
+                    k.extend_from_slice(group_uri.as_bytes());
+                    batch.insert(&self.members, k, []);
+                }
+                Write::RemoveMember {
+                    principal,
+                    group_uri,
+                } => {
+                    let mut k = member_prefix(&principal);
+                    k.extend_from_slice(group_uri.as_bytes());
+                    batch.remove(&self.members, k);
+                }
+            }
+        }
+        batch.commit().map_err(unavailable)?;
+        if self.sync_every_commit {
+            self.db.persist(PersistMode::SyncAll).map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&self) -> StorageResult<()> {
+        let mut batch = self.db.batch();
+        for ks in [
+            &self.objects,
+            &self.changes,
+            &self.timestamps,
+            &self.members,
+        ] {
+            for key in Self::keys_with_prefix(ks, b"")? {
+                batch.remove(ks, key);
+            }
+        }
+        batch.commit().map_err(unavailable)
+    }
+
+    async fn health(&self) -> StorageResult<()> {
+        self.timestamps.get(b"\0health").map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passes_the_conformance_suite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = EmbeddedStorage::open(dir.path(), Duration::ZERO).expect("open");
+        crate::storage::conformance::run_all(store.as_ref()).await;
+    }
+
+    #[tokio::test]
+    async fn data_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = EmbeddedStorage::open(dir.path(), Duration::from_secs(60)).expect("open");
+            store
+                .commit(vec![Write::Timestamp {
+                    parent: "/p".into(),
+                    resource: "record",
+                    value: 7,
+                }])
+                .await
+                .expect("commit");
+        }
+        let store = EmbeddedStorage::open(dir.path(), Duration::from_secs(60)).expect("reopen");
+        assert_eq!(store.timestamp("/p", "record").await.expect("ts"), Some(7));
+    }
+}

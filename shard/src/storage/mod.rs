@@ -1,0 +1,155 @@
+//! The storage boundary of a shard.
+//!
+//! A backend stores Kinto objects by `(parent, resource, id)` — Kinto's own
+//! key — with their ACL inside the same row, keeps one timestamp per list
+//! `(parent, resource)`, an index of each list by `last_modified` (so `_since`
+//! reads cost O(changes)), and the group-membership index used to expand a
+//! caller's principals. It knows nothing of permissions or HTTP: the shard
+//! domain decides what to write, and hands the backend a list of [`Write`]s
+//! that must be applied atomically.
+
+pub mod embedded;
+
+#[cfg(test)]
+pub(crate) mod conformance;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// An object's ACL: permission name → principals, both sorted and unique.
+pub type Acl = BTreeMap<String, Vec<String>>;
+
+/// One stored object, or a tombstone when `deleted`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredObject {
+    pub id: String,
+    pub last_modified: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    /// Fields without `id` and `last_modified`; empty for tombstones.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub data: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub permissions: Acl,
+}
+
+impl StoredObject {
+    pub fn tombstone(id: &str, last_modified: u64) -> Self {
+        StoredObject {
+            id: id.to_owned(),
+            last_modified,
+            deleted: true,
+            data: Map::new(),
+            permissions: Acl::new(),
+        }
+    }
+
+    /// The object as Kinto shows it: its fields plus `id` and
+    /// `last_modified`, or `{id, last_modified, deleted: true}`.
+    pub fn to_json(&self) -> Value {
+        let mut m = if self.deleted {
+            Map::new()
+        } else {
+            self.data.clone()
+        };
+        m.insert("id".into(), Value::String(self.id.clone()));
+        m.insert("last_modified".into(), Value::from(self.last_modified));
+        if self.deleted {
+            m.insert("deleted".into(), Value::Bool(true));
+        }
+        Value::Object(m)
+    }
+}
+
+/// One change inside an atomic commit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Create or replace an object or a tombstone. `previous_last_modified`
+    /// is the timestamp of the row being replaced, so the `_since` index
+    /// entry of the old version can be dropped without reading it again.
+    Put {
+        parent: String,
+        resource: &'static str,
+        object: StoredObject,
+        previous_last_modified: Option<u64>,
+    },
+    /// Set a list's timestamp.
+    Timestamp {
+        parent: String,
+        resource: &'static str,
+        value: u64,
+    },
+    /// Remove every object, tombstone, index entry and list timestamp whose
+    /// parent is `parent` or lies below it (`parent/…`): the cascade of a
+    /// bucket or collection deletion. Kinto purges children's tombstones too.
+    PurgeTree { parent: String },
+    /// Group membership index: `principal` is a member of `group_uri`.
+    AddMember {
+        principal: String,
+        group_uri: String,
+    },
+    RemoveMember {
+        principal: String,
+        group_uri: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The backend cannot serve now (I/O, unreachable cluster): retryable.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Stored bytes that do not decode: a bug or corruption.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+}
+
+impl From<StorageError> for kinto_proto::KintoError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::Unavailable(m) => kinto_proto::KintoError::unavailable(m),
+            StorageError::Corrupt(m) => kinto_proto::KintoError::internal(m),
+        }
+    }
+}
+
+pub type StorageResult<T> = Result<T, StorageError>;
+
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// The object or tombstone at `(parent, resource, id)`.
+    async fn get(
+        &self,
+        parent: &str,
+        resource: &str,
+        id: &str,
+    ) -> StorageResult<Option<StoredObject>>;
+
+    /// The list `(parent, resource)`, in no particular order. With `since`,
+    /// only rows whose `last_modified` is greater, found through the
+    /// timestamp index. Tombstones only when `with_tombstones`.
+    async fn list(
+        &self,
+        parent: &str,
+        resource: &str,
+        since: Option<u64>,
+        with_tombstones: bool,
+    ) -> StorageResult<Vec<StoredObject>>;
+
+    /// The list's timestamp, if it was ever set.
+    async fn timestamp(&self, parent: &str, resource: &str) -> StorageResult<Option<u64>>;
+
+    /// Group URIs listing any of `principals` as a member.
+    async fn groups_of(&self, principals: &[String]) -> StorageResult<Vec<String>>;
+
+    /// Apply every write, all or none.
+    async fn commit(&self, writes: Vec<Write>) -> StorageResult<()>;
+
+    /// Remove everything (tests' `__flush__`).
+    async fn flush(&self) -> StorageResult<()>;
+
+    /// Can the backend read and write now?
+    async fn health(&self) -> StorageResult<()>;
+}

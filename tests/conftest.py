@@ -1,0 +1,143 @@
+"""Fixtures: which targets run, the session-wide server pool, API clients and fresh buckets.
+
+Targets: `ref` (reference Kinto 26.5.0), `single` (our all-in-one `kinto`), `split` (our `kinto-gateway` + 2
+`kinto-shard`). KINTO_TEST_TARGETS=ref,single selects a subset (default: all three). A test that only makes sense
+on some targets says so with `@pytest.mark.targets("single", "split")` and a comment saying why.
+"""
+
+import os
+
+import pytest
+
+from api import Api, uid
+from harness import OUTPUT, ServerError, make_server
+
+ALL_TARGETS = ("ref", "single", "split")
+OURS = ("single", "split")
+
+
+def selected_targets():
+    raw = os.environ.get("KINTO_TEST_TARGETS", ",".join(ALL_TARGETS))
+    chosen = [t.strip() for t in raw.split(",") if t.strip()]
+    unknown = set(chosen) - set(ALL_TARGETS)
+    if unknown:
+        raise pytest.UsageError(f"KINTO_TEST_TARGETS: unknown targets {sorted(unknown)} (known: {ALL_TARGETS})")
+    return chosen
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "targets(*names): run this test only on these targets")
+
+
+def pytest_generate_tests(metafunc):
+    if "target" not in metafunc.fixturenames:
+        return
+    targets = selected_targets()
+    marker = metafunc.definition.get_closest_marker("targets")
+    if marker:
+        targets = [t for t in targets if t in marker.args]
+    # Session scope groups the tests by target, so each server is started once.
+    metafunc.parametrize("target", targets, scope="session")
+
+
+class Pool:
+    """Servers started on first use and kept for the session, keyed by (target, profile)."""
+
+    PROFILES = {
+        "default": {},
+        "paged": {"paginate_by": 5},
+        "backoff": {"backoff": 10},
+        "limits": {"max_body_bytes": 1000},  # a kinto-rs setting: ours only
+        "twin": {},  # a second reference instance for the differential test's self-check
+    }
+
+    def __init__(self):
+        self.servers = {}
+        self.failures = {}
+
+    def get(self, target, profile="default"):
+        key = (target, profile)
+        if key in self.failures:
+            pytest.fail(f"server {key} failed to start earlier: {self.failures[key]}", pytrace=False)
+        if key not in self.servers:
+            try:
+                self.servers[key] = make_server(target, profile, self.PROFILES[profile])
+            except ServerError as e:
+                self.failures[key] = str(e)
+                pytest.fail(f"server {key} failed to start: {e}", pytrace=False)
+        return self.servers[key]
+
+    def close(self):
+        for server in self.servers.values():
+            server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def pool():
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    for old in list(OUTPUT.glob("*.log")) + list(OUTPUT.glob("*.ini")):
+        old.unlink()
+    p = Pool()
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def server(pool, target):
+    return pool.get(target)
+
+
+@pytest.fixture
+def api(server):
+    """Authenticated as alice, the owner of the test's bucket."""
+    return Api(server, "alice")
+
+
+@pytest.fixture
+def bob(server):
+    return Api(server, "bob")
+
+
+@pytest.fixture
+def anon(server):
+    return Api(server)
+
+
+@pytest.fixture
+def bucket(api):
+    return api.create_bucket()
+
+
+@pytest.fixture
+def collection(api, bucket):
+    """(bucket id, collection id) of a fresh collection owned by alice."""
+    return bucket, api.create_collection(bucket)
+
+
+@pytest.fixture
+def records_url(collection):
+    bid, cid = collection
+    return f"/buckets/{bid}/collections/{cid}/records"
+
+
+@pytest.fixture
+def new_id():
+    return uid
+
+
+@pytest.fixture
+def paged_api(pool, target):
+    """alice on a server with paginate_by = 5."""
+    return Api(pool.get(target, "paged"), "alice")
+
+
+@pytest.fixture
+def backoff_api(pool, target):
+    """alice on a server with backoff = 10."""
+    return Api(pool.get(target, "backoff"), "alice")
+
+
+@pytest.fixture
+def limits_api(pool, target):
+    """alice on a kinto-rs server with max_body_bytes = 1000 (a kinto-rs setting: ours only)."""
+    return Api(pool.get(target, "limits"), "alice")

@@ -1,0 +1,319 @@
+"""Start and stop the servers under test: ours (all-in-one or gateway + shards) and the reference Kinto.
+
+Every server listens on 127.0.0.1 only, on a port picked here. Each process writes its stdout and stderr
+to tests/output/<label>.log so a failing run can be diagnosed after the fact.
+"""
+
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+OUTPUT = REPO / "tests" / "output"
+BIN = REPO / "target" / "debug"
+
+# Shared by every server so the `basicauth:` user ids are the same everywhere.
+HMAC_SECRET = "kinto-rs-test-secret"
+# Settings every server gets (Kinto names, without the `kinto.` prefix).
+BASE_SETTINGS = {
+    "userid_hmac_secret": HMAC_SECRET,
+    "bucket_create_principals": "system.Authenticated",
+}
+START_TIMEOUT = 30.0
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent():
+    # Linux only: the child gets SIGKILL if pytest dies, so no server outlives a crashed run.
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _clean_env():
+    # Our binaries and Kinto both read KINTO_* variables: never leak the caller's ones into a server.
+    return {k: v for k, v in os.environ.items() if not k.startswith("KINTO_")}
+
+
+def _tail(path, n=60):
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "<no log>"
+
+
+class Proc:
+    """One OS process with its log file."""
+
+    def __init__(self, label, argv, env):
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        self.label = label
+        self.log = OUTPUT / f"{label}.log"
+        self._fh = open(self.log, "ab")
+        self._fh.write(f"\n==== {time.strftime('%H:%M:%S')} {' '.join(map(str, argv))}\n".encode())
+        self._fh.flush()
+        try:
+            self.popen = subprocess.Popen(
+                [str(a) for a in argv], env=env, stdin=subprocess.DEVNULL, stdout=self._fh,
+                stderr=subprocess.STDOUT, cwd=str(OUTPUT), preexec_fn=_die_with_parent,
+            )
+        except OSError as e:
+            self._fh.close()
+            raise ServerError(f"{label}: cannot start {argv[0]}: {e}") from e
+
+    def check_alive(self):
+        if self.popen.poll() is not None:
+            raise ServerError(f"{self.label} exited with {self.popen.returncode}; log {self.log}:\n{_tail(self.log)}")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(10)
+        self._fh.close()
+
+
+def _wait_tcp(proc, port, deadline):
+    while time.monotonic() < deadline:
+        proc.check_alive()
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise ServerError(f"{proc.label}: port {port} not open after {START_TIMEOUT}s; log:\n{_tail(proc.log)}")
+
+
+def _wait_heartbeat(procs, url, deadline):
+    last = None
+    while time.monotonic() < deadline:
+        for p in procs:
+            p.check_alive()
+        try:
+            r = requests.get(url + "/__heartbeat__", timeout=2)
+            if r.status_code == 200:
+                return
+            last = f"{r.status_code} {r.text[:200]}"
+        except requests.RequestException as e:
+            last = repr(e)
+        time.sleep(0.2)
+    logs = "\n".join(f"--- {p.log}\n{_tail(p.log)}" for p in procs)
+    raise ServerError(f"{url}/__heartbeat__ not 200 after {START_TIMEOUT}s (last: {last})\n{logs}")
+
+
+def _env_settings(settings):
+    """Settings as our binaries read them from the environment (docs/configuration.md)."""
+    return {"KINTO_" + k.upper(): str(v) for k, v in settings.items()}
+
+
+class Server:
+    """A running target. `url` is the API root without trailing slash, e.g. http://127.0.0.1:1234/v1."""
+
+    kind = "?"
+
+    def __init__(self, label, settings):
+        self.label = label
+        self.settings = {**BASE_SETTINGS, **settings}
+        self.procs = []
+        self.url = None
+        self.data_dirs = []
+
+    @property
+    def origin(self):
+        return self.url[: -len("/v1")]
+
+    def start(self):
+        raise NotImplementedError
+
+    def stop(self, sig=signal.SIGTERM):
+        for p in reversed(self.procs):
+            p.stop(sig)
+        self.procs = []
+
+    def kill(self):
+        """SIGKILL every process: no chance to flush anything."""
+        self.stop(signal.SIGKILL)
+
+    def restart(self):
+        """Start again on the same data directories (new ports)."""
+        self.stop()
+        self.start()
+
+    def cleanup(self):
+        self.stop()
+        for d in self.data_dirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def _start_checked(self, starter):
+        try:
+            starter()
+        except BaseException:
+            self.stop(signal.SIGKILL)
+            raise
+
+
+class SingleServer(Server):
+    """`kinto`: the gateway and KINTO_SHARDS shard nodes in one process."""
+
+    kind = "single"
+
+    def __init__(self, label, settings, shards=3):
+        super().__init__(label, settings)
+        self.shards = shards
+        self.data_dirs = [tempfile.mkdtemp(prefix=f"kinto-rs-{label}-")]
+
+    def start(self):
+        def go():
+            port = free_port()
+            env = _clean_env()
+            env.update(_env_settings(self.settings))
+            env.update(KINTO_BIND=f"127.0.0.1:{port}", KINTO_DATA_DIR=self.data_dirs[0], KINTO_SHARDS=str(self.shards))
+            proc = Proc(self.label, [BIN / "kinto"], env)
+            self.procs = [proc]
+            self.url = f"http://127.0.0.1:{port}/v1"
+            _wait_heartbeat(self.procs, self.url, time.monotonic() + START_TIMEOUT)
+
+        self._start_checked(go)
+        return self
+
+
+class SplitServer(Server):
+    """`kinto-gateway` in front of `count` separate `kinto-shard` processes."""
+
+    kind = "split"
+
+    def __init__(self, label, settings, count=2):
+        super().__init__(label, settings)
+        self.count = count
+        self.data_dirs = [tempfile.mkdtemp(prefix=f"kinto-rs-{label}-shard{i}-") for i in range(count)]
+
+    def start(self):
+        def go():
+            deadline = time.monotonic() + START_TIMEOUT
+            urls = []
+            for i, data_dir in enumerate(self.data_dirs):
+                port = free_port()
+                env = _clean_env()
+                # Kinto settings go to every process: the shards enforce grants, the gateway the rest.
+                env.update(_env_settings(self.settings))
+                env.update(KINTO_BIND=f"127.0.0.1:{port}", KINTO_DATA_DIR=data_dir,
+                           KINTO_SHARD_INDEX=str(i), KINTO_SHARD_COUNT=str(self.count))
+                proc = Proc(f"{self.label}-shard{i}", [BIN / "kinto-shard"], env)
+                self.procs.append(proc)
+                _wait_tcp(proc, port, deadline)
+                urls.append(f"http://127.0.0.1:{port}")
+            port = free_port()
+            env = _clean_env()
+            env.update(_env_settings(self.settings))
+            env.update(KINTO_BIND=f"127.0.0.1:{port}", KINTO_SHARD_URLS=",".join(urls))
+            self.procs.append(Proc(f"{self.label}-gateway", [BIN / "kinto-gateway"], env))
+            self.url = f"http://127.0.0.1:{port}/v1"
+            _wait_heartbeat(self.procs, self.url, deadline)
+
+        self._start_checked(go)
+        return self
+
+
+REF_INI = """\
+[app:main]
+use = egg:kinto
+kinto.storage_backend = kinto.core.storage.memory
+kinto.storage_url =
+kinto.cache_backend = kinto.core.cache.memory
+kinto.cache_url =
+kinto.permission_backend = kinto.core.permission.memory
+kinto.permission_url =
+# Core only: no default_bucket, accounts, history or flush plugin.
+kinto.includes =
+multiauth.policies = basicauth
+{settings}
+
+[server:main]
+use = egg:waitress#main
+host = 127.0.0.1
+port = {port}
+threads = 8
+
+[loggers]
+keys = root
+
+[handlers]
+keys = console
+
+[formatters]
+keys = generic
+
+[logger_root]
+level = WARNING
+handlers = console
+
+[handler_console]
+class = StreamHandler
+args = (sys.stderr,)
+level = NOTSET
+formatter = generic
+
+[formatter_generic]
+format = %(asctime)s %(levelname)-5.5s [%(name)s] %(message)s
+"""
+
+
+class RefServer(Server):
+    """The reference Kinto from the test venv, memory backends, started from a generated .ini."""
+
+    kind = "ref"
+
+    def start(self):
+        def go():
+            port = free_port()
+            OUTPUT.mkdir(parents=True, exist_ok=True)
+            lines = "\n".join(f"kinto.{k} = {v}" for k, v in self.settings.items())
+            ini = OUTPUT / f"{self.label}.ini"
+            ini.write_text(REF_INI.format(settings=lines, port=port))
+            kinto = Path(sys.executable).parent / "kinto"
+            self.procs = [Proc(self.label, [kinto, "start", "--ini", ini], _clean_env())]
+            self.url = f"http://127.0.0.1:{port}/v1"
+            _wait_heartbeat(self.procs, self.url, time.monotonic() + START_TIMEOUT)
+
+        self._start_checked(go)
+        return self
+
+
+KINDS = {"ref": RefServer, "single": SingleServer, "split": SplitServer}
+
+
+def make_server(target, profile, settings, attempts=3):
+    """A started server of kind `target` ("ref", "single", "split") with extra Kinto `settings`.
+
+    Retried because free_port() can race with another process grabbing the port before the server binds it.
+    """
+    for attempt in range(1, attempts + 1):
+        server = KINDS[target](f"{target}-{profile}", settings)
+        try:
+            return server.start()
+        except ServerError:
+            server.cleanup()
+            if attempt == attempts:
+                raise

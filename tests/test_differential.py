@@ -1,0 +1,254 @@
+"""Differential test: one scripted scenario against the reference Kinto and against ours, transcripts compared.
+
+The scenario is a function of a `call` that sends a request and returns the response, so later steps can use
+values the server under test returned (ETags, generated ids, Next-Page URLs). Each target produces a transcript
+of (request, status, selected headers, JSON body); the two are normalised, then must be equal.
+
+Normalisation (per transcript, so equalities between values are still checked):
+  * timestamps (`last_modified`, ETag values, timestamp-looking query values) -> <ts1>, <ts2>… by order of first
+    appearance; `Last-Modified` dates -> <http-date> (second resolution makes them unstable across servers);
+  * ids the server generated (POST without `data.id`) -> <id1>, <id2>…;
+  * `_token` values in Next-Page URLs -> <token1>…; the server's scheme://host:port -> <origin>;
+  * lists under `permissions` are sorted (ACLs are sets);
+  * 400 validation errors keep code/errno/error and the set of `details[].location` only: their message wording
+    comes from Kinto's validation library and is not part of the contract;
+  * Access-Control-* headers are compared only when the request sent an Origin; Expose-Headers and Allow-Methods
+    as case-insensitive sets.
+Steps are spaced by 10 ms so that two different lists never get the same millisecond by chance on one server
+only (which would show up as a false equality after normalisation).
+
+On the `ref` target, the reference is compared with a second reference instance: this checks the normalisation.
+"""
+
+import json
+import re
+import time
+from email.utils import parsedate_to_datetime
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from api import Api, uid, user_id
+
+COMPARED_HEADERS = ("Content-Type", "ETag", "Last-Modified", "Next-Page", "Total-Objects", "Total-Records", "Alert",
+                    "Backoff", "Retry-After", "WWW-Authenticate", "Access-Control-Allow-Origin",
+                    "Access-Control-Expose-Headers", "Access-Control-Allow-Methods")
+SET_HEADERS = ("Access-Control-Expose-Headers", "Access-Control-Allow-Methods")
+TS_RE = re.compile(r'^"?(\d{12,})"?$')
+ORIGIN_HEADER = "http://127.0.0.1:3000"
+
+
+class Recorder:
+    """Sends the scenario's requests to one server and keeps the raw transcript."""
+
+    def __init__(self, server):
+        self.server = server
+        self.users = {"alice": Api(server, "alice"), "bob": Api(server, "bob"), "anon": Api(server)}
+        self.entries = []
+
+    def __call__(self, method, path, user="alice", **kw):
+        r = self.users[user].request(method, path, **kw)
+        try:
+            body = r.json() if r.content else ""
+        except ValueError:
+            body = r.text
+        self.entries.append({"user": user, "method": method, "path": path, "json": kw.get("json"),
+                             "origin": "Origin" in kw.get("headers", {}),
+                             "status": r.status_code, "headers": dict(r.headers), "body": body})
+        time.sleep(0.01)
+        return r
+
+
+class Normaliser:
+    def __init__(self, origin):
+        self.origin = origin
+        self.maps = {"ts": {}, "id": {}, "token": {}}
+
+    def ph(self, kind, value):
+        m = self.maps[kind]
+        return m.setdefault(value, f"<{kind}{len(m) + 1}>")
+
+    def register_generated_ids(self, entry):
+        reqs, resps = [entry["json"]], [entry["body"]]
+        methods = [entry["method"]]
+        if entry["path"].endswith("/batch") and isinstance(entry["body"], dict) and "responses" in entry["body"]:
+            sub = entry["json"]["requests"]
+            methods = [s.get("method", entry["json"].get("defaults", {}).get("method", "GET")) for s in sub]
+            reqs = [s.get("body") for s in sub]
+            resps = [s["body"] if s["status"] == 201 else None for s in entry["body"]["responses"]]
+        elif entry["status"] != 201:
+            return
+        for method, req, resp in zip(methods, reqs, resps):
+            sent_id = ((req or {}).get("data") or {}).get("id")
+            if method == "POST" and isinstance(resp, dict) and "data" in resp and not sent_id:
+                self.ph("id", resp["data"]["id"])
+
+    def string(self, s):
+        s = s.replace(self.origin, "<origin>")
+        for value, placeholder in self.maps["id"].items():
+            s = s.replace(value, placeholder)
+        return s
+
+    def url(self, url):
+        parts = urlsplit(self.string(url))
+        query = []
+        for k, v in parse_qsl(parts.query, keep_blank_values=True):
+            if k == "_token":
+                v = self.ph("token", v)
+            elif TS_RE.match(v):
+                v = self.ph("ts", int(TS_RE.match(v).group(1)))
+            query.append((k, v))
+        return parts.path + ("?" + urlencode(query, safe="<>") if query else "")
+
+    def value(self, v, key=None, in_permissions=False):
+        if isinstance(v, dict):
+            if "errno" in v and v.get("code") == 400:
+                return {"code": 400, "errno": v["errno"], "error": v.get("error"),
+                        "locations": sorted({d.get("location") for d in v.get("details") or []})}
+            return {k: self.value(x, k, in_permissions or k == "permissions") for k, x in v.items()}
+        if isinstance(v, list):
+            out = [self.value(x, None, in_permissions) for x in v]
+            return sorted(out, key=json.dumps) if in_permissions else out
+        if key == "last_modified" and isinstance(v, int):
+            return self.ph("ts", v)
+        if isinstance(v, str):
+            return self.string(v)
+        return v
+
+    def headers(self, headers, with_cors):
+        lower = {k.lower(): v for k, v in headers.items()}
+        out = {}
+        for name in COMPARED_HEADERS:
+            v = lower.get(name.lower())
+            if v is None or (name.startswith("Access-Control-") and not with_cors):
+                continue
+            if name == "ETag" and TS_RE.match(v):
+                v = '"' + self.ph("ts", int(TS_RE.match(v).group(1))) + '"'
+            elif name == "Last-Modified":
+                v = "<http-date>" if parsedate_to_datetime(v) else v
+            elif name == "Next-Page":
+                v = self.url(v)
+            elif name in SET_HEADERS:
+                v = sorted({h.strip().lower() for h in v.split(",")})
+            out[name] = v
+        return out
+
+    def entry(self, e):
+        self.register_generated_ids(e)
+        body = self.value(e["body"])
+        if isinstance(body, dict) and isinstance(body.get("responses"), list):
+            for sub in body["responses"]:
+                sub["headers"] = self.headers(sub.get("headers", {}), e["origin"])
+        return {"request": f"{e['user']} {e['method']} {self.url(e['path'])}", "status": e["status"],
+                "headers": self.headers(e["headers"], e["origin"]), "body": body}
+
+
+def normalise(recorder):
+    n = Normaliser(recorder.server.origin)
+    return [n.entry(e) for e in recorder.entries]
+
+
+def scenario(call, bid):
+    """≥ 30 requests: create/update/patch/delete, lists with filters, _since, batch, 412, 404, 401, 403."""
+    bob = user_id("bob")
+    coll = f"/buckets/{bid}/collections/notes"
+    recs = f"{coll}/records"
+    call("PUT", f"/buckets/{bid}", json={"data": {"title": "differential"}})
+    call("PUT", coll, json={"data": {"kind": "notes"}})
+    call("GET", recs)
+    gen = call("POST", recs, json={"data": {"title": "a", "n": 1, "tags": ["x"]}}).json()["data"]["id"]
+    r1 = call("PUT", f"{recs}/r1", json={"data": {"title": "b", "n": 2, "tags": ["x", "y"]}})
+    call("PUT", f"{recs}/r2", json={"data": {"title": "c", "n": 3, "nested": {"k": "v"}}, "permissions": {"read": [bob]}})
+    since = call("GET", recs).headers["ETag"].strip('"')
+    call("PUT", f"{recs}/r1", json={"data": {"title": "nope"}}, headers={"If-None-Match": "*"})
+    call("PUT", f"{recs}/r1", json={"data": {"title": "b2", "n": 2}}, headers={"If-Match": r1.headers["ETag"]})
+    call("PUT", f"{recs}/r1", json={"data": {"title": "stale"}}, headers={"If-Match": r1.headers["ETag"]})
+    call("PATCH", f"{recs}/r2", json={"data": {"n": 4}})
+    call("PATCH", f"{recs}/r2", data=json.dumps({"data": {"nested": {"k": None, "j": 1}}}),
+         headers={"Content-Type": "application/merge-patch+json"})
+    call("PATCH", f"{recs}/r2", data=json.dumps([{"op": "add", "path": "/data/z", "value": 1}]),
+         headers={"Content-Type": "application/json-patch+json"})
+    call("GET", recs)
+    for query in ("n=4", "min_n=2&_sort=-n", "like_title=b", f"in_id=r1,{gen}", "has_nested=true",
+                  "_fields=title", "contains_tags=x", "not_n=1&_sort=title"):
+        call("GET", f"{recs}?{query}")
+    page = call("GET", f"{recs}?_limit=2&_sort=n")
+    # (If a server omits Next-Page, the transcripts already differ at the previous step.)
+    call("GET", page.headers.get("Next-Page", f"{recs}?_limit=2&_sort=n&_token=none"))
+    call("HEAD", recs)
+    call("HEAD", f"{recs}?min_n=2")
+    call("DELETE", f"{recs}/r1")
+    call("GET", f"{recs}?_since={since}")
+    call("GET", f"{recs}?_before={since}")
+    call("GET", f"{recs}/r1")
+    call("GET", f"/buckets/{bid}/collections/missing/records")
+    call("GET", f"{recs}/r2", user="bob")
+    call("PUT", f"{recs}/r2", user="bob", json={"data": {}})
+    call("GET", f"{recs}/r2", user="anon")
+    call("GET", recs, user="bob")
+    before_batch = call("GET", recs).headers["ETag"].strip('"')
+    call("POST", "/batch", json={
+        "defaults": {"method": "PUT", "headers": {"If-None-Match": "*"}, "body": {"data": {"from": "batch"}}},
+        "requests": [{"path": f"{recs}/r3", "body": {"data": {"n": 5}}},
+                     {"path": f"{recs}/r3"},
+                     {"method": "GET", "path": "/nope"},
+                     {"method": "DELETE", "path": f"{recs}/r9", "headers": {}},
+                     {"method": "POST", "path": recs, "body": {"data": {"n": 6}}}]})
+    call("GET", f"{recs}?_since={before_batch}")
+    call("GET", recs, headers={"Origin": ORIGIN_HEADER})
+    call("OPTIONS", recs, user="anon", headers={"Origin": ORIGIN_HEADER, "Access-Control-Request-Method": "POST"})
+    call("GET", recs, headers={"If-None-Match": call("GET", recs).headers["ETag"]})
+    call("PUT", f"{recs}/bad.id", json={"data": {}})
+    call("PUT", f"{recs}/r4", data="{bad json", headers={"Content-Type": "application/json"})
+    call("GET", f"{recs}?_limit=-1")
+    call("PUT", f"/buckets/{bid}/groups/writers", json={"data": {"members": [bob]}})
+    call("PATCH", coll, json={"permissions": {"write": [f"/buckets/{bid}/groups/writers"]}})
+    call("PUT", f"{recs}/r5", user="bob", json={"data": {"by": "bob"}})
+    call("GET", f"{recs}?_to={since}")
+    call("DELETE", coll)
+    call("PUT", coll)
+    call("GET", f"{recs}?_since=0")
+    call("DELETE", f"/buckets/{bid}")
+
+
+def diff(expected, actual, detailed=40):
+    """One line per differing step, then the details of the first few."""
+    lines, details, shown = [], [], 0
+    if len(expected) != len(actual):
+        lines.append(f"transcript lengths differ: ref {len(expected)} vs ours {len(actual)}")
+    for i, (e, a) in enumerate(zip(expected, actual)):
+        parts = [k for k in ("status", "headers", "body") if e[k] != a[k]]
+        if not parts:
+            continue
+        lines.append(f"step {i}: {e['request'][:100]} -> differs in {', '.join(parts)}")
+        if shown < detailed:
+            shown += 1
+            details.append(f"step {i}: {e['request']}")
+            for key in parts:
+                details.append(f"  {key}: ref  = {json.dumps(e[key], sort_keys=True)[:800]}")
+                details.append(f"  {key}: ours = {json.dumps(a[key], sort_keys=True)[:800]}")
+    return "\n".join(lines + ["", "first differences:"] + details)
+
+
+def test_scenario_matches_reference(pool, target):
+    reference = pool.get("ref")
+    # For `ref` itself: a second reference instance, to prove the comparison is deterministic.
+    other = pool.get("ref", "twin") if target == "ref" else pool.get(target)
+    bid = uid("diff")  # the same bucket id on both servers keeps paths comparable
+    ref_rec, our_rec = Recorder(reference), Recorder(other)
+    scenario(ref_rec, bid)
+    scenario(our_rec, bid)
+    assert len(ref_rec.entries) >= 30
+    expected, actual = normalise(ref_rec), normalise(our_rec)
+    assert expected == actual, "\n" + diff(expected, actual)
+
+
+def test_normaliser_keeps_equalities():
+    # The normalisation must not hide a wrong timestamp: equal values share a placeholder, others do not.
+    n = Normaliser("http://127.0.0.1:1")
+    a = n.value({"data": {"last_modified": 1700000000000}})
+    b = n.value({"details": {"existing": {"last_modified": 1700000000000}}})
+    c = n.value({"data": {"last_modified": 1700000000001}})
+    assert a["data"]["last_modified"] == b["details"]["existing"]["last_modified"] != c["data"]["last_modified"]
+    h = n.headers({"ETag": '"1700000000001"', "Next-Page": "http://127.0.0.1:1/v1/x?_since=1700000000000&_token=abc"},
+                  with_cors=False)
+    assert h["ETag"] == f'"{c["data"]["last_modified"]}"'
+    assert h["Next-Page"] == "<origin>/v1/x?_since=<ts1>&_token=<token1>", "absolute URL on the same server"

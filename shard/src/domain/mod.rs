@@ -44,7 +44,7 @@ pub struct Shard {
 }
 
 /// Locks held by one write.
-struct WriteGuard<'a> {
+pub(crate) struct WriteGuard<'a> {
     _bucket: MutexGuard<'a, ()>,
     _root: Option<MutexGuard<'a, ()>>,
 }

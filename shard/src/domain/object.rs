@@ -170,6 +170,31 @@ impl Shard {
         }
     }
 
+    /// The common start of PATCH and DELETE: lock the bucket, load, apply
+    /// the missing-object rules, require `write`, check preconditions.
+    async fn load_for_update(
+        &self,
+        req: &Request,
+        who: &Principals,
+    ) -> Result<(super::WriteGuard<'_>, Loaded), KintoError> {
+        let t = &req.target;
+        let id = t.id.clone().unwrap_or_default();
+        let guard = self.lock_for_write(t).await;
+        let l = self.load(t, &id).await?;
+        let g = &self.settings.grants;
+        let Some(existing) = l.existing() else {
+            let visible = allowed(t.kind, Need::Write, l.chain(false), who, g)
+                || allowed(t.kind, Need::Read, l.chain(false), who, g);
+            return Err(Self::missing(t, &l, req, who, visible));
+        };
+        if !allowed(t.kind, Need::Write, l.chain(true), who, g) {
+            return Err(deny(who));
+        }
+        Self::require_parent(t, &l)?;
+        check_preconditions(req, Some(existing))?;
+        Ok((guard, l))
+    }
+
     pub(super) async fn get(&self, req: &Request, who: &Principals) -> Result<Outcome, KintoError> {
         let t = &req.target;
         let id = t.id.as_deref().unwrap_or_default();
@@ -289,19 +314,10 @@ impl Shard {
     ) -> Result<Outcome, KintoError> {
         let t = &req.target;
         let id = t.id.clone().unwrap_or_default();
-        let _guard = self.lock_for_write(t).await;
-        let l = self.load(t, &id).await?;
-        let g = &self.settings.grants;
+        let (_guard, l) = self.load_for_update(req, who).await?;
         let Some(existing) = l.existing() else {
-            let visible = allowed(t.kind, Need::Write, l.chain(false), who, g)
-                || allowed(t.kind, Need::Read, l.chain(false), who, g);
-            return Err(Self::missing(t, &l, req, who, visible));
+            return Err(KintoError::internal("load_for_update returned no object"));
         };
-        if !allowed(t.kind, Need::Write, l.chain(true), who, g) {
-            return Err(deny(who));
-        }
-        Self::require_parent(t, &l)?;
-        check_preconditions(req, Some(existing))?;
         let mut data = existing.data.clone();
         let mut acl = existing.permissions.clone();
         let mut client_ts = None;
@@ -411,20 +427,10 @@ impl Shard {
         who: &Principals,
     ) -> Result<Outcome, KintoError> {
         let t = &req.target;
-        let id = t.id.clone().unwrap_or_default();
-        let _guard = self.lock_for_write(t).await;
-        let l = self.load(t, &id).await?;
-        let g = &self.settings.grants;
+        let (_guard, l) = self.load_for_update(req, who).await?;
         let Some(existing) = l.existing() else {
-            let visible = allowed(t.kind, Need::Write, l.chain(false), who, g)
-                || allowed(t.kind, Need::Read, l.chain(false), who, g);
-            return Err(Self::missing(t, &l, req, who, visible));
+            return Err(KintoError::internal("load_for_update returned no object"));
         };
-        if !allowed(t.kind, Need::Write, l.chain(true), who, g) {
-            return Err(deny(who));
-        }
-        Self::require_parent(t, &l)?;
-        check_preconditions(req, Some(existing))?;
         let list_ts = self
             .storage
             .timestamp(&t.parent_id(), t.kind.name())

@@ -64,3 +64,47 @@ def test_security_headers(api):
     r = api.get("/")
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert "default-src 'none'" in r.headers["Content-Security-Policy"]
+
+
+def _header_set(r, name):
+    return {h.strip().lower() for h in r.headers.get(name, "").split(",") if h.strip()}
+
+
+def test_exposed_headers_follow_endpoint_and_method(api, records_url):
+    api.ok("PUT", f"{records_url}/r1", json={"data": {}})
+    base = {"alert", "backoff", "content-length", "content-type", "retry-after"}
+    reads = base | {"cache-control", "etag", "expires", "last-modified", "pragma"}
+    assert _header_set(api.put(f"{records_url}/r2", json={"data": {}}), "Access-Control-Expose-Headers") == base
+    assert _header_set(api.get(f"{records_url}/r1"), "Access-Control-Expose-Headers") == reads
+    assert _header_set(api.get(records_url), "Access-Control-Expose-Headers") == reads | {"next-page"}
+    head = api.head(records_url)
+    assert head.headers["Content-Type"] == "application/json"
+    assert _header_set(head, "Access-Control-Expose-Headers") == reads | {"next-page", "total-objects",
+                                                                           "total-records"}
+    assert _header_set(api.get("/"), "Access-Control-Expose-Headers") == base
+
+
+@pytest.mark.parametrize("method, path, allow", [
+    ("PUT", "/buckets", "HEAD, GET, POST, DELETE, OPTIONS"),
+    ("POST", "/buckets/b1", "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"),
+    ("POST", "/", "GET, HEAD, OPTIONS"),
+    ("GET", "/batch", "POST, OPTIONS"),
+])
+def test_method_not_allowed_names_allowed_methods(api, method, path, allow):
+    r = api.request(method, path, json={})
+    assert r.status_code == 405 and r.json()["errno"] == 115
+    assert r.headers["Allow"] == allow
+
+
+def test_preflight_only_for_the_endpoint_methods(anon, records_url):
+    r = anon.request("OPTIONS", "/buckets", headers={"Origin": ORIGIN, "Access-Control-Request-Method": "PUT"})
+    assert r.status_code == 400
+    assert r.json()["details"] == [{"location": "header", "name": "Access-Control-Request-Method",
+                                    "description": "Method not allowed"}]
+    r = anon.request("OPTIONS", records_url, headers={"Origin": ORIGIN, "Access-Control-Request-Method": "GET"})
+    assert _header_set(r, "Access-Control-Allow-Methods") == {"delete", "get", "head", "options", "post"}
+    assert "total-objects" in _header_set(r, "Access-Control-Allow-Headers")
+    r = anon.request("OPTIONS", "/nothing", headers={"Origin": ORIGIN, "Access-Control-Request-Method": "GET"})
+    assert r.status_code == 404 and r.json()["errno"] == 111
+    r = anon.request("OPTIONS", records_url)
+    assert [d["name"] for d in r.json()["details"]] == ["Access-Control-Request-Method", "Origin"]

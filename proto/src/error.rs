@@ -171,12 +171,11 @@ impl KintoError {
             }]))
     }
 
-    /// 404 errno 110 or 111 with Kinto's `{id, resource_name}` details.
+    /// 404 errno 110 or 111 with Kinto's `{id, resource_name}` details. Kinto
+    /// gives these no message (only its unknown-URL 404 has one).
     pub fn not_found(kind: ErrorKind, id: &str, resource_name: &str) -> Self {
         let mut e = KintoError::new(kind);
-        if kind == ErrorKind::ObjectNotFound {
-            e.message = None;
-        }
+        e.message = None;
         e.with_details(serde_json::json!({"id": id, "resource_name": resource_name}))
     }
 
@@ -308,5 +307,8 @@ mod tests {
         assert_eq!(b["errno"], 110);
         assert!(b.get("message").is_none());
         assert_eq!(b["details"]["resource_name"], "record");
+        let parent = KintoError::not_found(ErrorKind::MissingResource, "c", "collection").body();
+        assert_eq!(parent["errno"], 111);
+        assert!(parent.get("message").is_none());
     }
 }

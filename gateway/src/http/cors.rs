@@ -2,10 +2,11 @@
 //! an allowed `Origin`, exposed headers on every response, and preflights.
 
 use super::message::{KRequest, KResponse};
+use super::routes::Route;
 use crate::config::GatewayConfig;
+use axum::http::{Method, StatusCode};
 use kinto_proto::KintoError;
-
-const EXPOSED: &str = "Alert, Backoff, Cache-Control, Content-Length, Content-Type, ETag, Expires, Last-Modified, Next-Page, Pragma, Retry-After, Total-Objects, Total-Records";
+use serde_json::{json, Value};
 
 /// fnmatch-style `*` wildcard match.
 fn glob(pattern: &str, text: &str) -> bool {
@@ -30,55 +31,85 @@ fn allowed_origin(cfg: &GatewayConfig, origin: &str) -> Option<String> {
         .then(|| origin.to_owned())
 }
 
-/// Headers every response carries.
-pub fn decorate(cfg: &GatewayConfig, req: &KRequest, resp: &mut KResponse) {
-    resp.set("access-control-expose-headers", EXPOSED);
+/// `Access-Control-Allow-Origin` on every response to an allowed origin, and
+/// the headers the endpoint exposes, except on preflights and 405s (Kinto
+/// answers those outside its services).
+pub fn decorate(cfg: &GatewayConfig, req: &KRequest, route: Option<&Route>, resp: &mut KResponse) {
     if let Some(origin) = req.header("origin") {
         if let Some(allow) = allowed_origin(cfg, origin) {
             resp.set("access-control-allow-origin", allow);
         }
     }
+    if req.method == Method::OPTIONS || resp.status == StatusCode::METHOD_NOT_ALLOWED {
+        return;
+    }
+    let exposed = match route {
+        Some(r) => r.exposed_headers(req.method.as_str()),
+        None => Route::Hello.exposed_headers("GET"),
+    };
+    resp.set("access-control-expose-headers", exposed.join(", "));
 }
 
-/// `OPTIONS`: a preflight. Every requested header is accepted.
-pub fn preflight(cfg: &GatewayConfig, req: &KRequest) -> Result<KResponse, KintoError> {
+/// The methods `route` answers given the configuration (a read-only server
+/// has no write methods at all).
+pub fn methods(cfg: &GatewayConfig, route: &Route) -> Vec<&'static str> {
+    route
+        .methods()
+        .iter()
+        .copied()
+        .filter(|m| !cfg.readonly || matches!(*m, "GET" | "HEAD" | "OPTIONS"))
+        .collect()
+}
+
+/// `OPTIONS`: a preflight, answered for the endpoint's own methods. Any
+/// requested header is allowed, besides those the endpoint exposes.
+pub fn preflight(
+    cfg: &GatewayConfig,
+    req: &KRequest,
+    route: &Route,
+) -> Result<KResponse, KintoError> {
     let origin = req.header("origin");
     let method = req.header("access-control-request-method");
+    let mut missing = Vec::new();
+    if method.is_none() {
+        missing.push("Access-Control-Request-Method");
+    }
+    if origin.is_none() {
+        missing.push("Origin");
+    }
     let (Some(_), Some(method)) = (origin, method) else {
-        let missing = if origin.is_none() {
-            "Origin"
-        } else {
-            "Access-Control-Request-Method"
-        };
-        return Err(KintoError::invalid(
-            "header",
-            Some(missing),
-            "this header is mandatory",
-        ));
+        let mut e = KintoError::invalid("header", Some(missing[0]), "this header is mandatory");
+        if let (Some(second), Some(Value::Array(details))) = (missing.get(1), e.details.as_mut()) {
+            details.push(json!({"location": "header", "name": second, "description": "this header is mandatory"}));
+        }
+        return Err(e);
     };
-    let methods = if cfg.readonly {
-        "GET,HEAD,OPTIONS"
-    } else {
-        "DELETE,GET,HEAD,OPTIONS,PATCH,POST,PUT"
-    };
-    if !methods.split(',').any(|m| m.eq_ignore_ascii_case(method)) {
+    let methods = methods(cfg, route);
+    if !methods.contains(&method) {
         return Err(KintoError::invalid(
             "header",
             Some("Access-Control-Request-Method"),
             "Method not allowed",
         ));
     }
-    let mut resp = KResponse::json(200, serde_json::Value::Null);
-    resp.set("access-control-allow-methods", methods);
-    let requested = req
+    let mut allow: Vec<String> = route
+        .all_exposed_headers()
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    for h in req
         .header("access-control-request-headers")
-        .unwrap_or_default();
-    let mut allow = String::from("Authorization, Content-Type, If-Match, If-None-Match");
-    if !requested.is_empty() {
-        allow.push_str(", ");
-        allow.push_str(requested);
+        .unwrap_or_default()
+        .split(',')
+    {
+        let h = h.trim();
+        if !h.is_empty() && !allow.iter().any(|a| a.eq_ignore_ascii_case(h)) {
+            allow.push(h.to_owned());
+        }
     }
-    resp.set("access-control-allow-headers", allow);
+    let mut resp = KResponse::json(200, Value::Null);
+    resp.set("access-control-allow-methods", methods.join(","));
+    resp.set("access-control-allow-headers", allow.join(","));
     resp.set(
         "access-control-max-age",
         cfg.cors_max_age_seconds.to_string(),

@@ -14,7 +14,7 @@ mod utility;
 
 use crate::app::App;
 use crate::auth;
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use kinto_proto::{ErrorKind, KintoError};
 use message::{KRequest, KResponse};
 use routes::Route;
@@ -23,11 +23,17 @@ use routes::Route;
 pub async fn handle(app: &App, req: KRequest) -> KResponse {
     let cfg = &app.config;
     let eos = utility::end_of_service(cfg);
+    let route = versioned(&req.path)
+        .filter(|(version, _)| *version == "v1")
+        .and_then(|(_, rest)| routes::parse(rest));
     let mut resp = match eos {
         Some((true, _)) => Err(KintoError::new(ErrorKind::ServiceDeprecated)),
-        _ => dispatch(app, &req).await,
+        _ => dispatch(app, &req, route.as_ref()).await,
     }
     .unwrap_or_else(|e| KResponse::error(&e, cfg.retry_after_seconds));
+    if let (Some(r), StatusCode::METHOD_NOT_ALLOWED) = (&route, resp.status) {
+        resp.set("allow", cors::methods(cfg, r).join(", "));
+    }
     if let Some((_, alert)) = eos {
         resp.set("alert", alert);
     }
@@ -37,7 +43,7 @@ pub async fn handle(app: &App, req: KRequest) -> KResponse {
             resp.set("backoff", seconds.to_string());
         }
     }
-    cors::decorate(cfg, &req, &mut resp);
+    cors::decorate(cfg, &req, route.as_ref(), &mut resp);
     resp.set(
         "content-security-policy",
         "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; ",
@@ -47,10 +53,18 @@ pub async fn handle(app: &App, req: KRequest) -> KResponse {
 }
 
 /// Kinto's path rules: version prefix, trailing slash, unknown paths.
-async fn dispatch(app: &App, req: &KRequest) -> Result<KResponse, KintoError> {
+/// `route` is the parsed endpoint of a `/v1` path, if there is one.
+async fn dispatch(
+    app: &App,
+    req: &KRequest,
+    route: Option<&Route>,
+) -> Result<KResponse, KintoError> {
     let cfg = &app.config;
     if req.method == Method::OPTIONS {
-        return cors::preflight(cfg, req);
+        return match route {
+            Some(r) => cors::preflight(cfg, req, r),
+            None => Err(KintoError::new(ErrorKind::MissingResource)),
+        };
     }
     let Some(rest) = versioned(&req.path) else {
         if cfg.version_prefix_redirect_enabled {
@@ -68,7 +82,7 @@ async fn dispatch(app: &App, req: &KRequest) -> Result<KResponse, KintoError> {
     if rest.is_empty() {
         return Ok(KResponse::redirect(&with_query("/v1/", &req.query)));
     }
-    let Some(route) = routes::parse(rest) else {
+    let Some(route) = route.cloned() else {
         if cfg.trailing_slash_redirect_enabled && rest.len() > 1 && rest.ends_with('/') {
             let target = format!("/v1{}", rest.trim_end_matches('/'));
             if routes::parse(&target[3..]).is_some() {

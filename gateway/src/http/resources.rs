@@ -355,7 +355,7 @@ fn object_response(method: pb::Method, fields: Option<&[String]>, r: OpResult) -
         body["permissions"] = serde_json::from_slice(&p).unwrap_or_else(|_| json!({}));
     }
     let mut resp = if method == pb::Method::Head {
-        KResponse::empty(200)
+        KResponse::empty(200).with("content-type", "application/json")
     } else {
         KResponse::json(r.status as u16, body)
     };
@@ -388,7 +388,7 @@ fn list_response(
         items = items.iter().map(|o| query::project(o, f)).collect();
     }
     let mut resp = if method == pb::Method::Head {
-        let mut resp = KResponse::empty(200);
+        let mut resp = KResponse::empty(200).with("content-type", "application/json");
         resp.set("total-objects", r.total.to_string());
         resp.set("total-records", r.total.to_string());
         resp
@@ -421,13 +421,22 @@ fn list_response(
 fn next_page(app: &App, req: &KRequest, params: &ListParams, last: &Value, limit: u64) -> String {
     let keyset = query::keyset_of(last, &params.sort);
     let token = query::encode_token(&keyset, params.token_offset + limit);
-    let mut qs = form_urlencoded::Serializer::new(String::new());
+    // Kinto keeps the parameters' order, replacing `_limit` and `_token` in
+    // place (appended when absent); a repeated key keeps its first place.
+    let mut params: Vec<(String, String)> = Vec::new();
     for (k, v) in req.query_pairs() {
-        if k != "_limit" && k != "_token" {
-            qs.append_pair(&k, &v);
+        match params.iter_mut().find(|(key, _)| *key == k) {
+            Some(p) => p.1 = v,
+            None => params.push((k, v)),
         }
     }
-    qs.append_pair("_limit", &limit.to_string());
-    qs.append_pair("_token", &token);
+    for (k, v) in [("_limit", limit.to_string()), ("_token", token)] {
+        match params.iter_mut().find(|(key, _)| key == k) {
+            Some(p) => p.1 = v,
+            None => params.push((k.to_owned(), v)),
+        }
+    }
+    let mut qs = form_urlencoded::Serializer::new(String::new());
+    qs.extend_pairs(&params);
     format!("{}{}?{}", app.base_url(req), req.path, qs.finish())
 }

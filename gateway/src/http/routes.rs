@@ -79,6 +79,65 @@ pub fn parse(path: &str) -> Option<Route> {
     }
 }
 
+/// Headers every Kinto service exposes to CORS clients.
+const DEFAULT_EXPOSED: &[&str] = &[
+    "Alert",
+    "Backoff",
+    "Content-Length",
+    "Content-Type",
+    "Retry-After",
+];
+/// What a read of one object adds.
+const OBJECT_READ: &[&str] = &[
+    "Cache-Control",
+    "ETag",
+    "Expires",
+    "Last-Modified",
+    "Pragma",
+];
+
+impl Route {
+    /// The methods this endpoint answers, in the order of Kinto's `Allow`
+    /// header (OPTIONS included: preflights are answered everywhere).
+    pub fn methods(&self) -> &'static [&'static str] {
+        match self {
+            Route::Hello | Route::Heartbeat | Route::LbHeartbeat | Route::Version => {
+                &["GET", "HEAD", "OPTIONS"]
+            }
+            Route::Batch => &["POST", "OPTIONS"],
+            Route::Resource(p) if p.id.is_none() => &["HEAD", "GET", "POST", "DELETE", "OPTIONS"],
+            Route::Resource(_) => &["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        }
+    }
+
+    /// `Access-Control-Expose-Headers` for a response to `method`, as Kinto
+    /// declares them per service and method: only reads expose caching
+    /// headers, only plural reads `Next-Page`, only plural HEAD the counts.
+    pub fn exposed_headers(&self, method: &str) -> Vec<&'static str> {
+        let mut h = DEFAULT_EXPOSED.to_vec();
+        if let Route::Resource(p) = self {
+            if matches!(method, "GET" | "HEAD") {
+                h.extend_from_slice(OBJECT_READ);
+                if p.id.is_none() {
+                    h.push("Next-Page");
+                    if method == "HEAD" {
+                        h.extend_from_slice(&["Total-Objects", "Total-Records"]);
+                    }
+                }
+            }
+        }
+        h
+    }
+
+    /// Every header any method of this endpoint exposes: what a preflight
+    /// allows the client to send, besides the ones it asks for.
+    pub fn all_exposed_headers(&self) -> Vec<&'static str> {
+        let mut all = self.exposed_headers("HEAD");
+        all.sort_unstable();
+        all
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +160,20 @@ mod tests {
         assert_eq!(parse("/buckets/b/"), None);
         assert_eq!(parse("/buckets/b/foo"), None);
         assert_eq!(parse("/nothing"), None);
+    }
+
+    #[test]
+    fn exposed_headers_depend_on_endpoint_and_method() {
+        let plural = parse("/buckets/b/collections").expect("plural");
+        let object = parse("/buckets/b").expect("object");
+        assert!(plural.exposed_headers("HEAD").contains(&"Total-Objects"));
+        assert!(!plural.exposed_headers("GET").contains(&"Total-Objects"));
+        assert!(plural.exposed_headers("GET").contains(&"Next-Page"));
+        assert!(!object.exposed_headers("GET").contains(&"Next-Page"));
+        assert!(object.exposed_headers("GET").contains(&"ETag"));
+        assert!(!object.exposed_headers("PUT").contains(&"ETag"));
+        assert_eq!(Route::Hello.exposed_headers("GET").len(), 5);
+        assert!(!object.methods().contains(&"POST"));
+        assert!(!plural.methods().contains(&"PUT"));
     }
 }

@@ -141,23 +141,14 @@ impl Shard {
         Ok(())
     }
 
-    /// The object is missing: 412 if `If-Match` was sent, 404 if the caller
-    /// could see it, else 401/403 so existence does not leak.
-    fn missing(
-        t: &Target,
-        l: &Loaded,
-        req: &Request,
-        who: &Principals,
-        visible: bool,
-    ) -> KintoError {
+    /// The object is missing: 404 if the caller could see it (even with an
+    /// `If-Match`, as Kinto 26 answers), else 401/403 so existence does not leak.
+    fn missing(t: &Target, l: &Loaded, who: &Principals, visible: bool) -> KintoError {
         if !visible {
             return deny(who);
         }
         if let Err(e) = Self::require_parent(t, l) {
             return e;
-        }
-        if req.if_match.is_some() {
-            return precondition_failed(None);
         }
         let id = t.id.as_deref().unwrap_or_default();
         KintoError::not_found(ErrorKind::ObjectNotFound, id, t.kind.name())
@@ -185,7 +176,7 @@ impl Shard {
         let Some(existing) = l.existing() else {
             let visible = allowed(t.kind, Need::Write, l.chain(false), who, g)
                 || allowed(t.kind, Need::Read, l.chain(false), who, g);
-            return Err(Self::missing(t, &l, req, who, visible));
+            return Err(Self::missing(t, &l, who, visible));
         };
         if !allowed(t.kind, Need::Write, l.chain(true), who, g) {
             return Err(deny(who));
@@ -204,7 +195,7 @@ impl Shard {
             return Err(deny(who));
         }
         let Some(o) = l.existing() else {
-            return Err(Self::missing(t, &l, req, who, true));
+            return Err(Self::missing(t, &l, who, true));
         };
         Self::require_parent(t, &l)?;
         check_preconditions(req, Some(o))?;

@@ -109,7 +109,8 @@ impl Shard {
             .filter(|(j, _)| query::matches(j, &q.filters))
             .collect();
         matched.sort_by(|a, b| query::compare_objects(&a.0, &b.0, &q.sort));
-        let total = matched.len() as u64;
+        // Kinto counts live objects only, even when `_since` lists tombstones.
+        let total = matched.iter().filter(|(_, o)| !o.deleted).count() as u64;
         if let Some(after) = &q.after {
             matched.retain(|(j, _)| query::is_after(j, &q.sort, after));
         }

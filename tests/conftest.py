@@ -40,6 +40,17 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize("target", targets, scope="session")
 
 
+# Kinto's built-in plugins as a deployment enables them (kinto-api.md §10), with `admin` the account admin.
+PLUGINS = {
+    "includes": " ".join(f"kinto.plugins.{p}" for p in
+                         ("default_bucket", "accounts", "history", "flush", "admin")),
+    "multiauth_policies": "account basicauth",
+    "account_create_principals": "system.Everyone",
+    "account_write_principals": "account:admin",
+    "experimental_collection_schema_validation": "true",
+}
+
+
 class Pool:
     """Servers started on first use and kept for the session, keyed by (target, profile)."""
 
@@ -49,6 +60,7 @@ class Pool:
         "backoff": {"backoff": 10},
         "limits": {"max_body_bytes": 1000},  # a kinto-rs setting: ours only
         "twin": {},  # a second reference instance for the differential test's self-check
+        "plugins": PLUGINS,
     }
 
     def __init__(self):
@@ -141,3 +153,9 @@ def backoff_api(pool, target):
 def limits_api(pool, target):
     """alice on a kinto-rs server with max_body_bytes = 1000 (a kinto-rs setting: ours only)."""
     return Api(pool.get(target, "limits"), "alice")
+
+
+@pytest.fixture
+def plugged(pool, target):
+    """A server with the plugins of PLUGINS; `plugged.api(user)` as in Api."""
+    return pool.get(target, "plugins")

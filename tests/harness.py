@@ -27,6 +27,10 @@ HMAC_SECRET = "kinto-rs-test-secret"
 BASE_SETTINGS = {
     "userid_hmac_secret": HMAC_SECRET,
     "bucket_create_principals": "system.Authenticated",
+    # Core only unless a profile enables plugins (`includes`, Kinto's names).
+    "includes": "",
+    # Kinto's `multiauth.policies`; ours reads it as KINTO_MULTIAUTH_POLICIES.
+    "multiauth_policies": "basicauth",
 }
 START_TIMEOUT = 30.0
 
@@ -245,9 +249,8 @@ kinto.cache_backend = kinto.core.cache.memory
 kinto.cache_url =
 kinto.permission_backend = kinto.core.permission.memory
 kinto.permission_url =
-# Core only: no default_bucket, accounts, history or flush plugin.
-kinto.includes =
-multiauth.policies = basicauth
+multiauth.policies = {policies}
+multiauth.policy.account.use = kinto.plugins.accounts.AccountsPolicy
 {settings}
 
 [server:main]
@@ -289,9 +292,11 @@ class RefServer(Server):
         def go():
             port = free_port()
             OUTPUT.mkdir(parents=True, exist_ok=True)
-            lines = "\n".join(f"kinto.{k} = {v}" for k, v in self.settings.items())
+            settings = dict(self.settings)
+            policies = settings.pop("multiauth_policies")
+            lines = "\n".join(f"kinto.{k} = {v}" for k, v in settings.items())
             ini = OUTPUT / f"{self.label}.ini"
-            ini.write_text(REF_INI.format(settings=lines, port=port))
+            ini.write_text(REF_INI.format(settings=lines, port=port, policies=policies))
             kinto = Path(sys.executable).parent / "kinto"
             self.procs = [Proc(self.label, [kinto, "start", "--ini", ini], _clean_env())]
             self.url = f"http://127.0.0.1:{port}/v1"

@@ -11,11 +11,23 @@ use std::sync::Arc;
 pub struct App {
     pub config: GatewayConfig,
     pub shards: ShardMap,
+    /// Account passwords bcrypt already accepted (see `auth`).
+    pub account_cache: moka::sync::Cache<String, ()>,
 }
 
 impl App {
     pub fn new(config: GatewayConfig, shards: ShardMap) -> Arc<Self> {
-        Arc::new(App { config, shards })
+        let account_cache = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(std::time::Duration::from_secs(
+                config.account_cache_ttl_seconds,
+            ))
+            .build();
+        Arc::new(App {
+            config,
+            shards,
+            account_cache,
+        })
     }
 
     /// `scheme://host` as clients reach us (`http_scheme`/`http_host` win).

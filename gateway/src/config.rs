@@ -1,7 +1,9 @@
 //! The settings of the gateway (docs/configuration.md). Names are Kinto's
 //! where the meaning is Kinto's.
 
-use kinto_proto::settings::{de_list, de_opt_string, de_opt_u64, de_string, RawSettings};
+use kinto_proto::settings::{
+    de_list, de_opt_string, de_opt_u64, de_string, plugin_enabled, RawSettings,
+};
 use serde::Deserialize;
 
 fn default_bind() -> String {
@@ -86,10 +88,72 @@ pub struct GatewayConfig {
     pub version_prefix_redirect_enabled: bool,
     #[serde(default = "default_max_body")]
     pub max_body_bytes: u64,
+    /// Kinto's `includes`: the built-in plugins enabled, by Kinto's module
+    /// names (`kinto.plugins.default_bucket`, `…accounts`, `…history`,
+    /// `…flush`, `…admin`); see [`GatewayConfig::plugin`].
+    #[serde(default, deserialize_with = "de_list")]
+    pub includes: Vec<String>,
+    /// Kinto's `multiauth.policies`, in order: `account`, `basicauth`.
+    #[serde(default = "default_policies", deserialize_with = "de_list")]
+    pub multiauth_policies: Vec<String>,
+    /// Key of the default bucket id HMAC; empty by default, as in Kinto.
+    #[serde(default, deserialize_with = "de_string")]
+    pub default_bucket_hmac_secret: String,
+    /// How long a verified account password is trusted without bcrypt.
+    #[serde(default = "default_account_ttl")]
+    pub account_cache_ttl_seconds: u64,
+    /// Kinto's switch for JSON-schema validation (checked by the shards).
+    #[serde(default)]
+    pub experimental_collection_schema_validation: bool,
+    /// Kinto's switch for `GET /permissions` (the admin plugin turns it on too).
+    #[serde(default)]
+    pub experimental_permissions_endpoint: bool,
+    /// `POST /__flush__` wipes every shard: test deployments only.
+    #[serde(default)]
+    pub flush_endpoint_enabled: bool,
+}
+
+fn default_policies() -> Vec<String> {
+    vec!["basicauth".into()]
+}
+
+fn default_account_ttl() -> u64 {
+    30
 }
 
 impl GatewayConfig {
     pub fn from_raw(raw: &RawSettings) -> Result<Self, String> {
-        raw.parse()
+        let cfg: GatewayConfig = raw.parse()?;
+        let policies = &cfg.multiauth_policies;
+        let pos = |name: &str| policies.iter().position(|p| p == name);
+        if let (Some(account), Some(basic)) = (pos("account"), pos("basicauth")) {
+            if basic < account {
+                // Kinto refuses this too: basic auth accepts any password, so
+                // every account login would become a `basicauth:` user.
+                return Err("multiauth_policies: `account` must come before `basicauth`".into());
+            }
+        }
+        if let Some(unknown) = policies
+            .iter()
+            .find(|p| !matches!(p.as_str(), "account" | "basicauth"))
+        {
+            return Err(format!("multiauth_policies: unknown policy `{unknown}`"));
+        }
+        if pos("account").is_some() && !cfg.plugin("accounts") {
+            return Err(
+                "multiauth_policies has `account` but includes lacks kinto.plugins.accounts".into(),
+            );
+        }
+        Ok(cfg)
+    }
+
+    /// Kinto serves `/permissions` when asked to, and whenever the admin UI is on.
+    pub fn permissions_endpoint(&self) -> bool {
+        self.experimental_permissions_endpoint || self.plugin("admin")
+    }
+
+    /// Is Kinto's built-in plugin `name` (e.g. `"history"`) enabled?
+    pub fn plugin(&self, name: &str) -> bool {
+        plugin_enabled(&self.includes, name)
     }
 }

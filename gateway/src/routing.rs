@@ -5,7 +5,9 @@
 //! every call so a shard can refuse a stale router (docs/placement.md).
 
 use kinto_proto::pb::shard_client::ShardClient;
-use kinto_proto::pb::{HealthRequest, OpResult, Operation, PrincipalsRequest};
+use kinto_proto::pb::{
+    AccountHashRequest, FlushRequest, HealthRequest, OpResult, Operation, PrincipalsRequest,
+};
 use kinto_proto::placement::shard_for_bucket;
 use kinto_proto::KintoError;
 use std::time::Duration;
@@ -83,6 +85,29 @@ impl ShardMap {
             }
         });
         futures::future::join_all(calls).await
+    }
+
+    /// The stored bcrypt hash of account `id` (empty when there is none).
+    pub async fn account_hash(&self, id: &str) -> Result<String, KintoError> {
+        let key = format!("account/{id}");
+        let mut client = self.clients[self.shard_of(&key)].clone();
+        client
+            .account_hash(AccountHashRequest { id: id.to_owned() })
+            .await
+            .map(|r| r.into_inner().password_hash)
+            .map_err(|s| KintoError::from_status(&s))
+    }
+
+    /// Wipes every shard; the first failure is the answer.
+    pub async fn flush_all(&self) -> Result<(), KintoError> {
+        let calls = self.clients.iter().map(|c| {
+            let mut c = c.clone();
+            async move { c.flush(FlushRequest {}).await }
+        });
+        for r in futures::future::join_all(calls).await {
+            r.map_err(|s| KintoError::from_status(&s))?;
+        }
+        Ok(())
     }
 
     /// Group URIs the principals belong to, across all shards.

@@ -80,6 +80,14 @@ pub fn principal_list(v: &Value) -> Vec<String> {
 }
 
 /// Serde helper for fields holding a principal or string list.
+/// Is Kinto's built-in plugin `name` (e.g. `"history"`) in `includes`? Kinto
+/// names plugins as modules (`kinto.plugins.history`); the short name works too.
+pub fn plugin_enabled(includes: &[String], name: &str) -> bool {
+    includes
+        .iter()
+        .any(|i| i == name || i.strip_prefix("kinto.plugins.") == Some(name))
+}
+
 pub fn de_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     Ok(principal_list(&Value::deserialize(d)?))
 }

@@ -5,7 +5,8 @@ use crate::domain::{Shard, ShardSettings};
 use crate::storage::embedded::EmbeddedStorage;
 use kinto_proto::pb::shard_server::{Shard as ShardRpc, ShardServer};
 use kinto_proto::pb::{
-    HealthReply, HealthRequest, OpResult, Operation, PrincipalsReply, PrincipalsRequest,
+    AccountHashReply, AccountHashRequest, FlushReply, FlushRequest, HealthReply, HealthRequest,
+    OpResult, Operation, PrincipalsReply, PrincipalsRequest,
 };
 use kinto_proto::settings::RawSettings;
 use std::net::SocketAddr;
@@ -51,6 +52,26 @@ impl ShardRpc for ShardService {
             .map_err(|e| e.to_status())?;
         Ok(Response::new(PrincipalsReply { groups }))
     }
+
+    async fn account_hash(
+        &self,
+        request: Request<AccountHashRequest>,
+    ) -> Result<Response<AccountHashReply>, Status> {
+        let id = request.into_inner().id;
+        let hash = self
+            .shard
+            .account_hash(&id)
+            .await
+            .map_err(|e| e.to_status())?;
+        Ok(Response::new(AccountHashReply {
+            password_hash: hash.unwrap_or_default(),
+        }))
+    }
+
+    async fn flush(&self, _: Request<FlushRequest>) -> Result<Response<FlushReply>, Status> {
+        self.shard.flush().await.map_err(|e| e.to_status())?;
+        Ok(Response::new(FlushReply {}))
+    }
 }
 
 /// Opens the store and builds the gRPC service of shard `index` of `count`.
@@ -69,6 +90,7 @@ pub fn build(
             count,
             generation: 1,
             grants: default_grants(raw),
+            features: crate::domain::Features::from_raw(raw),
         },
     );
     Ok(ShardServer::new(ShardService {

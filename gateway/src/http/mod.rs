@@ -2,9 +2,11 @@
 //! a [`message::KRequest`] to a [`message::KResponse`], used for top-level
 //! requests and for every `/batch` sub-request alike.
 
+mod accounts;
 mod batch;
 mod body;
 mod cors;
+mod default_bucket;
 mod headers;
 pub mod message;
 mod querystring;
@@ -96,19 +98,40 @@ async fn dispatch(
         return Err(KintoError::new(ErrorKind::MethodNotAllowed));
     }
     headers::check_accept(req)?;
-    let caller = auth::authenticate(req.header("authorization"), &cfg.userid_hmac_secret);
+    let caller = auth::identify(app, req.header("authorization")).await?;
     match route {
         Route::Hello => only_get(req).and(Ok(utility::hello(app, req, &caller).await)),
         Route::Heartbeat => only_get(req).and(Ok(utility::heartbeat(app).await)),
         Route::LbHeartbeat => only_get(req).and(Ok(KResponse::json(200, serde_json::json!({})))),
         Route::Version => only_get(req).and(Ok(utility::version())),
+        Route::Flush => {
+            if !(cfg.plugin("flush") || cfg.flush_endpoint_enabled) {
+                return Err(KintoError::new(ErrorKind::MissingResource));
+            }
+            if req.method != Method::POST {
+                return Err(KintoError::new(ErrorKind::MethodNotAllowed));
+            }
+            app.shards.flush_all().await?;
+            Ok(KResponse::json(202, serde_json::json!({})))
+        }
         Route::Batch => {
             if req.method != Method::POST {
                 return Err(KintoError::new(ErrorKind::MethodNotAllowed));
             }
             Box::pin(batch::handle(app, req)).await
         }
-        Route::Resource(path) => resources::handle(app, req, &path, caller).await,
+        Route::Resource(path) if accounts::disabled(&path, cfg.plugin("accounts")) => {
+            Err(KintoError::new(ErrorKind::MissingResource))
+        }
+        Route::Resource(path) if path.bucket == "default" && cfg.plugin("default_bucket") => {
+            let secret = &cfg.default_bucket_hmac_secret;
+            let (req, path, implicit) =
+                default_bucket::resolve(secret, cfg.readonly, req, &path, &caller)?;
+            resources::handle(app, &req, &path, caller, implicit).await
+        }
+        Route::Resource(path) => {
+            resources::handle(app, req, &path, caller, Default::default()).await
+        }
     }
 }
 

@@ -2,7 +2,9 @@
 //! into one gRPC operation for the owning shard (or one per shard for
 //! `/buckets`), and the result into Kinto's envelope and headers.
 
+use super::accounts;
 use super::body::{envelope, parse_json};
+use super::default_bucket::Implicit;
 use super::headers::{check_content_type, content_type, precondition};
 use super::message::{KRequest, KResponse};
 use super::querystring::{parse_fields, parse_list_query, ListParams, QueryError};
@@ -61,6 +63,7 @@ pub async fn handle(
     req: &KRequest,
     path: &ResourcePath,
     caller: Caller,
+    implicit: Implicit,
 ) -> Result<KResponse, KintoError> {
     let plural = path.id.is_none();
     let allowed: &[Method] = if plural {
@@ -88,7 +91,7 @@ pub async fn handle(
         });
     }
     if let Some(id) = &path.id {
-        if !valid_id(id) {
+        if !kinto_shard::domain::resource::valid_id_for(shard_kind(path.kind), id) {
             return Err(KintoError::invalid("path", None, "Invalid object id"));
         }
     }
@@ -103,6 +106,8 @@ pub async fn handle(
         caller: Some(caller),
         if_match: precondition(req, "if-match")?,
         if_none_match: precondition(req, "if-none-match")?,
+        implicit_bucket: implicit.bucket,
+        implicit_collection: implicit.collection,
         ..Default::default()
     };
     if matches!(
@@ -110,11 +115,22 @@ pub async fn handle(
         pb::Method::Post | pb::Method::Put | pb::Method::Patch
     ) {
         read_body(req, method, &mut op)?;
+        if path.kind == Kind::Account {
+            accounts::hash_password(method, &mut op).await?;
+        }
     }
     let mut path = path.clone();
     if plural && method == pb::Method::Post && path.kind == Kind::Bucket {
         // A new bucket is placed by its id, so the id is settled here.
         path.bucket = new_bucket_id(&mut op)?;
+        if let Some(t) = op.target.as_mut() {
+            t.bucket_id = path.bucket.clone();
+        }
+    }
+    if plural && method == pb::Method::Post && path.kind == Kind::Account {
+        // Like a bucket, an account is placed by its id.
+        let id = accounts::posted_id(&op)?;
+        path.bucket = accounts::placement_key(&id);
         if let Some(t) = op.target.as_mut() {
             t.bucket_id = path.bucket.clone();
         }
@@ -168,6 +184,17 @@ fn new_bucket_id(op: &mut Operation) -> Result<String, KintoError> {
         }
     };
     Ok(id)
+}
+
+fn shard_kind(kind: Kind) -> kinto_shard::domain::resource::Kind {
+    use kinto_shard::domain::resource::Kind as K;
+    match kind {
+        Kind::Bucket => K::Bucket,
+        Kind::Group => K::Group,
+        Kind::Collection => K::Collection,
+        Kind::Account => K::Account,
+        _ => K::Record,
+    }
 }
 
 fn valid_id(id: &str) -> bool {
@@ -258,7 +285,7 @@ fn list_query(app: &App, params: &ListParams) -> ListQuery {
 /// Sends the operation to the owning shard; `/buckets` goes to every shard
 /// and the answers are merged.
 async fn run(app: &App, path: &ResourcePath, op: Operation) -> Result<OpResult, KintoError> {
-    if path.kind == Kind::Bucket && path.bucket.is_empty() {
+    if matches!(path.kind, Kind::Bucket | Kind::Account) && path.bucket.is_empty() {
         return fan_out(app, op).await;
     }
     app.shards

@@ -9,6 +9,8 @@ pub enum Route {
     LbHeartbeat,
     Version,
     Batch,
+    /// `POST /__flush__` (only when enabled: see `GatewayConfig`).
+    Flush,
     Resource(ResourcePath),
 }
 
@@ -27,6 +29,7 @@ impl ResourcePath {
             Kind::Bucket => "bucket",
             Kind::Group => "group",
             Kind::Collection => "collection",
+            Kind::Account => "account",
             _ => "record",
         }
     }
@@ -34,7 +37,7 @@ impl ResourcePath {
     /// The ids of the parents in the path (bucket, then collection).
     pub fn parent_ids(&self) -> Vec<&str> {
         match self.kind {
-            Kind::Bucket => vec![],
+            Kind::Bucket | Kind::Account => vec![],
             Kind::Record => vec![&self.bucket, &self.collection],
             _ => vec![&self.bucket],
         }
@@ -50,10 +53,24 @@ pub fn parse(path: &str) -> Option<Route> {
         "/__lbheartbeat__" => return Some(Route::LbHeartbeat),
         "/__version__" => return Some(Route::Version),
         "/batch" => return Some(Route::Batch),
+        "/__flush__" => return Some(Route::Flush),
         _ => {}
     }
     let rest = path.strip_prefix('/')?;
     let seg: Vec<&str> = rest.split('/').collect();
+    if seg.first() == Some(&"accounts") {
+        let (bucket, id) = match seg.as_slice() {
+            [_] => (String::new(), None),
+            [_, id] if !id.is_empty() => (format!("account/{id}"), Some(id.to_string())),
+            _ => return None,
+        };
+        return Some(Route::Resource(ResourcePath {
+            kind: Kind::Account,
+            bucket,
+            collection: String::new(),
+            id,
+        }));
+    }
     if seg.iter().any(|s| s.is_empty()) || seg.first() != Some(&"buckets") {
         return None;
     }
@@ -104,7 +121,7 @@ impl Route {
             Route::Hello | Route::Heartbeat | Route::LbHeartbeat | Route::Version => {
                 &["GET", "HEAD", "OPTIONS"]
             }
-            Route::Batch => &["POST", "OPTIONS"],
+            Route::Batch | Route::Flush => &["POST", "OPTIONS"],
             Route::Resource(p) if p.id.is_none() => &["HEAD", "GET", "POST", "DELETE", "OPTIONS"],
             Route::Resource(_) => &["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"],
         }

@@ -24,12 +24,7 @@ pub async fn hello(app: &App, req: &KRequest, caller: &Caller) -> KResponse {
             "readonly": cfg.readonly,
             "explicit_permissions": true,
         },
-        "capabilities": {
-            "basicauth": {
-                "description": "Very basic authentication sessions. Not for production use.",
-                "url": "http://kinto.readthedocs.io/en/stable/api/1.x/authentication.html",
-            },
-        },
+        "capabilities": capabilities(cfg),
     });
     if let Some(eos) = &cfg.eos {
         body["eos"] = Value::String(eos.clone());
@@ -40,8 +35,74 @@ pub async fn hello(app: &App, req: &KRequest, caller: &Caller) -> KResponse {
         principals.push(crate::auth::EVERYONE.into());
         principals.push(crate::auth::AUTHENTICATED.into());
         body["user"] = json!({ "id": caller.user_id, "principals": principals });
+        if cfg.plugin("default_bucket") {
+            body["user"]["bucket"] =
+                super::default_bucket::bucket_id(&cfg.default_bucket_hmac_secret, &caller.user_id)
+                    .into();
+        }
     }
     KResponse::json(200, body)
+}
+
+/// What this deployment offers, in Kinto's words, so clients can adapt.
+fn capabilities(cfg: &GatewayConfig) -> Value {
+    let mut caps = serde_json::Map::new();
+    let mut add = |name: &str, description: &str, url: &str| {
+        caps.insert(name.into(), json!({"description": description, "url": url}));
+    };
+    if cfg.multiauth_policies.iter().any(|p| p == "basicauth") {
+        add(
+            "basicauth",
+            "Very basic authentication sessions. Not for production use.",
+            "http://kinto.readthedocs.io/en/stable/api/1.x/authentication.html",
+        );
+    }
+    if cfg.plugin("default_bucket") {
+        add(
+            "default_bucket",
+            "The default bucket is an alias for a personal bucket where collections are created implicitly.",
+            "https://kinto.readthedocs.io/en/latest/api/1.x/buckets.html#personal-bucket-default",
+        );
+    }
+    if cfg.plugin("accounts") {
+        add(
+            "accounts",
+            "Manage user accounts.",
+            "https://kinto.readthedocs.io/en/latest/api/1.x/accounts.html",
+        );
+    }
+    if cfg.plugin("history") {
+        add(
+            "history",
+            "Track changes on data.",
+            "http://kinto.readthedocs.io/en/latest/api/1.x/history.html",
+        );
+    }
+    if cfg.plugin("flush") {
+        add(
+            "flush_endpoint",
+            "The __flush__ endpoint can be used to remove all data from all backends.",
+            "https://kinto.readthedocs.io/en/latest/api/1.x/flush.html",
+        );
+    }
+    if cfg.experimental_collection_schema_validation {
+        add(
+            "schema",
+            "Validates collection records with JSON schemas.",
+            "https://kinto.readthedocs.io/en/latest/api/1.x/collections.html#collection-json-schema",
+        );
+    }
+    if cfg.permissions_endpoint() {
+        add(
+            "permissions_endpoint",
+            "The permissions endpoint can be used to list all user objects permissions.",
+            "https://kinto.readthedocs.io/en/latest/configuration/settings.html#activating-the-permissions-endpoint",
+        );
+    }
+    if let Some(accounts) = caps.get_mut("accounts") {
+        accounts["validation_enabled"] = false.into();
+    }
+    Value::Object(caps)
 }
 
 /// Every shard's storage must answer; 503 otherwise.

@@ -78,6 +78,10 @@ fn grants(kind: Kind, need: Need) -> &'static [(Level, &'static [&'static str])]
         }
         (Kind::Record, Need::Write) => &[(Bucket, W), (Collection, W), (Object, W)],
         (Kind::Record, Need::Create) => &[(Bucket, W), (Collection, &["write", "record:create"])],
+        (Kind::Account, Need::Read | Need::ReadAttributes) => &[(Object, RW)],
+        (Kind::Account, Need::Write) => &[(Object, W)],
+        // Sign-up is granted by `account_create_principals` only.
+        (Kind::Account, Need::Create) => &[],
     }
 }
 
@@ -105,8 +109,14 @@ pub fn allowed(
     who: &Principals,
     settings: &SettingsGrants,
 ) -> bool {
-    let key = format!("{}_{}_principals", kind.name(), need.setting_word());
-    if settings.get(&key).is_some_and(|l| who.contains_any(l)) {
+    let granted = |word: &str| {
+        let key = format!("{}_{word}_principals", kind.name());
+        settings.get(&key).is_some_and(|l| who.contains_any(l))
+    };
+    // As in the tree, a settings-granted `write` implies `read`.
+    if granted(need.setting_word())
+        || (matches!(need, Need::Read | Need::ReadAttributes) && granted("write"))
+    {
         return true;
     }
     grants(kind, need).iter().any(|(level, perms)| {

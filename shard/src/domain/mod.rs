@@ -32,6 +32,35 @@ pub struct ShardSettings {
     pub count: u32,
     pub generation: u64,
     pub grants: SettingsGrants,
+    pub features: Features,
+}
+
+/// Kinto plugins and switches that change what a write does.
+#[derive(Debug, Clone, Default)]
+pub struct Features {
+    /// `kinto.plugins.history`: every change also writes a history entry.
+    pub history: bool,
+    /// `experimental_collection_schema_validation`: JSON schemas are enforced.
+    pub schema_validation: bool,
+}
+
+impl Features {
+    pub fn from_raw(raw: &kinto_proto::settings::RawSettings) -> Self {
+        #[derive(serde::Deserialize)]
+        struct F {
+            #[serde(default, deserialize_with = "kinto_proto::settings::de_list")]
+            includes: Vec<String>,
+            #[serde(default)]
+            experimental_collection_schema_validation: bool,
+        }
+        match raw.parse::<F>() {
+            Ok(f) => Features {
+                history: kinto_proto::settings::plugin_enabled(&f.includes, "history"),
+                schema_validation: f.experimental_collection_schema_validation,
+            },
+            Err(_) => Features::default(),
+        }
+    }
 }
 
 pub struct Shard {
@@ -72,6 +101,9 @@ impl Shard {
         let req = Request::decode(op)?;
         self.check_owner(&req)?;
         let who = self.principals(&req.caller).await?;
+        if req.implicit_bucket || req.implicit_collection {
+            self.create_implicit(&req, &who).await?;
+        }
         let method = req.method;
         let out = match (method, req.target.id.is_some()) {
             (pb::Method::Get | pb::Method::Head, true) => self.get(&req, &who).await?,
@@ -125,7 +157,8 @@ impl Shard {
     async fn lock_for_write(&self, t: &Target) -> WriteGuard<'_> {
         let stripe = stripe_of(&t.bucket);
         let bucket = self.bucket_locks[stripe].lock().await;
-        let root = if t.kind == Kind::Bucket {
+        // Buckets and accounts share their shard's top-level lists.
+        let root = if matches!(t.kind, Kind::Bucket | Kind::Account) {
             Some(self.root_lock.lock().await)
         } else {
             None
@@ -180,6 +213,15 @@ impl Shard {
             }])
             .await?;
         Ok(ts)
+    }
+
+    /// The bcrypt hash of a live account's password, `None` if there is none.
+    pub async fn account_hash(&self, id: &str) -> Result<Option<String>, KintoError> {
+        let account = live(self.storage.get("", Kind::Account.name(), id).await?);
+        Ok(account.and_then(|a| match a.data.get("password") {
+            Some(serde_json::Value::String(h)) => Some(h.clone()),
+            _ => None,
+        }))
     }
 
     /// Wipes the shard's store (the `__flush__` of test deployments).

@@ -213,6 +213,7 @@ impl Shard {
     pub(super) async fn put(&self, req: &Request, who: &Principals) -> Result<Outcome, KintoError> {
         let t = &req.target;
         let id = t.id.clone().unwrap_or_default();
+        self.check_account_owner(req, who, &id)?;
         let _guard = self.lock_for_write(t).await;
         let l = self.load(t, &id).await?;
         let existing = l.existing();
@@ -239,7 +240,7 @@ impl Shard {
             Some(p) => patch::replace_acl(patch::parse_permissions(t.kind, p)?),
             None => existing.map(|o| o.permissions.clone()).unwrap_or_default(),
         };
-        patch::add_writer(&mut acl, req.caller_user());
+        patch::add_writer(&mut acl, req.writer(&id).as_deref());
         let status = if existing.is_some() { 200 } else { 201 };
         self.write_object(t, &l, id, data, acl, client_ts, who, status)
             .await
@@ -253,12 +254,15 @@ impl Shard {
         let t = &req.target;
         let mut data = body_object(req.body.as_ref())?.unwrap_or_default();
         let id = match data.get("id") {
-            Some(Value::String(s)) if resource::valid_id(s) => s.clone(),
+            Some(Value::String(s)) if resource::valid_id_for(t.kind, s) => s.clone(),
             Some(_) => return Err(resource::invalid_id()),
             None => resource::generate_id(t.kind),
         };
+        self.check_account_owner(req, who, &id)?;
         // A new bucket was placed by its id: it must be the one routed on.
-        if t.kind == Kind::Bucket && id != t.bucket {
+        if matches!(t.kind, Kind::Bucket | Kind::Account)
+            && resource::placement_key(t.kind, &t.bucket, &id) != t.bucket
+        {
             return Err(KintoError::internal(
                 "bucket created on a shard not routed by its id",
             ));
@@ -289,13 +293,61 @@ impl Shard {
             Some(p) => patch::replace_acl(patch::parse_permissions(t.kind, p)?),
             None => Acl::new(),
         };
-        patch::add_writer(&mut acl, req.caller_user());
+        patch::add_writer(&mut acl, req.writer(&id).as_deref());
         let target = Target {
             id: Some(id.clone()),
             ..t.clone()
         };
         self.write_object(&target, &l, id, data, acl, client_ts, who, 201)
             .await
+    }
+
+    /// Kinto's default bucket: the caller's bucket, and the collection of the
+    /// path, spring into existence on first use, owned by the caller. No
+    /// permission is checked (the gateway derived the bucket from the
+    /// caller's id); an existing object is left as it is.
+    pub(super) async fn create_implicit(
+        &self,
+        req: &Request,
+        who: &Principals,
+    ) -> Result<(), KintoError> {
+        let t = &req.target;
+        let bucket = Target {
+            kind: Kind::Bucket,
+            bucket: t.bucket.clone(),
+            collection: String::new(),
+            id: Some(t.bucket.clone()),
+        };
+        let cid = match t.kind {
+            Kind::Record => Some(t.collection.clone()),
+            Kind::Collection => t.id.clone(),
+            _ => None,
+        };
+        let mut todo = Vec::new();
+        if req.implicit_bucket {
+            todo.push(bucket);
+        }
+        if let (true, Some(cid)) = (req.implicit_collection, cid) {
+            todo.push(Target {
+                kind: Kind::Collection,
+                bucket: t.bucket.clone(),
+                collection: String::new(),
+                id: Some(cid),
+            });
+        }
+        for target in todo {
+            let id = target.id.clone().unwrap_or_default();
+            let _guard = self.lock_for_write(&target).await;
+            let l = self.load(&target, &id).await?;
+            if l.existing().is_some() || (target.kind == Kind::Collection && l.bucket.is_none()) {
+                continue;
+            }
+            let mut acl = Acl::new();
+            patch::add_writer(&mut acl, req.writer(&id).as_deref());
+            self.write_object(&target, &l, id, Map::new(), acl, None, who, 201)
+                .await?;
+        }
+        Ok(())
     }
 
     pub(super) async fn patch(
@@ -305,6 +357,7 @@ impl Shard {
     ) -> Result<Outcome, KintoError> {
         let t = &req.target;
         let id = t.id.clone().unwrap_or_default();
+        self.check_account_owner(req, who, &id)?;
         let (_guard, l) = self.load_for_update(req, who).await?;
         let Some(existing) = l.existing() else {
             return Err(KintoError::internal("load_for_update returned no object"));
@@ -339,7 +392,7 @@ impl Shard {
             }
         }
         let client_ts = client_ts.filter(|ts| *ts > existing.last_modified);
-        patch::add_writer(&mut acl, req.caller_user());
+        patch::add_writer(&mut acl, req.writer(&id).as_deref());
         self.write_object(t, &l, id, data, acl, client_ts, who, 200)
             .await
     }
@@ -391,12 +444,14 @@ impl Shard {
             data,
             permissions: acl,
         };
-        let out = Outcome::object(
-            status,
-            object.to_json(),
-            Some(visible_acl(&object.permissions, who)),
-            ts,
-        );
+        // An account's writer may be its anonymous sign-up or an
+        // administrator: both see the ACL, which names only the account.
+        let acl_json = if t.kind == Kind::Account {
+            serde_json::to_value(&object.permissions).unwrap_or_default()
+        } else {
+            visible_acl(&object.permissions, who)
+        };
+        let out = Outcome::object(status, object.to_json(), Some(acl_json), ts);
         writes.push(Write::Put {
             parent: parent.clone(),
             resource,
@@ -487,7 +542,8 @@ impl Shard {
                     });
                 }
             }
-            Kind::Record => {}
+            // Deleting an account leaves its owner's data, as in Kinto.
+            Kind::Record | Kind::Account => {}
         }
         Ok((tombstone, writes))
     }
@@ -496,5 +552,46 @@ impl Shard {
 impl Request {
     pub fn caller_user(&self) -> Option<&str> {
         (!self.caller.user_id.is_empty()).then_some(self.caller.user_id.as_str())
+    }
+
+    /// Who gets `write` on the object written: the caller, except that an
+    /// account is always owned by its own `account:<id>` principal (an
+    /// anonymous sign-up or an administrator creates it for its user).
+    pub fn writer(&self, id: &str) -> Option<String> {
+        if self.target.kind == Kind::Account {
+            return Some(format!("account:{id}"));
+        }
+        self.caller_user().map(str::to_owned)
+    }
+}
+
+impl Shard {
+    /// Kinto's accounts rule: a signed-in user writes only its own account,
+    /// unless it is an administrator (`account_write_principals`).
+    pub(super) fn check_account_owner(
+        &self,
+        req: &Request,
+        who: &Principals,
+        id: &str,
+    ) -> Result<(), KintoError> {
+        if req.target.kind != Kind::Account {
+            return Ok(());
+        }
+        let Some(user) = req.caller_user() else {
+            return Ok(());
+        };
+        let admin = self
+            .settings
+            .grants
+            .get("account_write_principals")
+            .is_some_and(|l| who.contains_any(l));
+        if admin || user == format!("account:{id}") {
+            return Ok(());
+        }
+        Err(KintoError::invalid(
+            "body",
+            Some("data.id"),
+            "Username and account ID do not match.",
+        ))
     }
 }

@@ -34,6 +34,10 @@ impl Shard {
         delete: bool,
     ) -> Result<Outcome, KintoError> {
         let t = &req.target;
+        if t.kind == Kind::Account && who.user_id.is_none() {
+            // Kinto: anonymous callers cannot list accounts, not even to get `[]`.
+            return Err(KintoError::new(ErrorKind::Unauthorized));
+        }
         let _guard = if delete && t.kind != Kind::Bucket {
             Some(self.lock_for_write(t).await)
         } else {

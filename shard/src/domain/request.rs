@@ -36,6 +36,9 @@ pub struct Request {
     pub query: ListQuery,
     pub forced_last_modified: Option<u64>,
     pub generation: u64,
+    /// Default bucket: create the bucket / collection of the path first.
+    pub implicit_bucket: bool,
+    pub implicit_collection: bool,
 }
 
 fn json(bytes: &[u8]) -> Result<Value, KintoError> {
@@ -125,6 +128,8 @@ impl Request {
             },
             forced_last_modified: o.forced_last_modified,
             generation: o.generation,
+            implicit_bucket: o.implicit_bucket,
+            implicit_collection: o.implicit_collection,
         })
     }
 }

@@ -10,6 +10,8 @@ pub enum Kind {
     Group,
     Collection,
     Record,
+    /// Kinto's accounts plugin: top-level objects like buckets.
+    Account,
 }
 
 impl Kind {
@@ -19,6 +21,7 @@ impl Kind {
             Ok(pb::Kind::Group) => Ok(Kind::Group),
             Ok(pb::Kind::Collection) => Ok(Kind::Collection),
             Ok(pb::Kind::Record) => Ok(Kind::Record),
+            Ok(pb::Kind::Account) => Ok(Kind::Account),
             _ => Err(KintoError::internal("operation without a resource kind")),
         }
     }
@@ -30,6 +33,7 @@ impl Kind {
             Kind::Group => "group",
             Kind::Collection => "collection",
             Kind::Record => "record",
+            Kind::Account => "account",
         }
     }
 
@@ -39,6 +43,7 @@ impl Kind {
             Kind::Group => "groups",
             Kind::Collection => "collections",
             Kind::Record => "records",
+            Kind::Account => "accounts",
         }
     }
 
@@ -47,7 +52,7 @@ impl Kind {
         match self {
             Kind::Bucket => &["read", "write", "collection:create", "group:create"],
             Kind::Collection => &["read", "write", "record:create"],
-            Kind::Group | Kind::Record => &["read", "write"],
+            Kind::Group | Kind::Record | Kind::Account => &["read", "write"],
         }
     }
 }
@@ -77,7 +82,7 @@ impl Target {
     /// Kinto's `parent_id` of the objects of this list.
     pub fn parent_id(&self) -> String {
         match self.kind {
-            Kind::Bucket => String::new(),
+            Kind::Bucket | Kind::Account => String::new(),
             Kind::Group | Kind::Collection => bucket_uri(&self.bucket),
             Kind::Record => collection_uri(&self.bucket, &self.collection),
         }
@@ -105,6 +110,27 @@ pub fn valid_id(id: &str) -> bool {
         _ => return false,
     }
     chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Account ids may also be e-mail addresses (Kinto's account id rule).
+pub fn valid_id_for(kind: Kind, id: &str) -> bool {
+    if kind != Kind::Account {
+        return valid_id(id);
+    }
+    id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'))
+}
+
+/// Where an object of `kind` is placed: a bucket by its id, an account by
+/// `account/<id>` (no bucket id contains `/`, so the keys never collide).
+pub fn placement_key(kind: Kind, bucket: &str, id: &str) -> String {
+    match kind {
+        Kind::Account => format!("account/{id}"),
+        Kind::Bucket => id.to_owned(),
+        _ => bucket.to_owned(),
+    }
 }
 
 /// 400 errno 107 for an id that breaks the rule.

@@ -17,6 +17,7 @@ mod utility;
 use crate::app::App;
 use crate::auth;
 use axum::http::{Method, StatusCode};
+use kinto_proto::pb::Kind;
 use kinto_proto::{ErrorKind, KintoError};
 use message::{KRequest, KResponse};
 use routes::Route;
@@ -120,7 +121,10 @@ async fn dispatch(
             }
             Box::pin(batch::handle(app, req)).await
         }
-        Route::Resource(path) if accounts::disabled(&path, cfg.plugin("accounts")) => {
+        Route::Resource(path)
+            if accounts::disabled(&path, cfg.plugin("accounts"))
+                || (path.kind == Kind::History && !cfg.plugin("history")) =>
+        {
             Err(KintoError::new(ErrorKind::MissingResource))
         }
         Route::Resource(path) if path.bucket == "default" && cfg.plugin("default_bucket") => {

@@ -66,7 +66,9 @@ pub async fn handle(
     implicit: Implicit,
 ) -> Result<KResponse, KintoError> {
     let plural = path.id.is_none();
-    let allowed: &[Method] = if plural {
+    let allowed: &[Method] = if path.kind == Kind::History {
+        &[Method::GET, Method::HEAD, Method::DELETE]
+    } else if plural {
         &[Method::GET, Method::HEAD, Method::POST, Method::DELETE]
     } else {
         &[
@@ -140,6 +142,9 @@ pub async fn handle(
     if plural && method != pb::Method::Post {
         let params = parse_list_query(&pairs, kinto_shard::domain::clock::now_ms(), None)
             .map_err(query_error)?;
+        if path.kind == Kind::History {
+            check_history_filters(&params)?;
+        }
         op.query = Some(list_query(app, &params));
         let result = run(app, path, op).await?;
         return Ok(list_response(app, req, method, &params, result));
@@ -184,6 +189,30 @@ fn new_bucket_id(op: &mut Operation) -> Result<String, KintoError> {
         }
     };
     Ok(id)
+}
+
+/// History entries have a fixed schema: Kinto rejects filters on anything else.
+fn check_history_filters(params: &ListParams) -> Result<(), KintoError> {
+    const FIELDS: &[&str] = &[
+        "id",
+        "last_modified",
+        "date",
+        "action",
+        "uri",
+        "user_id",
+        "resource_name",
+        "bucket_id",
+        "collection_id",
+        "group_id",
+        "record_id",
+    ];
+    for f in &params.filters {
+        if !FIELDS.contains(&f.field.as_str()) && !f.field.starts_with("target.") {
+            let msg = format!("Unknown filter field '{}'", f.field);
+            return Err(KintoError::invalid("querystring", Some(&f.field), msg));
+        }
+    }
+    Ok(())
 }
 
 fn shard_kind(kind: Kind) -> kinto_shard::domain::resource::Kind {

@@ -30,6 +30,7 @@ impl ResourcePath {
             Kind::Group => "group",
             Kind::Collection => "collection",
             Kind::Account => "account",
+            Kind::History => "history",
             _ => "record",
         }
     }
@@ -90,6 +91,7 @@ pub fn parse(path: &str) -> Option<Route> {
         (4, Some("groups"), _) => r(Kind::Group, s(1), String::new(), Some(s(3))),
         (3, Some("collections"), _) => r(Kind::Collection, s(1), String::new(), None),
         (4, Some("collections"), _) => r(Kind::Collection, s(1), String::new(), Some(s(3))),
+        (3, Some("history"), _) => r(Kind::History, s(1), String::new(), None),
         (5, Some("collections"), Some("records")) => r(Kind::Record, s(1), s(3), None),
         (6, Some("collections"), Some("records")) => r(Kind::Record, s(1), s(3), Some(s(5))),
         _ => None,
@@ -122,6 +124,7 @@ impl Route {
                 &["GET", "HEAD", "OPTIONS"]
             }
             Route::Batch | Route::Flush => &["POST", "OPTIONS"],
+            Route::Resource(p) if p.kind == Kind::History => &["GET", "HEAD", "DELETE", "OPTIONS"],
             Route::Resource(p) if p.id.is_none() => &["HEAD", "GET", "POST", "DELETE", "OPTIONS"],
             Route::Resource(_) => &["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"],
         }

@@ -82,6 +82,10 @@ fn grants(kind: Kind, need: Need) -> &'static [(Level, &'static [&'static str])]
         (Kind::Account, Need::Write) => &[(Object, W)],
         // Sign-up is granted by `account_create_principals` only.
         (Kind::Account, Need::Create) => &[],
+        (Kind::History, Need::Read | Need::ReadAttributes) => &[(Bucket, RW), (Object, &["read"])],
+        (Kind::History, Need::Write) => &[(Bucket, W)],
+        // Entries are written by the shard, never created through the API.
+        (Kind::History, Need::Create) => &[],
     }
 }
 

@@ -8,11 +8,13 @@
 
 pub mod acl;
 pub mod clock;
+mod history;
 mod object;
 pub mod patch;
 mod plural;
 mod request;
 pub mod resource;
+pub mod schema;
 
 use crate::storage::{Acl, Storage, StoredObject, Write};
 use acl::{Principals, SettingsGrants};
@@ -70,6 +72,7 @@ pub struct Shard {
     /// Serialises writes of the bucket list (`parent = ""`), shared by every
     /// bucket of the shard. Always taken after a bucket lock, never before.
     root_lock: Mutex<()>,
+    schemas: schema::SchemaCache,
 }
 
 /// Locks held by one write.
@@ -85,6 +88,7 @@ impl Shard {
             settings,
             bucket_locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             root_lock: Mutex::new(()),
+            schemas: schema::SchemaCache::default(),
         }
     }
 

@@ -3,9 +3,11 @@
 
 use super::acl::{allowed, Chain, Need, Principals};
 use super::clock::stamp;
+use super::history::Change;
 use super::patch;
 use super::request::{Outcome, Pre, Request};
 use super::resource::{self, Kind, Target};
+use super::schema;
 use super::{deny, visible_acl, Shard};
 use crate::storage::{Acl, StoredObject, Write};
 use kinto_proto::{pb, ErrorKind, KintoError};
@@ -431,6 +433,7 @@ impl Shard {
                 });
             }
         }
+        self.check_schemas(t, l, &id, &mut data)?;
         let list_ts = self
             .storage
             .timestamp(&parent, resource)
@@ -452,6 +455,21 @@ impl Shard {
             visible_acl(&object.permissions, who)
         };
         let out = Outcome::object(status, object.to_json(), Some(acl_json), ts);
+        if self.tracks_history(t.kind) {
+            let change = Change {
+                target: t,
+                action: if l.existing().is_some() {
+                    "update"
+                } else {
+                    "create"
+                },
+                object: &object,
+                bucket: l.bucket.as_ref(),
+                collection: l.collection.as_ref(),
+            };
+            let user = who.user_id.as_deref();
+            writes.extend(self.history_writes(&t.bucket, user, &[change]).await?);
+        }
         writes.push(Write::Put {
             parent: parent.clone(),
             resource,
@@ -486,6 +504,18 @@ impl Shard {
             .forced_last_modified
             .filter(|ts| *ts > existing.last_modified);
         let (tombstone, mut writes) = self.tombstone_writes(t, existing, list_ts, forced).await?;
+        // A deleted bucket takes its history with it: nothing to record.
+        if self.tracks_history(t.kind) && t.kind != Kind::Bucket {
+            let change = Change {
+                target: t,
+                action: "delete",
+                object: &tombstone,
+                bucket: l.bucket.as_ref(),
+                collection: l.collection.as_ref(),
+            };
+            let user = who.user_id.as_deref();
+            writes.extend(self.history_writes(&t.bucket, user, &[change]).await?);
+        }
         writes.push(Write::Timestamp {
             parent: t.parent_id(),
             resource: t.kind.name(),
@@ -543,9 +573,57 @@ impl Shard {
                 }
             }
             // Deleting an account leaves its owner's data, as in Kinto.
-            Kind::Record | Kind::Account => {}
+            Kind::Record | Kind::Account | Kind::History => {}
         }
         Ok((tombstone, writes))
+    }
+}
+
+impl Shard {
+    /// Kinto's schema rules for an object about to be written: stored
+    /// schemas must be schemas (always, as Kinto's views check them), and
+    /// with validation on, objects must match the schemas of their parents;
+    /// a valid record is stamped with its collection's version (`schema`).
+    fn check_schemas(
+        &self,
+        t: &Target,
+        l: &Loaded,
+        id: &str,
+        data: &mut Map<String, Value>,
+    ) -> Result<(), KintoError> {
+        let on = self.settings.features.schema_validation;
+        let bucket = l.bucket.as_ref();
+        match t.kind {
+            Kind::Bucket => {
+                for field in schema::BUCKET_SCHEMA_FIELDS {
+                    schema::check_schema_field(data, field)?;
+                }
+            }
+            Kind::Collection => {
+                schema::check_schema_field(data, "schema")?;
+                if let (true, Some(s)) = (on, schema::bucket_schema(bucket, "collection:schema")) {
+                    self.schemas.validate(s, data, id)?;
+                }
+            }
+            Kind::Group => {
+                if let (true, Some(s)) = (on, schema::bucket_schema(bucket, "group:schema")) {
+                    self.schemas.validate(s, data, id)?;
+                }
+            }
+            Kind::Record if on => {
+                if let Some(c) = l.collection.as_ref() {
+                    if let Some(s) = c.data.get("schema").filter(|s| s.is_object()) {
+                        self.schemas.validate(s, data, id)?;
+                        data.insert("schema".into(), Value::from(c.last_modified));
+                    }
+                }
+                if let Some(s) = schema::bucket_schema(bucket, "record:schema") {
+                    self.schemas.validate(s, data, id)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
 }
 

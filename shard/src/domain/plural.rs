@@ -3,6 +3,7 @@
 //! pagination (§4).
 
 use super::acl::{allowed, Chain, Need, Principals};
+use super::history::Change;
 use super::request::{Outcome, Pre, Request};
 use super::resource::{self, Kind, Target};
 use super::{deny, Shard};
@@ -126,7 +127,10 @@ impl Shard {
             }
         }
         if delete {
-            return self.delete_many(t, matched, list_ts, has_more).await;
+            let parents = (bucket.as_ref(), collection.as_ref());
+            return self
+                .delete_many(t, matched, list_ts, has_more, parents, who)
+                .await;
         }
         let data = Value::Array(matched.into_iter().map(|(j, _)| j).collect());
         Ok(Outcome {
@@ -147,6 +151,8 @@ impl Shard {
         matched: Vec<(Value, StoredObject)>,
         list_ts: u64,
         has_more: bool,
+        parents: (Option<&StoredObject>, Option<&StoredObject>),
+        who: &Principals,
     ) -> Result<Outcome, KintoError> {
         let mut tombstones = Vec::with_capacity(matched.len());
         let mut last_ts = list_ts;
@@ -179,11 +185,27 @@ impl Shard {
         } else {
             let mut writes = Vec::new();
             let mut ts = list_ts;
+            let mut deleted = Vec::with_capacity(matched.len());
             for (_, o) in matched {
                 let (tomb, w) = self.tombstone_writes(t, &o, ts, None).await?;
                 ts = tomb.last_modified;
                 writes.extend(w);
                 tombstones.push(tomb.to_json());
+                deleted.push(tomb);
+            }
+            if self.tracks_history(t.kind) {
+                let changes: Vec<Change<'_>> = deleted
+                    .iter()
+                    .map(|object| Change {
+                        target: t,
+                        action: "delete",
+                        object,
+                        bucket: parents.0,
+                        collection: parents.1,
+                    })
+                    .collect();
+                let user = who.user_id.as_deref();
+                writes.extend(self.history_writes(&t.bucket, user, &changes).await?);
             }
             if !writes.is_empty() {
                 // One timestamp write per list: a batch must not set a key twice.

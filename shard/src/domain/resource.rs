@@ -12,6 +12,9 @@ pub enum Kind {
     Record,
     /// Kinto's accounts plugin: top-level objects like buckets.
     Account,
+    /// Kinto's history plugin: entries under their bucket, written by the
+    /// shard itself, read and purged through the plural endpoint.
+    History,
 }
 
 impl Kind {
@@ -22,6 +25,7 @@ impl Kind {
             Ok(pb::Kind::Collection) => Ok(Kind::Collection),
             Ok(pb::Kind::Record) => Ok(Kind::Record),
             Ok(pb::Kind::Account) => Ok(Kind::Account),
+            Ok(pb::Kind::History) => Ok(Kind::History),
             _ => Err(KintoError::internal("operation without a resource kind")),
         }
     }
@@ -34,6 +38,7 @@ impl Kind {
             Kind::Collection => "collection",
             Kind::Record => "record",
             Kind::Account => "account",
+            Kind::History => "history",
         }
     }
 
@@ -44,6 +49,7 @@ impl Kind {
             Kind::Collection => "collections",
             Kind::Record => "records",
             Kind::Account => "accounts",
+            Kind::History => "history",
         }
     }
 
@@ -53,6 +59,7 @@ impl Kind {
             Kind::Bucket => &["read", "write", "collection:create", "group:create"],
             Kind::Collection => &["read", "write", "record:create"],
             Kind::Group | Kind::Record | Kind::Account => &["read", "write"],
+            Kind::History => &["read"],
         }
     }
 }
@@ -83,7 +90,7 @@ impl Target {
     pub fn parent_id(&self) -> String {
         match self.kind {
             Kind::Bucket | Kind::Account => String::new(),
-            Kind::Group | Kind::Collection => bucket_uri(&self.bucket),
+            Kind::Group | Kind::Collection | Kind::History => bucket_uri(&self.bucket),
             Kind::Record => collection_uri(&self.bucket, &self.collection),
         }
     }

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from api import Api, uid
+from api import Api, user_id, uid
 from harness import OUTPUT, ServerError, make_server
 
 ALL_TARGETS = ("ref", "single", "split")
@@ -61,6 +61,8 @@ class Pool:
         "limits": {"max_body_bytes": 1000},  # a kinto-rs setting: ours only
         "twin": {},  # a second reference instance for the differential test's self-check
         "plugins": PLUGINS,
+        # `__user_data__` allowed to one user (ours only: see test_permissions_endpoint.py).
+        "gdpr": {**PLUGINS, "user_data_delete_principals": user_id("gdpr-admin")},
     }
 
     def __init__(self):

@@ -111,6 +111,10 @@ pub struct GatewayConfig {
     /// `POST /__flush__` wipes every shard: test deployments only.
     #[serde(default)]
     pub flush_endpoint_enabled: bool,
+    /// Every `<resource>_<permission>_principals` setting, with Kinto's
+    /// defaults (filled by `from_raw`).
+    #[serde(skip)]
+    pub grants: std::collections::HashMap<String, Vec<String>>,
 }
 
 fn default_policies() -> Vec<String> {
@@ -123,7 +127,8 @@ fn default_account_ttl() -> u64 {
 
 impl GatewayConfig {
     pub fn from_raw(raw: &RawSettings) -> Result<Self, String> {
-        let cfg: GatewayConfig = raw.parse()?;
+        let mut cfg: GatewayConfig = raw.parse()?;
+        cfg.grants = kinto_shard::config::default_grants(raw);
         let policies = &cfg.multiauth_policies;
         let pos = |name: &str| policies.iter().position(|p| p == name);
         if let (Some(account), Some(basic)) = (pos("account"), pos("basicauth")) {

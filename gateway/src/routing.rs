@@ -6,10 +6,12 @@
 
 use kinto_proto::pb::shard_client::ShardClient;
 use kinto_proto::pb::{
-    AccountHashRequest, FlushRequest, HealthRequest, OpResult, Operation, PrincipalsRequest,
+    AccountHashRequest, Caller, FlushRequest, HealthRequest, OpResult, Operation,
+    PermissionsRequest, PrincipalsRequest, UserDataRequest,
 };
 use kinto_proto::placement::shard_for_bucket;
 use kinto_proto::KintoError;
+use serde_json::Value;
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 
@@ -96,6 +98,39 @@ impl ShardMap {
             .await
             .map(|r| r.into_inner().password_hash)
             .map_err(|s| KintoError::from_status(&s))
+    }
+
+    /// Every shard's `/permissions` entries for `caller`, concatenated.
+    pub async fn permissions(&self, caller: &Caller) -> Result<Vec<Value>, KintoError> {
+        let calls = self.clients.iter().map(|c| {
+            let mut c = c.clone();
+            let caller = Some(caller.clone());
+            async move { c.permissions(PermissionsRequest { caller }).await }
+        });
+        let mut out = Vec::new();
+        for r in futures::future::join_all(calls).await {
+            let bytes = r
+                .map_err(|s| KintoError::from_status(&s))?
+                .into_inner()
+                .entries_json;
+            if let Ok(Value::Array(entries)) = serde_json::from_slice(&bytes) {
+                out.extend(entries);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `__user_data__` on every shard; the first failure is the answer.
+    pub async fn delete_user_data(&self, principal: &str) -> Result<(), KintoError> {
+        let calls = self.clients.iter().map(|c| {
+            let mut c = c.clone();
+            let principal = principal.to_owned();
+            async move { c.delete_user_data(UserDataRequest { principal }).await }
+        });
+        for r in futures::future::join_all(calls).await {
+            r.map_err(|s| KintoError::from_status(&s))?;
+        }
+        Ok(())
     }
 
     /// Wipes every shard; the first failure is the answer.

@@ -6,7 +6,8 @@ use crate::storage::embedded::EmbeddedStorage;
 use kinto_proto::pb::shard_server::{Shard as ShardRpc, ShardServer};
 use kinto_proto::pb::{
     AccountHashReply, AccountHashRequest, FlushReply, FlushRequest, HealthReply, HealthRequest,
-    OpResult, Operation, PrincipalsReply, PrincipalsRequest,
+    OpResult, Operation, PermissionsReply, PermissionsRequest, PrincipalsReply, PrincipalsRequest,
+    UserDataReply, UserDataRequest,
 };
 use kinto_proto::settings::RawSettings;
 use std::net::SocketAddr;
@@ -66,6 +67,33 @@ impl ShardRpc for ShardService {
         Ok(Response::new(AccountHashReply {
             password_hash: hash.unwrap_or_default(),
         }))
+    }
+
+    async fn permissions(
+        &self,
+        request: Request<PermissionsRequest>,
+    ) -> Result<Response<PermissionsReply>, Status> {
+        let caller = request.into_inner().caller.unwrap_or_default();
+        let entries = self
+            .shard
+            .permissions(&caller)
+            .await
+            .map_err(|e| e.to_status())?;
+        let entries_json =
+            serde_json::to_vec(&entries).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(PermissionsReply { entries_json }))
+    }
+
+    async fn delete_user_data(
+        &self,
+        request: Request<UserDataRequest>,
+    ) -> Result<Response<UserDataReply>, Status> {
+        let principal = request.into_inner().principal;
+        self.shard
+            .delete_user_data(&principal)
+            .await
+            .map_err(|e| e.to_status())?;
+        Ok(Response::new(UserDataReply {}))
     }
 
     async fn flush(&self, _: Request<FlushRequest>) -> Result<Response<FlushReply>, Status> {

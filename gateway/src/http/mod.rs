@@ -9,6 +9,7 @@ mod cors;
 mod default_bucket;
 mod headers;
 pub mod message;
+mod permissions;
 mod querystring;
 mod resources;
 pub mod routes;
@@ -105,6 +106,13 @@ async fn dispatch(
         Route::Heartbeat => only_get(req).and(Ok(utility::heartbeat(app).await)),
         Route::LbHeartbeat => only_get(req).and(Ok(KResponse::json(200, serde_json::json!({})))),
         Route::Version => only_get(req).and(Ok(utility::version())),
+        Route::Permissions if cfg.permissions_endpoint() => {
+            permissions::list(app, req, &caller).await
+        }
+        Route::UserData(principal) => {
+            permissions::delete_user_data(app, req, &caller, &principal).await
+        }
+        Route::Permissions => Err(KintoError::new(ErrorKind::MissingResource)),
         Route::Flush => {
             if !(cfg.plugin("flush") || cfg.flush_endpoint_enabled) {
                 return Err(KintoError::new(ErrorKind::MissingResource));

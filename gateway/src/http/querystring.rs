@@ -182,7 +182,7 @@ fn check_known(field: &str, param: &str, known: Option<&[&str]>) -> Result<(), Q
     let root = field.split('.').next().unwrap_or(field);
     match known {
         Some(k) if !k.contains(&root) => Err(QueryError {
-            name: None,
+            name: Some(param.to_owned()),
             description: format!("Unknown filter field '{param}'"),
         }),
         _ => Ok(()),

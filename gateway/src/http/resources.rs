@@ -20,7 +20,7 @@ const JSON: &str = "application/json";
 const MERGE_PATCH: &str = "application/merge-patch+json";
 const JSON_PATCH: &str = "application/json-patch+json";
 
-fn query_error(e: QueryError) -> KintoError {
+pub(super) fn query_error(e: QueryError) -> KintoError {
     KintoError::invalid("querystring", e.name.as_deref(), e.description)
 }
 
@@ -271,7 +271,7 @@ fn read_body(req: &KRequest, method: pb::Method, op: &mut Operation) -> Result<(
 
 /// The effective page size: `min(_limit, paginate_by)`, capped by
 /// `storage_max_fetch_size`.
-fn page_size(app: &App, params: &ListParams) -> u64 {
+pub(super) fn page_size(app: &App, params: &ListParams) -> u64 {
     let cfg = &app.config;
     let wanted = match (params.limit, cfg.paginate_by) {
         (Some(l), Some(p)) => l.min(p),
@@ -474,7 +474,13 @@ fn list_response(
 
 /// The absolute URL of the next page: the same query with `_limit` and a
 /// `_token` holding the keyset of the last row.
-fn next_page(app: &App, req: &KRequest, params: &ListParams, last: &Value, limit: u64) -> String {
+pub(super) fn next_page(
+    app: &App,
+    req: &KRequest,
+    params: &ListParams,
+    last: &Value,
+    limit: u64,
+) -> String {
     let keyset = query::keyset_of(last, &params.sort);
     let token = query::encode_token(&keyset, params.token_offset + limit);
     // Kinto keeps the parameters' order, replacing `_limit` and `_token` in

@@ -11,6 +11,10 @@ pub enum Route {
     Batch,
     /// `POST /__flush__` (only when enabled: see `GatewayConfig`).
     Flush,
+    /// `GET /permissions`.
+    Permissions,
+    /// `DELETE /__user_data__/{principal}`.
+    UserData(String),
     Resource(ResourcePath),
 }
 
@@ -55,7 +59,11 @@ pub fn parse(path: &str) -> Option<Route> {
         "/__version__" => return Some(Route::Version),
         "/batch" => return Some(Route::Batch),
         "/__flush__" => return Some(Route::Flush),
+        "/permissions" => return Some(Route::Permissions),
         _ => {}
+    }
+    if let Some(principal) = path.strip_prefix("/__user_data__/") {
+        return (!principal.is_empty()).then(|| Route::UserData(principal.to_owned()));
     }
     let rest = path.strip_prefix('/')?;
     let seg: Vec<&str> = rest.split('/').collect();
@@ -124,6 +132,8 @@ impl Route {
                 &["GET", "HEAD", "OPTIONS"]
             }
             Route::Batch | Route::Flush => &["POST", "OPTIONS"],
+            Route::Permissions => &["GET", "HEAD", "OPTIONS"],
+            Route::UserData(_) => &["DELETE", "OPTIONS"],
             Route::Resource(p) if p.kind == Kind::History => &["GET", "HEAD", "DELETE", "OPTIONS"],
             Route::Resource(p) if p.id.is_none() => &["HEAD", "GET", "POST", "DELETE", "OPTIONS"],
             Route::Resource(_) => &["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"],
@@ -135,6 +145,13 @@ impl Route {
     /// headers, only plural reads `Next-Page`, only plural HEAD the counts.
     pub fn exposed_headers(&self, method: &str) -> Vec<&'static str> {
         let mut h = DEFAULT_EXPOSED.to_vec();
+        if *self == Route::Permissions && matches!(method, "GET" | "HEAD") {
+            h.extend_from_slice(OBJECT_READ);
+            h.push("Next-Page");
+            if method == "HEAD" {
+                h.extend_from_slice(&["Total-Objects", "Total-Records"]);
+            }
+        }
         if let Route::Resource(p) = self {
             if matches!(method, "GET" | "HEAD") {
                 h.extend_from_slice(OBJECT_READ);

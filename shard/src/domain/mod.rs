@@ -15,6 +15,7 @@ mod plural;
 mod request;
 pub mod resource;
 pub mod schema;
+mod walk;
 
 use crate::storage::{Acl, Storage, StoredObject, Write};
 use acl::{Principals, SettingsGrants};

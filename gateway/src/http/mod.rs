@@ -9,6 +9,7 @@ mod cors;
 mod default_bucket;
 mod headers;
 pub mod message;
+mod openapi;
 mod permissions;
 mod querystring;
 mod resources;
@@ -106,6 +107,12 @@ async fn dispatch(
         Route::Heartbeat => only_get(req).and(Ok(utility::heartbeat(app).await)),
         Route::LbHeartbeat => only_get(req).and(Ok(KResponse::json(200, serde_json::json!({})))),
         Route::Version => only_get(req).and(Ok(utility::version())),
+        Route::Api => {
+            only_get(req)?;
+            let base = app.base_url(req);
+            let (scheme, host) = base.split_once("://").unwrap_or(("http", &base));
+            Ok(KResponse::json(200, openapi::document(cfg, host, scheme)))
+        }
         Route::Permissions if cfg.permissions_endpoint() => {
             permissions::list(app, req, &caller).await
         }

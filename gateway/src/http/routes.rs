@@ -13,6 +13,8 @@ pub enum Route {
     Flush,
     /// `GET /permissions`.
     Permissions,
+    /// `GET /__api__`: the OpenAPI description.
+    Api,
     /// `DELETE /__user_data__/{principal}`.
     UserData(String),
     Resource(ResourcePath),
@@ -60,6 +62,7 @@ pub fn parse(path: &str) -> Option<Route> {
         "/batch" => return Some(Route::Batch),
         "/__flush__" => return Some(Route::Flush),
         "/permissions" => return Some(Route::Permissions),
+        "/__api__" => return Some(Route::Api),
         _ => {}
     }
     if let Some(principal) = path.strip_prefix("/__user_data__/") {
@@ -128,7 +131,7 @@ impl Route {
     /// header (OPTIONS included: preflights are answered everywhere).
     pub fn methods(&self) -> &'static [&'static str] {
         match self {
-            Route::Hello | Route::Heartbeat | Route::LbHeartbeat | Route::Version => {
+            Route::Hello | Route::Heartbeat | Route::LbHeartbeat | Route::Version | Route::Api => {
                 &["GET", "HEAD", "OPTIONS"]
             }
             Route::Batch | Route::Flush => &["POST", "OPTIONS"],

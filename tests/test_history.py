@@ -103,3 +103,23 @@ def test_deleting_the_bucket_drops_its_history(plugged):
 
 def test_no_history_without_plugin(api, bucket):
     assert_error(api.get(f"/buckets/{bucket}/history"), 404, 111)
+
+
+def test_snapshot_rebuilds_the_collection(plugged):
+    alice = Api(plugged, "alice")
+    bid = alice.create_bucket()
+    alice.ok("PUT", f"/buckets/{bid}/collections/c")
+    url = f"/buckets/{bid}/collections/c/records"
+    a1 = alice.ok("PUT", f"{url}/a", json={"data": {"v": 1}}).json()["data"]
+    b1 = alice.ok("PUT", f"{url}/b", json={"data": {"v": 1}}).json()["data"]
+    t = b1["last_modified"]
+    alice.ok("PATCH", f"{url}/a", json={"data": {"v": 2}})
+    alice.ok("DELETE", f"{url}/b")
+    alice.ok("PUT", f"{url}/c", json={"data": {"v": 1}})
+    snap = alice.get(f"/buckets/{bid}/snapshot/collections/c@{t}")
+    assert snap.status_code == 200, snap.text
+    assert snap.json()["data"] == [b1, a1]
+    now = alice.get(url).json()["data"]
+    assert alice.get(f"/buckets/{bid}/snapshot/collections/c@{now[0]['last_modified']}").json()["data"] == now
+    assert_error(alice.get(f"/buckets/{bid}/snapshot/collections/c@abc"), 400, 107)
+    assert_error(Api(plugged, "bob").get(f"/buckets/{bid}/snapshot/collections/c@{t}"), 403, 121)

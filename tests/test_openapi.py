@@ -32,7 +32,8 @@ def test_documents_only_what_is_served(plugged, api):
     doc = Api(plugged).get("/__api__").json()
     anon = Api(plugged)
     for path, item in doc["paths"].items():
-        url = re.sub(r"\{[^}]+\}", "x", path)
+        # `collection@timestamp` is the snapshot's one parameter (see gateway/src/http/openapi.rs).
+        url = re.sub(r"\{[^}]+\}", "x", path.replace("{collection_at_timestamp}", "x@1"))
         for method in (m for m in item if m != "parameters"):
             r = anon.request(method.upper(), url, json={} if method in ("post", "put", "patch") else None)
             assert r.status_code != 405, (method, path)

@@ -14,6 +14,7 @@ mod permissions;
 mod querystring;
 mod resources;
 pub mod routes;
+mod snapshot;
 mod utility;
 
 use crate::app::App;
@@ -120,6 +121,14 @@ async fn dispatch(
             permissions::delete_user_data(app, req, &caller, &principal).await
         }
         Route::Permissions => Err(KintoError::new(ErrorKind::MissingResource)),
+        Route::Snapshot {
+            bucket,
+            collection,
+            timestamp,
+        } if cfg.plugin("history") => {
+            snapshot::get(app, req, &caller, &bucket, &collection, &timestamp).await
+        }
+        Route::Snapshot { .. } => Err(KintoError::new(ErrorKind::MissingResource)),
         Route::Flush => {
             if !(cfg.plugin("flush") || cfg.flush_endpoint_enabled) {
                 return Err(KintoError::new(ErrorKind::MissingResource));

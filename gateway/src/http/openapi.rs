@@ -125,6 +125,14 @@ const ENDPOINTS: &[Endpoint] = &[
         "history",
         Some("history"),
     ),
+    // Kinto's template `…/{collection_id}@{timestamp}` is not valid Swagger
+    // (a parameter must fill its segment): one parameter `collection@timestamp`.
+    utility(
+        "/buckets/{bucket_id}/snapshot/collections/{collection_at_timestamp}",
+        "History",
+        "get_history_snapshot",
+        Some("history"),
+    ),
     resource(
         "/accounts",
         "Accounts",
@@ -162,7 +170,11 @@ fn placeholders(template: &str) -> Vec<&str> {
 fn sample(template: &str) -> String {
     template
         .split('/')
-        .map(|s| if s.starts_with('{') { "x" } else { s })
+        .map(|s| match s {
+            "{collection_at_timestamp}" => "x@1",
+            s if s.starts_with('{') => "x",
+            s => s,
+        })
         .collect::<Vec<_>>()
         .join("/")
 }

@@ -15,6 +15,12 @@ pub enum Route {
     Permissions,
     /// `GET /__api__`: the OpenAPI description.
     Api,
+    /// `GET /buckets/{bucket}/snapshot/collections/{collection}@{timestamp}`.
+    Snapshot {
+        bucket: String,
+        collection: String,
+        timestamp: String,
+    },
     /// `DELETE /__user_data__/{principal}`.
     UserData(String),
     Resource(ResourcePath),
@@ -103,6 +109,14 @@ pub fn parse(path: &str) -> Option<Route> {
         (3, Some("collections"), _) => r(Kind::Collection, s(1), String::new(), None),
         (4, Some("collections"), _) => r(Kind::Collection, s(1), String::new(), Some(s(3))),
         (3, Some("history"), _) => r(Kind::History, s(1), String::new(), None),
+        (5, Some("snapshot"), _) if seg[3] == "collections" => {
+            let (collection, timestamp) = seg[4].split_once('@')?;
+            Some(Route::Snapshot {
+                bucket: s(1),
+                collection: collection.to_owned(),
+                timestamp: timestamp.to_owned(),
+            })
+        }
         (5, Some("collections"), Some("records")) => r(Kind::Record, s(1), s(3), None),
         (6, Some("collections"), Some("records")) => r(Kind::Record, s(1), s(3), Some(s(5))),
         _ => None,
@@ -135,7 +149,7 @@ impl Route {
                 &["GET", "HEAD", "OPTIONS"]
             }
             Route::Batch | Route::Flush => &["POST", "OPTIONS"],
-            Route::Permissions => &["GET", "HEAD", "OPTIONS"],
+            Route::Permissions | Route::Snapshot { .. } => &["GET", "HEAD", "OPTIONS"],
             Route::UserData(_) => &["DELETE", "OPTIONS"],
             Route::Resource(p) if p.kind == Kind::History => &["GET", "HEAD", "DELETE", "OPTIONS"],
             Route::Resource(p) if p.id.is_none() => &["HEAD", "GET", "POST", "DELETE", "OPTIONS"],

@@ -61,6 +61,7 @@ class Pool:
         "limits": {"max_body_bytes": 1000},  # a kinto-rs setting: ours only
         "twin": {},  # a second reference instance for the differential test's self-check
         "plugins": PLUGINS,
+        "plugins_twin": PLUGINS,  # the plugin scenario's self-check on `ref`
         # `__user_data__` allowed to one user (ours only: see test_permissions_endpoint.py).
         "gdpr": {**PLUGINS, "user_data_delete_principals": user_id("gdpr-admin")},
     }

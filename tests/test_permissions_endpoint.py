@@ -30,7 +30,8 @@ def test_entries_per_object_expanded_within_it(shared):
                                                            "group:create"}
     assert set(mine[f"/buckets/{bid}/collections/c"]["permissions"]) == {"write", "read", "read:attributes",
                                                                          "record:create"}
-    assert mine["/"] == {"uri": "/", "resource_name": "root", "permissions": ["account:create", "bucket:create"]}
+    assert mine["/"]["resource_name"] == "root"
+    assert set(mine["/"]["permissions"]) == {"account:create", "bucket:create"}, "a set: Kinto's order varies"
     theirs = entries(bob)
     c = theirs[f"/buckets/{bid}/collections/c"]
     assert set(c["permissions"]) == {"read", "read:attributes"}
@@ -40,7 +41,9 @@ def test_entries_per_object_expanded_within_it(shared):
     # Through group membership, and system.Authenticated.
     assert set(theirs[f"/buckets/{bid}/collections/d"]["permissions"]) == {"read", "read:attributes", "record:create"}
     assert f"/buckets/{bid}" not in theirs, "children's permissions do not leak up"
-    assert entries(Api(bob.server)) == {"/": {"uri": "/", "resource_name": "root", "permissions": ["account:create"]}}
+    anon = entries(Api(bob.server))  # the server is shared: other tests' public objects may be listed
+    assert anon["/"] == {"uri": "/", "resource_name": "root", "permissions": ["account:create"]}
+    assert not any(uri.startswith(f"/buckets/{bid}") for uri in anon)
 
 
 def test_filters_sort_and_pages(shared):

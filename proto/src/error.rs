@@ -16,6 +16,9 @@ pub enum ErrorKind {
     InvalidParameters,
     /// 401 errno 104: anonymous and not allowed.
     Unauthorized,
+    /// 401 errno 999 "Cannot read accounts.": Kinto's answer to an anonymous
+    /// `GET /accounts` (no challenge header, no message).
+    AccountsUnreadable,
     /// 403 errno 121: authenticated and not allowed.
     Forbidden,
     /// 404 errno 110: the addressed object does not exist.
@@ -69,6 +72,7 @@ impl ErrorKind {
         let (http_status, errno, error, grpc) = match self {
             InvalidParameters => (400, 107, "Invalid parameters", G::InvalidArgument),
             Unauthorized => (401, 104, "Unauthorized", G::Unauthenticated),
+            AccountsUnreadable => (401, 999, "Cannot read accounts.", G::Unauthenticated),
             Forbidden => (403, 121, "Forbidden", G::PermissionDenied),
             ObjectNotFound => (404, 110, "Not Found", G::NotFound),
             MissingResource => (404, 111, "Not Found", G::NotFound),

@@ -37,6 +37,11 @@ pub async fn handle(app: &App, req: KRequest) -> KResponse {
         _ => dispatch(app, &req, route.as_ref()).await,
     }
     .unwrap_or_else(|e| KResponse::error(&e, cfg.retry_after_seconds));
+    if resp.headers.contains_key("www-authenticate") {
+        // Kinto's challenge is every policy's, concatenated (all Basic here).
+        let challenge = vec!["Basic realm=\"Realm\""; cfg.multiauth_policies.len().max(1)];
+        resp.set("www-authenticate", challenge.join(", "));
+    }
     if let (Some(r), StatusCode::METHOD_NOT_ALLOWED) = (&route, resp.status) {
         resp.set("allow", cors::methods(cfg, r).join(", "));
     }

@@ -37,7 +37,7 @@ impl Shard {
         let t = &req.target;
         if t.kind == Kind::Account && who.user_id.is_none() {
             // Kinto: anonymous callers cannot list accounts, not even to get `[]`.
-            return Err(KintoError::new(ErrorKind::Unauthorized));
+            return Err(KintoError::new(ErrorKind::AccountsUnreadable));
         }
         let _guard = if delete && t.kind != Kind::Bucket {
             Some(self.lock_for_write(t).await)

@@ -1,5 +1,8 @@
 //! `kinto-gateway`: the stateless HTTP gateway in front of `shard_urls`.
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use kinto_gateway::config::GatewayConfig;
 use kinto_proto::settings::RawSettings;

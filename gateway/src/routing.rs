@@ -12,16 +12,64 @@ use kinto_proto::pb::{
 use kinto_proto::placement::shard_for_bucket;
 use kinto_proto::KintoError;
 use serde_json::Value;
+use std::convert::Infallible;
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
+use tonic::body::Body;
+use tonic::transport::Endpoint;
+use tower::util::BoxCloneSyncService;
+use tower::ServiceExt;
+
+/// How a gateway reaches a shard: a gRPC channel, or, in the all-in-one
+/// binary, the shard's gRPC service itself (same protobuf messages and
+/// codec, no socket or HTTP/2 framing in between).
+pub type Transport = BoxCloneSyncService<
+    tonic::codegen::http::Request<Body>,
+    tonic::codegen::http::Response<Body>,
+    tonic::transport::Error,
+>;
+
+/// One call to a shard, as a `Send + 'static` future.
+pub type Call<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
 
 #[derive(Clone)]
 pub struct ShardMap {
-    clients: Vec<ShardClient<Channel>>,
+    clients: Vec<ShardClient<Transport>>,
     generation: u64,
 }
 
+fn client(transport: Transport) -> ShardClient<Transport> {
+    ShardClient::new(transport)
+        .max_decoding_message_size(64 * 1024 * 1024)
+        .max_encoding_message_size(64 * 1024 * 1024)
+}
+
 impl ShardMap {
+    /// Shards served in this process, in shard-index order.
+    pub fn in_process<S>(services: Vec<S>) -> Result<Self, String>
+    where
+        S: tower::Service<
+                tonic::codegen::http::Request<Body>,
+                Response = tonic::codegen::http::Response<Body>,
+                Error = Infallible,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        if services.is_empty() {
+            return Err("no shards".into());
+        }
+        let clients = services
+            .into_iter()
+            .map(|s| client(BoxCloneSyncService::new(s.map_err(|e| match e {}))))
+            .collect();
+        Ok(ShardMap {
+            clients,
+            generation: 1,
+        })
+    }
+
     /// Lazily-connecting clients for `urls`, in shard-index order.
     pub fn connect(urls: &[String]) -> Result<Self, String> {
         if urls.is_empty() {
@@ -35,9 +83,7 @@ impl ShardMap {
                     .connect_timeout(Duration::from_secs(2))
                     .timeout(Duration::from_secs(30))
                     .tcp_nodelay(true);
-                Ok(ShardClient::new(ep.connect_lazy())
-                    .max_decoding_message_size(64 * 1024 * 1024)
-                    .max_encoding_message_size(64 * 1024 * 1024))
+                Ok(client(BoxCloneSyncService::new(ep.connect_lazy())))
             })
             .collect::<Result<Vec<_>, String>>()?;
         Ok(ShardMap {
@@ -58,15 +104,19 @@ impl ShardMap {
         shard_for_bucket(bucket, self.clients.len() as u32) as usize
     }
 
-    /// Runs an operation on shard `index`.
-    pub async fn execute(&self, index: usize, mut op: Operation) -> Result<OpResult, KintoError> {
+    /// Runs an operation on shard `index`. (Every call is a boxed `'static`
+    /// future: the compiler then sees at once that it is `Send`, which it
+    /// cannot prove through the generic client in handlers' futures.)
+    pub fn execute(&self, index: usize, mut op: Operation) -> Call<Result<OpResult, KintoError>> {
         op.generation = self.generation;
         let mut client = self.clients[index].clone();
-        client
-            .execute(op)
-            .await
-            .map(|r| r.into_inner())
-            .map_err(|s| KintoError::from_status(&s))
+        Box::pin(async move {
+            client
+                .execute(op)
+                .await
+                .map(|r| r.into_inner())
+                .map_err(|s| KintoError::from_status(&s))
+        })
     }
 
     /// Runs an operation on every shard at once (cross-bucket endpoints).
@@ -79,25 +129,29 @@ impl ShardMap {
     pub async fn health(&self, timeout: Duration) -> Vec<bool> {
         let calls = self.clients.iter().map(|c| {
             let mut c = c.clone();
-            async move {
+            let call: Call<bool> = Box::pin(async move {
                 matches!(
                     tokio::time::timeout(timeout, c.health(HealthRequest {})).await,
                     Ok(Ok(r)) if r.get_ref().storage
                 )
-            }
+            });
+            call
         });
         futures::future::join_all(calls).await
     }
 
     /// The stored bcrypt hash of account `id` (empty when there is none).
-    pub async fn account_hash(&self, id: &str) -> Result<String, KintoError> {
+    pub fn account_hash(&self, id: &str) -> Call<Result<String, KintoError>> {
         let key = format!("account/{id}");
         let mut client = self.clients[self.shard_of(&key)].clone();
-        client
-            .account_hash(AccountHashRequest { id: id.to_owned() })
-            .await
-            .map(|r| r.into_inner().password_hash)
-            .map_err(|s| KintoError::from_status(&s))
+        let id = id.to_owned();
+        Box::pin(async move {
+            client
+                .account_hash(AccountHashRequest { id })
+                .await
+                .map(|r| r.into_inner().password_hash)
+                .map_err(|s| KintoError::from_status(&s))
+        })
     }
 
     /// Every shard's `/permissions` entries for `caller`, concatenated.
@@ -105,7 +159,9 @@ impl ShardMap {
         let calls = self.clients.iter().map(|c| {
             let mut c = c.clone();
             let caller = Some(caller.clone());
-            async move { c.permissions(PermissionsRequest { caller }).await }
+            let call: Call<_> =
+                Box::pin(async move { c.permissions(PermissionsRequest { caller }).await });
+            call
         });
         let mut out = Vec::new();
         for r in futures::future::join_all(calls).await {
@@ -125,7 +181,9 @@ impl ShardMap {
         let calls = self.clients.iter().map(|c| {
             let mut c = c.clone();
             let principal = principal.to_owned();
-            async move { c.delete_user_data(UserDataRequest { principal }).await }
+            let call: Call<_> =
+                Box::pin(async move { c.delete_user_data(UserDataRequest { principal }).await });
+            call
         });
         for r in futures::future::join_all(calls).await {
             r.map_err(|s| KintoError::from_status(&s))?;
@@ -137,7 +195,8 @@ impl ShardMap {
     pub async fn flush_all(&self) -> Result<(), KintoError> {
         let calls = self.clients.iter().map(|c| {
             let mut c = c.clone();
-            async move { c.flush(FlushRequest {}).await }
+            let call: Call<_> = Box::pin(async move { c.flush(FlushRequest {}).await });
+            call
         });
         for r in futures::future::join_all(calls).await {
             r.map_err(|s| KintoError::from_status(&s))?;
@@ -150,7 +209,9 @@ impl ShardMap {
         let calls = self.clients.iter().map(|c| {
             let mut c = c.clone();
             let principals = principals.to_vec();
-            async move { c.principals(PrincipalsRequest { principals }).await }
+            let call: Call<_> =
+                Box::pin(async move { c.principals(PrincipalsRequest { principals }).await });
+            call
         });
         let mut out = Vec::new();
         for r in futures::future::join_all(calls).await.into_iter().flatten() {

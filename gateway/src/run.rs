@@ -29,9 +29,14 @@ pub async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
-/// Serves the HTTP API until shutdown.
+/// Serves the HTTP API until shutdown, reaching the shards of `shard_urls`.
 pub async fn serve_gateway(cfg: GatewayConfig) -> Result<(), String> {
     let shards = ShardMap::connect(&cfg.shard_urls)?;
+    serve_with(cfg, shards).await
+}
+
+/// Serves the HTTP API until shutdown with the given shards.
+pub async fn serve_with(cfg: GatewayConfig, shards: ShardMap) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(&cfg.bind)
         .await
         .map_err(|e| format!("cannot bind {}: {e}", cfg.bind))?;

@@ -1,5 +1,8 @@
 //! `kinto-shard`: one shard node serving gRPC over its embedded store.
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use kinto_proto::settings::RawSettings;
 use kinto_shard::config::ShardConfig;

@@ -1,9 +1,13 @@
 //! `kinto`: the whole service in one process, for one machine.
 //!
 //! Starts `shards` shard nodes, each with its own embedded store under
-//! `data_dir/shard-<i>` and its own loopback gRPC port, then the gateway in
-//! front of them. The gateway still reaches the shards only through gRPC, so
-//! this runs exactly the code paths of a distributed deployment.
+//! `data_dir/shard-<i>`, then the gateway in front of them. The gateway
+//! still reaches the shards only through their gRPC service (same protobuf
+//! messages, same codec, same code paths as a distributed deployment), but
+//! in memory: no loopback socket, no HTTP/2 framing.
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
 use kinto_gateway::config::GatewayConfig;
@@ -63,7 +67,7 @@ fn check_layout(data_dir: &Path, shards: u32) -> Result<(), String> {
 
 async fn run(cli: Cli) -> Result<(), String> {
     let raw = RawSettings::load(cli.config.as_deref())?;
-    let mut gateway: GatewayConfig = GatewayConfig::from_raw(&raw)?;
+    let gateway: GatewayConfig = GatewayConfig::from_raw(&raw)?;
     let data_dir = raw
         .0
         .get("data_dir")
@@ -77,27 +81,17 @@ async fn run(cli: Cli) -> Result<(), String> {
         .unwrap_or(4)
         .clamp(1, 256) as u32;
     check_layout(&data_dir, count)?;
-    let mut urls = Vec::new();
+    let mut services = Vec::new();
     for i in 0..count {
         let mut shard_raw = raw.clone();
         shard_raw.set(
             "data_dir",
             Value::String(data_dir.join(format!("shard-{i}")).display().to_string()),
         );
-        shard_raw.set("bind", Value::String("127.0.0.1:0".into()));
         let cfg = ShardConfig::from_raw(&shard_raw)?;
-        let service = kinto_shard::server::build(&cfg, &shard_raw, i, count)?;
-        let (listener, addr) = kinto_shard::server::bind(&cfg.bind).await?;
-        urls.push(format!("http://{addr}"));
-        tokio::spawn(async move {
-            if let Err(e) =
-                kinto_shard::server::serve(service, listener, std::future::pending()).await
-            {
-                tracing::error!(shard = i, "shard stopped: {e}");
-            }
-        });
+        services.push(kinto_shard::server::build(&cfg, &shard_raw, i, count)?);
     }
     tracing::info!(shards = count, data_dir = %data_dir.display(), "shards started");
-    gateway.shard_urls = urls;
-    kinto_gateway::run::serve_gateway(gateway).await
+    let shards = kinto_gateway::routing::ShardMap::in_process(services)?;
+    kinto_gateway::run::serve_with(gateway, shards).await
 }

@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: the reference Kinto (PostgreSQL, gunicorn) and kinto-rs (embedded store) on the
+same machine in one run, with one load generator (`kinto-load`, goose). Each server is pinned to CPU 0 and the
+generator to CPU 1 (`taskset`).
+
+    cargo build --release -p kinto-gateway -p kinto-loadtests
+    python3 loadtests/bench.py --duration 30 --out target/bench
+
+Runs, per server: the storage.sync mix at saturation, the mix again throttled to the reference's sustained
+rate (p99 at equal load), remote-settings polling; then the minimal axum ceiling. For every run: requests/s,
+p50/p95/p99/max, errors, the server's CPU time per request (all its processes: gunicorn workers and PostgreSQL
+backends for the reference) and the generator's CPU use. Writes `<out>/results.json` and prints Markdown.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+REL = REPO / "target" / "release"
+TICK = os.sysconf("SC_CLK_TCK")
+SERVER_CPU, LOAD_CPU = "0", "1"
+
+
+def proc_cpu(pid):
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def pids(pattern):
+    r = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+    return [int(p) for p in r.stdout.split()]
+
+
+class Cpu:
+    """CPU seconds of a set of processes, found again at each reading (PostgreSQL forks backends)."""
+
+    def __init__(self, *patterns):
+        self.patterns = patterns
+
+    def read(self):
+        return sum(proc_cpu(p) for pat in self.patterns for p in pids(pat))
+
+
+def wait_up(url, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/v1/__heartbeat__", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not come up")
+
+
+def percentile(hist, q):
+    """From goose's {microseconds: count} histogram."""
+    items = sorted((int(k), v) for k, v in hist.items())
+    total = sum(v for _, v in items)
+    if not total:
+        return 0.0
+    seen = 0
+    for us, n in items:
+        seen += n
+        if seen >= q * total:
+            return us / 1000.0
+    return items[-1][0] / 1000.0
+
+
+def run_goose(host, scenarios, duration, users, out, tag, throttle=None, env=None):
+    report = out / f"{tag}.json"
+    cmd = ["taskset", "-c", LOAD_CPU, str(REL / "kinto-load"), "--host", host, "--users", str(users),
+           "--increase-rate", str(users), "--run-time", f"{duration}s", "--scenarios", scenarios,
+           "--report-file", str(report), "--quiet", "--no-print-metrics"]
+    if throttle:
+        cmd += ["--throttle-requests", str(max(1, int(throttle)))]
+    t0 = time.time()
+    before = os.times()
+    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    after = os.times()
+    if p.returncode != 0:
+        raise SystemExit(f"kinto-load failed ({tag}): {p.stderr[-2000:]}")
+    gen_cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    return json.loads(report.read_text()), gen_cpu, time.time() - t0
+
+
+def summarise(report, gen_cpu, server_cpu):
+    rm = report["raw_metrics"]
+    secs = max(rm["duration"], 1)
+    ops, total, fails, hist = {}, 0, 0, {}
+    for name, r in sorted(rm["requests"].items()):
+        h = r["raw_data"]["times_us"]
+        n = r["raw_data"]["counter"]
+        total += n
+        # Errors by status (goose also counts an unexpected 304 as a failure: a poll's 304 is the point).
+        bad = sum(int(v) for c, v in r["status_code_counts"].items() if int(c) >= 400 or int(c) == 0)
+        fails += bad
+        for k, v in h.items():
+            hist[k] = hist.get(k, 0) + v
+        ops[name] = {"requests": n, "errors": bad, "rps": round(n / secs, 1),
+                     "p50_ms": percentile(h, .5), "p95_ms": percentile(h, .95), "p99_ms": percentile(h, .99),
+                     "max_ms": r["raw_data"]["maximum_time"], "status": r["status_code_counts"]}
+    return {"seconds": secs, "requests": total, "errors": fails, "rps": round(total / secs, 1),
+            "p50_ms": percentile(hist, .5), "p95_ms": percentile(hist, .95), "p99_ms": percentile(hist, .99),
+            "server_cpu_s": round(server_cpu, 2),
+            "server_cpu_ms_per_request": round(1000 * server_cpu / max(total, 1), 3),
+            # What one core could serve at this CPU cost: the ceiling when the generator saturates first.
+            "capacity_rps_per_core": round(total / max(server_cpu, 1e-9), 1),
+            "generator_cpu_share": round(gen_cpu / secs, 2), "operations": ops}
+
+
+def measure(name, host, cpu, scenarios, duration, users, out, throttle=None, env=None):
+    c0 = cpu.read()
+    report, gen_cpu, _ = run_goose(host, scenarios, duration, users, out, name, throttle, env)
+    s = summarise(report, gen_cpu, cpu.read() - c0)
+    print(f"  {name}: {s['rps']} req/s, p99 {s['p99_ms']} ms, errors {s['errors']}, "
+          f"server CPU {s['server_cpu_ms_per_request']} ms/req, generator CPU {s['generator_cpu_share']}")
+    return s
+
+
+def start_ours(data_dir, port):
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KINTO_")},
+           "KINTO_BIND": f"127.0.0.1:{port}", "KINTO_DATA_DIR": str(data_dir),
+           "KINTO_INCLUDES": "kinto.plugins.default_bucket", "KINTO_USERID_HMAC_SECRET": "load-test-secret",
+           "KINTO_LOG_LEVEL": "warn"}
+    p = subprocess.Popen(["taskset", "-c", SERVER_CPU, str(REL / "kinto")], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return p
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=30)
+    ap.add_argument("--users", type=int, default=32, help="goose users for the mix")
+    ap.add_argument("--pollers", type=int, default=200)
+    ap.add_argument("--out", default=str(REPO / "target" / "bench"))
+    ap.add_argument("--skip-reference", action="store_true")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {"machine": {"cpus": os.cpu_count(), "server_cpu": SERVER_CPU, "generator_cpu": LOAD_CPU},
+               "duration_s": args.duration, "users": args.users}
+
+    ref_url = "http://127.0.0.1:8890"
+    if not args.skip_reference:
+        print("reference Kinto 26.5 on PostgreSQL (gunicorn, 2 workers), pinned to CPU", SERVER_CPU)
+        subprocess.run([str(REPO / "loadtests/reference/stop")], capture_output=True)
+        subprocess.run([str(REPO / "loadtests/reference/start")], check=True,
+                       env={**os.environ, "KINTO_REF_CPUS": SERVER_CPU, "KINTO_REF_WORKERS": "2"})
+        wait_up(ref_url)
+        cpu = Cpu("gunicorn", "postgres")
+        ref = results["reference"] = {}
+        ref["mix"] = measure("ref-mix", ref_url, cpu, "storagesync", args.duration, args.users, out)
+        ref["polling"] = measure("ref-polling", ref_url, cpu, "polling,publisher", args.duration, args.pollers, out)
+        subprocess.run([str(REPO / "loadtests/reference/stop")], capture_output=True)
+
+    print("kinto-rs (embedded store, periodic fsync 1 s), pinned to CPU", SERVER_CPU)
+    data = Path(tempfile.mkdtemp(prefix="kinto-rs-bench-"))
+    ours_url = "http://127.0.0.1:8891"
+    proc = start_ours(data, 8891)
+    try:
+        wait_up(ours_url)
+        cpu = Cpu(str(REL / "kinto") + "$")
+        o = results["kinto_rs"] = {}
+        o["mix"] = measure("ours-mix", ours_url, cpu, "storagesync", args.duration, args.users, out)
+        if "reference" in results:
+            rate = results["reference"]["mix"]["rps"]
+            o["mix_at_reference_rate"] = measure("ours-mix-at-ref-rate", ours_url, cpu, "storagesync",
+                                                 args.duration, args.users, out, throttle=rate)
+        o["polling"] = measure("ours-polling", ours_url, cpu, "polling,publisher", args.duration, args.pollers, out)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(data, ignore_errors=True)
+
+    print("ceiling: minimal axum JSON handler, pinned to CPU", SERVER_CPU)
+    ceil = subprocess.Popen(["taskset", "-c", SERVER_CPU, str(REL / "kinto-ceiling"), "--bind", "127.0.0.1:8899"],
+                            stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        results["ceiling"] = measure("ceiling", "http://127.0.0.1:8899", Cpu(str(REL / "kinto-ceiling")),
+                                     "ceiling", args.duration, args.users, out)
+    finally:
+        ceil.terminate()
+        ceil.wait(10)
+
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    print(table(results))
+
+
+def table(r):
+    rows = ["| run | req/s | p50 ms | p99 ms | errors | server CPU ms/req | generator CPU |",
+            "|---|---|---|---|---|---|---|"]
+    for side in ("reference", "kinto_rs"):
+        for k, s in r.get(side, {}).items():
+            rows.append(f"| {side} {k} | {s['rps']} | {s['p50_ms']} | {s['p99_ms']} | {s['errors']} | "
+                        f"{s['server_cpu_ms_per_request']} | {s['generator_cpu_share']} |")
+    if "ceiling" in r:
+        s = r["ceiling"]
+        rows.append(f"| ceiling (axum echo) | {s['rps']} | {s['p50_ms']} | {s['p99_ms']} | {s['errors']} | "
+                    f"{s['server_cpu_ms_per_request']} | {s['generator_cpu_share']} |")
+    if "reference" in r and "kinto_rs" in r:
+        ref, ours = r["reference"], r["kinto_rs"]
+        rows.append("")
+        rows.append(f"- mix throughput ratio (ours / reference): {ours['mix']['rps'] / max(ref['mix']['rps'], 1e-9):.1f}x")
+        if "mix_at_reference_rate" in ours:
+            rows.append(f"- p99 at the reference's rate: ours {ours['mix_at_reference_rate']['p99_ms']} ms vs "
+                        f"reference {ref['mix']['p99_ms']} ms")
+        rows.append(f"- CPU per request ratio (reference / ours): "
+                    f"{ref['mix']['server_cpu_ms_per_request'] / max(ours['mix']['server_cpu_ms_per_request'], 1e-9):.1f}x")
+
+        def not_modified(s):
+            return sum(int(v) for op in s["operations"].values() for c, v in op["status"].items() if c == "304") \
+                / max(s["seconds"], 1)
+        rows.append(f"- 304 answers/s: ours {not_modified(ours['polling']):.0f} vs reference "
+                    f"{not_modified(ref['polling']):.0f}")
+    if "ceiling" in r and "kinto_rs" in r:
+        mix, ceil = r["kinto_rs"]["mix"], r["ceiling"]
+        rows.append(f"- mix vs ceiling, measured rates: {100 * mix['rps'] / max(ceil['rps'], 1e-9):.1f}%; by CPU per "
+                    f"request (the generator saturates first on the ceiling): "
+                    f"{100 * ceil['server_cpu_ms_per_request'] / max(mix['server_cpu_ms_per_request'], 1e-9):.1f}%")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    main()

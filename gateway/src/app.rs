@@ -81,9 +81,10 @@ async fn entry(State(app): State<Arc<App>>, request: Request<Body>) -> Response<
 
 /// Serialises a [`KResponse`].
 pub fn into_http(r: KResponse) -> Response<Body> {
-    let body = match &r.body {
-        Some(v) => Body::from(serde_json::to_vec(v).unwrap_or_default()),
-        None => Body::empty(),
+    let body = match (&r.body, &r.raw) {
+        (Some(v), _) => Body::from(serde_json::to_vec(v).unwrap_or_default()),
+        (None, Some(bytes)) => Body::from(bytes.clone()),
+        (None, None) => Body::empty(),
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = r.status;

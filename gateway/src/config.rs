@@ -115,6 +115,9 @@ pub struct GatewayConfig {
     /// defaults (filled by `from_raw`).
     #[serde(skip)]
     pub grants: std::collections::HashMap<String, Vec<String>>,
+    /// Kinto's `admin_assets_path`: the kinto-admin build (`tools/admin/fetch`).
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub admin_assets_path: Option<String>,
 }
 
 fn default_policies() -> Vec<String> {

@@ -36,6 +36,9 @@ pub struct KResponse {
     pub headers: HeaderMap,
     /// JSON body; `None` for 304, HEAD and redirects.
     pub body: Option<Value>,
+    /// A non-JSON body (the admin UI's files), sent as is with its own
+    /// `Content-Type`.
+    pub raw: Option<bytes::Bytes>,
 }
 
 impl KResponse {
@@ -44,7 +47,16 @@ impl KResponse {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
             headers: HeaderMap::new(),
             body: Some(body),
+            raw: None,
         }
+    }
+
+    /// A non-JSON answer.
+    pub fn raw(status: u16, content_type: &'static str, bytes: bytes::Bytes) -> Self {
+        let mut r = KResponse::empty(status);
+        r.raw = Some(bytes);
+        r.set("content-type", content_type);
+        r
     }
 
     pub fn empty(status: u16) -> Self {
@@ -52,6 +64,7 @@ impl KResponse {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
             headers: HeaderMap::new(),
             body: None,
+            raw: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! requests and for every `/batch` sub-request alike.
 
 mod accounts;
+mod admin;
 mod batch;
 mod body;
 mod cors;
@@ -55,10 +56,12 @@ pub async fn handle(app: &App, req: KRequest) -> KResponse {
         }
     }
     cors::decorate(cfg, &req, route.as_ref(), &mut resp);
-    resp.set(
-        "content-security-policy",
-        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; ",
-    );
+    if !resp.headers.contains_key("content-security-policy") {
+        resp.set(
+            "content-security-policy",
+            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; ",
+        );
+    }
     resp.set("x-content-type-options", "nosniff");
     resp
 }
@@ -106,6 +109,14 @@ async fn dispatch(
     if cfg.readonly && !matches!(req.method, Method::GET | Method::HEAD) {
         return Err(KintoError::new(ErrorKind::MethodNotAllowed));
     }
+    if let Route::Admin(rest) = &route {
+        if !cfg.plugin("admin") {
+            return Err(KintoError::new(ErrorKind::MissingResource));
+        }
+        only_get(req)?;
+        // HTML, scripts and styles: the JSON `Accept` rule does not apply.
+        return admin::serve(cfg, rest).await;
+    }
     headers::check_accept(req)?;
     let caller = auth::identify(app, req.header("authorization")).await?;
     match route {
@@ -125,6 +136,8 @@ async fn dispatch(
         Route::UserData(principal) => {
             permissions::delete_user_data(app, req, &caller, &principal).await
         }
+        // Answered above, before the `Accept` check.
+        Route::Admin(_) => Err(KintoError::new(ErrorKind::MissingResource)),
         Route::Permissions => Err(KintoError::new(ErrorKind::MissingResource)),
         Route::Snapshot {
             bucket,

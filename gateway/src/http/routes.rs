@@ -15,6 +15,8 @@ pub enum Route {
     Permissions,
     /// `GET /__api__`: the OpenAPI description.
     Api,
+    /// `/admin…`: the admin UI's files; holds what follows `/admin`.
+    Admin(String),
     /// `GET /buckets/{bucket}/snapshot/collections/{collection}@{timestamp}`.
     Snapshot {
         bucket: String,
@@ -70,6 +72,11 @@ pub fn parse(path: &str) -> Option<Route> {
         "/permissions" => return Some(Route::Permissions),
         "/__api__" => return Some(Route::Api),
         _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("/admin") {
+        if rest.is_empty() || rest.starts_with('/') {
+            return Some(Route::Admin(rest.to_owned()));
+        }
     }
     if let Some(principal) = path.strip_prefix("/__user_data__/") {
         return (!principal.is_empty()).then(|| Route::UserData(principal.to_owned()));
@@ -145,9 +152,12 @@ impl Route {
     /// header (OPTIONS included: preflights are answered everywhere).
     pub fn methods(&self) -> &'static [&'static str] {
         match self {
-            Route::Hello | Route::Heartbeat | Route::LbHeartbeat | Route::Version | Route::Api => {
-                &["GET", "HEAD", "OPTIONS"]
-            }
+            Route::Hello
+            | Route::Heartbeat
+            | Route::LbHeartbeat
+            | Route::Version
+            | Route::Api
+            | Route::Admin(_) => &["GET", "HEAD", "OPTIONS"],
             Route::Batch | Route::Flush => &["POST", "OPTIONS"],
             Route::Permissions | Route::Snapshot { .. } => &["GET", "HEAD", "OPTIONS"],
             Route::UserData(_) => &["DELETE", "OPTIONS"],

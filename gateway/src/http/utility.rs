@@ -99,6 +99,9 @@ fn capabilities(cfg: &GatewayConfig) -> Value {
             "https://kinto.readthedocs.io/en/latest/configuration/settings.html#activating-the-permissions-endpoint",
         );
     }
+    if cfg.plugin("admin") {
+        caps.insert("admin".into(), super::admin::capability(cfg));
+    }
     if let Some(accounts) = caps.get_mut("accounts") {
         accounts["validation_enabled"] = false.into();
     }

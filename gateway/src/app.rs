@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, Request, Response};
 use std::sync::Arc;
+use tracing::Instrument;
 
 pub struct App {
     pub config: GatewayConfig,
@@ -48,7 +49,45 @@ pub fn router(app: Arc<App>) -> axum::Router {
     axum::Router::new().fallback(entry).with_state(app)
 }
 
+/// One span per request (the root of its trace) and one log line when it
+/// ends: method, endpoint kind, status, errno, duration; no user id, no
+/// bucket id, so logs carry no personal data.
 async fn entry(State(app): State<Arc<App>>, request: Request<Body>) -> Response<Body> {
+    let started = std::time::Instant::now();
+    let method = request.method().to_string();
+    let route = crate::http::routes::label_of(request.uri().path());
+    let span = tracing::info_span!(
+        "request",
+        http.method = %method,
+        http.route = route,
+        http.status_code = tracing::field::Empty,
+        kinto.errno = tracing::field::Empty,
+    );
+    let resp = entry_inner(app, request).instrument(span.clone()).await;
+    let status = resp.status.as_u16();
+    let errno = resp
+        .body
+        .as_ref()
+        .and_then(|b| b.get("errno"))
+        .and_then(|e| e.as_u64());
+    span.record("http.status_code", i64::from(status));
+    if let Some(e) = errno {
+        span.record("kinto.errno", e as i64);
+    }
+    tracing::info!(
+        target: "kinto::request",
+        parent: &span,
+        method = %method,
+        route,
+        status,
+        errno,
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    into_http(resp)
+}
+
+async fn entry_inner(app: Arc<App>, request: Request<Body>) -> KResponse {
     let (parts, body) = request.into_parts();
     let limit = app.config.max_body_bytes as usize;
     let raw_path = parts.uri.path().to_owned();
@@ -76,7 +115,7 @@ async fn entry(State(app): State<Arc<App>>, request: Request<Body>) -> Response<
             }
         },
     };
-    into_http(resp)
+    resp
 }
 
 /// Serialises a [`KResponse`].

@@ -23,9 +23,9 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    kinto_gateway::run::init_logging();
     let result = async {
         let raw = RawSettings::load(cli.config.as_deref())?;
+        let _telemetry = kinto_gateway::run::init_telemetry(&raw, "kinto-gateway")?;
         let cfg = GatewayConfig::from_raw(&raw)?;
         kinto_gateway::run::serve_gateway(cfg).await
     }

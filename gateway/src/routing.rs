@@ -110,9 +110,11 @@ impl ShardMap {
     pub fn execute(&self, index: usize, mut op: Operation) -> Call<Result<OpResult, KintoError>> {
         op.generation = self.generation;
         let mut client = self.clients[index].clone();
+        // The caller's trace context rides in the gRPC metadata.
+        let request = kinto_proto::telemetry::inject(op);
         Box::pin(async move {
             client
-                .execute(op)
+                .execute(request)
                 .await
                 .map(|r| r.into_inner())
                 .map_err(|s| KintoError::from_status(&s))

@@ -4,10 +4,14 @@ use crate::app::{router, App};
 use crate::config::GatewayConfig;
 use crate::routing::ShardMap;
 
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KINTO_LOG_LEVEL")
-        .unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+/// Logs and traces for this process (`kinto_proto::telemetry`); keep the
+/// returned guard alive until exit so queued spans are flushed.
+pub fn init_telemetry(
+    raw: &kinto_proto::settings::RawSettings,
+    service_name: &str,
+) -> Result<kinto_proto::telemetry::Telemetry, String> {
+    let cfg = kinto_proto::telemetry::TelemetryConfig::from_raw(raw, service_name);
+    kinto_proto::telemetry::init(&cfg)
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).

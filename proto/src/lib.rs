@@ -7,6 +7,7 @@ pub mod error;
 pub mod placement;
 pub mod query;
 pub mod settings;
+pub mod telemetry;
 
 /// Generated tonic/prost code for `proto/shard.proto`.
 pub mod pb {

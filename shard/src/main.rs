@@ -23,12 +23,6 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KINTO_LOG_LEVEL")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -41,6 +35,8 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), String> {
     let raw = RawSettings::load(cli.config.as_deref())?;
+    let telemetry = kinto_proto::telemetry::TelemetryConfig::from_raw(&raw, "kinto-shard");
+    let _telemetry = kinto_proto::telemetry::init(&telemetry)?;
     let cfg = ShardConfig::from_raw(&raw)?;
     let count = cfg.shard_count.unwrap_or(1).max(1) as u32;
     let index = cfg.shard_index.unwrap_or(0) as u32;

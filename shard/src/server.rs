@@ -21,7 +21,15 @@ pub struct ShardService {
 #[tonic::async_trait]
 impl ShardRpc for ShardService {
     async fn execute(&self, request: Request<Operation>) -> Result<Response<OpResult>, Status> {
-        match self.shard.execute(request.into_inner()).await {
+        use tracing::Instrument;
+        let span = tracing::info_span!("shard.execute", shard = self.shard.settings().index);
+        kinto_proto::telemetry::extract(request.metadata(), &span);
+        let result = self
+            .shard
+            .execute(request.into_inner())
+            .instrument(span)
+            .await;
+        match result {
             Ok(r) => Ok(Response::new(r)),
             Err(e) => {
                 if e.kind.spec().http_status >= 500 {

@@ -31,7 +31,6 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    kinto_gateway::run::init_logging();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -67,6 +66,7 @@ fn check_layout(data_dir: &Path, shards: u32) -> Result<(), String> {
 
 async fn run(cli: Cli) -> Result<(), String> {
     let raw = RawSettings::load(cli.config.as_deref())?;
+    let _telemetry = kinto_gateway::run::init_telemetry(&raw, "kinto")?;
     let gateway: GatewayConfig = GatewayConfig::from_raw(&raw)?;
     let data_dir = raw
         .0

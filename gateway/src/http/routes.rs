@@ -130,6 +130,41 @@ pub fn parse(path: &str) -> Option<Route> {
     }
 }
 
+/// A coarse, id-free name of the endpoint a path addresses, for logs,
+/// spans and metrics (`records`, `record`, `batch`, …).
+pub fn label_of(path: &str) -> &'static str {
+    let Some(rest) = path.strip_prefix("/v1") else {
+        return "unversioned";
+    };
+    match parse(if rest.is_empty() { "/" } else { rest }) {
+        None => "unknown",
+        Some(Route::Hello) => "hello",
+        Some(Route::Heartbeat) => "heartbeat",
+        Some(Route::LbHeartbeat) => "lbheartbeat",
+        Some(Route::Version) => "version",
+        Some(Route::Batch) => "batch",
+        Some(Route::Flush) => "flush",
+        Some(Route::Permissions) => "permissions",
+        Some(Route::Api) => "api",
+        Some(Route::Admin(_)) => "admin",
+        Some(Route::Snapshot { .. }) => "snapshot",
+        Some(Route::UserData(_)) => "user_data",
+        Some(Route::Resource(p)) => match (p.kind, p.id.is_some()) {
+            (Kind::Bucket, false) => "buckets",
+            (Kind::Bucket, true) => "bucket",
+            (Kind::Group, false) => "groups",
+            (Kind::Group, true) => "group",
+            (Kind::Collection, false) => "collections",
+            (Kind::Collection, true) => "collection",
+            (Kind::Record, false) => "records",
+            (Kind::Account, false) => "accounts",
+            (Kind::Account, true) => "account",
+            (Kind::History, _) => "history",
+            _ => "record",
+        },
+    }
+}
+
 /// Headers every Kinto service exposes to CORS clients.
 const DEFAULT_EXPOSED: &[&str] = &[
     "Alert",

@@ -207,6 +207,8 @@ impl Storage for EmbeddedStorage {
     }
 
     async fn commit(&self, writes: Vec<Write>) -> StorageResult<()> {
+        // Synchronous inside: the span covers the whole write.
+        let _span = tracing::info_span!("storage.commit", writes = writes.len()).entered();
         let mut batch = self.db.batch();
         for w in writes {
             match w {

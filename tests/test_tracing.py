@@ -1,0 +1,95 @@
+"""Observability (issue 5): one request is one trace across the gateway and shard processes, exported over
+OTLP/gRPC to a real receiver (tests/otlp_sink.py, official opentelemetry-proto messages)."""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from api import Api
+from harness import free_port, make_server
+
+pytestmark = pytest.mark.targets("split")
+
+
+@pytest.fixture
+def sink():
+    grpc_port, http_port = free_port(), free_port()
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "otlp_sink.py"), str(grpc_port),
+                             str(http_port)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    yield f"http://127.0.0.1:{grpc_port}", f"http://127.0.0.1:{http_port}/spans"
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture
+def traced(target, sink, monkeypatch):
+    # The batch span processor exports every 100 ms instead of 5 s (OpenTelemetry's standard variable).
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+    server = make_server(target, "traced", {"otlp_endpoint": sink[0]})
+    yield server
+    server.cleanup()
+
+
+def spans_of(url, trace_id=None, deadline=20.0):
+    end = time.monotonic() + deadline
+    while True:
+        spans = requests.get(url, timeout=5).json()
+        if trace_id is None or any(s["trace_id"] == trace_id and s["service"] == "kinto-shard" for s in spans):
+            return spans
+        if time.monotonic() > end:
+            return spans
+        time.sleep(0.2)
+
+
+def test_one_request_one_trace_across_processes(traced, sink):
+    api = Api(traced, "alice")
+    bid = api.create_bucket()
+    deadline = time.monotonic() + 20
+    gateway = []
+    while not gateway and time.monotonic() < deadline:
+        spans = requests.get(sink[1], timeout=5).json()
+        gateway = [s for s in spans if s["service"] == "kinto-gateway" and s["name"] == "request"
+                   and s["attributes"].get("http.method") == "PUT"]
+        time.sleep(0.2)
+    assert gateway, "the gateway exported its request span"
+    root = gateway[0]
+    assert root["attributes"]["http.route"] == "bucket" and root["attributes"]["http.status_code"] == 201
+    assert root["parent_span_id"] in ("", "0" * 16), "the request span is the trace's root"
+    spans = spans_of(sink[1], root["trace_id"])
+    trace = [s for s in spans if s["trace_id"] == root["trace_id"]]
+    shard = [s for s in trace if s["service"] == "kinto-shard" and s["name"] == "shard.execute"]
+    assert shard, f"the shard process exported a span of the same trace: {trace}"
+    assert shard[0]["parent_span_id"] == root["span_id"], "the shard's span is a child of the gateway's"
+    commits = [s for s in trace if s["name"] == "storage.commit"]
+    assert commits and commits[0]["parent_span_id"] == shard[0]["span_id"], "storage under the shard span"
+    assert bid not in str(root["attributes"]), "no bucket id in the request span"
+
+
+@pytest.mark.targets("single")
+def test_json_request_log_lines(target):
+    """`log_format = "json"`: one JSON object per line, one `request` line per request, without user or bucket ids."""
+    import json
+
+    server = make_server(target, "jsonlog", {"log_format": "json"})
+    try:
+        api = Api(server, "alice")
+        bid = api.create_bucket()
+        assert api.get(f"/buckets/{bid}/collections/missing").status_code == 404
+        server.procs[0].popen.send_signal(15)
+        server.procs[0].popen.wait(10)
+        lines = [l for l in server.procs[0].log.read_text().splitlines() if l.startswith("{")]
+        events = [json.loads(l) for l in lines]
+        requests_logged = [e["fields"] for e in events if e.get("target") == "kinto::request"]
+        put = [f for f in requests_logged if f["method"] == "PUT" and f["route"] == "bucket"]
+        assert put and put[-1]["status"] == 201 and put[-1]["duration_ms"] >= 0
+        missing = [f for f in requests_logged if f["route"] == "collection" and f["status"] == 404]
+        assert missing and missing[-1]["errno"] == 110
+        text = "\n".join(lines)
+        assert bid not in text and api.principal not in text, "no bucket or user ids in the logs"
+    finally:
+        server.cleanup()

@@ -74,6 +74,8 @@ async fn entry(State(app): State<Arc<App>>, request: Request<Body>) -> Response<
     if let Some(e) = errno {
         span.record("kinto.errno", e as i64);
     }
+    let seconds = started.elapsed().as_secs_f64();
+    crate::metrics::request(route, &method, status, errno, seconds);
     tracing::info!(
         target: "kinto::request",
         parent: &span,
@@ -81,7 +83,7 @@ async fn entry(State(app): State<Arc<App>>, request: Request<Body>) -> Response<
         route,
         status,
         errno,
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        duration_ms = seconds * 1000.0,
         "request"
     );
     into_http(resp)

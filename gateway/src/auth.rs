@@ -85,8 +85,10 @@ async fn verify_account(app: &App, name: &str, password: &str) -> Result<bool, K
         &format!("accounts:{name}\n{hash}\n{password}"),
     );
     if app.account_cache.get(&key).is_some() {
+        crate::metrics::account_cache(true);
         return Ok(true);
     }
+    crate::metrics::account_cache(false);
     let (p, h) = (password.to_owned(), hash.clone());
     let ok = tokio::task::spawn_blocking(move || bcrypt::verify(p, &h).unwrap_or(false))
         .await

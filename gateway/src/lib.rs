@@ -6,5 +6,6 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod routing;
 pub mod run;

@@ -6,5 +6,6 @@
 
 pub mod config;
 pub mod domain;
+pub mod metrics;
 pub mod server;
 pub mod storage;

@@ -46,6 +46,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         ));
     }
     let service = kinto_shard::server::build(&cfg, &raw, index, count)?;
+    if let Some(bind) = raw.0.get("metrics_bind").and_then(|v| v.as_str()) {
+        kinto_shard::metrics::serve(bind).await?;
+    }
     let (listener, addr) = kinto_shard::server::bind(&cfg.bind).await?;
     tracing::info!("listening on {addr}");
     println!("listening on {addr}");

@@ -22,13 +22,30 @@ pub struct ShardService {
 impl ShardRpc for ShardService {
     async fn execute(&self, request: Request<Operation>) -> Result<Response<OpResult>, Status> {
         use tracing::Instrument;
+        let index = self.shard.settings().index.to_string();
         let span = tracing::info_span!("shard.execute", shard = self.shard.settings().index);
         kinto_proto::telemetry::extract(request.metadata(), &span);
-        let result = self
-            .shard
-            .execute(request.into_inner())
-            .instrument(span)
-            .await;
+        let op = request.into_inner();
+        let method = format!("{:?}", op.method()).to_lowercase();
+        let queue = crate::metrics::IN_FLIGHT
+            .as_ref()
+            .map(|g| g.with_label_values(&[index.as_str()]));
+        if let Some(g) = &queue {
+            g.inc();
+        }
+        let started = std::time::Instant::now();
+        let result = self.shard.execute(op).instrument(span).await;
+        if let Some(g) = &queue {
+            g.dec();
+        }
+        if let Some(h) = crate::metrics::OPERATIONS.as_ref() {
+            let outcome = match &result {
+                Ok(_) => "ok".to_owned(),
+                Err(e) => e.kind.spec().errno.to_string(),
+            };
+            h.with_label_values(&[index.as_str(), method.as_str(), outcome.as_str()])
+                .observe(started.elapsed().as_secs_f64());
+        }
         match result {
             Ok(r) => Ok(Response::new(r)),
             Err(e) => {

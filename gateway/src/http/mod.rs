@@ -109,6 +109,18 @@ async fn dispatch(
     if cfg.readonly && !matches!(req.method, Method::GET | Method::HEAD) {
         return Err(KintoError::new(ErrorKind::MethodNotAllowed));
     }
+    if route == Route::Metrics {
+        if !cfg.plugin("prometheus") {
+            return Err(KintoError::new(ErrorKind::MissingResource));
+        }
+        only_get(req)?;
+        let text = kinto_shard::metrics::render();
+        return Ok(KResponse::raw(
+            200,
+            "text/plain; version=0.0.4",
+            text.into(),
+        ));
+    }
     if let Route::Admin(rest) = &route {
         if !cfg.plugin("admin") {
             return Err(KintoError::new(ErrorKind::MissingResource));
@@ -137,7 +149,7 @@ async fn dispatch(
             permissions::delete_user_data(app, req, &caller, &principal).await
         }
         // Answered above, before the `Accept` check.
-        Route::Admin(_) => Err(KintoError::new(ErrorKind::MissingResource)),
+        Route::Admin(_) | Route::Metrics => Err(KintoError::new(ErrorKind::MissingResource)),
         Route::Permissions => Err(KintoError::new(ErrorKind::MissingResource)),
         Route::Snapshot {
             bucket,

@@ -15,6 +15,8 @@ pub enum Route {
     Permissions,
     /// `GET /__api__`: the OpenAPI description.
     Api,
+    /// `GET /__metrics__`: Prometheus metrics (Kinto's prometheus plugin).
+    Metrics,
     /// `/admin…`: the admin UI's files; holds what follows `/admin`.
     Admin(String),
     /// `GET /buckets/{bucket}/snapshot/collections/{collection}@{timestamp}`.
@@ -71,6 +73,7 @@ pub fn parse(path: &str) -> Option<Route> {
         "/__flush__" => return Some(Route::Flush),
         "/permissions" => return Some(Route::Permissions),
         "/__api__" => return Some(Route::Api),
+        "/__metrics__" => return Some(Route::Metrics),
         _ => {}
     }
     if let Some(rest) = path.strip_prefix("/admin") {
@@ -146,6 +149,7 @@ pub fn label_of(path: &str) -> &'static str {
         Some(Route::Flush) => "flush",
         Some(Route::Permissions) => "permissions",
         Some(Route::Api) => "api",
+        Some(Route::Metrics) => "metrics",
         Some(Route::Admin(_)) => "admin",
         Some(Route::Snapshot { .. }) => "snapshot",
         Some(Route::UserData(_)) => "user_data",
@@ -192,6 +196,7 @@ impl Route {
             | Route::LbHeartbeat
             | Route::Version
             | Route::Api
+            | Route::Metrics
             | Route::Admin(_) => &["GET", "HEAD", "OPTIONS"],
             Route::Batch | Route::Flush => &["POST", "OPTIONS"],
             Route::Permissions | Route::Snapshot { .. } => &["GET", "HEAD", "OPTIONS"],

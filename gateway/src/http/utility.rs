@@ -99,6 +99,13 @@ fn capabilities(cfg: &GatewayConfig) -> Value {
             "https://kinto.readthedocs.io/en/latest/configuration/settings.html#activating-the-permissions-endpoint",
         );
     }
+    if cfg.plugin("prometheus") {
+        add(
+            "prometheus",
+            "Prometheus metrics.",
+            "https://github.com/Kinto/kinto/",
+        );
+    }
     if cfg.plugin("admin") {
         caps.insert("admin".into(), super::admin::capability(cfg));
     }

@@ -209,6 +209,7 @@ impl Storage for EmbeddedStorage {
     async fn commit(&self, writes: Vec<Write>) -> StorageResult<()> {
         // Synchronous inside: the span covers the whole write.
         let _span = tracing::info_span!("storage.commit", writes = writes.len()).entered();
+        let _timer = crate::metrics::COMMITS.as_ref().map(|h| h.start_timer());
         let mut batch = self.db.batch();
         for w in writes {
             match w {

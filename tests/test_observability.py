@@ -1,4 +1,4 @@
-"""Observability (issue 5): one request is one trace across the gateway and shard processes, exported over
+"""Observability (issue 5): traces, logs and metrics. One request is one trace across the gateway and shard processes, exported over
 OTLP/gRPC to a real receiver (tests/otlp_sink.py, official opentelemetry-proto messages)."""
 
 import subprocess
@@ -93,3 +93,29 @@ def test_json_request_log_lines(target):
         assert bid not in text and api.principal not in text, "no bucket or user ids in the logs"
     finally:
         server.cleanup()
+
+
+@pytest.mark.targets("single")
+def test_prometheus_metrics(target, api):
+    import re
+
+    server = make_server(target, "metrics", {"includes": "kinto.plugins.prometheus"})
+    try:
+        alice = Api(server, "alice")
+        bid = alice.create_bucket()
+        alice.get(f"/buckets/{bid}/collections/missing")
+        r = requests.get(f"{server.url}/__metrics__", timeout=10)
+        assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain")
+        text = r.text
+        assert re.search(r'kinto_requests_total\{errno="0",method="PUT",route="bucket",status="201"\} 1', text)
+        assert re.search(r'kinto_requests_total\{errno="110",method="GET",route="collection",status="404"\} 1', text)
+        assert re.search(r'kinto_request_seconds_count\{route="bucket"\} \d', text)
+        assert re.search(r'kinto_shard_operation_seconds_count\{method="put",outcome="ok",shard="\d+"\} \d', text)
+        assert re.search(r"kinto_storage_commit_seconds_count [1-9]", text)
+        assert "kinto_shard_queue_depth" in text
+        assert bid not in text, "no bucket ids in metric labels"
+        assert "prometheus" in alice.get("/").json()["capabilities"]
+    finally:
+        server.cleanup()
+    # Off unless the plugin is included, as in Kinto.
+    assert api.get("/__metrics__").status_code == 404

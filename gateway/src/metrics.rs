@@ -1,0 +1,53 @@
+//! The gateway's Prometheus metrics, rendered with the rest of the process's
+//! registry at `GET /v1/__metrics__` (Kinto's `kinto.plugins.prometheus`).
+
+use prometheus::{register_histogram_vec, register_int_counter_vec, HistogramVec, IntCounterVec};
+use std::sync::LazyLock;
+
+pub static REQUESTS: LazyLock<Option<IntCounterVec>> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "kinto_requests_total",
+        "HTTP requests, by endpoint kind, method, status and Kinto errno (0 for successes).",
+        &["route", "method", "status", "errno"]
+    )
+    .ok()
+});
+
+pub static LATENCY: LazyLock<Option<HistogramVec>> = LazyLock::new(|| {
+    register_histogram_vec!(
+        "kinto_request_seconds",
+        "HTTP request duration, by endpoint kind.",
+        &["route"],
+        vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]
+    )
+    .ok()
+});
+
+pub static ACCOUNT_CACHE: LazyLock<Option<IntCounterVec>> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "kinto_account_cache_total",
+        "Account password checks: `hit` skipped bcrypt, `miss` ran it.",
+        &["result"]
+    )
+    .ok()
+});
+
+/// Records one finished request.
+pub fn request(route: &str, method: &str, status: u16, errno: Option<u64>, seconds: f64) {
+    if let Some(c) = REQUESTS.as_ref() {
+        let status = status.to_string();
+        let errno = errno.unwrap_or(0).to_string();
+        c.with_label_values(&[route, method, status.as_str(), errno.as_str()])
+            .inc();
+    }
+    if let Some(h) = LATENCY.as_ref() {
+        h.with_label_values(&[route]).observe(seconds);
+    }
+}
+
+pub fn account_cache(hit: bool) {
+    if let Some(c) = ACCOUNT_CACHE.as_ref() {
+        c.with_label_values(&[if hit { "hit" } else { "miss" }])
+            .inc();
+    }
+}

@@ -145,7 +145,10 @@ def main():
     ap.add_argument("--pollers", type=int, default=200)
     ap.add_argument("--out", default=str(REPO / "target" / "bench"))
     ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--scale", default="", help="only the scale scenario, at these populations: 1000,1000000")
     args = ap.parse_args()
+    if args.scale:
+        return scale(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {"machine": {"cpus": os.cpu_count(), "server_cpu": SERVER_CPU, "generator_cpu": LOAD_CPU},
@@ -196,6 +199,48 @@ def main():
 
     (out / "results.json").write_text(json.dumps(results, indent=2))
     print(table(results))
+
+
+def rss_mb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def scale(args):
+    """kinto-rs only: populate N users (default bucket, one collection, 3 records each), then the scale scenario;
+    p99 and resident memory per population."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for n in [int(x) for x in args.scale.split(",")]:
+        data = Path(tempfile.mkdtemp(prefix=f"kinto-rs-scale-{n}-"))
+        url = "http://127.0.0.1:8891"
+        proc = start_ours(data, 8891)
+        try:
+            wait_up(url)
+            t0 = time.time()
+            subprocess.run(["taskset", "-c", LOAD_CPU, str(REL / "kinto-populate"), "--host", url, "--users", str(n),
+                            "--records", "3", "--concurrency", "32"], check=True)
+            populate_s = time.time() - t0
+            cpu = Cpu(str(REL / "kinto") + "$")
+            s = measure(f"scale-{n}", url, cpu, "scale", args.duration, args.users, out,
+                        env={"KINTO_LOAD_POPULATION": str(n)})
+            s["population"] = n
+            s["populate_seconds"] = round(populate_s, 1)
+            s["rss_mb"] = round(rss_mb(proc.pid), 1)
+            s["data_dir_mb"] = round(sum(f.stat().st_size for f in data.rglob("*") if f.is_file()) / 2**20, 1)
+            print(f"  population {n}: populated in {populate_s:.0f} s, RSS {s['rss_mb']} MB, "
+                  f"store {s['data_dir_mb']} MB")
+            results[str(n)] = s
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            shutil.rmtree(data, ignore_errors=True)
+    (out / "scale.json").write_text(json.dumps(results, indent=2))
+    for n, s in results.items():
+        print(f"| {n} users | {s['rps']} req/s | p50 {s['p50_ms']} ms | p99 {s['p99_ms']} ms | RSS {s['rss_mb']} MB |")
 
 
 def table(r):

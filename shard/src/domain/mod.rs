@@ -7,6 +7,7 @@
 //! time-of-check/time-of-use races cannot happen here.
 
 pub mod acl;
+mod cache;
 pub mod clock;
 mod history;
 mod object;
@@ -74,6 +75,7 @@ pub struct Shard {
     /// bucket of the shard. Always taken after a bucket lock, never before.
     root_lock: Mutex<()>,
     schemas: schema::SchemaCache,
+    cache: cache::ShardCache,
 }
 
 /// Locks held by one write.
@@ -90,6 +92,7 @@ impl Shard {
             bucket_locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             root_lock: Mutex::new(()),
             schemas: schema::SchemaCache::default(),
+            cache: cache::ShardCache::default(),
         }
     }
 
@@ -150,8 +153,16 @@ impl Shard {
         let mut all: std::collections::HashSet<String> =
             caller.principals.iter().cloned().collect();
         all.insert("system.Everyone".into());
-        for g in self.storage.groups_of(&caller.principals).await? {
-            all.insert(g);
+        for p in &caller.principals {
+            let groups = match self.cache.groups_of(p) {
+                Some(g) => g,
+                None => {
+                    let g = self.storage.groups_of(std::slice::from_ref(p)).await?;
+                    self.cache.remember_groups(p, g.clone());
+                    g
+                }
+            };
+            all.extend(groups);
         }
         Ok(Principals {
             user_id: (!caller.user_id.is_empty()).then(|| caller.user_id.clone()),
@@ -210,13 +221,12 @@ impl Shard {
             return Ok(ts);
         }
         let ts = clock::now_ms();
-        self.storage
-            .commit(vec![Write::Timestamp {
-                parent,
-                resource: t.kind.name(),
-                value: ts,
-            }])
-            .await?;
+        self.commit(vec![Write::Timestamp {
+            parent,
+            resource: t.kind.name(),
+            value: ts,
+        }])
+        .await?;
         Ok(ts)
     }
 
@@ -231,7 +241,10 @@ impl Shard {
 
     /// Wipes the shard's store (the `__flush__` of test deployments).
     pub async fn flush(&self) -> Result<(), KintoError> {
-        Ok(self.storage.flush().await?)
+        self.cache.clear();
+        self.storage.flush().await?;
+        self.cache.clear();
+        Ok(())
     }
 }
 

@@ -339,9 +339,17 @@ impl Shard {
         }
         for target in todo {
             let id = target.id.clone().unwrap_or_default();
+            let uri = target.object_uri(&id);
+            if self.cache.exists(&uri) {
+                continue;
+            }
             let _guard = self.lock_for_write(&target).await;
             let l = self.load(&target, &id).await?;
-            if l.existing().is_some() || (target.kind == Kind::Collection && l.bucket.is_none()) {
+            if l.existing().is_some() {
+                self.cache.remember_existing(uri);
+                continue;
+            }
+            if target.kind == Kind::Collection && l.bucket.is_none() {
                 continue;
             }
             let mut acl = Acl::new();
@@ -481,7 +489,7 @@ impl Shard {
             resource,
             value: new_list_ts,
         });
-        self.storage.commit(writes).await?;
+        self.commit(writes).await?;
         Ok(out)
     }
 
@@ -521,7 +529,7 @@ impl Shard {
             resource: t.kind.name(),
             value: list_ts.max(tombstone.last_modified),
         });
-        self.storage.commit(writes).await?;
+        self.commit(writes).await?;
         let ts = tombstone.last_modified;
         Ok(Outcome::object(200, tombstone.to_json(), None, ts))
     }

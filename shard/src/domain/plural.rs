@@ -178,7 +178,7 @@ impl Shard {
                     resource: "bucket",
                     value: tomb.last_modified,
                 });
-                self.storage.commit(writes).await?;
+                self.commit(writes).await?;
                 last_ts = tomb.last_modified;
                 tombstones.push(tomb.to_json());
             }
@@ -214,7 +214,7 @@ impl Shard {
                     resource: t.kind.name(),
                     value: ts,
                 });
-                self.storage.commit(writes).await?;
+                self.commit(writes).await?;
                 last_ts = ts;
             }
         }

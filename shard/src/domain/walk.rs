@@ -218,7 +218,7 @@ impl Shard {
                     object: kept,
                 });
             }
-            self.storage.commit(writes).await?;
+            self.commit(writes).await?;
         }
         Ok(())
     }

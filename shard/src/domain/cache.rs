@@ -1,0 +1,100 @@
+//! What a shard remembers between operations. Safe because the shard is the
+//! only writer of its buckets: every change goes through [`Shard::commit`],
+//! which forgets what the change may have made stale (before and after the
+//! write, so no reader keeps a value across it).
+//!
+//! * group URIs per principal (read by every operation to expand the
+//!   caller's principals), forgotten on any membership change;
+//! * buckets and collections known to exist, so the default bucket's
+//!   implicit creation costs no read once they are there; forgotten when a
+//!   bucket or collection is deleted.
+
+use super::Shard;
+use crate::storage::Write;
+use kinto_proto::KintoError;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+/// Bounds memory: a full map is simply cleared (the next reads refill it).
+const LIMIT: usize = 100_000;
+
+#[derive(Default)]
+pub(super) struct ShardCache {
+    groups: Mutex<HashMap<String, Vec<String>>>,
+    existing: Mutex<HashSet<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned cache only lost entries.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ShardCache {
+    pub fn groups_of(&self, principal: &str) -> Option<Vec<String>> {
+        lock(&self.groups).get(principal).cloned()
+    }
+
+    pub fn remember_groups(&self, principal: &str, groups: Vec<String>) {
+        let mut map = lock(&self.groups);
+        if map.len() >= LIMIT {
+            map.clear();
+        }
+        map.insert(principal.to_owned(), groups);
+    }
+
+    pub fn exists(&self, uri: &str) -> bool {
+        lock(&self.existing).contains(uri)
+    }
+
+    pub fn remember_existing(&self, uri: String) {
+        let mut set = lock(&self.existing);
+        if set.len() >= LIMIT {
+            set.clear();
+        }
+        set.insert(uri);
+    }
+
+    /// What `writes` may make stale: `(group memberships, existing objects)`.
+    fn stales(writes: &[Write]) -> (bool, bool) {
+        let membership = writes.iter().any(|w| {
+            matches!(
+                w,
+                Write::AddMember { .. } | Write::RemoveMember { .. } | Write::PurgeTree { .. }
+            )
+        });
+        let deletion = writes.iter().any(|w| match w {
+            Write::Put {
+                resource, object, ..
+            } => object.deleted && matches!(*resource, "bucket" | "collection"),
+            Write::PurgeTree { .. } => true,
+            _ => false,
+        });
+        (membership, deletion)
+    }
+
+    fn forget(&self, (membership, deletion): (bool, bool)) {
+        if membership {
+            lock(&self.groups).clear();
+        }
+        if deletion {
+            lock(&self.existing).clear();
+        }
+    }
+
+    pub fn clear(&self) {
+        lock(&self.groups).clear();
+        lock(&self.existing).clear();
+    }
+}
+
+impl Shard {
+    /// The only way the domain writes: invalidates the cache around the
+    /// storage's atomic commit.
+    pub(super) async fn commit(&self, writes: Vec<Write>) -> Result<(), KintoError> {
+        let stale = ShardCache::stales(&writes);
+        self.cache.forget(stale);
+        let result = self.storage.commit(writes).await;
+        self.cache.forget(stale);
+        Ok(result?)
+    }
+}

@@ -48,6 +48,10 @@ PLUGINS = {
     "account_create_principals": "system.Everyone",
     "account_write_principals": "account:admin",
     "experimental_collection_schema_validation": "true",
+    # The kinto-admin build served at /v1/admin/ (tools/admin/fetch, exported by tests/run); without it both
+    # Kinto and ours answer /v1/admin/ with a help page.
+    **({"admin_assets_path": os.environ["KINTO_TEST_ADMIN_ASSETS"]} if os.environ.get("KINTO_TEST_ADMIN_ASSETS")
+       else {}),
 }
 
 

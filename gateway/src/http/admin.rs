@@ -31,14 +31,17 @@ pub fn capability(cfg: &GatewayConfig) -> Value {
     })
 }
 
-/// The file a request path names under the build directory; `None` for any
-/// path that could leave it (`..`, absolute parts): those are simply absent.
+/// The file a request path (already percent-decoded) names under the build
+/// directory; `None` for any path that could leave it (`..`, absolute parts)
+/// or names a hidden file (such as `tools/admin/fetch`'s `.complete` marker):
+/// those are simply absent.
 fn resolve(root: &Path, subpath: &str) -> Option<PathBuf> {
     let rel = Path::new(subpath);
-    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-        return None;
-    }
-    Some(root.join(rel))
+    let safe = rel.components().all(|c| match c {
+        Component::Normal(name) => !name.to_string_lossy().starts_with('.'),
+        _ => false,
+    });
+    (safe && !subpath.contains('\0')).then(|| root.join(rel))
 }
 
 fn content_type(path: &Path) -> &'static str {
@@ -90,8 +93,9 @@ pub async fn serve(cfg: &GatewayConfig, rest: &str) -> Result<KResponse, KintoEr
             if index {
                 resp.set("content-security-policy", ADMIN_CSP);
             } else {
-                // File names carry a content hash: they never change.
-                resp.set("cache-control", "public, max-age=31536000");
+                // Pyramid's static view, which Kinto uses, caches for an
+                // hour: not every file name carries a content hash.
+                resp.set("cache-control", "max-age=3600");
             }
             Ok(resp)
         }
@@ -114,6 +118,32 @@ mod tests {
         assert_eq!(resolve(root, "assets/../../x"), None);
         assert_eq!(resolve(root, "/etc/passwd"), None);
         assert_eq!(resolve(root, "./x"), None);
+        assert_eq!(resolve(root, ".complete"), None);
+        assert_eq!(resolve(root, "assets/.hidden"), None);
+        assert_eq!(resolve(root, "assets\0.js"), None);
+        assert_eq!(
+            resolve(root, "assets//x.js"),
+            Some(PathBuf::from("/srv/admin/assets/x.js"))
+        );
+    }
+
+    #[test]
+    fn percent_encoded_tricks_are_refused_once_decoded() {
+        // The gateway decodes the path before routing (`app::entry_inner`),
+        // so `%2e%2e%2f` arrives here as `../`.
+        let root = Path::new("/srv/admin");
+        for raw in [
+            "%2e%2e/etc/passwd",
+            "assets/%2E%2E/%2e%2e/x",
+            "..%2fx",
+            "%2fetc/passwd",
+        ] {
+            let decoded = percent_encoding::percent_decode_str(raw)
+                .decode_utf8()
+                .map(|s| s.into_owned())
+                .unwrap_or_default();
+            assert_eq!(resolve(root, &decoded), None, "{raw}");
+        }
     }
 
     #[test]

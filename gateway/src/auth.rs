@@ -33,8 +33,10 @@ pub fn hmac_hex(key: &str, message: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// The caller of a request with this `Authorization` header, basic auth only.
-pub fn authenticate(authorization: Option<&str>, secret: &str) -> Caller {
+/// The caller of a request with this `Authorization` header, basic auth only
+/// (the policies themselves are in [`identify`]).
+#[cfg(test)]
+fn authenticate(authorization: Option<&str>, secret: &str) -> Caller {
     match authorization.and_then(|h| basic_user_id(h, secret)) {
         Some(user_id) => user(user_id),
         None => anonymous(),

@@ -156,54 +156,54 @@ impl ShardMap {
         })
     }
 
+    /// Calls every shard at once; the first failure is the answer.
+    async fn on_every_shard<T>(
+        &self,
+        call: impl Fn(ShardClient<Transport>) -> Call<Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<Vec<T>, KintoError> {
+        let calls = self.clients.iter().map(|c| call(c.clone()));
+        futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .map(|r| {
+                r.map(tonic::Response::into_inner)
+                    .map_err(|s| KintoError::from_status(&s))
+            })
+            .collect()
+    }
+
     /// Every shard's `/permissions` entries for `caller`, concatenated.
     pub async fn permissions(&self, caller: &Caller) -> Result<Vec<Value>, KintoError> {
-        let calls = self.clients.iter().map(|c| {
-            let mut c = c.clone();
-            let caller = Some(caller.clone());
-            let call: Call<_> =
-                Box::pin(async move { c.permissions(PermissionsRequest { caller }).await });
-            call
-        });
+        let replies = self
+            .on_every_shard(|mut c| {
+                let caller = Some(caller.clone());
+                Box::pin(async move { c.permissions(PermissionsRequest { caller }).await })
+            })
+            .await?;
         let mut out = Vec::new();
-        for r in futures::future::join_all(calls).await {
-            let bytes = r
-                .map_err(|s| KintoError::from_status(&s))?
-                .into_inner()
-                .entries_json;
-            if let Ok(Value::Array(entries)) = serde_json::from_slice(&bytes) {
+        for reply in replies {
+            if let Ok(Value::Array(entries)) = serde_json::from_slice(&reply.entries_json) {
                 out.extend(entries);
             }
         }
         Ok(out)
     }
 
-    /// `__user_data__` on every shard; the first failure is the answer.
+    /// `__user_data__` on every shard.
     pub async fn delete_user_data(&self, principal: &str) -> Result<(), KintoError> {
-        let calls = self.clients.iter().map(|c| {
-            let mut c = c.clone();
+        self.on_every_shard(|mut c| {
             let principal = principal.to_owned();
-            let call: Call<_> =
-                Box::pin(async move { c.delete_user_data(UserDataRequest { principal }).await });
-            call
-        });
-        for r in futures::future::join_all(calls).await {
-            r.map_err(|s| KintoError::from_status(&s))?;
-        }
-        Ok(())
+            Box::pin(async move { c.delete_user_data(UserDataRequest { principal }).await })
+        })
+        .await
+        .map(drop)
     }
 
-    /// Wipes every shard; the first failure is the answer.
+    /// Wipes every shard.
     pub async fn flush_all(&self) -> Result<(), KintoError> {
-        let calls = self.clients.iter().map(|c| {
-            let mut c = c.clone();
-            let call: Call<_> = Box::pin(async move { c.flush(FlushRequest {}).await });
-            call
-        });
-        for r in futures::future::join_all(calls).await {
-            r.map_err(|s| KintoError::from_status(&s))?;
-        }
-        Ok(())
+        self.on_every_shard(|mut c| Box::pin(async move { c.flush(FlushRequest {}).await }))
+            .await
+            .map(drop)
     }
 
     /// Group URIs the principals belong to, across all shards.

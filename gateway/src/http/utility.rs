@@ -47,64 +47,33 @@ pub async fn hello(app: &App, req: &KRequest, caller: &Caller) -> KResponse {
 /// What this deployment offers, in Kinto's words, so clients can adapt.
 fn capabilities(cfg: &GatewayConfig) -> Value {
     let mut caps = serde_json::Map::new();
-    let mut add = |name: &str, description: &str, url: &str| {
-        caps.insert(name.into(), json!({"description": description, "url": url}));
-    };
-    if cfg.multiauth_policies.iter().any(|p| p == "basicauth") {
-        add(
-            "basicauth",
-            "Very basic authentication sessions. Not for production use.",
-            "http://kinto.readthedocs.io/en/stable/api/1.x/authentication.html",
-        );
-    }
-    if cfg.plugin("default_bucket") {
-        add(
-            "default_bucket",
-            "The default bucket is an alias for a personal bucket where collections are created implicitly.",
-            "https://kinto.readthedocs.io/en/latest/api/1.x/buckets.html#personal-bucket-default",
-        );
-    }
-    if cfg.plugin("accounts") {
-        add(
-            "accounts",
-            "Manage user accounts.",
-            "https://kinto.readthedocs.io/en/latest/api/1.x/accounts.html",
-        );
-    }
-    if cfg.plugin("history") {
-        add(
-            "history",
-            "Track changes on data.",
-            "http://kinto.readthedocs.io/en/latest/api/1.x/history.html",
-        );
-    }
-    if cfg.plugin("flush") {
-        add(
-            "flush_endpoint",
-            "The __flush__ endpoint can be used to remove all data from all backends.",
-            "https://kinto.readthedocs.io/en/latest/api/1.x/flush.html",
-        );
-    }
-    if cfg.experimental_collection_schema_validation {
-        add(
-            "schema",
-            "Validates collection records with JSON schemas.",
-            "https://kinto.readthedocs.io/en/latest/api/1.x/collections.html#collection-json-schema",
-        );
-    }
-    if cfg.permissions_endpoint() {
-        add(
-            "permissions_endpoint",
-            "The permissions endpoint can be used to list all user objects permissions.",
-            "https://kinto.readthedocs.io/en/latest/configuration/settings.html#activating-the-permissions-endpoint",
-        );
-    }
-    if cfg.plugin("prometheus") {
-        add(
-            "prometheus",
-            "Prometheus metrics.",
-            "https://github.com/Kinto/kinto/",
-        );
+    // (name, on, description, url), in Kinto's words.
+    let table: [(&str, bool, &str, &str); 8] = [
+        ("basicauth", cfg.multiauth_policies.iter().any(|p| p == "basicauth"),
+         "Very basic authentication sessions. Not for production use.",
+         "http://kinto.readthedocs.io/en/stable/api/1.x/authentication.html"),
+        ("default_bucket", cfg.plugin("default_bucket"),
+         "The default bucket is an alias for a personal bucket where collections are created implicitly.",
+         "https://kinto.readthedocs.io/en/latest/api/1.x/buckets.html#personal-bucket-default"),
+        ("accounts", cfg.plugin("accounts"), "Manage user accounts.",
+         "https://kinto.readthedocs.io/en/latest/api/1.x/accounts.html"),
+        ("history", cfg.plugin("history"), "Track changes on data.",
+         "http://kinto.readthedocs.io/en/latest/api/1.x/history.html"),
+        ("flush_endpoint", cfg.plugin("flush"),
+         "The __flush__ endpoint can be used to remove all data from all backends.",
+         "https://kinto.readthedocs.io/en/latest/api/1.x/flush.html"),
+        ("schema", cfg.experimental_collection_schema_validation,
+         "Validates collection records with JSON schemas.",
+         "https://kinto.readthedocs.io/en/latest/api/1.x/collections.html#collection-json-schema"),
+        ("permissions_endpoint", cfg.permissions_endpoint(),
+         "The permissions endpoint can be used to list all user objects permissions.",
+         "https://kinto.readthedocs.io/en/latest/configuration/settings.html#activating-the-permissions-endpoint"),
+        ("prometheus", cfg.plugin("prometheus"), "Prometheus metrics.", "https://github.com/Kinto/kinto/"),
+    ];
+    for (name, on, description, url) in table {
+        if on {
+            caps.insert(name.into(), json!({"description": description, "url": url}));
+        }
     }
     if cfg.plugin("admin") {
         caps.insert("admin".into(), super::admin::capability(cfg));

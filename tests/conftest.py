@@ -1,8 +1,11 @@
 """Fixtures: which targets run, the session-wide server pool, API clients and fresh buckets.
 
 Targets: `ref` (reference Kinto 26.5.0), `single` (our all-in-one `kinto`), `split` (our `kinto-gateway` + 2
-`kinto-shard`). KINTO_TEST_TARGETS=ref,single selects a subset (default: all three). A test that only makes sense
-on some targets says so with `@pytest.mark.targets("single", "split")` and a comment saying why.
+`kinto-shard`), `cql` (the `split` topology on the Cassandra backend, one keyspace per server; needs
+KINTO_TEST_CQL=host:port, which tests/run sets after starting Cassandra). KINTO_TEST_TARGETS=ref,single selects a
+subset (default: all, `cql` only when KINTO_TEST_CQL is set; with CI set it is required). A test that only makes
+sense on some targets says so with `@pytest.mark.targets("single", "split")` and a comment saying why; `cql`
+runs wherever `split` does.
 """
 
 import os
@@ -12,12 +15,20 @@ import pytest
 from api import Api, user_id, uid
 from harness import OUTPUT, ServerError, make_server
 
-ALL_TARGETS = ("ref", "single", "split")
-OURS = ("single", "split")
+ALL_TARGETS = ("ref", "single", "split", "cql")
+OURS = ("single", "split", "cql")
+
+
+def default_targets():
+    if os.environ.get("KINTO_TEST_CQL"):
+        return ALL_TARGETS
+    if os.environ.get("CI"):
+        raise pytest.UsageError("CI is set but KINTO_TEST_CQL is not: the cql target would be skipped")
+    return ("ref", "single", "split")
 
 
 def selected_targets():
-    raw = os.environ.get("KINTO_TEST_TARGETS", ",".join(ALL_TARGETS))
+    raw = os.environ.get("KINTO_TEST_TARGETS", ",".join(default_targets()))
     chosen = [t.strip() for t in raw.split(",") if t.strip()]
     unknown = set(chosen) - set(ALL_TARGETS)
     if unknown:
@@ -35,7 +46,8 @@ def pytest_generate_tests(metafunc):
     targets = selected_targets()
     marker = metafunc.definition.get_closest_marker("targets")
     if marker:
-        targets = [t for t in targets if t in marker.args]
+        allowed = set(marker.args) | ({"cql"} if "split" in marker.args else set())
+        targets = [t for t in targets if t in allowed]
     # Session scope groups the tests by target, so each server is started once.
     metafunc.parametrize("target", targets, scope="session")
 

@@ -212,32 +212,92 @@ class SplitServer(Server):
         super().__init__(label, settings)
         self.count = count
         self.data_dirs = [tempfile.mkdtemp(prefix=f"kinto-rs-{label}-shard{i}-") for i in range(count)]
+        self.shard_ports = []
+
+    def shard_env(self, i, port):
+        env = _clean_env()
+        # Kinto settings go to every process: the shards enforce grants, the gateway the rest.
+        env.update(_env_settings(self.settings))
+        env.update(KINTO_BIND=f"127.0.0.1:{port}", KINTO_DATA_DIR=self.data_dirs[i],
+                   KINTO_SHARD_INDEX=str(i), KINTO_SHARD_COUNT=str(self.count))
+        return env
+
+    def _start_shard(self, i, port, deadline):
+        proc = Proc(f"{self.label}-shard{i}", [BIN / "kinto-shard"], self.shard_env(i, port))
+        _wait_tcp(proc, port, deadline)
+        return proc
 
     def start(self):
         def go():
             deadline = time.monotonic() + START_TIMEOUT
-            urls = []
-            for i, data_dir in enumerate(self.data_dirs):
-                port = free_port()
-                env = _clean_env()
-                # Kinto settings go to every process: the shards enforce grants, the gateway the rest.
-                env.update(_env_settings(self.settings))
-                env.update(KINTO_BIND=f"127.0.0.1:{port}", KINTO_DATA_DIR=data_dir,
-                           KINTO_SHARD_INDEX=str(i), KINTO_SHARD_COUNT=str(self.count))
-                proc = Proc(f"{self.label}-shard{i}", [BIN / "kinto-shard"], env)
-                self.procs.append(proc)
-                _wait_tcp(proc, port, deadline)
-                urls.append(f"http://127.0.0.1:{port}")
+            self.shard_ports = [free_port() for _ in range(self.count)]
+            for i, port in enumerate(self.shard_ports):
+                self.procs.append(self._start_shard(i, port, deadline))
             port = free_port()
             env = _clean_env()
             env.update(_env_settings(self.settings))
-            env.update(KINTO_BIND=f"127.0.0.1:{port}", KINTO_SHARD_URLS=",".join(urls))
+            urls = ",".join(f"http://127.0.0.1:{p}" for p in self.shard_ports)
+            env.update(KINTO_BIND=f"127.0.0.1:{port}", KINTO_SHARD_URLS=urls)
             self.procs.append(Proc(f"{self.label}-gateway", [BIN / "kinto-gateway"], env))
             self.url = f"http://127.0.0.1:{port}/v1"
             _wait_heartbeat(self.procs, self.url, deadline)
 
         self._start_checked(go)
         return self
+
+    def kill_shard(self, i):
+        """SIGKILL shard `i` only; the gateway and the other shards keep running."""
+        self.procs[i].stop(signal.SIGKILL)
+
+    def restart_shard(self, i):
+        """Start shard `i` again on its old port, so the running gateway reaches it."""
+        self.procs[i] = self._start_shard(i, self.shard_ports[i], time.monotonic() + START_TIMEOUT)
+
+
+def cql_contact_point():
+    """`host:port` of the Cassandra node for the `cql` target (tests/run starts one), or None."""
+    return os.environ.get("KINTO_TEST_CQL") or None
+
+
+class CqlServer(SplitServer):
+    """`kinto-gateway` + 2 `kinto-shard` sharing one keyspace of a real Cassandra (KINTO_TEST_CQL).
+
+    Each server gets its own keyspace, created by `kinto-shard migrate` (run twice: it must be idempotent).
+    """
+
+    kind = "cql"
+
+    def __init__(self, label, settings, count=2):
+        super().__init__(label, settings, count)
+        contact = cql_contact_point()
+        if not contact:
+            raise ServerError("the cql target needs KINTO_TEST_CQL=host:port (tests/run starts Cassandra)")
+        keyspace = "t_" + "".join(c if c.isalnum() else "_" for c in label)[:20] + "_" + os.urandom(4).hex()
+        self.cql = {"KINTO_STORAGE_BACKEND": "cql", "KINTO_CQL_CONTACT_POINTS": contact,
+                    "KINTO_CQL_KEYSPACE": keyspace, "KINTO_CQL_REQUEST_TIMEOUT_MS": "20000"}
+        self.migrated = False
+
+    def shard_env(self, i, port):
+        return {**super().shard_env(i, port), **self.cql}
+
+    def migrate(self):
+        env = {**_clean_env(), **self.cql}
+        for _ in range(2):
+            out = subprocess.run([str(BIN / "kinto-shard"), "migrate"], env=env, capture_output=True, text=True,
+                                 timeout=120)
+            if out.returncode != 0:
+                raise ServerError(f"kinto-shard migrate failed: {out.stdout}{out.stderr}")
+        self.migrated = True
+
+    def start(self):
+        if not self.migrated:
+            self.migrate()
+        return super().start()
+
+    def cleanup(self):
+        super().cleanup()
+        # The keyspace is left for the node to drop with its data directory: dropping needs schema agreement,
+        # which costs seconds per server on a loaded 2-core machine.
 
 
 REF_INI = """\
@@ -306,11 +366,11 @@ class RefServer(Server):
         return self
 
 
-KINDS = {"ref": RefServer, "single": SingleServer, "split": SplitServer}
+KINDS = {"ref": RefServer, "single": SingleServer, "split": SplitServer, "cql": CqlServer}
 
 
 def make_server(target, profile, settings, attempts=3):
-    """A started server of kind `target` ("ref", "single", "split") with extra Kinto `settings`.
+    """A started server of kind `target` ("ref", "single", "split", "cql") with extra Kinto `settings`.
 
     Retried because free_port() can race with another process grabbing the port before the server binds it.
     """

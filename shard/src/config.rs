@@ -1,5 +1,6 @@
 //! The settings of a shard node (docs/configuration.md).
 
+use crate::storage::cql::settings::CqlSettings;
 use kinto_proto::settings::{de_opt_u64, RawSettings};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -18,6 +19,15 @@ pub struct ShardConfig {
     /// (writes are in the OS before they are acknowledged either way).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub storage_fsync_interval_ms: Option<u64>,
+    /// `embedded` (a store under `data_dir`) or `cql` (ScyllaDB / Cassandra, the `cql_*` settings).
+    #[serde(default = "default_backend")]
+    pub storage_backend: String,
+    #[serde(flatten)]
+    pub cql: CqlSettings,
+}
+
+fn default_backend() -> String {
+    "embedded".into()
 }
 
 fn default_bind() -> String {

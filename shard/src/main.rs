@@ -1,4 +1,5 @@
-//! `kinto-shard`: one shard node serving gRPC over its embedded store.
+//! `kinto-shard`: one shard node serving gRPC over its store (embedded or CQL);
+//! `kinto-shard migrate` prepares a CQL keyspace.
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -18,6 +19,14 @@ struct Cli {
     /// TOML settings file; KINTO_* environment variables override it.
     #[arg(long)]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Create or upgrade the CQL keyspace and tables (`storage_backend = "cql"`); idempotent.
+    Migrate,
 }
 
 #[tokio::main]
@@ -38,6 +47,9 @@ async fn run(cli: Cli) -> Result<(), String> {
     let telemetry = kinto_proto::telemetry::TelemetryConfig::from_raw(&raw, "kinto-shard");
     let _telemetry = kinto_proto::telemetry::init(&telemetry)?;
     let cfg = ShardConfig::from_raw(&raw)?;
+    if let Some(Command::Migrate) = cli.command {
+        return migrate(&cfg).await;
+    }
     let count = cfg.shard_count.unwrap_or(1).max(1) as u32;
     let index = cfg.shard_index.unwrap_or(0) as u32;
     if index >= count {
@@ -45,7 +57,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             "shard_index {index} is not below shard_count {count}"
         ));
     }
-    let service = kinto_shard::server::build(&cfg, &raw, index, count)?;
+    let storage = kinto_shard::storage::Backend::connect(&cfg)
+        .await?
+        .open(&cfg, index, count)?;
+    let service = kinto_shard::server::build(storage, &raw, index, count)?;
     if let Some(bind) = raw.0.get("metrics_bind").and_then(|v| v.as_str()) {
         kinto_shard::metrics::serve(bind).await?;
     }
@@ -56,4 +71,26 @@ async fn run(cli: Cli) -> Result<(), String> {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await
+}
+
+/// `kinto-shard migrate`: brings the keyspace to this binary's schema version.
+async fn migrate(cfg: &ShardConfig) -> Result<(), String> {
+    if cfg.storage_backend != "cql" {
+        println!(
+            "storage_backend is {:?}: nothing to migrate",
+            cfg.storage_backend
+        );
+        return Ok(());
+    }
+    let keyspace = cfg.cql.keyspace()?;
+    let session = cfg.cql.connect().await?;
+    let applied =
+        kinto_shard::storage::cql::schema::migrate(&session, keyspace, &cfg.cql.cql_replication)
+            .await?;
+    if applied.is_empty() {
+        println!("keyspace {keyspace} is up to date");
+    } else {
+        println!("keyspace {keyspace}: applied schema versions {applied:?}");
+    }
+    Ok(())
 }

@@ -1,8 +1,8 @@
 //! The gRPC face of a shard: decodes, calls the domain, encodes.
 
-use crate::config::{default_grants, ShardConfig};
+use crate::config::default_grants;
 use crate::domain::{Shard, ShardSettings};
-use crate::storage::embedded::EmbeddedStorage;
+use crate::storage::Storage;
 use kinto_proto::pb::shard_server::{Shard as ShardRpc, ShardServer};
 use kinto_proto::pb::{
     AccountHashReply, AccountHashRequest, FlushReply, FlushRequest, HealthReply, HealthRequest,
@@ -127,15 +127,14 @@ impl ShardRpc for ShardService {
     }
 }
 
-/// Opens the store and builds the gRPC service of shard `index` of `count`.
+/// Builds the gRPC service of shard `index` of `count` over `storage`
+/// (opened by [`crate::storage::Backend::open`]).
 pub fn build(
-    cfg: &ShardConfig,
+    storage: Arc<dyn Storage>,
     raw: &RawSettings,
     index: u32,
     count: u32,
 ) -> Result<ShardServer<ShardService>, String> {
-    let storage = EmbeddedStorage::open(&cfg.data_dir, cfg.fsync_interval())
-        .map_err(|e| format!("cannot open store in {}: {e}", cfg.data_dir.display()))?;
     let shard = Shard::new(
         storage,
         ShardSettings {

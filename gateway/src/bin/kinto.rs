@@ -80,7 +80,12 @@ async fn run(cli: Cli) -> Result<(), String> {
         .and_then(Value::as_u64)
         .unwrap_or(4)
         .clamp(1, 256) as u32;
-    check_layout(&data_dir, count)?;
+    let backend = kinto_shard::storage::Backend::connect(&ShardConfig::from_raw(&raw)?).await?;
+    // The embedded stores pin buckets to shard directories; a CQL keyspace is
+    // shared, and each shard reads only the slots it owns.
+    if matches!(backend, kinto_shard::storage::Backend::Embedded) {
+        check_layout(&data_dir, count)?;
+    }
     let mut services = Vec::new();
     for i in 0..count {
         let mut shard_raw = raw.clone();
@@ -89,7 +94,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             Value::String(data_dir.join(format!("shard-{i}")).display().to_string()),
         );
         let cfg = ShardConfig::from_raw(&shard_raw)?;
-        services.push(kinto_shard::server::build(&cfg, &shard_raw, i, count)?);
+        let storage = backend.open(&cfg, i, count)?;
+        services.push(kinto_shard::server::build(storage, &shard_raw, i, count)?);
     }
     tracing::info!(shards = count, data_dir = %data_dir.display(), "shards started");
     let shards = kinto_gateway::routing::ShardMap::in_process(services)?;

@@ -8,6 +8,7 @@
 //! domain decides what to write, and hands the backend a list of [`Write`]s
 //! that must be applied atomically.
 
+pub mod cql;
 pub mod embedded;
 
 #[cfg(test)]
@@ -116,6 +117,43 @@ impl From<StorageError> for kinto_proto::KintoError {
 }
 
 pub type StorageResult<T> = Result<T, StorageError>;
+
+/// The backend a process opens its shards' storage from (`storage_backend`).
+pub enum Backend {
+    /// One store per shard, in its own directory.
+    Embedded,
+    /// One cluster session shared by every shard of the process.
+    Cql(std::sync::Arc<cql::Cluster>),
+}
+
+impl Backend {
+    pub async fn connect(cfg: &crate::config::ShardConfig) -> Result<Self, String> {
+        match cfg.storage_backend.as_str() {
+            "embedded" => Ok(Backend::Embedded),
+            "cql" => Ok(Backend::Cql(cql::Cluster::connect(&cfg.cql).await?)),
+            other => Err(format!(
+                "storage_backend: unknown backend {other:?} (embedded, cql)"
+            )),
+        }
+    }
+
+    /// The storage of shard `index` of `count`.
+    pub fn open(
+        &self,
+        cfg: &crate::config::ShardConfig,
+        index: u32,
+        count: u32,
+    ) -> Result<std::sync::Arc<dyn Storage>, String> {
+        match self {
+            Backend::Embedded => Ok(embedded::EmbeddedStorage::open(
+                &cfg.data_dir,
+                cfg.fsync_interval(),
+            )
+            .map_err(|e| format!("cannot open store in {}: {e}", cfg.data_dir.display()))?),
+            Backend::Cql(cluster) => Ok(cluster.storage(index, count)),
+        }
+    }
+}
 
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {

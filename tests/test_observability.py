@@ -1,5 +1,6 @@
-"""Observability (issue 5): traces, logs and metrics. One request is one trace across the gateway and shard processes, exported over
-OTLP/gRPC to a real receiver (tests/otlp_sink.py, official opentelemetry-proto messages)."""
+"""Observability (issue 5): traces, logs and metrics. One request is one trace across the gateway and shard processes, and
+every process pushes its metrics, both over OTLP/gRPC to a real receiver (tests/otlp_sink.py, official
+opentelemetry-proto messages)."""
 
 import subprocess
 import sys
@@ -21,7 +22,7 @@ def sink():
     proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "otlp_sink.py"), str(grpc_port),
                              str(http_port)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "ready"
-    yield f"http://127.0.0.1:{grpc_port}", f"http://127.0.0.1:{http_port}/spans"
+    yield f"http://127.0.0.1:{grpc_port}", f"http://127.0.0.1:{http_port}/spans", f"http://127.0.0.1:{http_port}/metrics"
     proc.kill()
     proc.wait()
 
@@ -68,6 +69,61 @@ def test_one_request_one_trace_across_processes(traced, sink):
     commits = [s for s in trace if s["name"] == "storage.commit"]
     assert commits and commits[0]["parent_span_id"] == shard[0]["span_id"], "storage under the shard span"
     assert bid not in str(root["attributes"]), "no bucket id in the request span"
+
+
+def test_metrics_pushed_over_otlp_by_every_process(target, sink):
+    """With `otlp_endpoint`, the gateway and each shard process push their metrics to the collector, cumulative."""
+    server = make_server(target, "otlpmetrics", {"otlp_endpoint": sink[0], "otlp_metrics_interval_ms": 200})
+    try:
+        api = Api(server, "alice")
+        bid = api.create_bucket()
+        cid = api.create_collection(bid)
+        records = 4
+        for _ in range(records):
+            api.create_record(bid, cid)
+
+        def series(points, service, name, **labels):
+            return [p for p in points if p["service"] == service and p["name"] == name
+                    and all(p["attributes"].get(k) == v for k, v in labels.items())]
+
+        posted = {"route": "records", "method": "POST", "status": "201", "errno": "0"}
+        deadline = time.monotonic() + 20
+        while True:
+            got = requests.get(sink[2], timeout=5).json()
+            points = got["points"]
+            gateway_posts = sum(p["value"] for p in series(points, "kinto-gateway", "kinto_requests_total", **posted))
+            shard_posts = sum(p["count"] for p in series(points, "kinto-shard", "kinto_shard_operation_seconds",
+                                                         method="post", outcome="ok"))
+            if (gateway_posts, shard_posts) == (records, records) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+
+        exporters = {(e["service"], e["instance"]) for e in got["exports"]}
+        assert {s for s, _ in exporters} == {"kinto-gateway", "kinto-shard"}, exporters
+        shard_instances = {i for s, i in exporters if s == "kinto-shard"}
+        assert len(shard_instances) == server.count, f"every shard process exports: {exporters}"
+
+        # The gateway: a monotonic request counter with exactly the requests made, and their latency histogram.
+        counter = series(points, "kinto-gateway", "kinto_requests_total", **posted)
+        assert counter and all(p["type"] == "sum" and p["monotonic"] for p in counter), counter
+        assert gateway_posts == records, counter
+        latency = series(points, "kinto-gateway", "kinto_request_seconds", route="records")
+        assert len(latency) == 1 and latency[0]["type"] == "histogram" and latency[0]["unit"] == "s", latency
+        hist = latency[0]
+        assert hist["count"] == records and hist["sum"] > 0
+        assert sum(hist["buckets"]) == hist["count"] and len(hist["buckets"]) == len(hist["bounds"]) + 1, hist
+        assert 0 < hist["start"] <= hist["time"], "cumulative since the process started"
+
+        # The shard that owns the bucket: one `post` operation per record, and the storage commits behind them.
+        ops = series(points, "kinto-shard", "kinto_shard_operation_seconds", method="post", outcome="ok")
+        assert ops and all(p["type"] == "histogram" for p in ops), ops
+        assert shard_posts == records, ops
+        commits = series(points, "kinto-shard", "kinto_storage_commit_seconds")
+        assert sum(p["count"] for p in commits) >= records + 2, commits  # bucket, collection, records
+        assert series(points, "kinto-shard", "kinto_shard_queue_depth"), "the queue depth gauge"
+        assert bid not in str(points) and cid not in str(points), "no ids in metric attributes"
+    finally:
+        server.cleanup()
 
 
 @pytest.mark.targets("single")

@@ -4,13 +4,13 @@ use crate::app::{router, App};
 use crate::config::GatewayConfig;
 use crate::routing::ShardMap;
 
-/// Logs and traces for this process (`kinto_proto::telemetry`); keep the
+/// Logs, traces and metrics export for this process (`kinto_proto::telemetry`); keep the
 /// returned guard alive until exit so queued spans are flushed.
 pub fn init_telemetry(
     raw: &kinto_proto::settings::RawSettings,
     service_name: &str,
 ) -> Result<kinto_proto::telemetry::Telemetry, String> {
-    let cfg = kinto_proto::telemetry::TelemetryConfig::from_raw(raw, service_name);
+    let cfg = kinto_proto::telemetry::TelemetryConfig::from_raw(raw, service_name)?;
     kinto_proto::telemetry::init(&cfg)
 }
 

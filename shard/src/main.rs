@@ -44,7 +44,7 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), String> {
     let raw = RawSettings::load(cli.config.as_deref())?;
-    let telemetry = kinto_proto::telemetry::TelemetryConfig::from_raw(&raw, "kinto-shard");
+    let telemetry = kinto_proto::telemetry::TelemetryConfig::from_raw(&raw, "kinto-shard")?;
     let _telemetry = kinto_proto::telemetry::init(&telemetry)?;
     let cfg = ShardConfig::from_raw(&raw)?;
     if let Some(Command::Migrate) = cli.command {

@@ -128,11 +128,11 @@ def measure(name, host, cpu, scenarios, duration, users, out, throttle=None, env
     return s
 
 
-def start_ours(data_dir, port):
+def start_ours(data_dir, port, extra=None):
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("KINTO_")},
            "KINTO_BIND": f"127.0.0.1:{port}", "KINTO_DATA_DIR": str(data_dir),
            "KINTO_INCLUDES": "kinto.plugins.default_bucket", "KINTO_USERID_HMAC_SECRET": "load-test-secret",
-           "KINTO_LOG_LEVEL": "warn"}
+           "KINTO_LOG_LEVEL": "warn", **(extra or {})}
     p = subprocess.Popen(["taskset", "-c", SERVER_CPU, str(REL / "kinto")], env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return p
@@ -145,6 +145,8 @@ def main():
     ap.add_argument("--pollers", type=int, default=200)
     ap.add_argument("--out", default=str(REPO / "target" / "bench"))
     ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--cql", action="store_true",
+                    help="also the mix on the Cassandra backend (tools/cassandra/start; node pinned with the server)")
     ap.add_argument("--scale", default="", help="only the scale scenario, at these populations: 1000,1000000")
     args = ap.parse_args()
     if args.scale:
@@ -186,6 +188,9 @@ def main():
         proc.wait(10)
         shutil.rmtree(data, ignore_errors=True)
 
+    if args.cql:
+        results["kinto_rs_cql"] = {"mix": measure_cql(args, out)}
+
     print("ceiling: minimal axum JSON handler, pinned to CPU", SERVER_CPU)
     ceil = subprocess.Popen(["taskset", "-c", SERVER_CPU, str(REL / "kinto-ceiling"), "--bind", "127.0.0.1:8899"],
                             stdout=subprocess.DEVNULL)
@@ -199,6 +204,30 @@ def main():
 
     (out / "results.json").write_text(json.dumps(results, indent=2))
     print(table(results))
+
+
+def measure_cql(args, out):
+    """The mix on the CQL backend: a fresh keyspace on a local Cassandra node whose JVM shares the server's CPU
+    (as PostgreSQL does for the reference); CPU per request counts `kinto` and the JVM."""
+    print("kinto-rs on Cassandra 5.0 (LOCAL_QUORUM, RF 1, commit log periodic 10 s), pinned to CPU", SERVER_CPU)
+    subprocess.run([str(REPO / "tools/cassandra/start")], check=True, stdout=subprocess.DEVNULL)
+    for pid in pids("CassandraDaemon"):
+        subprocess.run(["taskset", "-a", "-cp", SERVER_CPU, str(pid)], check=True, stdout=subprocess.DEVNULL)
+    keyspace = f"bench_{os.getpid()}_{int(time.time())}"
+    cql = {"KINTO_STORAGE_BACKEND": "cql", "KINTO_CQL_KEYSPACE": keyspace}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KINTO_")}, **cql}
+    subprocess.run([str(REL / "kinto-shard"), "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+    data = Path(tempfile.mkdtemp(prefix="kinto-rs-bench-"))
+    url = "http://127.0.0.1:8892"
+    proc = start_ours(data, 8892, cql)
+    try:
+        wait_up(url)
+        return measure("ours-cql-mix", url, Cpu(str(REL / "kinto") + "$", "CassandraDaemon"), "storagesync",
+                       args.duration, args.users, out)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def rss_mb(pid):
@@ -246,7 +275,7 @@ def scale(args):
 def table(r):
     rows = ["| run | req/s | p50 ms | p99 ms | errors | server CPU ms/req | generator CPU |",
             "|---|---|---|---|---|---|---|"]
-    for side in ("reference", "kinto_rs"):
+    for side in ("reference", "kinto_rs", "kinto_rs_cql"):
         for k, s in r.get(side, {}).items():
             rows.append(f"| {side} {k} | {s['rps']} | {s['p50_ms']} | {s['p99_ms']} | {s['errors']} | "
                         f"{s['server_cpu_ms_per_request']} | {s['generator_cpu_share']} |")
@@ -269,6 +298,11 @@ def table(r):
                 / max(s["seconds"], 1)
         rows.append(f"- 304 answers/s: ours {not_modified(ours['polling']):.0f} vs reference "
                     f"{not_modified(ref['polling']):.0f}")
+    if "reference" in r and "kinto_rs_cql" in r:
+        ref, cql = r["reference"]["mix"], r["kinto_rs_cql"]["mix"]
+        rows.append(f"- Cassandra backend, mix throughput ratio (ours / reference): "
+                    f"{cql['rps'] / max(ref['rps'], 1e-9):.1f}x; CPU per request ratio (reference / ours, JVM included): "
+                    f"{ref['server_cpu_ms_per_request'] / max(cql['server_cpu_ms_per_request'], 1e-9):.1f}x")
     if "ceiling" in r and "kinto_rs" in r:
         mix, ceil = r["kinto_rs"]["mix"], r["ceiling"]
         rows.append(f"- mix vs ceiling, measured rates: {100 * mix['rps'] / max(ceil['rps'], 1e-9):.1f}%; by CPU per "

@@ -7,6 +7,8 @@
 //! A shard refuses to start on a keyspace older than [`CURRENT`].
 
 use scylla::client::session::Session;
+use scylla::statement::unprepared::Statement;
+use std::time::Duration;
 
 /// The version this binary reads and writes.
 pub const CURRENT: i32 = 1;
@@ -91,7 +93,7 @@ pub async fn migrate(
 /// The schema version recorded in `keyspace`, `None` before the first migration.
 pub async fn version(session: &Session, keyspace: &str) -> Result<Option<i32>, String> {
     let q = format!("SELECT version FROM {keyspace}.schema_version WHERE component = 'storage'");
-    let result = match session.query_unpaged(q, ()).await {
+    let result = match session.query_unpaged(ddl(q), ()).await {
         Ok(r) => r,
         // No keyspace or table yet: not migrated.
         Err(e)
@@ -125,9 +127,17 @@ pub async fn check(session: &Session, keyspace: &str) -> Result<(), String> {
     }
 }
 
+/// Schema changes wait for every node to agree, which takes seconds on a
+/// busy cluster: they get a longer timeout than requests.
+pub fn ddl(cql: impl Into<String>) -> Statement {
+    let mut statement = Statement::new(cql.into());
+    statement.set_request_timeout(Some(Duration::from_secs(120)));
+    statement
+}
+
 async fn run(session: &Session, cql: &str) -> Result<(), String> {
     session
-        .query_unpaged(cql, ())
+        .query_unpaged(ddl(cql), ())
         .await
         .map(|_| ())
         .map_err(|e| {

@@ -78,6 +78,10 @@ class Pool:
         "twin": {},  # a second reference instance for the differential test's self-check
         "plugins": PLUGINS,
         "plugins_twin": PLUGINS,  # the plugin scenario's self-check on `ref`
+        # Kinto ≤ 19's quotas plugin (ours only: removed from Kinto 20, so the reference cannot run it).
+        "quotas": {"includes": "kinto.plugins.quotas kinto.plugins.prometheus",
+                   "quotas_collection_max_items": 3, "quotas_collection_max_bytes_per_item": 500,
+                   "quotas_bucket_max_bytes": 3000},
         # `__user_data__` allowed to one user (ours only: see test_permissions_endpoint.py).
         "gdpr": {**PLUGINS, "user_data_delete_principals": user_id("gdpr-admin")},
     }

@@ -3,8 +3,8 @@
 //! `metrics_bind` serves for a separate shard process).
 
 use prometheus::{
-    register_histogram, register_histogram_vec, register_int_gauge_vec, Histogram, HistogramVec,
-    IntGaugeVec,
+    register_histogram, register_histogram_vec, register_int_counter, register_int_gauge_vec,
+    Histogram, HistogramVec, IntCounter, IntGaugeVec,
 };
 use std::sync::LazyLock;
 
@@ -28,6 +28,14 @@ pub static IN_FLIGHT: LazyLock<Option<IntGaugeVec>> = LazyLock::new(|| {
         "kinto_shard_queue_depth",
         "Operations in progress on a shard (waiting for a bucket lock included).",
         &["shard"]
+    )
+    .ok()
+});
+
+pub static QUOTA_REJECTIONS: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
+    register_int_counter!(
+        "kinto_quota_rejections_total",
+        "Writes refused with 507 because a quota would be exceeded."
     )
     .ok()
 });

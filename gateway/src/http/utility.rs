@@ -48,7 +48,7 @@ pub async fn hello(app: &App, req: &KRequest, caller: &Caller) -> KResponse {
 fn capabilities(cfg: &GatewayConfig) -> Value {
     let mut caps = serde_json::Map::new();
     // (name, on, description, url), in Kinto's words.
-    let table: [(&str, bool, &str, &str); 8] = [
+    let table: [(&str, bool, &str, &str); 9] = [
         ("basicauth", cfg.multiauth_policies.iter().any(|p| p == "basicauth"),
          "Very basic authentication sessions. Not for production use.",
          "http://kinto.readthedocs.io/en/stable/api/1.x/authentication.html"),
@@ -69,6 +69,8 @@ fn capabilities(cfg: &GatewayConfig) -> Value {
          "The permissions endpoint can be used to list all user objects permissions.",
          "https://kinto.readthedocs.io/en/latest/configuration/settings.html#activating-the-permissions-endpoint"),
         ("prometheus", cfg.plugin("prometheus"), "Prometheus metrics.", "https://github.com/Kinto/kinto/"),
+        ("quotas", cfg.plugin("quotas"), "Quotas Management on buckets and collections.",
+         "https://kinto.readthedocs.io"),
     ];
     for (name, on, description, url) in table {
         if on {

@@ -90,7 +90,9 @@ impl ShardCache {
 impl Shard {
     /// The only way the domain writes: invalidates the cache around the
     /// storage's atomic commit.
-    pub(super) async fn commit(&self, writes: Vec<Write>) -> Result<(), KintoError> {
+    /// Quotas are checked and their counters added here, inside the bucket's lock.
+    pub(super) async fn commit(&self, mut writes: Vec<Write>) -> Result<(), KintoError> {
+        self.apply_quotas(&mut writes).await?;
         let stale = ShardCache::stales(&writes);
         self.cache.forget(stale);
         let result = self.storage.commit(writes).await;

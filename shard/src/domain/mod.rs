@@ -13,6 +13,7 @@ mod history;
 mod object;
 pub mod patch;
 mod plural;
+pub mod quota;
 mod request;
 pub mod resource;
 pub mod schema;
@@ -46,6 +47,8 @@ pub struct Features {
     pub history: bool,
     /// `experimental_collection_schema_validation`: JSON schemas are enforced.
     pub schema_validation: bool,
+    /// `kinto.plugins.quotas` with its `quotas.*` limits.
+    pub quotas: Option<quota::QuotaSettings>,
 }
 
 impl Features {
@@ -61,6 +64,10 @@ impl Features {
             Ok(f) => Features {
                 history: kinto_proto::settings::plugin_enabled(&f.includes, "history"),
                 schema_validation: f.experimental_collection_schema_validation,
+                quotas: quota::QuotaSettings::from_raw(
+                    raw,
+                    kinto_proto::settings::plugin_enabled(&f.includes, "quotas"),
+                ),
             },
             Err(_) => Features::default(),
         }

@@ -19,7 +19,8 @@ import requests
 
 REPO = Path(__file__).resolve().parent.parent
 OUTPUT = REPO / "tests" / "output"
-BIN = REPO / "target" / "debug"
+# The binaries `tests/run` just built: cargo's target directory, `CARGO_TARGET_DIR` when set (relative to the repo).
+BIN = REPO / os.environ.get("CARGO_TARGET_DIR", "target") / "debug"
 
 # Shared by every server so the `basicauth:` user ids are the same everywhere.
 HMAC_SECRET = "kinto-rs-test-secret"

@@ -8,7 +8,7 @@
 //! its own outcome and the batch always answers 200 with each status inside,
 //! so a client never sees a failed batch whose earlier writes in fact landed.
 
-use super::body::parse_json;
+use super::body::{object, parse_json};
 use super::headers::check_content_type;
 use super::memo::Memo;
 use super::message::{KRequest, KResponse};
@@ -19,7 +19,7 @@ use crate::app::App;
 use axum::http::{HeaderName, HeaderValue, Method};
 use kinto_proto::pb::Operation;
 use kinto_proto::KintoError;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 const METHODS: [&str; 7] = ["GET", "HEAD", "DELETE", "TRACE", "POST", "PUT", "PATCH"];
 
@@ -199,7 +199,10 @@ pub async fn handle(app: &App, req: &KRequest) -> Result<KResponse, KintoError> 
         }
     }
     waiting.send(app, &mut responses).await;
-    Ok(KResponse::json(200, json!({ "responses": responses })))
+    Ok(KResponse::json(
+        200,
+        object([("responses", Value::Array(responses))]),
+    ))
 }
 
 /// Planned sub-requests not sent yet: consecutive bucket operations, sent
@@ -293,22 +296,19 @@ fn request_of(parent: &KRequest, sub: Sub) -> KRequest {
             headers.insert(k, v);
         }
     }
-    let body = match &sub.body {
-        Some(b) => {
-            headers.insert(
-                "content-type",
-                HeaderValue::from_static("application/json; charset=utf-8"),
-            );
-            bytes::Bytes::from(serde_json::to_vec(b).unwrap_or_default())
-        }
-        None => bytes::Bytes::new(),
-    };
+    if sub.body.is_some() {
+        headers.insert(
+            "content-type",
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+    }
     KRequest {
         method: sub.method,
         path: sub.path,
         query: sub.query,
         headers,
-        body,
+        body: bytes::Bytes::new(),
+        json: sub.body.map(std::sync::Arc::new),
     }
 }
 
@@ -346,12 +346,15 @@ fn sub_response(path: &str, resp: KResponse) -> Value {
             Value::String("application/json".into()),
         );
     }
-    json!({
-        "status": resp.status.as_u16(),
-        "path": path,
-        "headers": headers,
-        "body": resp.body.unwrap_or_else(|| Value::String(String::new())),
-    })
+    object([
+        ("status", Value::from(resp.status.as_u16())),
+        ("path", Value::String(path.to_owned())),
+        ("headers", Value::Object(headers)),
+        (
+            "body",
+            resp.body.unwrap_or_else(|| Value::String(String::new())),
+        ),
+    ])
 }
 
 /// `etag` → `ETag`, `last-modified` → `Last-Modified`, as Kinto names them.

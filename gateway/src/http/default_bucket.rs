@@ -87,25 +87,42 @@ pub fn resolve(
 
 /// Kinto replaces every `default` in the body's `data.id` by the bucket id.
 fn rewrite_body_id(req: &mut KRequest, bucket_id: &str) {
+    if let Some(body) = &mut req.json {
+        if has_default_id(body) {
+            replace_default_id(std::sync::Arc::make_mut(body), bucket_id);
+        }
+        return;
+    }
     // Without `default` in its bytes (nor an escape that could spell it),
     // no string of the body contains it: nothing to parse.
-    let body = &req.body[..];
-    if !body.contains(&b'\\') && !body.windows(7).any(|w| w == b"default") {
+    let bytes = &req.body[..];
+    if !bytes.contains(&b'\\') && !bytes.windows(7).any(|w| w == b"default") {
         return;
     }
     let Ok(mut body) = serde_json::from_slice::<Value>(&req.body) else {
         return;
     };
+    if replace_default_id(&mut body, bucket_id) {
+        if let Ok(bytes) = serde_json::to_vec(&body) {
+            req.body = bytes.into();
+        }
+    }
+}
+
+fn has_default_id(body: &Value) -> bool {
+    matches!(body.pointer("/data/id"), Some(Value::String(id)) if id.contains("default"))
+}
+
+/// Whether `data.id` contained `default` (now replaced).
+fn replace_default_id(body: &mut Value, bucket_id: &str) -> bool {
     let Some(Value::String(id)) = body.pointer_mut("/data/id") else {
-        return;
+        return false;
     };
     if !id.contains("default") {
-        return;
+        return false;
     }
     *id = id.replace("default", bucket_id);
-    if let Ok(bytes) = serde_json::to_vec(&body) {
-        req.body = bytes.into();
-    }
+    true
 }
 
 #[cfg(test)]

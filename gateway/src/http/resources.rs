@@ -3,7 +3,7 @@
 //! `/buckets`), and the result into Kinto's envelope and headers.
 
 use super::accounts;
-use super::body::{envelope, parse_json};
+use super::body::{envelope, object, parse_json};
 use super::default_bucket::Implicit;
 use super::headers::{check_content_type, content_type, precondition};
 use super::memo::Memo;
@@ -311,11 +311,18 @@ fn read_body(req: &KRequest, method: pb::Method, op: &mut Operation) -> Result<(
         &[JSON]
     };
     check_content_type(req, types)?;
-    let body = parse_json(&req.body)?;
+    let parsed;
+    let body = match &req.json {
+        Some(json) => Some(&**json),
+        None => {
+            parsed = parse_json(&req.body)?;
+            parsed.as_ref()
+        }
+    };
     if method == pb::Method::Patch && content_type(req).as_deref() == Some(JSON_PATCH) {
         op.patch_kind = PatchKind::JsonPatch as i32;
         match body {
-            Some(ops @ Value::Array(_)) => op.body_json = Some(bytes_of(&ops)),
+            Some(ops @ Value::Array(_)) => op.body_json = Some(bytes_of(ops)),
             _ => {
                 return Err(KintoError::invalid(
                     "body",
@@ -337,8 +344,8 @@ fn read_body(req: &KRequest, method: pb::Method, op: &mut Operation) -> Result<(
             "Provide at least one of data or permissions",
         ));
     }
-    op.body_json = env.data.as_ref().map(bytes_of);
-    op.permissions_json = env.permissions.as_ref().map(bytes_of);
+    op.body_json = env.data.map(bytes_of);
+    op.permissions_json = env.permissions.map(bytes_of);
     Ok(())
 }
 
@@ -477,7 +484,7 @@ fn object_response(method: pb::Method, fields: Option<&[String]>, r: OpResult) -
     if let Some(f) = fields {
         data = query::project(&data, f);
     }
-    let mut body = json!({ "data": data });
+    let mut body = object([("data", data)]);
     if let Some(p) = r.permissions_json {
         body["permissions"] = serde_json::from_slice(&p).unwrap_or_else(|_| json!({}));
     }
@@ -520,7 +527,7 @@ fn list_response(
         resp.set("total-records", r.total.to_string());
         resp
     } else {
-        KResponse::json(200, json!({ "data": items }))
+        KResponse::json(200, object([("data", Value::Array(items))]))
     };
     resp.set_timestamp(r.timestamp);
     if method != pb::Method::Delete {

@@ -10,8 +10,9 @@ Starts the binary under `valgrind --tool=callgrind` on a fresh data directory (d
 storagesync scenario per user (the same six requests as `loadtests/src/scenarios/storage_sync.rs`: create a
 collection, PUT a record, pull `_since`, update with `If-Match`, a `/batch` of 25 PUTs, delete), sequentially
 over one keep-alive connection per user, and prints the server's instructions per round and per request.
-`--only-batch` runs only the `/batch` request of each round; `--keep FILE` keeps the dump for
-`callgrind_annotate --inclusive=yes FILE`. Standard library only.
+`--only-batch` runs only the `/batch` request of each round; `--ceiling` drives `kinto-ceiling` instead (one
+echo PUT per round, as the `ceiling` scenario), for the instructions of the minimal axum handler; `--keep FILE`
+keeps the dump for `callgrind_annotate --inclusive=yes FILE`. Standard library only.
 """
 
 import argparse
@@ -47,8 +48,12 @@ def batch_body(base):
                          for i in range(25)]}
 
 
-def round_(conn, auth, n, only_batch):
+def round_(conn, auth, n, only_batch, ceiling=False):
     """One storage.sync round; returns the number of requests sent."""
+    if ceiling:
+        request(conn, "PUT", f"/v1/echo/{uuid.uuid4()}", auth,
+                {"data": {"title": "a bookmark", "url": "https://example.com/", "tags": ["x"]}}, expect=200)
+        return 1
     coll = f"/v1/buckets/default/collections/ext-{n}"
     records = f"{coll}/records"
     if only_batch:
@@ -73,11 +78,13 @@ def round_(conn, auth, n, only_batch):
     return 6
 
 
-def wait_up(port, deadline=120):
+def wait_up(port, ceiling, deadline=120):
     t0 = time.time()
     while time.time() - t0 < deadline:
         try:
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            if ceiling:
+                return c.connect()
             c.request("GET", "/v1/__heartbeat__")
             if c.getresponse().status == 200:
                 return
@@ -102,6 +109,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--port", type=int, default=8897)
     ap.add_argument("--only-batch", action="store_true")
+    ap.add_argument("--ceiling", action="store_true", help="--binary is kinto-ceiling")
     ap.add_argument("--keep", help="copy the callgrind dump of the measured part here (for callgrind_annotate)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="kinto-callgrind-")
@@ -110,21 +118,22 @@ def main():
            "KINTO_BIND": f"127.0.0.1:{args.port}", "KINTO_DATA_DIR": os.path.join(work, "data"),
            "KINTO_INCLUDES": "kinto.plugins.default_bucket", "KINTO_USERID_HMAC_SECRET": "load-test-secret",
            "KINTO_LOG_LEVEL": "warn"}
-    proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", args.binary],
+    extra = ["--bind", f"127.0.0.1:{args.port}"] if args.ceiling else []
+    proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", args.binary, *extra],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_up(args.port)
+        wait_up(args.port, args.ceiling)
         users = []
         for u in range(args.users):
             auth = "Basic " + base64.b64encode(f"sync-{u}:secret".encode()).decode()
             conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=300)
-            round_(conn, auth, 0, args.only_batch)  # warm-up: bucket, caches, connection
+            round_(conn, auth, 0, args.only_batch, args.ceiling)  # warm-up: bucket, caches, connection
             users.append((conn, auth))
         subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
         sent = 0
         for n in range(1, args.rounds + 1):
             for conn, auth in users:
-                sent += round_(conn, auth, n, args.only_batch)
+                sent += round_(conn, auth, n, args.only_batch, args.ceiling)
         subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
         dumps = sorted(glob.glob(out + "*"), key=os.path.getmtime)
         ir = total_ir(dumps[-1])

@@ -106,9 +106,10 @@ fn parse_sub(
         }
         Some(_) => return Err(invalid(&format!("{name}.headers"), "Not a mapping")),
     }
-    let body = match r.get("body") {
+    // Taken out, not copied: nothing reads the mapping after this.
+    let body = match r.remove("body") {
         None | Some(Value::Null) => None,
-        Some(b @ Value::Object(_)) => Some(b.clone()),
+        Some(b @ Value::Object(_)) => Some(b),
         Some(_) => return Err(invalid(&format!("{name}.body"), "Not a mapping")),
     };
     let (path, query) = match path.split_once('?') {

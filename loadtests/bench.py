@@ -23,7 +23,8 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-REL = REPO / "target" / "release"
+# cargo's target directory: `CARGO_TARGET_DIR` when set (relative to the repo).
+REL = REPO / os.environ.get("CARGO_TARGET_DIR", "target") / "release"
 TICK = os.sysconf("SC_CLK_TCK")
 SERVER_CPU, LOAD_CPU = "0", "1"
 
@@ -128,12 +129,12 @@ def measure(name, host, cpu, scenarios, duration, users, out, throttle=None, env
     return s
 
 
-def start_ours(data_dir, port, extra=None):
+def start_ours(data_dir, port, binary=None, extra=None):
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("KINTO_")},
            "KINTO_BIND": f"127.0.0.1:{port}", "KINTO_DATA_DIR": str(data_dir),
            "KINTO_INCLUDES": "kinto.plugins.default_bucket", "KINTO_USERID_HMAC_SECRET": "load-test-secret",
            "KINTO_LOG_LEVEL": "warn", **(extra or {})}
-    p = subprocess.Popen(["taskset", "-c", SERVER_CPU, str(REL / "kinto")], env=env,
+    p = subprocess.Popen(["taskset", "-c", SERVER_CPU, str(binary or REL / "kinto")], env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return p
 
@@ -147,6 +148,7 @@ def main():
     ap.add_argument("--skip-reference", action="store_true")
     ap.add_argument("--cql", action="store_true",
                     help="also the mix on the Cassandra backend (tools/cassandra/start; node pinned with the server)")
+    ap.add_argument("--kinto", default=None, help="the kinto-rs binary to measure (default: the release build)")
     ap.add_argument("--scale", default="", help="only the scale scenario, at these populations: 1000,1000000")
     args = ap.parse_args()
     if args.scale:
@@ -172,10 +174,11 @@ def main():
     print("kinto-rs (embedded store, periodic fsync 1 s), pinned to CPU", SERVER_CPU)
     data = Path(tempfile.mkdtemp(prefix="kinto-rs-bench-"))
     ours_url = "http://127.0.0.1:8891"
-    proc = start_ours(data, 8891)
+    binary = Path(args.kinto).resolve() if args.kinto else REL / "kinto"
+    proc = start_ours(data, 8891, binary)
     try:
         wait_up(ours_url)
-        cpu = Cpu(str(REL / "kinto") + "$")
+        cpu = Cpu(str(binary) + "$")
         o = results["kinto_rs"] = {}
         o["mix"] = measure("ours-mix", ours_url, cpu, "storagesync", args.duration, args.users, out)
         if "reference" in results:
@@ -219,10 +222,11 @@ def measure_cql(args, out):
     subprocess.run([str(REL / "kinto-shard"), "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
     data = Path(tempfile.mkdtemp(prefix="kinto-rs-bench-"))
     url = "http://127.0.0.1:8892"
-    proc = start_ours(data, 8892, cql)
+    binary = Path(args.kinto).resolve() if args.kinto else REL / "kinto"
+    proc = start_ours(data, 8892, binary, cql)
     try:
         wait_up(url)
-        return measure("ours-cql-mix", url, Cpu(str(REL / "kinto") + "$", "CassandraDaemon"), "storagesync",
+        return measure("ours-cql-mix", url, Cpu(str(binary) + "$", "CassandraDaemon"), "storagesync",
                        args.duration, args.users, out)
     finally:
         proc.terminate()

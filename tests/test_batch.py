@@ -5,10 +5,11 @@ sub-request as atomic on its own. Both agree on what is tested here: a 4xx sub-r
 """
 
 import base64
+import hashlib
 
 import pytest
 
-from api import PASSWORD, assert_error
+from api import PASSWORD, Api, assert_error, uid, user_id
 
 
 def batch(api, requests, defaults=None, status=200):
@@ -123,3 +124,125 @@ def test_invalid_envelope_400(api, body):
 
 def test_batch_needs_json(api):
     assert_error(api.post("/batch", data="requests", headers={"Content-Type": "text/plain"}), 415, 107)
+
+
+# kinto-rs sends the consecutive bucket operations of a batch to each shard in one call; these pin down that every
+# sub-request still sees exactly the writes of the sub-requests before it, whatever shard or route they took.
+
+def slot_owner(bid, shards=2):
+    """The shard of a bucket in the `split` target (kinto_proto::placement: SHA-256 → slot → contiguous ranges)."""
+    digest = hashlib.sha256(bid.encode()).digest()
+    return ((int.from_bytes(digest[:2], "big") % 4096) * shards) // 4096
+
+
+def buckets_on_two_shards(api):
+    """Two fresh buckets that the split target places on different shards (any two buckets on the others)."""
+    first = uid("b")
+    second = next(b for b in (uid("b") for _ in range(200)) if slot_owner(b) != slot_owner(first))
+    for bid in (first, second):
+        api.create_bucket(bid)
+        api.create_collection(bid, "c")
+    return first, second
+
+
+def test_batch_across_two_shards_keeps_each_sub_request_in_order(api):
+    a, b = buckets_on_two_shards(api)
+    ra, rb = f"/buckets/{a}/collections/c/records", f"/buckets/{b}/collections/c/records"
+    out = batch(api, [
+        {"method": "PUT", "path": f"{ra}/x", "body": {"data": {"n": 1}}},
+        {"method": "PUT", "path": f"{rb}/x", "body": {"data": {"n": 2}}},
+        {"method": "PUT", "path": f"{ra}/x", "body": {"data": {"n": 3}}, "headers": {"If-None-Match": "*"}},
+        {"method": "PATCH", "path": f"{rb}/x", "body": {"data": {"m": 4}}},
+        {"method": "GET", "path": f"{ra}/x"},
+        {"method": "GET", "path": f"{rb}/x"},
+        {"method": "DELETE", "path": f"{ra}/x"},
+        {"method": "GET", "path": ra},
+        {"method": "PUT", "path": f"/buckets/{b}/collections/missing/records/x", "body": {"data": {}}},
+        {"method": "PUT", "path": f"{rb}/y", "body": {"data": {}}},
+    ])
+    assert [o["status"] for o in out] == [201, 201, 412, 200, 200, 200, 200, 200, 404, 201]
+    assert out[2]["body"]["details"]["existing"]["n"] == 1, "the 412 saw the write just before it"
+    assert out[4]["body"]["data"]["n"] == 1
+    assert out[5]["body"]["data"] == {**out[3]["body"]["data"], "n": 2, "m": 4}
+    assert out[6]["body"]["data"]["deleted"] is True
+    assert out[7]["body"]["data"] == [], "the list saw the deletion"
+    assert out[8]["body"]["errno"] == 111
+    assert sorted(r["id"] for r in api.get(rb).json()["data"]) == ["x", "y"]
+    assert api.get(ra).json()["data"] == []
+
+
+def test_if_match_inside_a_batch(api, collection, records_url):
+    rec = api.create_record(*collection, data={"v": 0}, rid="r")
+    ts = rec["last_modified"]
+    out = batch(api, [
+        {"method": "PUT", "path": f"{records_url}/r", "body": {"data": {"v": 1}}, "headers": {"If-Match": f'"{ts}"'}},
+        # The same precondition again: the record changed in the sub-request before.
+        {"method": "PUT", "path": f"{records_url}/r", "body": {"data": {"v": 2}}, "headers": {"If-Match": f'"{ts}"'}},
+        {"method": "PUT", "path": f"{records_url}/new", "body": {"data": {}}, "headers": {"If-Match": f'"{ts}"'}},
+        {"method": "DELETE", "path": f"{records_url}/r", "headers": {"If-Match": '"1"'}},
+        {"method": "PUT", "path": f"{records_url}/r", "body": {"data": {"v": 3}}, "headers": {"If-Match": "bad"}},
+    ])
+    assert [o["status"] for o in out] == [200, 412, 412, 412, 400]
+    new_ts = out[0]["body"]["data"]["last_modified"]
+    assert out[1]["body"]["details"]["existing"]["last_modified"] == new_ts
+    assert out[1]["headers"]["ETag"] == f'"{new_ts}"'
+    assert out[3]["body"]["details"]["existing"]["v"] == 1
+    assert api.get(f"{records_url}/r").json()["data"]["v"] == 1
+
+
+def test_permissions_changed_and_denied_mid_batch(api, bob, bucket, records_url):
+    bob_auth = "Basic " + base64.b64encode(f"bob:{PASSWORD}".encode()).decode()
+    coll = records_url.rsplit("/records", 1)[0]
+    as_bob = {"Authorization": bob_auth}
+    out = batch(api, [
+        {"method": "PUT", "path": f"{records_url}/b1", "body": {"data": {}}, "headers": as_bob},
+        {"method": "PATCH", "path": coll, "body": {"permissions": {"record:create": [bob.principal]}}},
+        {"method": "PUT", "path": f"{records_url}/b2", "body": {"data": {}}, "headers": as_bob},
+        {"method": "PUT", "path": f"{records_url}/a1", "body": {"data": {}}},
+        {"method": "PATCH", "path": coll, "body": {"permissions": {"record:create": []}}},
+        {"method": "PUT", "path": f"{records_url}/b3", "body": {"data": {}}, "headers": as_bob},
+        # bob still writes the record he created.
+        {"method": "PATCH", "path": f"{records_url}/b2", "body": {"data": {"x": 1}}, "headers": as_bob},
+        {"method": "GET", "path": f"/buckets/{bucket}", "headers": as_bob},
+    ])
+    assert [o["status"] for o in out] == [403, 200, 201, 201, 200, 403, 200, 403]
+    assert sorted(r["id"] for r in api.get(records_url).json()["data"]) == ["a1", "b2"]
+
+
+def test_other_endpoints_see_the_writes_before_them(api):
+    bid = uid("b")
+    out = batch(api, [
+        {"method": "PUT", "path": f"/buckets/{bid}"},
+        {"method": "GET", "path": f"/buckets?id={bid}"},
+        {"method": "PUT", "path": f"/buckets/{bid}/collections/c"},
+        {"method": "GET", "path": "/"},
+        {"method": "GET", "path": f"/buckets/{bid}/collections/c/"},  # redirected to the path without '/'
+        {"method": "DELETE", "path": f"/buckets?id={bid}"},
+        {"method": "GET", "path": f"/buckets?id={bid}"},
+    ])
+    assert [o["status"] for o in out] == [201, 200, 201, 200, 200, 200, 200]
+    assert [b["id"] for b in out[1]["body"]["data"]] == [bid]
+    assert out[4]["path"] == f"/v1/buckets/{bid}/collections/c"
+    assert out[4]["body"]["data"]["id"] == "c"
+    assert [b["id"] for b in out[5]["body"]["data"]] == [bid]
+    assert out[6]["body"]["data"] == []
+
+
+def test_account_created_mid_batch_authenticates_the_next_sub_requests(plugged):
+    alice = Api(plugged, "alice")
+    bid = alice.create_bucket(permissions={"read": ["system.Authenticated"]})
+    alice.create_collection(bid, "c", permissions={"record:create": ["system.Authenticated"]})
+    records = f"/buckets/{bid}/collections/c/records"
+    name = uid("u")
+    as_name = {"Authorization": "Basic " + base64.b64encode(f"{name}:pw".encode()).decode()}
+    out = Api(plugged).post("/batch", json={"requests": [
+        # No account yet: the same credentials are a basicauth user.
+        {"method": "PUT", "path": f"{records}/r1", "body": {"data": {}}, "headers": as_name},
+        {"method": "PUT", "path": f"/accounts/{name}", "body": {"data": {"password": "pw"}}},
+        {"method": "PUT", "path": f"{records}/r2", "body": {"data": {}}, "headers": as_name},
+        {"method": "GET", "path": "/", "headers": as_name},
+    ]}).json()["responses"]
+    assert [o["status"] for o in out] == [201, 201, 201, 200]
+    assert out[0]["body"]["permissions"]["write"] == [user_id(name, "pw")]
+    assert out[2]["body"]["permissions"]["write"] == [f"account:{name}"]
+    assert out[3]["body"]["user"]["id"] == f"account:{name}"

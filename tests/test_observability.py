@@ -169,6 +169,12 @@ def test_prometheus_metrics(target, api):
         assert re.search(r'kinto_shard_operation_seconds_count\{method="put",outcome="ok",shard="\d+"\} \d', text)
         assert re.search(r"kinto_storage_commit_seconds_count [1-9]", text)
         assert "kinto_shard_queue_depth" in text
+        # The shard caches: the second read of the same bucket's child finds its parent cached.
+        alice.get(f"/buckets/{bid}/collections/missing")
+        text = requests.get(f"{server.url}/__metrics__", timeout=10).text
+        assert re.search(r'kinto_shard_cache_total\{cache="groups",result="(hit|miss)"\} [1-9]', text)
+        assert re.search(r'kinto_shard_cache_total\{cache="parents",result="hit"\} [1-9]', text), \
+            [line for line in text.splitlines() if "cache" in line]
         assert bid not in text, "no bucket ids in metric labels"
         assert "prometheus" in alice.get("/").json()["capabilities"]
     finally:

@@ -112,6 +112,7 @@ async fn entry_inner(app: Arc<App>, request: Request<Body>) -> KResponse {
                     query,
                     headers: parts.headers,
                     body: bytes,
+                    json: None,
                 };
                 crate::http::handle(&app, req).await
             }

@@ -6,8 +6,8 @@
 
 use kinto_proto::pb::shard_client::ShardClient;
 use kinto_proto::pb::{
-    AccountHashRequest, Caller, FlushRequest, HealthRequest, OpResult, Operation,
-    PermissionsRequest, PrincipalsRequest, UserDataRequest,
+    outcome, AccountHashRequest, Caller, FlushRequest, HealthRequest, OpResult, Operation,
+    OperationList, PermissionsRequest, PrincipalsRequest, UserDataRequest,
 };
 use kinto_proto::placement::shard_for_bucket;
 use kinto_proto::KintoError;
@@ -118,6 +118,42 @@ impl ShardMap {
                 .await
                 .map(|r| r.into_inner())
                 .map_err(|s| KintoError::from_status(&s))
+        })
+    }
+
+    /// Runs operations on shard `index` in one call, in order (the part of a
+    /// `/batch` that falls on that shard): one result per operation, each as
+    /// [`ShardMap::execute`] would have answered it. If the call itself
+    /// fails (shard down), every operation has that failure.
+    pub fn execute_many(
+        &self,
+        index: usize,
+        mut ops: Vec<Operation>,
+    ) -> Call<Vec<Result<OpResult, KintoError>>> {
+        for op in &mut ops {
+            op.generation = self.generation;
+        }
+        let count = ops.len();
+        let mut client = self.clients[index].clone();
+        let request = kinto_proto::telemetry::inject(OperationList { operations: ops });
+        Box::pin(async move {
+            let outcomes = match client.execute_many(request).await {
+                Ok(r) => r.into_inner().outcomes,
+                Err(s) => return vec![Err(KintoError::from_status(&s)); count],
+            };
+            let mut results: Vec<_> = outcomes
+                .into_iter()
+                .map(|o| match o.result {
+                    Some(outcome::Result::Ok(r)) => Ok(r),
+                    Some(outcome::Result::ErrorJson(e)) => Err(KintoError::from_json(&e)),
+                    None => Err(KintoError::internal("shard outcome without result")),
+                })
+                .collect();
+            results.resize_with(count, || {
+                Err(KintoError::internal("shard answered fewer outcomes"))
+            });
+            results.truncate(count);
+            results
         })
     }
 

@@ -226,12 +226,24 @@ impl KintoError {
     /// Encodes the error for the gateway: gRPC code from the catalogue, the
     /// whole error as JSON in the status details.
     pub fn to_status(&self) -> tonic::Status {
-        let details = serde_json::to_vec(self).unwrap_or_default();
+        let details = self.to_json();
         tonic::Status::with_details(
             self.kind.spec().grpc,
             self.message.clone().unwrap_or_default(),
             details.into(),
         )
+    }
+
+    /// The whole error as JSON: a failed status's details, or a failed
+    /// operation's outcome in `ExecuteMany`.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Decodes [`KintoError::to_json`]; anything else is an internal error.
+    pub fn from_json(bytes: &[u8]) -> Self {
+        serde_json::from_slice(bytes)
+            .unwrap_or_else(|e| KintoError::internal(format!("undecodable shard error: {e}")))
     }
 
     /// Decodes a status from a shard. A status without our details is a

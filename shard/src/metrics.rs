@@ -3,8 +3,8 @@
 //! `metrics_bind` serves for a separate shard process).
 
 use prometheus::{
-    register_histogram, register_histogram_vec, register_int_counter, register_int_gauge_vec,
-    Histogram, HistogramVec, IntCounter, IntGaugeVec,
+    register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec,
+    register_int_gauge_vec, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
 };
 use std::sync::LazyLock;
 
@@ -31,6 +31,23 @@ pub static IN_FLIGHT: LazyLock<Option<IntGaugeVec>> = LazyLock::new(|| {
     )
     .ok()
 });
+
+pub static CACHE: LazyLock<Option<IntCounterVec>> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "kinto_shard_cache_total",
+        "Lookups in the shard's caches (groups of a principal, existing parents, parent objects), by result.",
+        &["cache", "result"]
+    )
+    .ok()
+});
+
+/// Counts one cache lookup; the hit rate is hit / (hit + miss).
+pub fn cache_lookup(cache: &str, hit: bool) {
+    if let Some(c) = CACHE.as_ref() {
+        c.with_label_values(&[cache, if hit { "hit" } else { "miss" }])
+            .inc();
+    }
+}
 
 pub static QUOTA_REJECTIONS: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
     register_int_counter!(

@@ -5,11 +5,12 @@ use crate::domain::{Shard, ShardSettings};
 use crate::storage::Storage;
 use kinto_proto::pb::shard_server::{Shard as ShardRpc, ShardServer};
 use kinto_proto::pb::{
-    AccountHashReply, AccountHashRequest, FlushReply, FlushRequest, HealthReply, HealthRequest,
-    OpResult, Operation, PermissionsReply, PermissionsRequest, PrincipalsReply, PrincipalsRequest,
-    UserDataReply, UserDataRequest,
+    outcome, AccountHashReply, AccountHashRequest, FlushReply, FlushRequest, HealthReply,
+    HealthRequest, OpResult, Operation, OperationList, Outcome, OutcomeList, PermissionsReply,
+    PermissionsRequest, PrincipalsReply, PrincipalsRequest, UserDataReply, UserDataRequest,
 };
 use kinto_proto::settings::RawSettings;
+use kinto_proto::KintoError;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -18,14 +19,17 @@ pub struct ShardService {
     shard: Arc<Shard>,
 }
 
-#[tonic::async_trait]
-impl ShardRpc for ShardService {
-    async fn execute(&self, request: Request<Operation>) -> Result<Response<OpResult>, Status> {
+impl ShardService {
+    /// Runs one operation with its span, queue gauge and latency metric.
+    async fn run(
+        &self,
+        op: Operation,
+        metadata: &tonic::metadata::MetadataMap,
+    ) -> Result<OpResult, KintoError> {
         use tracing::Instrument;
         let index = self.shard.settings().index.to_string();
         let span = tracing::info_span!("shard.execute", shard = self.shard.settings().index);
-        kinto_proto::telemetry::extract(request.metadata(), &span);
-        let op = request.into_inner();
+        kinto_proto::telemetry::extract(metadata, &span);
         let method = format!("{:?}", op.method()).to_lowercase();
         let queue = crate::metrics::IN_FLIGHT
             .as_ref()
@@ -46,15 +50,42 @@ impl ShardRpc for ShardService {
             h.with_label_values(&[index.as_str(), method.as_str(), outcome.as_str()])
                 .observe(started.elapsed().as_secs_f64());
         }
-        match result {
-            Ok(r) => Ok(Response::new(r)),
-            Err(e) => {
-                if e.kind.spec().http_status >= 500 {
-                    tracing::error!(error = %e, "operation failed");
-                }
-                Err(e.to_status())
+        if let Err(e) = &result {
+            if e.kind.spec().http_status >= 500 {
+                tracing::error!(error = %e, "operation failed");
             }
         }
+        result
+    }
+}
+
+#[tonic::async_trait]
+impl ShardRpc for ShardService {
+    async fn execute(&self, request: Request<Operation>) -> Result<Response<OpResult>, Status> {
+        let (metadata, _, op) = request.into_parts();
+        match self.run(op, &metadata).await {
+            Ok(r) => Ok(Response::new(r)),
+            Err(e) => Err(e.to_status()),
+        }
+    }
+
+    async fn execute_many(
+        &self,
+        request: Request<OperationList>,
+    ) -> Result<Response<OutcomeList>, Status> {
+        let (metadata, _, list) = request.into_parts();
+        let mut outcomes = Vec::with_capacity(list.operations.len());
+        // In order: a later operation may depend on an earlier one's write.
+        for op in list.operations {
+            let result = match self.run(op, &metadata).await {
+                Ok(r) => outcome::Result::Ok(r),
+                Err(e) => outcome::Result::ErrorJson(e.to_json()),
+            };
+            outcomes.push(Outcome {
+                result: Some(result),
+            });
+        }
+        Ok(Response::new(OutcomeList { outcomes }))
     }
 
     async fn health(&self, _: Request<HealthRequest>) -> Result<Response<HealthReply>, Status> {

@@ -8,13 +8,18 @@
 //! its own outcome and the batch always answers 200 with each status inside,
 //! so a client never sees a failed batch whose earlier writes in fact landed.
 
-use super::body::parse_json;
+use super::body::{object, parse_json};
 use super::headers::check_content_type;
+use super::memo::Memo;
 use super::message::{KRequest, KResponse};
+use super::resources::{Finish, Pending};
+use super::routes::Route;
+use super::Planned;
 use crate::app::App;
 use axum::http::{HeaderName, HeaderValue, Method};
+use kinto_proto::pb::Operation;
 use kinto_proto::KintoError;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 const METHODS: [&str; 7] = ["GET", "HEAD", "DELETE", "TRACE", "POST", "PUT", "PATCH"];
 
@@ -101,9 +106,10 @@ fn parse_sub(
         }
         Some(_) => return Err(invalid(&format!("{name}.headers"), "Not a mapping")),
     }
-    let body = match r.get("body") {
+    // Taken out, not copied: nothing reads the mapping after this.
+    let body = match r.remove("body") {
         None | Some(Value::Null) => None,
-        Some(b @ Value::Object(_)) => Some(b.clone()),
+        Some(b @ Value::Object(_)) => Some(b),
         Some(_) => return Err(invalid(&format!("{name}.body"), "Not a mapping")),
     };
     let (path, query) = match path.split_once('?') {
@@ -162,14 +168,125 @@ pub async fn handle(app: &App, req: &KRequest) -> Result<KResponse, KintoError> 
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut responses = Vec::with_capacity(subs.len());
+    let mut waiting = Waiting::default();
+    let memo = Memo::default();
     for sub in subs {
-        responses.push(run(app, req, sub).await);
+        let req = request_of(req, sub);
+        let route = super::route_of(&req);
+        match super::plan(app, &req, route.as_ref(), Some(&memo)).await {
+            Ok(Planned::Operation(op)) => match op.batchable_on() {
+                Some(shard) => {
+                    waiting.push(responses.len(), shard, req, route, op);
+                    responses.push(Value::Null);
+                }
+                None => {
+                    waiting.send(app, &mut responses).await;
+                    let resp = op.run(app).await;
+                    memo.forget_callers();
+                    let resp = super::finish(app, &req, route.as_ref(), resp);
+                    responses.push(sub_response(&req.path, resp));
+                }
+            },
+            // Nothing ran: the answer does not depend on the waiting ones.
+            Err(e) => {
+                let resp = super::finish(app, &req, route.as_ref(), Err(e));
+                responses.push(sub_response(&req.path, resp));
+            }
+            Ok(Planned::Deferred | Planned::Answer(_)) => {
+                waiting.send(app, &mut responses).await;
+                responses.push(run(app, req).await);
+                memo.forget_callers();
+            }
+        }
     }
-    Ok(KResponse::json(200, json!({ "responses": responses })))
+    waiting.send(app, &mut responses).await;
+    Ok(KResponse::json(
+        200,
+        object([("responses", Value::Array(responses))]),
+    ))
 }
 
-/// Runs one sub-request, following redirects as Kinto does server-side.
-async fn run(app: &App, parent: &KRequest, sub: Sub) -> Value {
+/// Planned sub-requests not sent yet: consecutive bucket operations, sent
+/// to each shard in one call, in the batch's order. Anything else (and the
+/// end of the batch) sends them first, so every sub-request sees the writes
+/// of the sub-requests before it.
+#[derive(Default)]
+struct Waiting {
+    subs: Vec<WaitingSub>,
+}
+
+struct WaitingSub {
+    /// Index of the sub-response.
+    slot: usize,
+    shard: usize,
+    req: KRequest,
+    route: Option<Route>,
+    op: Operation,
+    finish: Finish,
+}
+
+impl Waiting {
+    fn push(
+        &mut self,
+        slot: usize,
+        shard: usize,
+        req: KRequest,
+        route: Option<Route>,
+        pending: Pending,
+    ) {
+        let (op, finish) = pending.into_parts();
+        self.subs.push(WaitingSub {
+            slot,
+            shard,
+            req,
+            route,
+            op,
+            finish,
+        });
+    }
+
+    /// One call per shard (shards run concurrently, each in order), then
+    /// the sub-responses in their slots.
+    async fn send(&mut self, app: &App, responses: &mut [Value]) {
+        if self.subs.is_empty() {
+            return;
+        }
+        let mut shards: Vec<usize> = self.subs.iter().map(|s| s.shard).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        let mut subs: Vec<_> = std::mem::take(&mut self.subs)
+            .into_iter()
+            .map(|s| (s, None))
+            .collect();
+        let calls = shards.iter().map(|&shard| {
+            let ops = subs
+                .iter_mut()
+                .filter(|(s, _)| s.shard == shard)
+                .map(|(s, _)| std::mem::take(&mut s.op))
+                .collect();
+            app.shards.execute_many(shard, ops)
+        });
+        let results = futures::future::join_all(calls).await;
+        for (shard, results) in shards.iter().zip(results) {
+            let mut results = results.into_iter();
+            for (_, result) in subs.iter_mut().filter(|(s, _)| s.shard == *shard) {
+                *result = results.next();
+            }
+        }
+        for (sub, result) in subs {
+            let result =
+                result.unwrap_or_else(|| Err(KintoError::internal("no outcome for operation")));
+            let resp = sub.finish.answer(app, result);
+            let resp = super::finish(app, &sub.req, sub.route.as_ref(), resp);
+            if let Some(slot) = responses.get_mut(sub.slot) {
+                *slot = sub_response(&sub.req.path, resp);
+            }
+        }
+    }
+}
+
+/// A sub-request as a request: the batch's headers overlaid with its own.
+fn request_of(parent: &KRequest, sub: Sub) -> KRequest {
     let mut headers = parent.headers.clone();
     headers.remove("content-length");
     for (k, v) in &sub.headers {
@@ -180,23 +297,24 @@ async fn run(app: &App, parent: &KRequest, sub: Sub) -> Value {
             headers.insert(k, v);
         }
     }
-    let body = match &sub.body {
-        Some(b) => {
-            headers.insert(
-                "content-type",
-                HeaderValue::from_static("application/json; charset=utf-8"),
-            );
-            bytes::Bytes::from(serde_json::to_vec(b).unwrap_or_default())
-        }
-        None => bytes::Bytes::new(),
-    };
-    let mut req = KRequest {
+    if sub.body.is_some() {
+        headers.insert(
+            "content-type",
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+    }
+    KRequest {
         method: sub.method,
         path: sub.path,
         query: sub.query,
         headers,
-        body,
-    };
+        body: bytes::Bytes::new(),
+        json: sub.body.map(std::sync::Arc::new),
+    }
+}
+
+/// Runs one sub-request alone, following redirects as Kinto does server-side.
+async fn run(app: &App, mut req: KRequest) -> Value {
     let mut resp = super::handle(app, req.clone()).await;
     for _ in 0..3 {
         let location = resp.headers.get("location").and_then(|l| l.to_str().ok());
@@ -208,6 +326,11 @@ async fn run(app: &App, parent: &KRequest, sub: Sub) -> Value {
         req.query = q.to_owned();
         resp = super::handle(app, req.clone()).await;
     }
+    sub_response(&req.path, resp)
+}
+
+/// One entry of `responses`: status, executed path, headers, body.
+fn sub_response(path: &str, resp: KResponse) -> Value {
     let mut headers: Map<String, Value> = resp
         .headers
         .iter()
@@ -224,12 +347,15 @@ async fn run(app: &App, parent: &KRequest, sub: Sub) -> Value {
             Value::String("application/json".into()),
         );
     }
-    json!({
-        "status": resp.status.as_u16(),
-        "path": req.path,
-        "headers": headers,
-        "body": resp.body.unwrap_or_else(|| Value::String(String::new())),
-    })
+    object([
+        ("status", Value::from(resp.status.as_u16())),
+        ("path", Value::String(path.to_owned())),
+        ("headers", Value::Object(headers)),
+        (
+            "body",
+            resp.body.unwrap_or_else(|| Value::String(String::new())),
+        ),
+    ])
 }
 
 /// `etag` → `ETag`, `last-modified` → `Last-Modified`, as Kinto names them.
@@ -237,16 +363,32 @@ fn canonical(name: &str) -> String {
     match name {
         "etag" => "ETag".into(),
         "www-authenticate" => "WWW-Authenticate".into(),
-        _ => name
-            .split('-')
-            .map(|part| {
-                let mut c = part.chars();
-                match c.next() {
-                    Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
-                    None => String::new(),
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("-"),
+        _ => {
+            let mut out = String::with_capacity(name.len());
+            let mut start = true;
+            for c in name.chars() {
+                out.push(if start { c.to_ascii_uppercase() } else { c });
+                start = c == '-';
+            }
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical;
+
+    #[test]
+    fn header_names_as_kinto_spells_them() {
+        assert_eq!(canonical("etag"), "ETag");
+        assert_eq!(canonical("www-authenticate"), "WWW-Authenticate");
+        assert_eq!(canonical("last-modified"), "Last-Modified");
+        assert_eq!(
+            canonical("x-content-type-options"),
+            "X-Content-Type-Options"
+        );
+        assert_eq!(canonical("a--b-"), "A--B-");
+        assert_eq!(canonical("-x"), "-X");
     }
 }

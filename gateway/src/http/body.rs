@@ -3,11 +3,22 @@
 use kinto_proto::KintoError;
 use serde_json::Value;
 
-/// A parsed write body.
+/// A parsed write body's parts.
 #[derive(Debug, Default)]
-pub struct Envelope {
-    pub data: Option<Value>,
-    pub permissions: Option<Value>,
+pub struct Envelope<'a> {
+    pub data: Option<&'a Value>,
+    pub permissions: Option<&'a Value>,
+}
+
+/// `{key: value, …}` in this order, the values moved in (`json!` would
+/// copy them: it serialises its arguments).
+pub fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    Value::Object(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    )
 }
 
 /// Parses a JSON body; an empty body is `None`. serde_json refuses nesting
@@ -41,28 +52,34 @@ fn py_repr(v: &Value) -> String {
 }
 
 /// Splits `{data, permissions}`; other keys and non-objects are 400s.
-pub fn envelope(body: Option<Value>) -> Result<Envelope, KintoError> {
+pub fn envelope(body: Option<&Value>) -> Result<Envelope<'_>, KintoError> {
     let Some(body) = body else {
         return Ok(Envelope::default());
     };
-    let Value::Object(mut m) = body else {
+    let Value::Object(m) = body else {
         return Err(KintoError::invalid(
             "body",
             None,
-            format!("\"{}\" is not a mapping type", py_repr(&body)),
+            format!("\"{}\" is not a mapping type", py_repr(body)),
         ));
     };
-    let data = m.remove("data");
-    let permissions = m.remove("permissions");
-    if !m.is_empty() {
-        let extra = Value::Object(m);
+    if m.keys().any(|k| k != "data" && k != "permissions") {
+        let extra: serde_json::Map<String, Value> = m
+            .iter()
+            .filter(|(k, _)| *k != "data" && *k != "permissions")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         return Err(KintoError::invalid(
             "body",
             None,
-            format!("Unrecognized keys in mapping: \"{}\"", py_repr(&extra)),
+            format!(
+                "Unrecognized keys in mapping: \"{}\"",
+                py_repr(&Value::Object(extra))
+            ),
         ));
     }
-    if let Some(d) = &data {
+    let (data, permissions) = (m.get("data"), m.get("permissions"));
+    if let Some(d) = data {
         if !d.is_object() {
             return Err(KintoError::invalid(
                 "body",
@@ -71,7 +88,7 @@ pub fn envelope(body: Option<Value>) -> Result<Envelope, KintoError> {
             ));
         }
     }
-    if let Some(p) = &permissions {
+    if let Some(p) = permissions {
         if !p.is_object() {
             return Err(KintoError::invalid(
                 "body",
@@ -90,13 +107,20 @@ mod tests {
 
     #[test]
     fn envelope_rejects_unknown_keys() {
-        let e = envelope(Some(json!({"data": {}, "x": 1}))).expect_err("must fail");
+        let e = envelope(Some(&json!({"data": {}, "x": 1}))).expect_err("must fail");
         assert_eq!(
             e.message.as_deref(),
             Some("body: Unrecognized keys in mapping: \"{'x': 1}\"")
         );
-        assert!(envelope(Some(json!({"data": [1]}))).is_err());
+        assert!(envelope(Some(&json!({"data": [1]}))).is_err());
         assert!(envelope(None).is_ok());
+    }
+
+    #[test]
+    fn object_is_json_in_order() {
+        let o = object([("b", json!([1])), ("a", Value::Null)]);
+        assert_eq!(o, json!({"b": [1], "a": null}));
+        assert_eq!(o.to_string(), r#"{"b":[1],"a":null}"#);
     }
 
     #[test]

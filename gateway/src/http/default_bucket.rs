@@ -8,6 +8,7 @@
 //! owning shard does it under the bucket's lock, so the personal bucket costs
 //! no extra round trip.
 
+use super::memo::Memo;
 use super::message::KRequest;
 use super::routes::ResourcePath;
 use crate::auth::hmac_hex;
@@ -45,6 +46,7 @@ pub fn resolve(
     req: &KRequest,
     path: &ResourcePath,
     caller: &Caller,
+    memo: Option<&Memo>,
 ) -> Result<(KRequest, ResourcePath, Implicit), KintoError> {
     if caller.user_id.is_empty() {
         return Err(KintoError::new(ErrorKind::Unauthorized));
@@ -52,7 +54,7 @@ pub fn resolve(
     if readonly {
         return Err(KintoError::new(ErrorKind::MethodNotAllowed));
     }
-    let id = bucket_id(secret, &caller.user_id);
+    let id = super::memo::bucket_id(memo, secret, &caller.user_id);
     let mut req = req.clone();
     req.path = match req.path.strip_prefix("/v1/buckets/default") {
         Some(rest) => format!("/v1/buckets/{id}{rest}"),
@@ -85,19 +87,42 @@ pub fn resolve(
 
 /// Kinto replaces every `default` in the body's `data.id` by the bucket id.
 fn rewrite_body_id(req: &mut KRequest, bucket_id: &str) {
+    if let Some(body) = &mut req.json {
+        if has_default_id(body) {
+            replace_default_id(std::sync::Arc::make_mut(body), bucket_id);
+        }
+        return;
+    }
+    // Without `default` in its bytes (nor an escape that could spell it),
+    // no string of the body contains it: nothing to parse.
+    let bytes = &req.body[..];
+    if !bytes.contains(&b'\\') && !bytes.windows(7).any(|w| w == b"default") {
+        return;
+    }
     let Ok(mut body) = serde_json::from_slice::<Value>(&req.body) else {
         return;
     };
+    if replace_default_id(&mut body, bucket_id) {
+        if let Ok(bytes) = serde_json::to_vec(&body) {
+            req.body = bytes.into();
+        }
+    }
+}
+
+fn has_default_id(body: &Value) -> bool {
+    matches!(body.pointer("/data/id"), Some(Value::String(id)) if id.contains("default"))
+}
+
+/// Whether `data.id` contained `default` (now replaced).
+fn replace_default_id(body: &mut Value, bucket_id: &str) -> bool {
     let Some(Value::String(id)) = body.pointer_mut("/data/id") else {
-        return;
+        return false;
     };
     if !id.contains("default") {
-        return;
+        return false;
     }
     *id = id.replace("default", bucket_id);
-    if let Ok(bytes) = serde_json::to_vec(&body) {
-        req.body = bytes.into();
-    }
+    true
 }
 
 #[cfg(test)]

@@ -15,6 +15,9 @@ pub struct KRequest {
     pub query: String,
     pub headers: HeaderMap,
     pub body: bytes::Bytes,
+    /// The body already parsed: a `/batch` sub-request's, which is then not
+    /// printed and parsed again (`body` is empty).
+    pub json: Option<std::sync::Arc<Value>>,
 }
 
 impl KRequest {

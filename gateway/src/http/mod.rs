@@ -9,6 +9,7 @@ mod body;
 mod cors;
 mod default_bucket;
 mod headers;
+mod memo;
 pub mod message;
 mod openapi;
 mod permissions;
@@ -19,7 +20,6 @@ mod snapshot;
 mod utility;
 
 use crate::app::App;
-use crate::auth;
 use axum::http::{Method, StatusCode};
 use kinto_proto::pb::Kind;
 use kinto_proto::{ErrorKind, KintoError};
@@ -28,25 +28,70 @@ use routes::Route;
 
 /// The whole request pipeline, with Kinto's cross-cutting headers.
 pub async fn handle(app: &App, req: KRequest) -> KResponse {
-    let cfg = &app.config;
-    let eos = utility::end_of_service(cfg);
-    let route = versioned(&req.path)
+    let route = route_of(&req);
+    let result = match plan(app, &req, route.as_ref(), None).await {
+        Ok(Planned::Answer(resp)) => Ok(resp),
+        Ok(Planned::Operation(op)) => op.run(app).await,
+        // Only `/batch` defers.
+        Ok(Planned::Deferred) => Err(KintoError::internal("deferred outside a batch")),
+        Err(e) => Err(e),
+    };
+    finish(app, &req, route.as_ref(), result)
+}
+
+/// The endpoint of a `/v1` path, if there is one.
+fn route_of(req: &KRequest) -> Option<Route> {
+    versioned(&req.path)
         .filter(|(version, _)| *version == "v1")
-        .and_then(|(_, rest)| routes::parse(rest));
-    let mut resp = match eos {
-        Some((true, _)) => Err(KintoError::new(ErrorKind::ServiceDeprecated)),
-        _ => dispatch(app, &req, route.as_ref()).await,
+        .and_then(|(_, rest)| routes::parse(rest))
+}
+
+/// How far the pipeline got before any shard was called.
+enum Planned {
+    /// Answered without a shard operation (or with several, already run).
+    Answer(KResponse),
+    /// One shard operation to send.
+    Operation(resources::Pending),
+    /// `/batch` only: not a bucket, group, collection or record; run it
+    /// whole, in its turn, with [`handle`].
+    Deferred,
+}
+
+/// The pipeline up to the shard call: end of service, then [`dispatch`].
+/// A `/batch` passes its memo, and gets only resource requests planned.
+async fn plan(
+    app: &App,
+    req: &KRequest,
+    route: Option<&Route>,
+    memo: Option<&memo::Memo>,
+) -> Result<Planned, KintoError> {
+    if memo.is_some() && !matches!(route, Some(Route::Resource(_))) {
+        return Ok(Planned::Deferred);
     }
-    .unwrap_or_else(|e| KResponse::error(&e, cfg.retry_after_seconds));
+    match utility::end_of_service(&app.config) {
+        Some((true, _)) => Err(KintoError::new(ErrorKind::ServiceDeprecated)),
+        _ => dispatch(app, req, route, memo).await,
+    }
+}
+
+/// Kinto's cross-cutting headers on the answer (or error) of a request.
+fn finish(
+    app: &App,
+    req: &KRequest,
+    route: Option<&Route>,
+    result: Result<KResponse, KintoError>,
+) -> KResponse {
+    let cfg = &app.config;
+    let mut resp = result.unwrap_or_else(|e| KResponse::error(&e, cfg.retry_after_seconds));
     if resp.headers.contains_key("www-authenticate") {
         // Kinto's challenge is every policy's, concatenated (all Basic here).
         let challenge = vec!["Basic realm=\"Realm\""; cfg.multiauth_policies.len().max(1)];
         resp.set("www-authenticate", challenge.join(", "));
     }
-    if let (Some(r), StatusCode::METHOD_NOT_ALLOWED) = (&route, resp.status) {
+    if let (Some(r), StatusCode::METHOD_NOT_ALLOWED) = (route, resp.status) {
         resp.set("allow", cors::methods(cfg, r).join(", "));
     }
-    if let Some((_, alert)) = eos {
+    if let Some((_, alert)) = utility::end_of_service(cfg) {
         resp.set("alert", alert);
     }
     if let Some(seconds) = cfg.backoff {
@@ -55,7 +100,7 @@ pub async fn handle(app: &App, req: KRequest) -> KResponse {
             resp.set("backoff", seconds.to_string());
         }
     }
-    cors::decorate(cfg, &req, route.as_ref(), &mut resp);
+    cors::decorate(cfg, req, route, &mut resp);
     if !resp.headers.contains_key("content-security-policy") {
         resp.set(
             "content-security-policy",
@@ -72,20 +117,21 @@ async fn dispatch(
     app: &App,
     req: &KRequest,
     route: Option<&Route>,
-) -> Result<KResponse, KintoError> {
+    memo: Option<&memo::Memo>,
+) -> Result<Planned, KintoError> {
     let cfg = &app.config;
     if req.method == Method::OPTIONS {
         return match route {
-            Some(r) => cors::preflight(cfg, req, r),
+            Some(r) => cors::preflight(cfg, req, r).map(Planned::Answer),
             None => Err(KintoError::new(ErrorKind::MissingResource)),
         };
     }
     let Some(rest) = versioned(&req.path) else {
         if cfg.version_prefix_redirect_enabled {
-            return Ok(KResponse::redirect(&with_query(
+            return Ok(Planned::Answer(KResponse::redirect(&with_query(
                 &format!("/v1{}", req.path),
                 &req.query,
-            )));
+            ))));
         }
         return Err(KintoError::new(ErrorKind::MissingResource));
     };
@@ -94,14 +140,18 @@ async fn dispatch(
         return Err(KintoError::new(ErrorKind::VersionNotAvailable));
     }
     if rest.is_empty() {
-        return Ok(KResponse::redirect(&with_query("/v1/", &req.query)));
+        return Ok(Planned::Answer(KResponse::redirect(&with_query(
+            "/v1/", &req.query,
+        ))));
     }
     let Some(route) = route.cloned() else {
         if cfg.trailing_slash_redirect_enabled && rest.len() > 1 && rest.ends_with('/') {
             let target = format!("/v1{}", rest.trim_end_matches('/'));
             if routes::parse(&target[3..]).is_some() {
-                return Ok(KResponse::redirect(&with_query(&target, &req.query))
-                    .with("cache-control", "max-age=3600"));
+                return Ok(Planned::Answer(
+                    KResponse::redirect(&with_query(&target, &req.query))
+                        .with("cache-control", "max-age=3600"),
+                ));
             }
         }
         return Err(KintoError::new(ErrorKind::MissingResource));
@@ -115,11 +165,11 @@ async fn dispatch(
         }
         only_get(req)?;
         let text = kinto_shard::metrics::render();
-        return Ok(KResponse::raw(
+        return Ok(Planned::Answer(KResponse::raw(
             200,
             "text/plain; version=0.0.4",
             text.into(),
-        ));
+        )));
     }
     if let Route::Admin(rest) = &route {
         if !cfg.plugin("admin") {
@@ -127,12 +177,44 @@ async fn dispatch(
         }
         only_get(req)?;
         // HTML, scripts and styles: the JSON `Accept` rule does not apply.
-        return admin::serve(cfg, rest).await;
+        return admin::serve(cfg, rest).await.map(Planned::Answer);
     }
     headers::check_accept(req)?;
-    let caller = auth::identify(app, req.header("authorization")).await?;
+    let caller = memo::identify(memo, app, req.header("authorization")).await?;
     match route {
-        Route::Hello => only_get(req).and(Ok(utility::hello(app, req, &caller).await)),
+        Route::Resource(path)
+            if accounts::disabled(&path, cfg.plugin("accounts"))
+                || (path.kind == Kind::History && !cfg.plugin("history")) =>
+        {
+            Err(KintoError::new(ErrorKind::MissingResource))
+        }
+        Route::Resource(path) if path.bucket == "default" && cfg.plugin("default_bucket") => {
+            let secret = &cfg.default_bucket_hmac_secret;
+            let (req, path, implicit) =
+                default_bucket::resolve(secret, cfg.readonly, req, &path, &caller, memo)?;
+            let op = resources::prepare(app, &req, &path, caller, implicit, memo).await?;
+            Ok(Planned::Operation(op))
+        }
+        Route::Resource(path) => {
+            let op = resources::prepare(app, req, &path, caller, Default::default(), memo).await?;
+            Ok(Planned::Operation(op))
+        }
+        route => endpoint(app, req, &caller, route)
+            .await
+            .map(Planned::Answer),
+    }
+}
+
+/// The endpoints other than buckets, groups, collections and records.
+async fn endpoint(
+    app: &App,
+    req: &KRequest,
+    caller: &kinto_proto::pb::Caller,
+    route: Route,
+) -> Result<KResponse, KintoError> {
+    let cfg = &app.config;
+    match route {
+        Route::Hello => only_get(req).and(Ok(utility::hello(app, req, caller).await)),
         Route::Heartbeat => only_get(req).and(Ok(utility::heartbeat(app).await)),
         Route::LbHeartbeat => only_get(req).and(Ok(KResponse::json(200, serde_json::json!({})))),
         Route::Version => only_get(req).and(Ok(utility::version())),
@@ -143,20 +225,23 @@ async fn dispatch(
             Ok(KResponse::json(200, openapi::document(cfg, host, scheme)))
         }
         Route::Permissions if cfg.permissions_endpoint() => {
-            permissions::list(app, req, &caller).await
+            permissions::list(app, req, caller).await
         }
         Route::UserData(principal) => {
-            permissions::delete_user_data(app, req, &caller, &principal).await
+            permissions::delete_user_data(app, req, caller, &principal).await
         }
-        // Answered above, before the `Accept` check.
-        Route::Admin(_) | Route::Metrics => Err(KintoError::new(ErrorKind::MissingResource)),
+        // Answered by `dispatch`: admin and metrics before the `Accept`
+        // check, resources after it.
+        Route::Admin(_) | Route::Metrics | Route::Resource(_) => {
+            Err(KintoError::new(ErrorKind::MissingResource))
+        }
         Route::Permissions => Err(KintoError::new(ErrorKind::MissingResource)),
         Route::Snapshot {
             bucket,
             collection,
             timestamp,
         } if cfg.plugin("history") => {
-            snapshot::get(app, req, &caller, &bucket, &collection, &timestamp).await
+            snapshot::get(app, req, caller, &bucket, &collection, &timestamp).await
         }
         Route::Snapshot { .. } => Err(KintoError::new(ErrorKind::MissingResource)),
         Route::Flush => {
@@ -174,21 +259,6 @@ async fn dispatch(
                 return Err(KintoError::new(ErrorKind::MethodNotAllowed));
             }
             Box::pin(batch::handle(app, req)).await
-        }
-        Route::Resource(path)
-            if accounts::disabled(&path, cfg.plugin("accounts"))
-                || (path.kind == Kind::History && !cfg.plugin("history")) =>
-        {
-            Err(KintoError::new(ErrorKind::MissingResource))
-        }
-        Route::Resource(path) if path.bucket == "default" && cfg.plugin("default_bucket") => {
-            let secret = &cfg.default_bucket_hmac_secret;
-            let (req, path, implicit) =
-                default_bucket::resolve(secret, cfg.readonly, req, &path, &caller)?;
-            resources::handle(app, &req, &path, caller, implicit).await
-        }
-        Route::Resource(path) => {
-            resources::handle(app, req, &path, caller, Default::default()).await
         }
     }
 }

@@ -3,9 +3,10 @@
 //! `/buckets`), and the result into Kinto's envelope and headers.
 
 use super::accounts;
-use super::body::{envelope, parse_json};
+use super::body::{envelope, object, parse_json};
 use super::default_bucket::Implicit;
 use super::headers::{check_content_type, content_type, precondition};
+use super::memo::Memo;
 use super::message::{KRequest, KResponse};
 use super::querystring::{parse_fields, parse_list_query, ListParams, QueryError};
 use super::routes::ResourcePath;
@@ -58,13 +59,82 @@ fn bytes_of(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
 
-pub async fn handle(
+/// A request turned into its shard operation, not sent yet: `/batch` sends
+/// the operations of consecutive sub-requests to each shard in one call.
+pub struct Pending {
+    /// The owning shard; `None` for the cross-shard lists (`/buckets`, an
+    /// administrator's `/accounts`), which go to every shard.
+    shard: Option<usize>,
+    kind: Kind,
+    op: Operation,
+    finish: Finish,
+}
+
+/// What turns the shard's result into the response.
+pub enum Finish {
+    Object {
+        method: pb::Method,
+        fields: Option<Vec<String>>,
+    },
+    /// Lists need the request for their `Next-Page` URL.
+    List {
+        method: pb::Method,
+        params: Box<ListParams>,
+        req: Box<KRequest>,
+    },
+}
+
+impl Pending {
+    /// The shard that can run this operation together with the others of a
+    /// `/batch`. Cross-shard lists, and accounts (which change who
+    /// authenticates, so the next sub-requests must see them done), run on
+    /// their own.
+    pub fn batchable_on(&self) -> Option<usize> {
+        self.shard.filter(|_| self.kind != Kind::Account)
+    }
+
+    /// Sends the operation and answers.
+    pub async fn run(self, app: &App) -> Result<KResponse, KintoError> {
+        let result = match self.shard {
+            Some(i) => app.shards.execute(i, self.op).await,
+            None => fan_out(app, self.op).await,
+        };
+        self.finish.answer(app, result)
+    }
+
+    /// Splits into the operation and what answers its result.
+    pub fn into_parts(self) -> (Operation, Finish) {
+        (self.op, self.finish)
+    }
+}
+
+impl Finish {
+    pub fn answer(
+        self,
+        app: &App,
+        result: Result<OpResult, KintoError>,
+    ) -> Result<KResponse, KintoError> {
+        let result = result?;
+        Ok(match self {
+            Finish::Object { method, fields } => object_response(method, fields.as_deref(), result),
+            Finish::List {
+                method,
+                params,
+                req,
+            } => list_response(app, &req, method, &params, result),
+        })
+    }
+}
+
+/// Validates the request and builds its operation.
+pub async fn prepare(
     app: &App,
     req: &KRequest,
     path: &ResourcePath,
     caller: Caller,
     implicit: Implicit,
-) -> Result<KResponse, KintoError> {
+    memo: Option<&Memo>,
+) -> Result<Pending, KintoError> {
     let plural = path.id.is_none();
     let allowed: &[Method] = if path.kind == Kind::History {
         &[Method::GET, Method::HEAD, Method::DELETE]
@@ -145,8 +215,16 @@ pub async fn handle(
         let params = parse_list_query(&pairs, kinto_shard::domain::clock::now_ms(), known)
             .map_err(query_error)?;
         op.query = Some(list_query(app, &params));
-        let result = run(app, path, op).await?;
-        return Ok(list_response(app, req, method, &params, result));
+        return Ok(Pending {
+            shard: shard_of(app, path, memo),
+            kind: path.kind,
+            op,
+            finish: Finish::List {
+                method,
+                params: Box::new(params),
+                req: Box::new(req.clone()),
+            },
+        });
     }
     let fields = parse_fields(&pairs).map_err(query_error)?;
     if method == pb::Method::Delete {
@@ -161,8 +239,12 @@ pub async fn handle(
             })?);
         }
     }
-    let result = run(app, path, op).await?;
-    Ok(object_response(method, fields.as_deref(), result))
+    Ok(Pending {
+        shard: shard_of(app, path, memo),
+        kind: path.kind,
+        op,
+        finish: Finish::Object { method, fields },
+    })
 }
 
 /// The id of a bucket being POSTed: the body's `data.id`, or a fresh one
@@ -229,11 +311,18 @@ fn read_body(req: &KRequest, method: pb::Method, op: &mut Operation) -> Result<(
         &[JSON]
     };
     check_content_type(req, types)?;
-    let body = parse_json(&req.body)?;
+    let parsed;
+    let body = match &req.json {
+        Some(json) => Some(&**json),
+        None => {
+            parsed = parse_json(&req.body)?;
+            parsed.as_ref()
+        }
+    };
     if method == pb::Method::Patch && content_type(req).as_deref() == Some(JSON_PATCH) {
         op.patch_kind = PatchKind::JsonPatch as i32;
         match body {
-            Some(ops @ Value::Array(_)) => op.body_json = Some(bytes_of(&ops)),
+            Some(ops @ Value::Array(_)) => op.body_json = Some(bytes_of(ops)),
             _ => {
                 return Err(KintoError::invalid(
                     "body",
@@ -255,8 +344,8 @@ fn read_body(req: &KRequest, method: pb::Method, op: &mut Operation) -> Result<(
             "Provide at least one of data or permissions",
         ));
     }
-    op.body_json = env.data.as_ref().map(bytes_of);
-    op.permissions_json = env.permissions.as_ref().map(bytes_of);
+    op.body_json = env.data.map(bytes_of);
+    op.permissions_json = env.permissions.map(bytes_of);
     Ok(())
 }
 
@@ -302,15 +391,13 @@ fn list_query(app: &App, params: &ListParams) -> ListQuery {
     }
 }
 
-/// Sends the operation to the owning shard; `/buckets` goes to every shard
-/// and the answers are merged.
-async fn run(app: &App, path: &ResourcePath, op: Operation) -> Result<OpResult, KintoError> {
+/// The shard owning the target; `None` for `/buckets` (and an
+/// administrator's `/accounts`), which go to every shard.
+fn shard_of(app: &App, path: &ResourcePath, memo: Option<&Memo>) -> Option<usize> {
     if matches!(path.kind, Kind::Bucket | Kind::Account) && path.bucket.is_empty() {
-        return fan_out(app, op).await;
+        return None;
     }
-    app.shards
-        .execute(app.shards.shard_of(&path.bucket), op)
-        .await
+    Some(super::memo::shard_of(memo, app, &path.bucket))
 }
 
 /// Merges plural results from every shard: a k-way merge in the requested
@@ -397,7 +484,7 @@ fn object_response(method: pb::Method, fields: Option<&[String]>, r: OpResult) -
     if let Some(f) = fields {
         data = query::project(&data, f);
     }
-    let mut body = json!({ "data": data });
+    let mut body = object([("data", data)]);
     if let Some(p) = r.permissions_json {
         body["permissions"] = serde_json::from_slice(&p).unwrap_or_else(|_| json!({}));
     }
@@ -440,7 +527,7 @@ fn list_response(
         resp.set("total-records", r.total.to_string());
         resp
     } else {
-        KResponse::json(200, json!({ "data": items }))
+        KResponse::json(200, object([("data", Value::Array(items))]))
     };
     resp.set_timestamp(r.timestamp);
     if method != pb::Method::Delete {

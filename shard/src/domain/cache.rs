@@ -7,10 +7,14 @@
 //!   caller's principals), forgotten on any membership change;
 //! * buckets and collections known to exist, so the default bucket's
 //!   implicit creation costs no read once they are there; forgotten when a
-//!   bucket or collection is deleted.
+//!   bucket or collection is deleted;
+//! * the live buckets and collections themselves (the parents every record
+//!   operation reads), forgotten on any write of a bucket or collection. A
+//!   reader stores what it read only if no such write started meanwhile
+//!   (a generation count, bumped before and after each of those writes).
 
 use super::Shard;
-use crate::storage::Write;
+use crate::storage::{StoredObject, Write};
 use kinto_proto::KintoError;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
@@ -22,6 +26,14 @@ const LIMIT: usize = 100_000;
 pub(super) struct ShardCache {
     groups: Mutex<HashMap<String, Vec<String>>>,
     existing: Mutex<HashSet<String>>,
+    parents: Mutex<Parents>,
+}
+
+/// Live buckets and collections by URI.
+#[derive(Default)]
+struct Parents {
+    generation: u64,
+    objects: HashMap<String, StoredObject>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -31,7 +43,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl ShardCache {
     pub fn groups_of(&self, principal: &str) -> Option<Vec<String>> {
-        lock(&self.groups).get(principal).cloned()
+        let found = lock(&self.groups).get(principal).cloned();
+        crate::metrics::cache_lookup("groups", found.is_some());
+        found
     }
 
     pub fn remember_groups(&self, principal: &str, groups: Vec<String>) {
@@ -43,7 +57,9 @@ impl ShardCache {
     }
 
     pub fn exists(&self, uri: &str) -> bool {
-        lock(&self.existing).contains(uri)
+        let found = lock(&self.existing).contains(uri);
+        crate::metrics::cache_lookup("existing", found);
+        found
     }
 
     pub fn remember_existing(&self, uri: String) {
@@ -54,8 +70,32 @@ impl ShardCache {
         set.insert(uri);
     }
 
-    /// What `writes` may make stale: `(group memberships, existing objects)`.
-    fn stales(writes: &[Write]) -> (bool, bool) {
+    pub fn parent(&self, uri: &str) -> Option<StoredObject> {
+        let found = lock(&self.parents).objects.get(uri).cloned();
+        crate::metrics::cache_lookup("parents", found.is_some());
+        found
+    }
+
+    /// To read before the storage: [`ShardCache::remember_parent`] keeps
+    /// the object only if no bucket or collection write began since.
+    pub fn parents_generation(&self) -> u64 {
+        lock(&self.parents).generation
+    }
+
+    pub fn remember_parent(&self, uri: String, object: StoredObject, generation: u64) {
+        let mut parents = lock(&self.parents);
+        if parents.generation != generation {
+            return;
+        }
+        if parents.objects.len() >= LIMIT {
+            parents.objects.clear();
+        }
+        parents.objects.insert(uri, object);
+    }
+
+    /// What `writes` may make stale: `(group memberships, existing objects,
+    /// buckets and collections)`.
+    fn stales(writes: &[Write]) -> (bool, bool, bool) {
         let membership = writes.iter().any(|w| {
             matches!(
                 w,
@@ -69,21 +109,36 @@ impl ShardCache {
             Write::PurgeTree { .. } => true,
             _ => false,
         });
-        (membership, deletion)
+        let parents = writes.iter().any(|w| match w {
+            Write::Put { resource, .. } => matches!(*resource, "bucket" | "collection"),
+            Write::PurgeTree { .. } => true,
+            _ => false,
+        });
+        (membership, deletion, parents)
     }
 
-    fn forget(&self, (membership, deletion): (bool, bool)) {
+    fn forget(&self, (membership, deletion, parents): (bool, bool, bool)) {
         if membership {
             lock(&self.groups).clear();
         }
         if deletion {
             lock(&self.existing).clear();
         }
+        if parents {
+            self.forget_parents();
+        }
+    }
+
+    fn forget_parents(&self) {
+        let mut parents = lock(&self.parents);
+        parents.generation += 1;
+        parents.objects.clear();
     }
 
     pub fn clear(&self) {
         lock(&self.groups).clear();
         lock(&self.existing).clear();
+        self.forget_parents();
     }
 }
 

@@ -199,21 +199,44 @@ impl Shard {
     ) -> Result<(Option<StoredObject>, Option<StoredObject>), KintoError> {
         let bucket = match t.kind {
             Kind::Bucket => None,
-            _ => live(self.storage.get("", "bucket", &t.bucket).await?),
+            _ => {
+                self.parent("", "bucket", &t.bucket, resource::bucket_uri(&t.bucket))
+                    .await?
+            }
         };
         let collection = match t.kind {
-            Kind::Record => live(
-                self.storage
-                    .get(
-                        &resource::bucket_uri(&t.bucket),
-                        "collection",
-                        &t.collection,
-                    )
-                    .await?,
-            ),
+            Kind::Record => {
+                let uri = resource::collection_uri(&t.bucket, &t.collection);
+                self.parent(
+                    &resource::bucket_uri(&t.bucket),
+                    "collection",
+                    &t.collection,
+                    uri,
+                )
+                .await?
+            }
             _ => None,
         };
         Ok((bucket, collection))
+    }
+
+    /// A live bucket or collection, from the cache when it is there.
+    async fn parent(
+        &self,
+        parent: &str,
+        resource: &'static str,
+        id: &str,
+        uri: String,
+    ) -> Result<Option<StoredObject>, KintoError> {
+        if let Some(o) = self.cache.parent(&uri) {
+            return Ok(Some(o));
+        }
+        let generation = self.cache.parents_generation();
+        let o = live(self.storage.get(parent, resource, id).await?);
+        if let Some(o) = &o {
+            self.cache.remember_parent(uri, o.clone(), generation);
+        }
+        Ok(o)
     }
 
     /// The list's timestamp; a list never written gets "now" the first time

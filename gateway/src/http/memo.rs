@@ -1,0 +1,75 @@
+//! What `/batch` works out once for all its sub-requests: the caller of an
+//! `Authorization` header, a user's default bucket, a bucket's shard. Each
+//! costs a SHA-256 (an account's caller, a shard call), and a batch's
+//! sub-requests nearly always share them. Scoped to one batch and dropped
+//! with it, so no credentials outlive the request.
+
+use crate::app::App;
+use crate::auth;
+use kinto_proto::pb::Caller;
+use kinto_proto::KintoError;
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+#[derive(Default)]
+pub struct Memo {
+    /// By `Authorization` header (`None`: no header).
+    callers: Mutex<HashMap<Option<String>, Caller>>,
+    /// Default bucket id by user id.
+    buckets: Mutex<HashMap<String, String>>,
+    /// Shard index by bucket id.
+    shards: Mutex<HashMap<String, usize>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned map only lost entries.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Memo {
+    /// Forgets the callers: a sub-request that ran may have changed an
+    /// account, and with it who the same credentials are.
+    pub fn forget_callers(&self) {
+        lock(&self.callers).clear();
+    }
+}
+
+/// [`auth::identify`], once per header in a batch. Failures (a shard that
+/// cannot answer) are not remembered.
+pub async fn identify(
+    memo: Option<&Memo>,
+    app: &App,
+    authorization: Option<&str>,
+) -> Result<Caller, KintoError> {
+    let Some(memo) = memo else {
+        return auth::identify(app, authorization).await;
+    };
+    let key = authorization.map(str::to_owned);
+    if let Some(c) = lock(&memo.callers).get(&key) {
+        return Ok(c.clone());
+    }
+    let caller = auth::identify(app, authorization).await?;
+    lock(&memo.callers).insert(key, caller.clone());
+    Ok(caller)
+}
+
+/// [`super::default_bucket::bucket_id`], once per user in a batch.
+pub fn bucket_id(memo: Option<&Memo>, secret: &str, user_id: &str) -> String {
+    let Some(memo) = memo else {
+        return super::default_bucket::bucket_id(secret, user_id);
+    };
+    lock(&memo.buckets)
+        .entry(user_id.to_owned())
+        .or_insert_with(|| super::default_bucket::bucket_id(secret, user_id))
+        .clone()
+}
+
+/// The shard of a bucket, once per bucket in a batch.
+pub fn shard_of(memo: Option<&Memo>, app: &App, bucket: &str) -> usize {
+    let Some(memo) = memo else {
+        return app.shards.shard_of(bucket);
+    };
+    *lock(&memo.shards)
+        .entry(bucket.to_owned())
+        .or_insert_with(|| app.shards.shard_of(bucket))
+}

@@ -203,6 +203,9 @@ impl Shard {
                 continue;
             }
             stamp = stamp.max(object.last_modified);
+            // The replaced version is read again here rather than threaded
+            // through every write path: one place knows how quotas count,
+            // for one extra read per write, and only with quotas on.
             let old = match previous_last_modified {
                 Some(_) => self.storage.get(parent, resource, &object.id).await?,
                 None => None,

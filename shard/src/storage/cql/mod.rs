@@ -519,6 +519,13 @@ mod tests {
         settings
     }
 
+    /// A connected cluster on a new, migrated keyspace; `None` when no node is configured.
+    async fn fresh_cluster() -> Option<(settings::CqlSettings, Arc<Cluster>)> {
+        let settings = fresh_keyspace(&contact_point()?).await;
+        let cluster = Cluster::connect(&settings).await.expect("connect");
+        Some((settings, cluster))
+    }
+
     /// Best effort: the node's data directory goes at the end of the run anyway.
     async fn drop_keyspace(settings: &settings::CqlSettings) {
         let session = settings.connect().await.expect("connect");
@@ -533,11 +540,9 @@ mod tests {
 
     #[tokio::test]
     async fn passes_the_conformance_suite() {
-        let Some(contact) = contact_point() else {
+        let Some((settings, cluster)) = fresh_cluster().await else {
             return;
         };
-        let settings = fresh_keyspace(&contact).await;
-        let cluster = Cluster::connect(&settings).await.expect("connect");
         let store = cluster.storage(0, 1);
         crate::storage::conformance::run_all(store.as_ref()).await;
         drop_keyspace(&settings).await;
@@ -546,11 +551,9 @@ mod tests {
     /// Two shards on one keyspace each see only the buckets and groups they own.
     #[tokio::test]
     async fn shards_sharing_a_keyspace_see_their_own_slots() {
-        let Some(contact) = contact_point() else {
+        let Some((settings, cluster)) = fresh_cluster().await else {
             return;
         };
-        let settings = fresh_keyspace(&contact).await;
-        let cluster = Cluster::connect(&settings).await.expect("connect");
         let shards = [cluster.storage(0, 2), cluster.storage(1, 2)];
         let mut owner_of = std::collections::HashMap::new();
         for i in 0..20 {
@@ -594,11 +597,9 @@ mod tests {
     /// missed the deletion) must not resurrect the old version in `_since`.
     #[tokio::test]
     async fn a_resurrected_index_row_is_ignored() {
-        let Some(contact) = contact_point() else {
+        let Some((settings, cluster)) = fresh_cluster().await else {
             return;
         };
-        let settings = fresh_keyspace(&contact).await;
-        let cluster = Cluster::connect(&settings).await.expect("connect");
         let store = cluster.storage(0, 1);
         let p = "/buckets/b/collections/c";
         let v = |lm| StoredObject {

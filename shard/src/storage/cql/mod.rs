@@ -218,7 +218,14 @@ impl CqlStorage {
 
     /// The batch statements of one write. Each gets its values once the
     /// commit knows its write timestamp (see [`Cluster::timestamps`]).
-    async fn plan(&self, w: Write, out: &mut Vec<(PreparedStatement, Bind)>) -> StorageResult<()> {
+    /// `stamped`: the lists whose timestamp this commit sets; that UPDATE
+    /// already keeps their `lists` row alive, so their puts need no touch.
+    async fn plan(
+        &self,
+        w: Write,
+        stamped: &[(String, &'static str)],
+        out: &mut Vec<(PreparedStatement, Bind)>,
+    ) -> StorageResult<()> {
         let s = &self.cluster.statements;
         match w {
             Write::Put {
@@ -250,11 +257,16 @@ impl CqlStorage {
                     s.insert_change.clone(),
                     Box::new(move |ts| Box::new((p, r2, part, lm, id, body, ts)) as Row),
                 ));
-                let tenant = self.tenant_of(&parent);
-                out.push((
-                    s.touch_list.clone(),
-                    Box::new(move |ts| Box::new((tenant, parent, r, ts)) as Row),
-                ));
+                if !stamped
+                    .iter()
+                    .any(|(p, res)| *p == parent && *res == resource)
+                {
+                    let tenant = self.tenant_of(&parent);
+                    out.push((
+                        s.touch_list.clone(),
+                        Box::new(move |ts| Box::new((tenant, parent, r, ts)) as Row),
+                    ));
+                }
             }
             Write::Timestamp {
                 parent,
@@ -426,9 +438,18 @@ impl Storage for CqlStorage {
         let span = tracing::info_span!("storage.commit", writes = writes.len(), backend = "cql");
         async move {
             let _timer = crate::metrics::COMMITS.as_ref().map(|h| h.start_timer());
+            let stamped: Vec<(String, &'static str)> = writes
+                .iter()
+                .filter_map(|w| match w {
+                    Write::Timestamp {
+                        parent, resource, ..
+                    } => Some((parent.clone(), *resource)),
+                    _ => None,
+                })
+                .collect();
             let mut planned = Vec::new();
             for w in writes {
-                self.plan(w, &mut planned).await?;
+                self.plan(w, &stamped, &mut planned).await?;
             }
             if planned.is_empty() {
                 return Ok(());

@@ -14,6 +14,7 @@ pub struct App {
     pub shards: ShardMap,
     /// Account passwords bcrypt already accepted (see `auth`).
     pub account_cache: moka::sync::Cache<String, ()>,
+    pub bucket_ids: crate::http::BucketIds,
 }
 
 impl App {
@@ -24,10 +25,12 @@ impl App {
                 config.account_cache_ttl_seconds,
             ))
             .build();
+        let bucket_ids = crate::http::BucketIds::new(&config.default_bucket_hmac_secret);
         Arc::new(App {
             config,
             shards,
             account_cache,
+            bucket_ids,
         })
     }
 
@@ -65,11 +68,7 @@ async fn entry(State(app): State<Arc<App>>, request: Request<Body>) -> Response<
     );
     let resp = entry_inner(app, request).instrument(span.clone()).await;
     let status = resp.status.as_u16();
-    let errno = resp
-        .body
-        .as_ref()
-        .and_then(|b| b.get("errno"))
-        .and_then(|e| e.as_u64());
+    let errno = resp.errno();
     span.record("http.status_code", i64::from(status));
     if let Some(e) = errno {
         span.record("kinto.errno", e as i64);
@@ -110,7 +109,7 @@ async fn entry_inner(app: Arc<App>, request: Request<Body>) -> KResponse {
                     method: parts.method,
                     path: path.into_owned(),
                     query,
-                    headers: parts.headers,
+                    headers: Arc::new(parts.headers),
                     body: bytes,
                     json: None,
                 };
@@ -123,15 +122,16 @@ async fn entry_inner(app: Arc<App>, request: Request<Body>) -> KResponse {
 
 /// Serialises a [`KResponse`].
 pub fn into_http(r: KResponse) -> Response<Body> {
-    let body = match (&r.body, &r.raw) {
-        (Some(v), _) => Body::from(serde_json::to_vec(v).unwrap_or_default()),
-        (None, Some(bytes)) => Body::from(bytes.clone()),
+    let json = r.body.is_some();
+    let body = match (r.body, r.raw) {
+        (Some(json), _) => Body::from(json.into_bytes()),
+        (None, Some(bytes)) => Body::from(bytes),
         (None, None) => Body::empty(),
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = r.status;
     *resp.headers_mut() = r.headers;
-    if r.body.is_some() {
+    if json {
         resp.headers_mut()
             .insert("content-type", HeaderValue::from_static("application/json"));
     }

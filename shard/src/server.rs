@@ -158,14 +158,15 @@ impl ShardRpc for ShardService {
     }
 }
 
-/// Builds the gRPC service of shard `index` of `count` over `storage`
-/// (opened by [`crate::storage::Backend::open`]).
-pub fn build(
+/// The service of shard `index` of `count` over `storage` (opened by
+/// [`crate::storage::Backend::open`]), for the all-in-one binary to call
+/// in-process; [`build`] wraps it for the network.
+pub fn service(
     storage: Arc<dyn Storage>,
     raw: &RawSettings,
     index: u32,
     count: u32,
-) -> Result<ShardServer<ShardService>, String> {
+) -> ShardService {
     let shard = Shard::new(
         storage,
         ShardSettings {
@@ -176,11 +177,21 @@ pub fn build(
             features: crate::domain::Features::from_raw(raw),
         },
     );
-    Ok(ShardServer::new(ShardService {
+    ShardService {
         shard: Arc::new(shard),
-    })
-    .max_decoding_message_size(64 * 1024 * 1024)
-    .max_encoding_message_size(64 * 1024 * 1024))
+    }
+}
+
+/// The gRPC server of shard `index` of `count` over `storage`.
+pub fn build(
+    storage: Arc<dyn Storage>,
+    raw: &RawSettings,
+    index: u32,
+    count: u32,
+) -> ShardServer<ShardService> {
+    ShardServer::new(service(storage, raw, index, count))
+        .max_decoding_message_size(64 * 1024 * 1024)
+        .max_encoding_message_size(64 * 1024 * 1024)
 }
 
 /// Serves `service` on an already-bound listener until `shutdown` resolves.

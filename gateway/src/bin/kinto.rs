@@ -2,9 +2,10 @@
 //!
 //! Starts `shards` shard nodes, each with its own embedded store under
 //! `data_dir/shard-<i>`, then the gateway in front of them. The gateway
-//! still reaches the shards only through their gRPC service (same protobuf
-//! messages, same codec, same code paths as a distributed deployment), but
-//! in memory: no loopback socket, no HTTP/2 framing.
+//! still reaches the shards only through their gRPC service interface (the
+//! same protobuf request and reply messages, trace context in the same
+//! metadata, the same shard code as a distributed deployment), but calls it
+//! in memory: no socket, no HTTP/2 framing, no encoding.
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -95,7 +96,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         );
         let cfg = ShardConfig::from_raw(&shard_raw)?;
         let storage = backend.open(&cfg, i, count)?;
-        services.push(kinto_shard::server::build(storage, &shard_raw, i, count)?);
+        services.push(kinto_shard::server::service(storage, &shard_raw, i, count));
     }
     tracing::info!(shards = count, data_dir = %data_dir.display(), "shards started");
     let shards = kinto_gateway::routing::ShardMap::in_process(services)?;

@@ -8,7 +8,7 @@
 //! its own outcome and the batch always answers 200 with each status inside,
 //! so a client never sees a failed batch whose earlier writes in fact landed.
 
-use super::body::{object, parse_json};
+use super::body::parse_json;
 use super::headers::check_content_type;
 use super::memo::Memo;
 use super::message::{KRequest, KResponse};
@@ -16,10 +16,12 @@ use super::resources::{Finish, Pending};
 use super::routes::Route;
 use super::Planned;
 use crate::app::App;
-use axum::http::{HeaderName, HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use kinto_proto::pb::Operation;
 use kinto_proto::KintoError;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::sync::Arc;
 
 const METHODS: [&str; 7] = ["GET", "HEAD", "DELETE", "TRACE", "POST", "PUT", "PATCH"];
 
@@ -54,35 +56,36 @@ fn parse_sub(
     defaults: &Map<String, Value>,
 ) -> Result<Sub, KintoError> {
     merge(&mut r, defaults);
-    let name = format!("requests.{i}");
+    // Built only for an error message.
+    let name = || format!("requests.{i}");
     if let Some(k) = r
         .keys()
         .find(|k| !["method", "path", "headers", "body"].contains(&k.as_str()))
     {
         return Err(invalid(
-            &name,
+            &name(),
             format!("Unrecognized keys in mapping: \"{{'{k}': ...}}\""),
         ));
     }
     let path = match r.get("path") {
         Some(Value::String(p)) if p.starts_with('/') => p.clone(),
-        Some(_) => return Err(invalid(&format!("{name}.path"), "Invalid path")),
-        None => return Err(invalid(&format!("{name}.path"), "Required")),
+        Some(_) => return Err(invalid(&format!("{}.path", name()), "Invalid path")),
+        None => return Err(invalid(&format!("{}.path", name()), "Required")),
     };
     if path.contains("/batch") {
         return Err(invalid(
-            &format!("{name}.path"),
+            &format!("{}.path", name()),
             "Recursive call on /batch endpoint is forbidden.",
         ));
     }
     let method = match r.get("method") {
         None => "GET".to_owned(),
-        Some(Value::String(m)) if METHODS.contains(&m.to_ascii_uppercase().as_str()) => {
+        Some(Value::String(m)) if METHODS.iter().any(|x| x.eq_ignore_ascii_case(m)) => {
             m.to_ascii_uppercase()
         }
         Some(m) => {
             return Err(invalid(
-                &format!("{name}.method"),
+                &format!("{}.method", name()),
                 format!(
                     "\"{}\" is not one of GET, HEAD, DELETE, TRACE, POST, PUT, PATCH",
                     m.as_str().unwrap_or_default()
@@ -97,20 +100,20 @@ fn parse_sub(
             for (k, v) in h {
                 let Value::String(v) = v else {
                     return Err(invalid(
-                        &format!("{name}.headers.{k}"),
+                        &format!("{}.headers.{k}", name()),
                         format!("{v} is not a string"),
                     ));
                 };
                 headers.push((k.clone(), v.clone()));
             }
         }
-        Some(_) => return Err(invalid(&format!("{name}.headers"), "Not a mapping")),
+        Some(_) => return Err(invalid(&format!("{}.headers", name()), "Not a mapping")),
     }
     // Taken out, not copied: nothing reads the mapping after this.
     let body = match r.remove("body") {
         None | Some(Value::Null) => None,
         Some(b @ Value::Object(_)) => Some(b),
-        Some(_) => return Err(invalid(&format!("{name}.body"), "Not a mapping")),
+        Some(_) => return Err(invalid(&format!("{}.body", name()), "Not a mapping")),
     };
     let (path, query) = match path.split_once('?') {
         Some((p, q)) => (p.to_owned(), q.to_owned()),
@@ -119,7 +122,10 @@ fn parse_sub(
     let path = if path.starts_with("/v1/") || path == "/v1" {
         path
     } else {
-        format!("/v1{path}")
+        let mut v1 = String::with_capacity(path.len() + 3);
+        v1.push_str("/v1");
+        v1.push_str(&path);
+        v1
     };
     Ok(Sub {
         method: Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET),
@@ -170,14 +176,15 @@ pub async fn handle(app: &App, req: &KRequest) -> Result<KResponse, KintoError> 
     let mut responses = Vec::with_capacity(subs.len());
     let mut waiting = Waiting::default();
     let memo = Memo::default();
+    let mut inherited = Inherited::of(&req.headers);
     for sub in subs {
-        let req = request_of(req, sub);
+        let req = request_of(&mut inherited, sub);
         let route = super::route_of(&req);
         match super::plan(app, &req, route.as_ref(), Some(&memo)).await {
             Ok(Planned::Operation(op)) => match op.batchable_on() {
                 Some(shard) => {
                     waiting.push(responses.len(), shard, req, route, op);
-                    responses.push(Value::Null);
+                    responses.push(Vec::new());
                 }
                 None => {
                     waiting.send(app, &mut responses).await;
@@ -200,10 +207,7 @@ pub async fn handle(app: &App, req: &KRequest) -> Result<KResponse, KintoError> 
         }
     }
     waiting.send(app, &mut responses).await;
-    Ok(KResponse::json(
-        200,
-        object([("responses", Value::Array(responses))]),
-    ))
+    Ok(KResponse::printed(200, answers(responses)))
 }
 
 /// Planned sub-requests not sent yet: consecutive bucket operations, sent
@@ -247,7 +251,7 @@ impl Waiting {
 
     /// One call per shard (shards run concurrently, each in order), then
     /// the sub-responses in their slots.
-    async fn send(&mut self, app: &App, responses: &mut [Value]) {
+    async fn send(&mut self, app: &App, responses: &mut [Vec<u8>]) {
         if self.subs.is_empty() {
             return;
         }
@@ -285,36 +289,90 @@ impl Waiting {
     }
 }
 
-/// A sub-request as a request: the batch's headers overlaid with its own.
-fn request_of(parent: &KRequest, sub: Sub) -> KRequest {
-    let mut headers = parent.headers.clone();
-    headers.remove("content-length");
-    for (k, v) in &sub.headers {
-        if let (Ok(k), Ok(v)) = (
-            HeaderName::from_bytes(k.as_bytes()),
-            HeaderValue::from_str(v),
-        ) {
-            headers.insert(k, v);
+/// The headers sub-requests inherit from the batch, built once per batch:
+/// the batch's own without its length, and with a JSON content type for
+/// the sub-requests that carry a body.
+struct Inherited {
+    plain: Arc<HeaderMap>,
+    json: Arc<HeaderMap>,
+    /// `defaults` give most sub-requests the same headers of their own.
+    last: Option<LastHeaders>,
+}
+
+/// The last sub-request's own headers, whether it had a body, and the
+/// headers it got.
+struct LastHeaders {
+    own: Vec<(String, String)>,
+    body: bool,
+    headers: Arc<HeaderMap>,
+}
+
+fn sub_content_type() -> HeaderValue {
+    HeaderValue::from_static("application/json; charset=utf-8")
+}
+
+impl Inherited {
+    fn of(parent: &HeaderMap) -> Self {
+        let mut plain = parent.clone();
+        plain.remove("content-length");
+        let mut json = plain.clone();
+        json.insert("content-type", sub_content_type());
+        Inherited {
+            plain: Arc::new(plain),
+            json: Arc::new(json),
+            last: None,
         }
     }
-    if sub.body.is_some() {
-        headers.insert(
-            "content-type",
-            HeaderValue::from_static("application/json; charset=utf-8"),
-        );
-    }
+}
+
+/// A sub-request as a request: the batch's headers overlaid with its own.
+fn request_of(inherited: &mut Inherited, sub: Sub) -> KRequest {
+    let has_body = sub.body.is_some();
+    let headers = if sub.headers.is_empty() {
+        if has_body {
+            inherited.json.clone()
+        } else {
+            inherited.plain.clone()
+        }
+    } else if let Some(last) = inherited
+        .last
+        .as_ref()
+        .filter(|l| l.own == sub.headers && l.body == has_body)
+    {
+        last.headers.clone()
+    } else {
+        let mut headers = (*inherited.plain).clone();
+        for (k, v) in &sub.headers {
+            if let (Ok(k), Ok(v)) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(v),
+            ) {
+                headers.insert(k, v);
+            }
+        }
+        if has_body {
+            headers.insert("content-type", sub_content_type());
+        }
+        let headers = Arc::new(headers);
+        inherited.last = Some(LastHeaders {
+            own: sub.headers,
+            body: has_body,
+            headers: headers.clone(),
+        });
+        headers
+    };
     KRequest {
         method: sub.method,
         path: sub.path,
         query: sub.query,
         headers,
         body: bytes::Bytes::new(),
-        json: sub.body.map(std::sync::Arc::new),
+        json: sub.body.map(Arc::new),
     }
 }
 
 /// Runs one sub-request alone, following redirects as Kinto does server-side.
-async fn run(app: &App, mut req: KRequest) -> Value {
+async fn run(app: &App, mut req: KRequest) -> Vec<u8> {
     let mut resp = super::handle(app, req.clone()).await;
     for _ in 0..3 {
         let location = resp.headers.get("location").and_then(|l| l.to_str().ok());
@@ -329,40 +387,111 @@ async fn run(app: &App, mut req: KRequest) -> Value {
     sub_response(&req.path, resp)
 }
 
-/// One entry of `responses`: status, executed path, headers, body.
-fn sub_response(path: &str, resp: KResponse) -> Value {
-    let mut headers: Map<String, Value> = resp
-        .headers
-        .iter()
-        .filter_map(|(k, v)| {
-            Some((
-                canonical(k.as_str()),
-                Value::String(v.to_str().ok()?.to_owned()),
-            ))
-        })
-        .collect();
-    if resp.body.is_some() {
-        headers.insert(
-            "Content-Type".into(),
-            Value::String("application/json".into()),
-        );
+/// One entry of `responses` (status, executed path, headers, body), printed
+/// straight into JSON: the body is usually a shard's printed object, which
+/// is passed through rather than parsed and printed again.
+fn sub_response(path: &str, resp: KResponse) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(b"{\"status\":");
+    out.extend_from_slice(resp.status.as_str().as_bytes());
+    out.extend_from_slice(b",\"path\":");
+    write_str(&mut out, path);
+    out.extend_from_slice(b",\"headers\":{");
+    let mut first = true;
+    for name in resp.headers.keys() {
+        if resp.body.is_some() && name == "content-type" {
+            continue;
+        }
+        // A repeated header keeps its last value, as a JSON object would.
+        let Some(value) = resp.headers.get_all(name).iter().next_back() else {
+            continue;
+        };
+        // Text only (as `to_str` accepts): visible ASCII and tabs.
+        let value = value.as_bytes();
+        if !value
+            .iter()
+            .all(|&b| (0x20..0x7f).contains(&b) || b == b'\t')
+        {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        // Header names are tokens: nothing in them needs escaping.
+        out.push(b'"');
+        out.extend_from_slice(canonical(name.as_str()).as_bytes());
+        out.extend_from_slice(b"\":\"");
+        let mut start = 0;
+        for (i, &b) in value.iter().enumerate() {
+            let escaped: &[u8] = match b {
+                b'"' => b"\\\"",
+                b'\\' => b"\\\\",
+                b'\t' => b"\\t",
+                _ => continue,
+            };
+            out.extend_from_slice(&value[start..i]);
+            out.extend_from_slice(escaped);
+            start = i + 1;
+        }
+        out.extend_from_slice(&value[start..]);
+        out.push(b'"');
     }
-    object([
-        ("status", Value::from(resp.status.as_u16())),
-        ("path", Value::String(path.to_owned())),
-        ("headers", Value::Object(headers)),
-        (
-            "body",
-            resp.body.unwrap_or_else(|| Value::String(String::new())),
-        ),
-    ])
+    if resp.body.is_some() {
+        if !first {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"Content-Type\":\"application/json\"");
+    }
+    out.extend_from_slice(b"},\"body\":");
+    match &resp.body {
+        Some(body) => body.write_to(&mut out),
+        None => out.extend_from_slice(b"\"\""),
+    }
+    out.push(b'}');
+    out
+}
+
+/// A JSON string literal.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        // Nothing to escape: the common case for header values and paths.
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing a `&str` into a `Vec` cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+/// `{"responses": [...]}` from the printed sub-responses.
+fn answers(responses: Vec<Vec<u8>>) -> Vec<u8> {
+    let len: usize = responses.iter().map(|r| r.len() + 1).sum();
+    let mut out = Vec::with_capacity(len + 16);
+    out.extend_from_slice(b"{\"responses\":[");
+    for (i, r) in responses.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(r);
+    }
+    out.extend_from_slice(b"]}");
+    out
 }
 
 /// `etag` → `ETag`, `last-modified` → `Last-Modified`, as Kinto names them.
-fn canonical(name: &str) -> String {
-    match name {
-        "etag" => "ETag".into(),
-        "www-authenticate" => "WWW-Authenticate".into(),
+fn canonical(name: &str) -> Cow<'static, str> {
+    // The headers every sub-response carries, spelled without allocating.
+    let known = match name {
+        "etag" => "ETag",
+        "www-authenticate" => "WWW-Authenticate",
+        "last-modified" => "Last-Modified",
+        "content-type" => "Content-Type",
+        "cache-control" => "Cache-Control",
+        "access-control-expose-headers" => "Access-Control-Expose-Headers",
+        "content-security-policy" => "Content-Security-Policy",
+        "x-content-type-options" => "X-Content-Type-Options",
         _ => {
             let mut out = String::with_capacity(name.len());
             let mut start = true;
@@ -370,14 +499,58 @@ fn canonical(name: &str) -> String {
                 out.push(if start { c.to_ascii_uppercase() } else { c });
                 start = c == '-';
             }
-            out
+            return Cow::Owned(out);
         }
-    }
+    };
+    Cow::Borrowed(known)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::canonical;
+    use super::{answers, canonical, sub_response};
+    use crate::http::message::KResponse;
+    use axum::http::HeaderValue;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn printed_sub_responses_are_the_json_of_their_parts() {
+        let mut printed = KResponse::printed(201, br#"{"data":{"id":"a","n":1.5}}"#.to_vec())
+            .with("etag", "\"12\"")
+            .with("x-odd", "a\\b\tc");
+        // Not text: left out, as before (`to_str` refuses it).
+        if let Ok(v) = HeaderValue::from_bytes(b"caf\xe9") {
+            printed.headers.insert("x-bin", v);
+        }
+        printed
+            .headers
+            .append("alert", HeaderValue::from_static("first"));
+        printed
+            .headers
+            .append("alert", HeaderValue::from_static("last"));
+        let built = KResponse::json(404, json!({"errno": 110, "message": "a \"quoted\"\n"}));
+        let empty = KResponse::empty(304).with("content-type", "text/plain");
+        let all = answers(vec![
+            sub_response("/v1/buckets/b\u{e9}\"", printed),
+            sub_response("/v1/x", built),
+            sub_response("/v1/y", empty),
+        ]);
+        let v: Value = serde_json::from_slice(&all).unwrap();
+        assert_eq!(
+            v,
+            json!({"responses": [
+                {"status": 201, "path": "/v1/buckets/b\u{e9}\"",
+                 "headers": {"ETag": "\"12\"", "X-Odd": "a\\b\tc", "Alert": "last",
+                             "Content-Type": "application/json"},
+                 "body": {"data": {"id": "a", "n": 1.5}}},
+                {"status": 404, "path": "/v1/x",
+                 "headers": {"Content-Type": "application/json"},
+                 "body": {"errno": 110, "message": "a \"quoted\"\n"}},
+                {"status": 304, "path": "/v1/y",
+                 "headers": {"Content-Type": "text/plain"}, "body": ""},
+            ]})
+        );
+        assert_eq!(answers(vec![]), br#"{"responses":[]}"#);
+    }
 
     #[test]
     fn header_names_as_kinto_spells_them() {

@@ -8,7 +8,6 @@
 //! owning shard does it under the bucket's lock, so the personal bucket costs
 //! no extra round trip.
 
-use super::memo::Memo;
 use super::message::KRequest;
 use super::routes::ResourcePath;
 use crate::auth::hmac_hex;
@@ -38,15 +37,49 @@ pub fn bucket_id(secret: &str, user_id: &str) -> String {
     )
 }
 
+/// Default bucket ids already derived, by user id: each costs an
+/// HMAC-SHA256, and a user's requests keep asking. Bounded: a full map is
+/// simply cleared. User ids are themselves HMACs, never credentials.
+pub struct BucketIds {
+    secret: String,
+    ids: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+/// About 1.5 MB when full.
+const REMEMBERED: usize = 10_000;
+
+impl BucketIds {
+    pub fn new(secret: &str) -> Self {
+        BucketIds {
+            secret: secret.to_owned(),
+            ids: Default::default(),
+        }
+    }
+
+    /// [`bucket_id`] with the configured secret.
+    pub fn of(&self, user_id: &str) -> String {
+        // A poisoned map only lost entries.
+        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(id) = ids.get(user_id) {
+            return id.clone();
+        }
+        let id = bucket_id(&self.secret, user_id);
+        if ids.len() >= REMEMBERED {
+            ids.clear();
+        }
+        ids.insert(user_id.to_owned(), id.clone());
+        id
+    }
+}
+
 /// The request with `default` replaced by the caller's bucket id in its
 /// path (and, as Kinto does, in the body's `data.id`), and what to create.
 pub fn resolve(
-    secret: &str,
+    ids: &BucketIds,
     readonly: bool,
     req: &KRequest,
     path: &ResourcePath,
     caller: &Caller,
-    memo: Option<&Memo>,
 ) -> Result<(KRequest, ResourcePath, Implicit), KintoError> {
     if caller.user_id.is_empty() {
         return Err(KintoError::new(ErrorKind::Unauthorized));
@@ -54,10 +87,16 @@ pub fn resolve(
     if readonly {
         return Err(KintoError::new(ErrorKind::MethodNotAllowed));
     }
-    let id = super::memo::bucket_id(memo, secret, &caller.user_id);
+    let id = ids.of(&caller.user_id);
     let mut req = req.clone();
     req.path = match req.path.strip_prefix("/v1/buckets/default") {
-        Some(rest) => format!("/v1/buckets/{id}{rest}"),
+        Some(rest) => {
+            let mut p = String::with_capacity(12 + id.len() + rest.len());
+            p.push_str("/v1/buckets/");
+            p.push_str(&id);
+            p.push_str(rest);
+            p
+        }
         None => {
             return Err(KintoError::internal(
                 "default bucket path without /v1/buckets/default",
@@ -80,7 +119,9 @@ pub fn resolve(
         bucket: !(is_put && path.kind == Kind::Bucket && path.id.is_some()),
         // Kinto skips the collection for a PUT whose path ends with its id,
         // which also catches `PUT …/collections/x/records/x` (a 404 there).
-        collection: cid.is_some_and(|c| !(is_put && req.path.ends_with(&format!("/{c}")))),
+        collection: cid.is_some_and(|c| {
+            !(is_put && req.path.strip_suffix(c).is_some_and(|p| p.ends_with('/')))
+        }),
     };
     Ok((req, path, implicit))
 }
@@ -110,12 +151,13 @@ fn rewrite_body_id(req: &mut KRequest, bucket_id: &str) {
 }
 
 fn has_default_id(body: &Value) -> bool {
-    matches!(body.pointer("/data/id"), Some(Value::String(id)) if id.contains("default"))
+    // Not `pointer("/data/id")`: it allocates for each part of the path.
+    matches!(body.get("data").and_then(|d| d.get("id")), Some(Value::String(id)) if id.contains("default"))
 }
 
 /// Whether `data.id` contained `default` (now replaced).
 fn replace_default_id(body: &mut Value, bucket_id: &str) -> bool {
-    let Some(Value::String(id)) = body.pointer_mut("/data/id") else {
+    let Some(Value::String(id)) = body.get_mut("data").and_then(|d| d.get_mut("id")) else {
         return false;
     };
     if !id.contains("default") {
@@ -128,6 +170,14 @@ fn replace_default_id(body: &mut Value, bucket_id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remembered_ids_are_the_derived_ones() {
+        let ids = BucketIds::new("s");
+        for user in ["basicauth:abc", "basicauth:def", "basicauth:abc"] {
+            assert_eq!(ids.of(user), bucket_id("s", user));
+        }
+    }
 
     #[test]
     fn bucket_id_is_kintos() {

@@ -1,5 +1,6 @@
 //! What `/batch` works out once for all its sub-requests: the caller of an
-//! `Authorization` header, a user's default bucket, a bucket's shard. Each
+//! `Authorization` header, a bucket's shard (default buckets are remembered
+//! for every request: `default_bucket::BucketIds`). Each
 //! costs a SHA-256 (an account's caller, a shard call), and a batch's
 //! sub-requests nearly always share them. Scoped to one batch and dropped
 //! with it, so no credentials outlive the request.
@@ -15,8 +16,6 @@ use std::sync::{Mutex, MutexGuard};
 pub struct Memo {
     /// By `Authorization` header (`None`: no header).
     callers: Mutex<HashMap<Option<String>, Caller>>,
-    /// Default bucket id by user id.
-    buckets: Mutex<HashMap<String, String>>,
     /// Shard index by bucket id.
     shards: Mutex<HashMap<String, usize>>,
 }
@@ -53,23 +52,16 @@ pub async fn identify(
     Ok(caller)
 }
 
-/// [`super::default_bucket::bucket_id`], once per user in a batch.
-pub fn bucket_id(memo: Option<&Memo>, secret: &str, user_id: &str) -> String {
-    let Some(memo) = memo else {
-        return super::default_bucket::bucket_id(secret, user_id);
-    };
-    lock(&memo.buckets)
-        .entry(user_id.to_owned())
-        .or_insert_with(|| super::default_bucket::bucket_id(secret, user_id))
-        .clone()
-}
-
 /// The shard of a bucket, once per bucket in a batch.
 pub fn shard_of(memo: Option<&Memo>, app: &App, bucket: &str) -> usize {
     let Some(memo) = memo else {
         return app.shards.shard_of(bucket);
     };
-    *lock(&memo.shards)
-        .entry(bucket.to_owned())
-        .or_insert_with(|| app.shards.shard_of(bucket))
+    let mut shards = lock(&memo.shards);
+    if let Some(&shard) = shards.get(bucket) {
+        return shard;
+    }
+    let shard = app.shards.shard_of(bucket);
+    shards.insert(bucket.to_owned(), shard);
+    shard
 }

@@ -6,6 +6,35 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use kinto_proto::{ErrorKind, KintoError};
 use serde_json::Value;
 
+/// `Last-Modified` of a timestamp in milliseconds. Memoised per second and
+/// thread: answers within the same second share it, and formatting a date
+/// cost as much as the rest of an answer's headers.
+fn http_date(ms: u64) -> HeaderValue {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(u64, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let seconds = ms / 1000;
+    let format = || {
+        let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
+        HeaderValue::from_str(&httpdate::fmt_http_date(when))
+            .unwrap_or_else(|_| HeaderValue::from_static(""))
+    };
+    LAST.with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else {
+            return format();
+        };
+        match &*last {
+            Some((s, v)) if *s == seconds => v.clone(),
+            _ => {
+                let v = format();
+                *last = Some((seconds, v.clone()));
+                v
+            }
+        }
+    })
+}
+
 #[derive(Debug, Clone)]
 pub struct KRequest {
     pub method: Method,
@@ -13,7 +42,9 @@ pub struct KRequest {
     pub path: String,
     /// Raw querystring, without `?`.
     pub query: String,
-    pub headers: HeaderMap,
+    /// Shared: a request is cloned per alias it resolves through, and a
+    /// `/batch`'s sub-requests share one set.
+    pub headers: std::sync::Arc<HeaderMap>,
     pub body: bytes::Bytes,
     /// The body already parsed: a `/batch` sub-request's, which is then not
     /// printed and parsed again (`body` is empty).
@@ -33,12 +64,44 @@ impl KRequest {
     }
 }
 
+/// A JSON response body.
+#[derive(Debug, Clone)]
+pub enum JsonBody {
+    /// Built here.
+    Value(Value),
+    /// Already printed JSON (an object or list as a shard printed it, the
+    /// answers of a `/batch`), sent as is: parsing it only to print it again
+    /// was a fifth of a `/batch`'s work. Only this service's own output goes
+    /// here, never a client's bytes.
+    Printed(bytes::Bytes),
+}
+
+impl JsonBody {
+    /// Appends the JSON text to `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        match self {
+            JsonBody::Value(v) => {
+                // Writing a `Value` into a `Vec` cannot fail.
+                let _ = serde_json::to_writer(&mut *out, v);
+            }
+            JsonBody::Printed(b) => out.extend_from_slice(b),
+        }
+    }
+
+    pub fn into_bytes(self) -> bytes::Bytes {
+        match self {
+            JsonBody::Value(v) => serde_json::to_vec(&v).unwrap_or_default().into(),
+            JsonBody::Printed(b) => b,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct KResponse {
     pub status: StatusCode,
     pub headers: HeaderMap,
     /// JSON body; `None` for 304, HEAD and redirects.
-    pub body: Option<Value>,
+    pub body: Option<JsonBody>,
     /// A non-JSON body (the admin UI's files), sent as is with its own
     /// `Content-Type`.
     pub raw: Option<bytes::Bytes>,
@@ -49,8 +112,26 @@ impl KResponse {
         KResponse {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
             headers: HeaderMap::new(),
-            body: Some(body),
+            body: Some(JsonBody::Value(body)),
             raw: None,
+        }
+    }
+
+    /// A JSON answer already printed (see [`JsonBody::Printed`]).
+    pub fn printed(status: u16, json: Vec<u8>) -> Self {
+        KResponse {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            headers: HeaderMap::new(),
+            body: Some(JsonBody::Printed(json.into())),
+            raw: None,
+        }
+    }
+
+    /// The Kinto errno of an error answer (errors are always built here).
+    pub fn errno(&self) -> Option<u64> {
+        match &self.body {
+            Some(JsonBody::Value(v)) => v.get("errno").and_then(Value::as_u64),
+            _ => None,
         }
     }
 
@@ -78,6 +159,14 @@ impl KResponse {
         }
     }
 
+    /// Adds a constant header without copying or checking it again.
+    pub fn set_static(&mut self, name: &'static str, value: &'static str) {
+        self.headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+
     pub fn with(mut self, name: &'static str, value: impl AsRef<str>) -> Self {
         self.set(name, value);
         self
@@ -89,9 +178,13 @@ impl KResponse {
 
     /// `ETag` and `Last-Modified` of a Kinto timestamp.
     pub fn set_timestamp(&mut self, ts: u64) {
-        self.set("etag", format!("\"{ts}\""));
-        let when = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ts);
-        self.set("last-modified", httpdate::fmt_http_date(when));
+        let mut etag = String::with_capacity(22);
+        etag.push('"');
+        etag.push_str(&ts.to_string());
+        etag.push('"');
+        self.set("etag", etag);
+        self.headers
+            .insert(HeaderName::from_static("last-modified"), http_date(ts));
     }
 
     /// Kinto's error response for `e`.
@@ -116,5 +209,32 @@ impl KResponse {
             tracing::error!(error = %e, "request failed");
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KResponse;
+
+    #[test]
+    fn timestamps_give_etag_and_last_modified() {
+        let header = |r: &KResponse, name: &str| {
+            r.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        // The memo of the last second never answers for another second.
+        for (ts, date) in [
+            (1_795_906_643_565, "Sat, 28 Nov 2026 22:57:23 GMT"),
+            (1_795_906_643_999, "Sat, 28 Nov 2026 22:57:23 GMT"),
+            (1_795_906_644_000, "Sat, 28 Nov 2026 22:57:24 GMT"),
+            (0, "Thu, 01 Jan 1970 00:00:00 GMT"),
+        ] {
+            let mut r = KResponse::empty(200);
+            r.set_timestamp(ts);
+            assert_eq!(header(&r, "etag"), Some(format!("\"{ts}\"")));
+            assert_eq!(header(&r, "last-modified").as_deref(), Some(date));
+        }
     }
 }

@@ -18,6 +18,7 @@ mod resources;
 pub mod routes;
 mod snapshot;
 mod utility;
+pub use default_bucket::BucketIds;
 
 use crate::app::App;
 use axum::http::{Method, StatusCode};
@@ -102,12 +103,12 @@ fn finish(
     }
     cors::decorate(cfg, req, route, &mut resp);
     if !resp.headers.contains_key("content-security-policy") {
-        resp.set(
+        resp.set_static(
             "content-security-policy",
             "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; ",
         );
     }
-    resp.set("x-content-type-options", "nosniff");
+    resp.set_static("x-content-type-options", "nosniff");
     resp
 }
 
@@ -189,9 +190,8 @@ async fn dispatch(
             Err(KintoError::new(ErrorKind::MissingResource))
         }
         Route::Resource(path) if path.bucket == "default" && cfg.plugin("default_bucket") => {
-            let secret = &cfg.default_bucket_hmac_secret;
             let (req, path, implicit) =
-                default_bucket::resolve(secret, cfg.readonly, req, &path, &caller, memo)?;
+                default_bucket::resolve(&app.bucket_ids, cfg.readonly, req, &path, &caller)?;
             let op = resources::prepare(app, &req, &path, caller, implicit, memo).await?;
             Ok(Planned::Operation(op))
         }

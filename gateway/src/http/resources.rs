@@ -480,24 +480,42 @@ fn check_list_preconditions(
 }
 
 fn object_response(method: pb::Method, fields: Option<&[String]>, r: OpResult) -> KResponse {
-    let mut data: Value = serde_json::from_slice(&r.data_json).unwrap_or(Value::Null);
-    if let Some(f) = fields {
-        data = query::project(&data, f);
-    }
-    let mut body = object([("data", data)]);
-    if let Some(p) = r.permissions_json {
-        body["permissions"] = serde_json::from_slice(&p).unwrap_or_else(|_| json!({}));
-    }
     let mut resp = if method == pb::Method::Head {
         KResponse::empty(200).with("content-type", "application/json")
-    } else {
+    } else if let Some(f) = fields {
+        let data: Value = serde_json::from_slice(&r.data_json).unwrap_or(Value::Null);
+        let mut body = object([("data", query::project(&data, f))]);
+        if let Some(p) = r.permissions_json {
+            body["permissions"] = serde_json::from_slice(&p).unwrap_or_else(|_| json!({}));
+        }
         KResponse::json(r.status as u16, body)
+    } else {
+        // The shard printed the object and its ACL: passed through as is.
+        let perms = r.permissions_json.as_deref();
+        let mut out = Vec::with_capacity(r.data_json.len() + perms.map_or(0, <[u8]>::len) + 24);
+        out.extend_from_slice(b"{\"data\":");
+        out.extend_from_slice(or_json(&r.data_json, b"null"));
+        if let Some(p) = perms {
+            out.extend_from_slice(b",\"permissions\":");
+            out.extend_from_slice(or_json(p, b"{}"));
+        }
+        out.push(b'}');
+        KResponse::printed(r.status as u16, out)
     };
     resp.set_timestamp(r.timestamp);
     if matches!(method, pb::Method::Get | pb::Method::Head) {
         resp.set("cache-control", "no-cache, no-store");
     }
     resp
+}
+
+/// A shard's printed JSON, or `default` where it sent none.
+fn or_json<'a>(printed: &'a [u8], default: &'a [u8]) -> &'a [u8] {
+    if printed.is_empty() {
+        default
+    } else {
+        printed
+    }
 }
 
 fn list_response(
@@ -507,6 +525,15 @@ fn list_response(
     params: &ListParams,
     r: OpResult,
 ) -> KResponse {
+    if method != pb::Method::Head && !r.has_more && params.fields.is_none() {
+        // Nothing to read in the page: the shard's printed list passes through.
+        let mut out = Vec::with_capacity(r.data_json.len() + 10);
+        out.extend_from_slice(b"{\"data\":");
+        out.extend_from_slice(or_json(&r.data_json, b"[]"));
+        out.push(b'}');
+        let resp = KResponse::printed(200, out);
+        return list_headers(resp, method, params, r.timestamp, None);
+    }
     let mut items: Vec<Value> = match serde_json::from_slice(&r.data_json) {
         Ok(Value::Array(a)) => a,
         _ => Vec::new(),
@@ -521,7 +548,7 @@ fn list_response(
     if let Some(f) = &params.fields {
         items = items.iter().map(|o| query::project(o, f)).collect();
     }
-    let mut resp = if method == pb::Method::Head {
+    let resp = if method == pb::Method::Head {
         let mut resp = KResponse::empty(200).with("content-type", "application/json");
         resp.set("total-objects", r.total.to_string());
         resp.set("total-records", r.total.to_string());
@@ -529,7 +556,18 @@ fn list_response(
     } else {
         KResponse::json(200, object([("data", Value::Array(items))]))
     };
-    resp.set_timestamp(r.timestamp);
+    list_headers(resp, method, params, r.timestamp, next)
+}
+
+/// A list answer's headers: ETag, caching, next page, deprecation alert.
+fn list_headers(
+    mut resp: KResponse,
+    method: pb::Method,
+    params: &ListParams,
+    timestamp: u64,
+    next: Option<String>,
+) -> KResponse {
+    resp.set_timestamp(timestamp);
     if method != pb::Method::Delete {
         resp.set("cache-control", "no-cache, no-store");
     }

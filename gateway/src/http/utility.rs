@@ -36,9 +36,7 @@ pub async fn hello(app: &App, req: &KRequest, caller: &Caller) -> KResponse {
         principals.push(crate::auth::AUTHENTICATED.into());
         body["user"] = json!({ "id": caller.user_id, "principals": principals });
         if cfg.plugin("default_bucket") {
-            body["user"]["bucket"] =
-                super::default_bucket::bucket_id(&cfg.default_bucket_hmac_secret, &caller.user_id)
-                    .into();
+            body["user"]["bucket"] = app.bucket_ids.of(&caller.user_id).into();
         }
     }
     KResponse::json(200, body)

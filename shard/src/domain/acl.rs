@@ -114,7 +114,7 @@ pub fn allowed(
     settings: &SettingsGrants,
 ) -> bool {
     let granted = |word: &str| {
-        let key = format!("{}_{word}_principals", kind.name());
+        let key = super::resource::concat(&[kind.name(), "_", word, "_principals"]);
         settings.get(&key).is_some_and(|l| who.contains_any(l))
     };
     // As in the tree, a settings-granted `write` implies `read`.

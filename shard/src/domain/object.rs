@@ -206,7 +206,7 @@ impl Shard {
         }
         Ok(Outcome::object(
             200,
-            o.to_json(),
+            o,
             Some(visible_acl(&o.permissions, who)),
             o.last_modified,
         ))
@@ -284,7 +284,7 @@ impl Shard {
             check_preconditions(req, Some(o))?;
             return Ok(Outcome::object(
                 200,
-                o.to_json(),
+                o,
                 Some(visible_acl(&o.permissions, who)),
                 o.last_modified,
             ));
@@ -462,7 +462,7 @@ impl Shard {
         } else {
             visible_acl(&object.permissions, who)
         };
-        let out = Outcome::object(status, object.to_json(), Some(acl_json), ts);
+        let out = Outcome::object(status, &object, Some(acl_json), ts);
         if self.tracks_history(t.kind) {
             let change = Change {
                 target: t,
@@ -531,7 +531,7 @@ impl Shard {
         });
         self.commit(writes).await?;
         let ts = tombstone.last_modified;
-        Ok(Outcome::object(200, tombstone.to_json(), None, ts))
+        Ok(Outcome::object(200, &tombstone, None, ts))
     }
 
     /// The writes that delete `existing`: its tombstone and the cascade below

@@ -133,14 +133,7 @@ impl Shard {
                 .await;
         }
         let data = Value::Array(matched.into_iter().map(|(j, _)| j).collect());
-        Ok(Outcome {
-            status: 200,
-            data,
-            permissions: None,
-            timestamp: list_ts,
-            total,
-            has_more,
-        })
+        Ok(Outcome::list(data, list_ts, total, has_more))
     }
 
     /// Deletes each matched object (with its cascade) in one commit; for
@@ -218,13 +211,11 @@ impl Shard {
                 last_ts = ts;
             }
         }
-        Ok(Outcome {
-            status: 200,
-            data: Value::Array(tombstones),
-            permissions: None,
-            timestamp: last_ts,
-            total: 0,
+        Ok(Outcome::list(
+            Value::Array(tombstones),
+            last_ts,
+            0,
             has_more,
-        })
+        ))
     }
 }

@@ -2,6 +2,7 @@
 //! outcome.
 
 use super::resource::Target;
+use crate::storage::StoredObject;
 use kinto_proto::pb;
 use kinto_proto::query::{Filter, Op, SortKey};
 use kinto_proto::KintoError;
@@ -138,18 +139,31 @@ impl Request {
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub status: u32,
-    pub data: Value,
+    pub data: Data,
     pub permissions: Option<Value>,
     pub timestamp: u64,
     pub total: u64,
     pub has_more: bool,
 }
 
+/// An outcome's JSON: built as a value (lists), or one object printed
+/// straight from what is stored, without copying it into a value first.
+#[derive(Debug, Clone)]
+pub enum Data {
+    Value(Value),
+    Printed(Vec<u8>),
+}
+
 impl Outcome {
-    pub fn object(status: u32, data: Value, permissions: Option<Value>, timestamp: u64) -> Self {
+    pub fn object(
+        status: u32,
+        object: &StoredObject,
+        permissions: Option<Value>,
+        timestamp: u64,
+    ) -> Self {
         Outcome {
             status,
-            data,
+            data: Data::Printed(object.print_json()),
             permissions,
             timestamp,
             total: 0,
@@ -157,10 +171,24 @@ impl Outcome {
         }
     }
 
+    pub fn list(data: Value, timestamp: u64, total: u64, has_more: bool) -> Self {
+        Outcome {
+            status: 200,
+            data: Data::Value(data),
+            permissions: None,
+            timestamp,
+            total,
+            has_more,
+        }
+    }
+
     pub fn into_pb(self) -> pb::OpResult {
         pb::OpResult {
             status: self.status,
-            data_json: serde_json::to_vec(&self.data).unwrap_or_default(),
+            data_json: match self.data {
+                Data::Value(v) => serde_json::to_vec(&v).unwrap_or_default(),
+                Data::Printed(bytes) => bytes,
+            },
             permissions_json: self
                 .permissions
                 .map(|p| serde_json::to_vec(&p).unwrap_or_default()),

@@ -97,16 +97,26 @@ impl Target {
 
     /// The URI of object `id` in this list, which is also its ACL id.
     pub fn object_uri(&self, id: &str) -> String {
-        format!("{}/{}/{}", self.parent_id(), self.kind.plural(), id)
+        concat(&[&self.parent_id(), "/", self.kind.plural(), "/", id])
     }
 }
 
 pub fn bucket_uri(bucket: &str) -> String {
-    format!("/buckets/{bucket}")
+    concat(&["/buckets/", bucket])
 }
 
 pub fn collection_uri(bucket: &str, collection: &str) -> String {
-    format!("/buckets/{bucket}/collections/{collection}")
+    concat(&["/buckets/", bucket, "/collections/", collection])
+}
+
+/// The parts joined in one allocation. URIs are built several times per
+/// operation, and `format!` cost more than a hash-map lookup each.
+pub fn concat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        out.push_str(p);
+    }
+    out
 }
 
 /// Kinto's id rule for buckets, groups, collections and records.

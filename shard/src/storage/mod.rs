@@ -49,6 +49,18 @@ impl StoredObject {
 
     /// The object as Kinto shows it: its fields plus `id` and
     /// `last_modified`, or `{id, last_modified, deleted: true}`.
+    /// [`StoredObject::to_json`], printed without building the value.
+    pub fn print_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128);
+        // Writing into a `Vec` fails only for a map key that is not a
+        // string, and these keys are strings.
+        if serde_json::to_writer(&mut out, &KintoView(self)).is_err() {
+            out.clear();
+            out.extend_from_slice(b"null");
+        }
+        out
+    }
+
     pub fn to_json(&self) -> Value {
         let mut m = if self.deleted {
             Map::new()
@@ -61,6 +73,31 @@ impl StoredObject {
             m.insert("deleted".into(), Value::Bool(true));
         }
         Value::Object(m)
+    }
+}
+
+/// The object as [`StoredObject::to_json`] shows it, as a serializer input.
+struct KintoView<'a>(&'a StoredObject);
+
+impl serde::Serialize for KintoView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let o = self.0;
+        let mut m = s.serialize_map(None)?;
+        if !o.deleted {
+            for (k, v) in &o.data {
+                // Never stored there, but a duplicate key would be invalid.
+                if k != "id" && k != "last_modified" {
+                    m.serialize_entry(k, v)?;
+                }
+            }
+        }
+        m.serialize_entry("id", &o.id)?;
+        m.serialize_entry("last_modified", &o.last_modified)?;
+        if o.deleted {
+            m.serialize_entry("deleted", &true)?;
+        }
+        m.end()
     }
 }
 
@@ -190,4 +227,38 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Can the backend read and write now?
     async fn health(&self) -> StorageResult<()>;
+}
+
+#[cfg(test)]
+mod view_tests {
+    use super::StoredObject;
+    use serde_json::json;
+
+    #[test]
+    fn printed_object_is_the_printed_value() {
+        let mut live = StoredObject {
+            id: "r1".into(),
+            last_modified: 42,
+            deleted: false,
+            data: json!({"title": "a \"b\"", "n": [1, 2.5, {"x": null}]})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            permissions: Default::default(),
+        };
+        let printed = |o: &StoredObject| String::from_utf8(o.print_json()).unwrap();
+        assert_eq!(
+            printed(&live),
+            serde_json::to_string(&live.to_json()).unwrap()
+        );
+        live.deleted = true;
+        assert_eq!(
+            printed(&live),
+            r#"{"id":"r1","last_modified":42,"deleted":true}"#
+        );
+        assert_eq!(
+            printed(&live),
+            serde_json::to_string(&live.to_json()).unwrap()
+        );
+    }
 }

@@ -10,12 +10,15 @@ Runs, per server: the storage.sync mix at saturation, the mix again throttled to
 rate (p99 at equal load), remote-settings polling; then the minimal axum ceiling. For every run: requests/s,
 p50/p95/p99/max, errors, the server's CPU time per request (all its processes: gunicorn workers and PostgreSQL
 backends for the reference) and the generator's CPU use. Writes `<out>/results.json` and prints Markdown.
+`--ceiling-rounds N` instead alternates the kinto-rs mix and both ceilings N times and reports the median
+ratio (`<out>/ceiling-rounds.json`): one pair of runs moves by ±25% on a shared VM.
 """
 
 import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -152,9 +155,13 @@ def main():
     ap.add_argument("--scale", default="", help="only the scale scenario, at these populations: 1000,1000000")
     ap.add_argument("--scale-rate", type=int, default=2000,
                     help="with --scale: a second run per population throttled to this many req/s (equal load)")
+    ap.add_argument("--ceiling-rounds", type=int, default=0,
+                    help="only the mix against both ceilings, alternated this many times (median ratio)")
     args = ap.parse_args()
     if args.scale:
         return scale(args)
+    if args.ceiling_rounds:
+        return ceiling_rounds(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {"machine": {"cpus": os.cpu_count(), "server_cpu": SERVER_CPU, "generator_cpu": LOAD_CPU},
@@ -237,6 +244,59 @@ def measure_cql(args, out):
         proc.terminate()
         proc.wait(10)
         shutil.rmtree(data, ignore_errors=True)
+
+
+def ceiling_rounds(args):
+    """kinto-rs only: `--ceiling-rounds N` alternations of the mix on kinto-rs (fresh data directory) and the
+    two ceilings, so each ratio compares runs a minute apart on this noisy VM; the median ratio is reported."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    binary = Path(args.kinto).resolve() if args.kinto else REL / "kinto"
+    rounds = []
+    for i in range(args.ceiling_rounds):
+        data = Path(tempfile.mkdtemp(prefix="kinto-rs-bench-"))
+        url = "http://127.0.0.1:8891"
+        proc = start_ours(data, 8891, binary)
+        try:
+            wait_up(url)
+            mix = measure(f"ours-mix-{i}", url, Cpu(str(binary) + "$"), "storagesync", args.duration,
+                          args.users, out)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            shutil.rmtree(data, ignore_errors=True)
+        ceil = subprocess.Popen(["taskset", "-c", SERVER_CPU, str(REL / "kinto-ceiling"), "--bind",
+                                 "127.0.0.1:8899"], stdout=subprocess.DEVNULL)
+        try:
+            time.sleep(0.5)
+            cpu = Cpu(str(REL / "kinto-ceiling"))
+            one = measure(f"ceiling-{i}", "http://127.0.0.1:8899", cpu, "ceiling", args.duration, args.users, out)
+            same = measure(f"ceiling-mix-{i}", "http://127.0.0.1:8899", cpu, "storagesync", args.duration,
+                           args.users, out)
+        finally:
+            ceil.terminate()
+            ceil.wait(10)
+
+        def ratios(c):
+            return {"measured_pct": round(100 * mix["rps"] / max(c["rps"], 1e-9), 1),
+                    "by_cpu_pct": round(100 * c["server_cpu_ms_per_request"]
+                                        / max(mix["server_cpu_ms_per_request"], 1e-9), 1)}
+        rounds.append({"mix": mix, "ceiling": one, "ceiling_mix": same,
+                       "vs_ceiling": ratios(one), "vs_ceiling_mix": ratios(same)})
+    summary = {k: {m: statistics.median(r[k][m] for r in rounds) for m in ("measured_pct", "by_cpu_pct")}
+               for k in ("vs_ceiling", "vs_ceiling_mix")}
+    (out / "ceiling-rounds.json").write_text(json.dumps({"rounds": rounds, "median": summary}, indent=2))
+    print("| round | mix req/s | mix CPU ms/req | ceiling req/s | CPU ms/req | mix-shaped ceiling req/s | CPU ms/req |"
+          " vs ceiling (measured / by CPU) | vs mix-shaped ceiling (measured / by CPU) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for i, r in enumerate(rounds):
+        m, c, s, a, b = r["mix"], r["ceiling"], r["ceiling_mix"], r["vs_ceiling"], r["vs_ceiling_mix"]
+        print(f"| {i + 1} | {m['rps']} | {m['server_cpu_ms_per_request']} | {c['rps']} | "
+              f"{c['server_cpu_ms_per_request']} | {s['rps']} | {s['server_cpu_ms_per_request']} | "
+              f"{a['measured_pct']}% / {a['by_cpu_pct']}% | {b['measured_pct']}% / {b['by_cpu_pct']}% |")
+    a, b = summary["vs_ceiling"], summary["vs_ceiling_mix"]
+    print(f"- median: vs ceiling {a['measured_pct']}% measured, {a['by_cpu_pct']}% by CPU per request; "
+          f"vs the mix-shaped ceiling {b['measured_pct']}% measured, {b['by_cpu_pct']}% by CPU per request")
 
 
 def rss_mb(pid):

@@ -169,11 +169,17 @@ def test_prometheus_metrics(target, api):
         assert re.search(r'kinto_shard_operation_seconds_count\{method="put",outcome="ok",shard="\d+"\} \d', text)
         assert re.search(r"kinto_storage_commit_seconds_count [1-9]", text)
         assert "kinto_shard_queue_depth" in text
-        # The shard caches: the second read of the same bucket's child finds its parent cached.
+        # The shard caches: the second read of the same bucket's child finds its parent cached, and the
+        # second write to a list stamps it from the timestamp the first one left in the cache.
         alice.get(f"/buckets/{bid}/collections/missing")
+        cid = alice.create_collection(bid)
+        alice.create_record(bid, cid)
+        alice.create_record(bid, cid)
         text = requests.get(f"{server.url}/__metrics__", timeout=10).text
         assert re.search(r'kinto_shard_cache_total\{cache="groups",result="(hit|miss)"\} [1-9]', text)
         assert re.search(r'kinto_shard_cache_total\{cache="parents",result="hit"\} [1-9]', text), \
+            [line for line in text.splitlines() if "cache" in line]
+        assert re.search(r'kinto_shard_cache_total\{cache="timestamps",result="hit"\} [1-9]', text), \
             [line for line in text.splitlines() if "cache" in line]
         assert bid not in text, "no bucket ids in metric labels"
         assert "prometheus" in alice.get("/").json()["capabilities"]

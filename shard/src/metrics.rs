@@ -35,7 +35,7 @@ pub static IN_FLIGHT: LazyLock<Option<IntGaugeVec>> = LazyLock::new(|| {
 pub static CACHE: LazyLock<Option<IntCounterVec>> = LazyLock::new(|| {
     register_int_counter_vec!(
         "kinto_shard_cache_total",
-        "Lookups in the shard's caches (groups of a principal, existing parents, parent objects), by result.",
+        "Lookups in the shard's caches (groups of a principal, existing parents, parent objects, list timestamps), by result.",
         &["cache", "result"]
     )
     .ok()

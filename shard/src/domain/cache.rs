@@ -11,7 +11,13 @@
 //! * the live buckets and collections themselves (the parents every record
 //!   operation reads), forgotten on any write of a bucket or collection. A
 //!   reader stores what it read only if no such write started meanwhile
-//!   (a generation count, bumped before and after each of those writes).
+//!   (a generation count, bumped before and after each of those writes);
+//! * list timestamps, read by every write to stamp it. Read, remembered and
+//!   changed only under the write lock of the list's bucket (the root lock
+//!   for top-level lists), which every commit that sets one also holds, so
+//!   an entry is always what is stored. A commit forgets the timestamps it
+//!   sets and, once stored, remembers them; a failed one leaves them
+//!   forgotten, and a cascade forgets all of them.
 
 use super::Shard;
 use crate::storage::{StoredObject, Write};
@@ -27,6 +33,7 @@ pub(super) struct ShardCache {
     groups: Mutex<HashMap<String, Vec<String>>>,
     existing: Mutex<HashSet<String>>,
     parents: Mutex<Parents>,
+    timestamps: Mutex<HashMap<String, u64>>,
 }
 
 /// Live buckets and collections by URI.
@@ -135,7 +142,52 @@ impl ShardCache {
         parents.objects.clear();
     }
 
+    fn timestamp(&self, key: &str) -> Option<u64> {
+        let found = lock(&self.timestamps).get(key).copied();
+        crate::metrics::cache_lookup("timestamps", found.is_some());
+        found
+    }
+
+    fn remember_timestamp(&self, key: String, value: u64) {
+        let mut map = lock(&self.timestamps);
+        if map.len() >= LIMIT {
+            map.clear();
+        }
+        map.insert(key, value);
+    }
+
+    /// The `(list key, value)` of each timestamp `writes` set, and whether
+    /// they purge a tree (whose lists lose their timestamps).
+    fn stamps(writes: &[Write]) -> (Vec<(String, u64)>, bool) {
+        let mut stamps = Vec::new();
+        let mut purge = false;
+        for w in writes {
+            match w {
+                Write::Timestamp {
+                    parent,
+                    resource,
+                    value,
+                } => stamps.push((list_key(parent, resource), *value)),
+                Write::PurgeTree { .. } => purge = true,
+                _ => {}
+            }
+        }
+        (stamps, purge)
+    }
+
+    fn forget_timestamps(&self, stamps: &[(String, u64)], all: bool) {
+        let mut map = lock(&self.timestamps);
+        if all {
+            map.clear();
+        } else {
+            for (key, _) in stamps {
+                map.remove(key);
+            }
+        }
+    }
+
     pub fn clear(&self) {
+        lock(&self.timestamps).clear();
         lock(&self.groups).clear();
         lock(&self.existing).clear();
         self.forget_parents();
@@ -149,9 +201,40 @@ impl Shard {
     pub(super) async fn commit(&self, mut writes: Vec<Write>) -> Result<(), KintoError> {
         self.apply_quotas(&mut writes).await?;
         let stale = ShardCache::stales(&writes);
+        let (stamps, purge) = ShardCache::stamps(&writes);
         self.cache.forget(stale);
+        self.cache.forget_timestamps(&stamps, purge);
         let result = self.storage.commit(writes).await;
         self.cache.forget(stale);
+        if purge {
+            self.cache.forget_timestamps(&stamps, true);
+        } else if result.is_ok() {
+            for (key, value) in stamps {
+                self.cache.remember_timestamp(key, value);
+            }
+        }
         Ok(result?)
     }
+
+    /// A list's stored timestamp, for a caller that holds the write lock of
+    /// the list's bucket (see the module's comment); others read storage.
+    pub(super) async fn locked_timestamp(
+        &self,
+        parent: &str,
+        resource: &'static str,
+    ) -> Result<Option<u64>, KintoError> {
+        let key = list_key(parent, resource);
+        if let Some(ts) = self.cache.timestamp(&key) {
+            return Ok(Some(ts));
+        }
+        let ts = self.storage.timestamp(parent, resource).await?;
+        if let Some(ts) = ts {
+            self.cache.remember_timestamp(key, ts);
+        }
+        Ok(ts)
+    }
+}
+
+fn list_key(parent: &str, resource: &str) -> String {
+    super::resource::concat(&[parent, "\0", resource])
 }

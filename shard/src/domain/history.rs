@@ -50,8 +50,7 @@ impl Shard {
         }
         let parent = resource::bucket_uri(bucket_id);
         let mut ts = self
-            .storage
-            .timestamp(&parent, Kind::History.name())
+            .locked_timestamp(&parent, Kind::History.name())
             .await?
             .unwrap_or(0);
         let date = iso_now();

@@ -247,7 +247,7 @@ impl Shard {
             return Ok(ts);
         }
         let _g = self.lock_for_write(t).await;
-        if let Some(ts) = self.storage.timestamp(&parent, t.kind.name()).await? {
+        if let Some(ts) = self.locked_timestamp(&parent, t.kind.name()).await? {
             return Ok(ts);
         }
         let ts = clock::now_ms();

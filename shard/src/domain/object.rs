@@ -442,11 +442,7 @@ impl Shard {
             }
         }
         self.check_schemas(t, l, &id, &mut data)?;
-        let list_ts = self
-            .storage
-            .timestamp(&parent, resource)
-            .await?
-            .unwrap_or(0);
+        let list_ts = self.locked_timestamp(&parent, resource).await?.unwrap_or(0);
         let (ts, new_list_ts) = stamp(list_ts, client_ts);
         let object = StoredObject {
             id,
@@ -504,8 +500,7 @@ impl Shard {
             return Err(KintoError::internal("load_for_update returned no object"));
         };
         let list_ts = self
-            .storage
-            .timestamp(&t.parent_id(), t.kind.name())
+            .locked_timestamp(&t.parent_id(), t.kind.name())
             .await?
             .unwrap_or(0);
         let forced = req

@@ -164,7 +164,7 @@ impl Shard {
                 else {
                     continue;
                 };
-                let ts = self.storage.timestamp("", "bucket").await?.unwrap_or(0);
+                let ts = self.locked_timestamp("", "bucket").await?.unwrap_or(0);
                 let (tomb, mut writes) = self.tombstone_writes(&target, &current, ts, None).await?;
                 writes.push(Write::Timestamp {
                     parent: String::new(),

@@ -182,11 +182,7 @@ impl Shard {
                 .is_some_and(|w| w == &[principal.to_owned()]);
             let mut writes;
             if owned {
-                let list_ts = self
-                    .storage
-                    .timestamp(&parent, resource)
-                    .await?
-                    .unwrap_or(0);
+                let list_ts = self.locked_timestamp(&parent, resource).await?.unwrap_or(0);
                 let (tomb, w) = self
                     .tombstone_writes(&f.target, &current, list_ts, None)
                     .await?;

@@ -167,6 +167,7 @@ def test_prometheus_metrics(target, api):
         assert re.search(r'kinto_requests_total\{errno="110",method="GET",route="collection",status="404"\} 1', text)
         assert re.search(r'kinto_request_seconds_count\{route="bucket"\} \d', text)
         assert re.search(r'kinto_shard_operation_seconds_count\{method="put",outcome="ok",shard="\d+"\} \d', text)
+        assert re.search(r'kinto_shard_operation_seconds_count\{method="get",outcome="110",shard="\d+"\} [1-9]', text)
         assert re.search(r"kinto_storage_commit_seconds_count [1-9]", text)
         assert "kinto_shard_queue_depth" in text
         # The shard caches: the second read of the same bucket's child finds its parent cached, and the

@@ -114,7 +114,7 @@ pub struct GatewayConfig {
     /// Every `<resource>_<permission>_principals` setting, with Kinto's
     /// defaults (filled by `from_raw`).
     #[serde(skip)]
-    pub grants: std::collections::HashMap<String, Vec<String>>,
+    pub grants: foldhash::HashMap<String, Vec<String>>,
     /// Kinto's `admin_assets_path`: the kinto-admin build (`tools/admin/fetch`).
     #[serde(default, deserialize_with = "de_opt_string")]
     pub admin_assets_path: Option<String>,

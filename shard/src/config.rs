@@ -49,8 +49,8 @@ impl ShardConfig {
 }
 
 /// Kinto's default for who may create buckets.
-pub fn default_grants(raw: &RawSettings) -> std::collections::HashMap<String, Vec<String>> {
-    let mut grants = raw.grants();
+pub fn default_grants(raw: &RawSettings) -> foldhash::HashMap<String, Vec<String>> {
+    let mut grants: foldhash::HashMap<_, _> = raw.grants().into_iter().collect();
     grants
         .entry("bucket_create_principals".into())
         .or_insert_with(|| vec!["system.Authenticated".into()]);

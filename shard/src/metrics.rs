@@ -41,11 +41,28 @@ pub static CACHE: LazyLock<Option<IntCounterVec>> = LazyLock::new(|| {
     .ok()
 });
 
+/// The shard's caches, as named in the `cache` label.
+#[derive(Clone, Copy)]
+pub enum Cache {
+    Groups,
+    Existing,
+    Parents,
+    Timestamps,
+}
+
+const CACHE_NAMES: [&str; 4] = ["groups", "existing", "parents", "timestamps"];
+
+/// The counters of [`CACHE`], resolved once: several lookups per operation
+/// made `with_label_values` (hashing, a lock) a visible cost.
+static CACHE_COUNTERS: LazyLock<Option<[[IntCounter; 2]; 4]>> = LazyLock::new(|| {
+    let vec = CACHE.as_ref()?;
+    Some(CACHE_NAMES.map(|name| ["miss", "hit"].map(|r| vec.with_label_values(&[name, r]))))
+});
+
 /// Counts one cache lookup; the hit rate is hit / (hit + miss).
-pub fn cache_lookup(cache: &str, hit: bool) {
-    if let Some(c) = CACHE.as_ref() {
-        c.with_label_values(&[cache, if hit { "hit" } else { "miss" }])
-            .inc();
+pub fn cache_lookup(cache: Cache, hit: bool) {
+    if let Some(c) = CACHE_COUNTERS.as_ref() {
+        c[cache as usize][usize::from(hit)].inc();
     }
 }
 

@@ -17,6 +17,57 @@ use tonic::{Request, Response, Status};
 
 pub struct ShardService {
     shard: Arc<Shard>,
+    metrics: OpMetrics,
+}
+
+/// Method names as the `method` label spells them, by `pb::Method` value.
+const METHODS: [&str; 7] = [
+    "unspecified",
+    "get",
+    "head",
+    "post",
+    "put",
+    "patch",
+    "delete",
+];
+
+/// This shard's children of the operation metrics, resolved once rather than
+/// by `with_label_values` on every operation; errors, rarer, still are.
+struct OpMetrics {
+    index: String,
+    queue: Option<prometheus::IntGauge>,
+    ok: Option<[prometheus::Histogram; 7]>,
+}
+
+impl OpMetrics {
+    fn new(index: u32) -> Self {
+        let index = index.to_string();
+        let queue = crate::metrics::IN_FLIGHT
+            .as_ref()
+            .map(|g| g.with_label_values(&[index.as_str()]));
+        let ok = crate::metrics::OPERATIONS
+            .as_ref()
+            .map(|h| METHODS.map(|m| h.with_label_values(&[index.as_str(), m, "ok"])));
+        OpMetrics { index, queue, ok }
+    }
+
+    fn observe(&self, method: usize, result: &Result<OpResult, KintoError>, seconds: f64) {
+        let method = method.min(METHODS.len() - 1);
+        match result {
+            Ok(_) => {
+                if let Some(ok) = &self.ok {
+                    ok[method].observe(seconds);
+                }
+            }
+            Err(e) => {
+                if let Some(h) = crate::metrics::OPERATIONS.as_ref() {
+                    let errno = e.kind.spec().errno.to_string();
+                    h.with_label_values(&[self.index.as_str(), METHODS[method], errno.as_str()])
+                        .observe(seconds);
+                }
+            }
+        }
+    }
 }
 
 impl ShardService {
@@ -27,29 +78,20 @@ impl ShardService {
         metadata: &tonic::metadata::MetadataMap,
     ) -> Result<OpResult, KintoError> {
         use tracing::Instrument;
-        let index = self.shard.settings().index.to_string();
         let span = tracing::info_span!("shard.execute", shard = self.shard.settings().index);
         kinto_proto::telemetry::extract(metadata, &span);
-        let method = format!("{:?}", op.method()).to_lowercase();
-        let queue = crate::metrics::IN_FLIGHT
-            .as_ref()
-            .map(|g| g.with_label_values(&[index.as_str()]));
-        if let Some(g) = &queue {
+        let method = usize::try_from(op.method).unwrap_or(0);
+        let queue = &self.metrics.queue;
+        if let Some(g) = queue {
             g.inc();
         }
         let started = std::time::Instant::now();
         let result = self.shard.execute(op).instrument(span).await;
-        if let Some(g) = &queue {
+        if let Some(g) = queue {
             g.dec();
         }
-        if let Some(h) = crate::metrics::OPERATIONS.as_ref() {
-            let outcome = match &result {
-                Ok(_) => "ok".to_owned(),
-                Err(e) => e.kind.spec().errno.to_string(),
-            };
-            h.with_label_values(&[index.as_str(), method.as_str(), outcome.as_str()])
-                .observe(started.elapsed().as_secs_f64());
-        }
+        self.metrics
+            .observe(method, &result, started.elapsed().as_secs_f64());
         if let Err(e) = &result {
             if e.kind.spec().http_status >= 500 {
                 tracing::error!(error = %e, "operation failed");
@@ -57,13 +99,27 @@ impl ShardService {
         }
         result
     }
+
+    /// Makes this call's commits durable before it answers (see
+    /// [`Storage::persist`]), whatever the operations' outcomes, as a failed
+    /// one may follow committed ones. Reads call it too: what they saw was
+    /// committed before, so no answer reveals a commit a crash could lose.
+    async fn persist(&self) -> Result<(), Status> {
+        self.shard
+            .storage()
+            .persist()
+            .await
+            .map_err(|e| KintoError::from(e).to_status())
+    }
 }
 
 #[tonic::async_trait]
 impl ShardRpc for ShardService {
     async fn execute(&self, request: Request<Operation>) -> Result<Response<OpResult>, Status> {
         let (metadata, _, op) = request.into_parts();
-        match self.run(op, &metadata).await {
+        let result = self.run(op, &metadata).await;
+        self.persist().await?;
+        match result {
             Ok(r) => Ok(Response::new(r)),
             Err(e) => Err(e.to_status()),
         }
@@ -85,6 +141,7 @@ impl ShardRpc for ShardService {
                 result: Some(result),
             });
         }
+        self.persist().await?;
         Ok(Response::new(OutcomeList { outcomes }))
     }
 
@@ -107,6 +164,7 @@ impl ShardRpc for ShardService {
             .groups_of(&request.into_inner().principals)
             .await
             .map_err(|e| e.to_status())?;
+        self.persist().await?;
         Ok(Response::new(PrincipalsReply { groups }))
     }
 
@@ -120,6 +178,7 @@ impl ShardRpc for ShardService {
             .account_hash(&id)
             .await
             .map_err(|e| e.to_status())?;
+        self.persist().await?;
         Ok(Response::new(AccountHashReply {
             password_hash: hash.unwrap_or_default(),
         }))
@@ -135,6 +194,7 @@ impl ShardRpc for ShardService {
             .permissions(&caller)
             .await
             .map_err(|e| e.to_status())?;
+        self.persist().await?;
         let entries_json =
             serde_json::to_vec(&entries).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(PermissionsReply { entries_json }))
@@ -145,10 +205,9 @@ impl ShardRpc for ShardService {
         request: Request<UserDataRequest>,
     ) -> Result<Response<UserDataReply>, Status> {
         let principal = request.into_inner().principal;
-        self.shard
-            .delete_user_data(&principal)
-            .await
-            .map_err(|e| e.to_status())?;
+        let result = self.shard.delete_user_data(&principal).await;
+        self.persist().await?;
+        result.map_err(|e| e.to_status())?;
         Ok(Response::new(UserDataReply {}))
     }
 
@@ -179,6 +238,7 @@ pub fn service(
     );
     ShardService {
         shard: Arc::new(shard),
+        metrics: OpMetrics::new(index),
     }
 }
 

@@ -42,7 +42,7 @@ pub fn bucket_id(secret: &str, user_id: &str) -> String {
 /// simply cleared. User ids are themselves HMACs, never credentials.
 pub struct BucketIds {
     secret: String,
-    ids: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    ids: std::sync::Mutex<foldhash::HashMap<String, String>>,
 }
 
 /// About 1.5 MB when full.

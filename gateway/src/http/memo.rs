@@ -7,9 +7,9 @@
 
 use crate::app::App;
 use crate::auth;
+use foldhash::HashMap;
 use kinto_proto::pb::Caller;
 use kinto_proto::KintoError;
-use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 #[derive(Default)]

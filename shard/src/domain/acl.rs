@@ -8,7 +8,7 @@
 
 use super::resource::Kind;
 use crate::storage::StoredObject;
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 
 /// What an operation needs on its target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

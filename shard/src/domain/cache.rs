@@ -21,9 +21,9 @@
 
 use super::Shard;
 use crate::storage::{StoredObject, Write};
+use foldhash::{HashMap, HashSet};
 use kinto_proto::KintoError;
-use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Bounds memory: a full map is simply cleared (the next reads refill it).
 const LIMIT: usize = 100_000;
@@ -40,7 +40,7 @@ pub(super) struct ShardCache {
 #[derive(Default)]
 struct Parents {
     generation: u64,
-    objects: HashMap<String, StoredObject>,
+    objects: HashMap<String, Arc<StoredObject>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -51,7 +51,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl ShardCache {
     pub fn groups_of(&self, principal: &str) -> Option<Vec<String>> {
         let found = lock(&self.groups).get(principal).cloned();
-        crate::metrics::cache_lookup("groups", found.is_some());
+        crate::metrics::cache_lookup(crate::metrics::Cache::Groups, found.is_some());
         found
     }
 
@@ -65,7 +65,7 @@ impl ShardCache {
 
     pub fn exists(&self, uri: &str) -> bool {
         let found = lock(&self.existing).contains(uri);
-        crate::metrics::cache_lookup("existing", found);
+        crate::metrics::cache_lookup(crate::metrics::Cache::Existing, found);
         found
     }
 
@@ -77,9 +77,9 @@ impl ShardCache {
         set.insert(uri);
     }
 
-    pub fn parent(&self, uri: &str) -> Option<StoredObject> {
+    pub fn parent(&self, uri: &str) -> Option<Arc<StoredObject>> {
         let found = lock(&self.parents).objects.get(uri).cloned();
-        crate::metrics::cache_lookup("parents", found.is_some());
+        crate::metrics::cache_lookup(crate::metrics::Cache::Parents, found.is_some());
         found
     }
 
@@ -89,7 +89,7 @@ impl ShardCache {
         lock(&self.parents).generation
     }
 
-    pub fn remember_parent(&self, uri: String, object: StoredObject, generation: u64) {
+    pub fn remember_parent(&self, uri: String, object: Arc<StoredObject>, generation: u64) {
         let mut parents = lock(&self.parents);
         if parents.generation != generation {
             return;
@@ -144,7 +144,7 @@ impl ShardCache {
 
     fn timestamp(&self, key: &str) -> Option<u64> {
         let found = lock(&self.timestamps).get(key).copied();
-        crate::metrics::cache_lookup("timestamps", found.is_some());
+        crate::metrics::cache_lookup(crate::metrics::Cache::Timestamps, found.is_some());
         found
     }
 

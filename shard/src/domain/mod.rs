@@ -157,8 +157,7 @@ impl Shard {
     }
 
     async fn principals(&self, caller: &pb::Caller) -> Result<Principals, KintoError> {
-        let mut all: std::collections::HashSet<String> =
-            caller.principals.iter().cloned().collect();
+        let mut all: foldhash::HashSet<String> = caller.principals.iter().cloned().collect();
         all.insert("system.Everyone".into());
         for p in &caller.principals {
             let groups = match self.cache.groups_of(p) {
@@ -196,7 +195,7 @@ impl Shard {
     async fn parents(
         &self,
         t: &Target,
-    ) -> Result<(Option<StoredObject>, Option<StoredObject>), KintoError> {
+    ) -> Result<(Option<Arc<StoredObject>>, Option<Arc<StoredObject>>), KintoError> {
         let bucket = match t.kind {
             Kind::Bucket => None,
             _ => {
@@ -220,21 +219,22 @@ impl Shard {
         Ok((bucket, collection))
     }
 
-    /// A live bucket or collection, from the cache when it is there.
+    /// A live bucket or collection, from the cache when it is there
+    /// (shared, not copied: every record operation reads two).
     async fn parent(
         &self,
         parent: &str,
         resource: &'static str,
         id: &str,
         uri: String,
-    ) -> Result<Option<StoredObject>, KintoError> {
+    ) -> Result<Option<Arc<StoredObject>>, KintoError> {
         if let Some(o) = self.cache.parent(&uri) {
             return Ok(Some(o));
         }
         let generation = self.cache.parents_generation();
-        let o = live(self.storage.get(parent, resource, id).await?);
+        let o = live(self.storage.get(parent, resource, id).await?).map(Arc::new);
         if let Some(o) = &o {
-            self.cache.remember_parent(uri, o.clone(), generation);
+            self.cache.remember_parent(uri, Arc::clone(o), generation);
         }
         Ok(o)
     }

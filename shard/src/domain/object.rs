@@ -15,8 +15,8 @@ use serde_json::{Map, Value};
 
 /// Everything one object operation reads before deciding.
 struct Loaded {
-    bucket: Option<StoredObject>,
-    collection: Option<StoredObject>,
+    bucket: Option<std::sync::Arc<StoredObject>>,
+    collection: Option<std::sync::Arc<StoredObject>>,
     /// The row at the target, tombstone included (its timestamp is indexed).
     raw: Option<StoredObject>,
 }
@@ -28,8 +28,8 @@ impl Loaded {
 
     fn chain(&self, with_object: bool) -> Chain<'_> {
         Chain {
-            bucket: self.bucket.as_ref(),
-            collection: self.collection.as_ref(),
+            bucket: self.bucket.as_deref(),
+            collection: self.collection.as_deref(),
             object: if with_object { self.existing() } else { None },
         }
     }
@@ -468,8 +468,8 @@ impl Shard {
                     "create"
                 },
                 object: &object,
-                bucket: l.bucket.as_ref(),
-                collection: l.collection.as_ref(),
+                bucket: l.bucket.as_deref(),
+                collection: l.collection.as_deref(),
             };
             let user = who.user_id.as_deref();
             writes.extend(self.history_writes(&t.bucket, user, &[change]).await?);
@@ -513,8 +513,8 @@ impl Shard {
                 target: t,
                 action: "delete",
                 object: &tombstone,
-                bucket: l.bucket.as_ref(),
-                collection: l.collection.as_ref(),
+                bucket: l.bucket.as_deref(),
+                collection: l.collection.as_deref(),
             };
             let user = who.user_id.as_deref();
             writes.extend(self.history_writes(&t.bucket, user, &[change]).await?);
@@ -595,7 +595,7 @@ impl Shard {
         data: &mut Map<String, Value>,
     ) -> Result<(), KintoError> {
         let on = self.settings.features.schema_validation;
-        let bucket = l.bucket.as_ref();
+        let bucket = l.bucket.as_deref();
         match t.kind {
             Kind::Bucket => {
                 for field in schema::BUCKET_SCHEMA_FIELDS {

@@ -46,8 +46,8 @@ impl Shard {
         };
         let (bucket, collection) = self.parents(t).await?;
         let chain = Chain {
-            bucket: bucket.as_ref(),
-            collection: collection.as_ref(),
+            bucket: bucket.as_deref(),
+            collection: collection.as_deref(),
             object: None,
         };
         let g = &self.settings.grants;
@@ -127,7 +127,7 @@ impl Shard {
             }
         }
         if delete {
-            let parents = (bucket.as_ref(), collection.as_ref());
+            let parents = (bucket.as_deref(), collection.as_deref());
             return self
                 .delete_many(t, matched, list_ts, has_more, parents, who)
                 .await;

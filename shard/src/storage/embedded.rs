@@ -11,10 +11,15 @@
 //! - `timestamps`: `parent \0 resource` → be64
 //! - `members`:    `principal \0 group_uri` → empty
 //!
-//! Durability: every commit reaches the journal through `write(2)` before it
-//! is acknowledged, so a killed process loses nothing; a background task
-//! fsyncs the journal every `fsync_interval` (0 = on every commit), the same
-//! trade-off as Cassandra's periodic commit log.
+//! Durability: a commit goes to the journal's in-process buffer;
+//! [`Storage::persist`], which the shard calls before it answers, hands the
+//! buffer to the OS with one `write(2)`, so a killed process loses nothing
+//! it acknowledged. A background task fsyncs the journal every
+//! `fsync_interval`, the same trade-off as Cassandra's periodic commit log;
+//! with 0, `persist` fsyncs (one fsync per gRPC call, a group commit).
+//! A commit is visible to readers a little before it is persisted, but
+//! every answer of the shard, reads included, persists first, so no answer
+//! reveals a commit that a killed process could lose.
 
 use super::{Storage, StorageError, StorageResult, StoredObject, Write};
 use async_trait::async_trait;
@@ -210,7 +215,8 @@ impl Storage for EmbeddedStorage {
         // Synchronous inside: the span covers the whole write.
         let _span = tracing::info_span!("storage.commit", writes = writes.len()).entered();
         let _timer = crate::metrics::COMMITS.as_ref().map(|h| h.start_timer());
-        let mut batch = self.db.batch();
+        // Persisted by `persist`, once per gRPC call, not here.
+        let mut batch = self.db.batch().durability(None);
         for w in writes {
             match w {
                 Write::Put {
@@ -279,11 +285,16 @@ impl Storage for EmbeddedStorage {
                 }
             }
         }
-        batch.commit().map_err(unavailable)?;
-        if self.sync_every_commit {
-            self.db.persist(PersistMode::SyncAll).map_err(unavailable)?;
-        }
-        Ok(())
+        batch.commit().map_err(unavailable)
+    }
+
+    async fn persist(&self) -> StorageResult<()> {
+        let mode = if self.sync_every_commit {
+            PersistMode::SyncAll
+        } else {
+            PersistMode::Buffer
+        };
+        self.db.persist(mode).map_err(unavailable)
     }
 
     async fn flush(&self) -> StorageResult<()> {
@@ -331,6 +342,7 @@ mod tests {
                 }])
                 .await
                 .expect("commit");
+            store.persist().await.expect("persist");
         }
         let store = EmbeddedStorage::open(dir.path(), Duration::from_secs(60)).expect("reopen");
         assert_eq!(store.timestamp("/p", "record").await.expect("ts"), Some(7));

@@ -312,17 +312,18 @@ def scale(args):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
+    binary = Path(args.kinto).resolve() if args.kinto else REL / "kinto"
     for n in [int(x) for x in args.scale.split(",")]:
         data = Path(tempfile.mkdtemp(prefix=f"kinto-rs-scale-{n}-"))
         url = "http://127.0.0.1:8891"
-        proc = start_ours(data, 8891)
+        proc = start_ours(data, 8891, binary)
         try:
             wait_up(url)
             t0 = time.time()
             subprocess.run(["taskset", "-c", LOAD_CPU, str(REL / "kinto-populate"), "--host", url, "--users", str(n),
                             "--records", "3", "--concurrency", "32"], check=True)
             populate_s = time.time() - t0
-            cpu = Cpu(str(REL / "kinto") + "$")
+            cpu = Cpu(str(binary) + "$")
             s = measure(f"scale-{n}", url, cpu, "scale", args.duration, args.users, out,
                         env={"KINTO_LOAD_POPULATION": str(n)})
             # Saturated runs compare queues; at one fixed rate below saturation p99 compares the service itself.

@@ -25,6 +25,7 @@ use super::{Storage, StorageError, StorageResult, StoredObject, Write};
 use async_trait::async_trait;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
 pub struct EmbeddedStorage {
@@ -34,6 +35,21 @@ pub struct EmbeddedStorage {
     timestamps: Keyspace,
     members: Keyspace,
     sync_every_commit: bool,
+    flushes: Flushes,
+}
+
+/// Counts that let [`Storage::persist`] skip the journal's lock when every
+/// commit is already flushed: reads persist too, and the periodic fsync
+/// holds that lock for milliseconds.
+#[derive(Default)]
+struct Flushes {
+    /// Commits that reached `WriteBatch::commit` (before it writes the journal).
+    begun: AtomicU64,
+    /// Of those, the ones it returned from (their journal write done).
+    written: AtomicU64,
+    /// A `written` count read before a flush that has completed: the first
+    /// that many written commits are in the OS.
+    flushed: AtomicU64,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StorageError {
@@ -100,6 +116,7 @@ impl EmbeddedStorage {
             timestamps: ks("timestamps")?,
             members: ks("members")?,
             sync_every_commit: fsync_interval.is_zero(),
+            flushes: Flushes::default(),
             db,
         });
         if !fsync_interval.is_zero() {
@@ -285,16 +302,32 @@ impl Storage for EmbeddedStorage {
                 }
             }
         }
-        batch.commit().map_err(unavailable)
+        // A failed commit counts as written too: it left nothing to flush.
+        self.flushes.begun.fetch_add(1, SeqCst);
+        let result = batch.commit().map_err(unavailable);
+        self.flushes.written.fetch_add(1, SeqCst);
+        result
     }
 
     async fn persist(&self) -> StorageResult<()> {
+        let f = &self.flushes;
+        // Equal only if, when that flush began, every commit begun by now
+        // had been written: nothing is left in the buffer. A reader that
+        // saw a commit sees its `begun` (counted before the journal write,
+        // itself before the memtable insert), so this skip never lets an
+        // answer reveal an unflushed commit.
+        if f.flushed.load(SeqCst) == f.begun.load(SeqCst) {
+            return Ok(());
+        }
+        let written = f.written.load(SeqCst);
         let mode = if self.sync_every_commit {
             PersistMode::SyncAll
         } else {
             PersistMode::Buffer
         };
-        self.db.persist(mode).map_err(unavailable)
+        self.db.persist(mode).map_err(unavailable)?;
+        f.flushed.fetch_max(written, SeqCst);
+        Ok(())
     }
 
     async fn flush(&self) -> StorageResult<()> {
@@ -327,6 +360,25 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = EmbeddedStorage::open(dir.path(), Duration::ZERO).expect("open");
         crate::storage::conformance::run_all(store.as_ref()).await;
+    }
+
+    #[tokio::test]
+    async fn persist_flushes_when_a_commit_is_pending() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = EmbeddedStorage::open(dir.path(), Duration::from_secs(60)).expect("open");
+        let f = &store.flushes;
+        assert_eq!(f.flushed.load(SeqCst), f.begun.load(SeqCst));
+        store
+            .commit(vec![Write::Timestamp {
+                parent: "/p".into(),
+                resource: "record",
+                value: 7,
+            }])
+            .await
+            .expect("commit");
+        assert_ne!(f.flushed.load(SeqCst), f.begun.load(SeqCst), "pending");
+        store.persist().await.expect("persist");
+        assert_eq!(f.flushed.load(SeqCst), f.begun.load(SeqCst), "flushed");
     }
 
     #[tokio::test]

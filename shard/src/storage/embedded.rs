@@ -362,20 +362,25 @@ mod tests {
         crate::storage::conformance::run_all(store.as_ref()).await;
     }
 
+    /// Commits the timestamp of list `/p` records.
+    async fn stamp(store: &EmbeddedStorage, value: u64) {
+        store
+            .commit(vec![Write::Timestamp {
+                parent: "/p".into(),
+                resource: "record",
+                value,
+            }])
+            .await
+            .expect("commit");
+    }
+
     #[tokio::test]
     async fn persist_flushes_when_a_commit_is_pending() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = EmbeddedStorage::open(dir.path(), Duration::from_secs(60)).expect("open");
         let f = &store.flushes;
         assert_eq!(f.flushed.load(SeqCst), f.begun.load(SeqCst));
-        store
-            .commit(vec![Write::Timestamp {
-                parent: "/p".into(),
-                resource: "record",
-                value: 7,
-            }])
-            .await
-            .expect("commit");
+        stamp(&store, 7).await;
         assert_ne!(f.flushed.load(SeqCst), f.begun.load(SeqCst), "pending");
         store.persist().await.expect("persist");
         assert_eq!(f.flushed.load(SeqCst), f.begun.load(SeqCst), "flushed");
@@ -386,14 +391,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         {
             let store = EmbeddedStorage::open(dir.path(), Duration::from_secs(60)).expect("open");
-            store
-                .commit(vec![Write::Timestamp {
-                    parent: "/p".into(),
-                    resource: "record",
-                    value: 7,
-                }])
-                .await
-                .expect("commit");
+            stamp(&store, 7).await;
             store.persist().await.expect("persist");
         }
         let store = EmbeddedStorage::open(dir.path(), Duration::from_secs(60)).expect("reopen");

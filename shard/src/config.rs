@@ -19,6 +19,9 @@ pub struct ShardConfig {
     /// (writes are in the OS before they are acknowledged either way).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub storage_fsync_interval_ms: Option<u64>,
+    /// The embedded store's block cache, in MiB (fjall's default, 32).
+    #[serde(default, deserialize_with = "de_opt_u64")]
+    pub storage_cache_mb: Option<u64>,
     /// `embedded` (a store under `data_dir`) or `cql` (ScyllaDB / Cassandra, the `cql_*` settings).
     #[serde(default = "default_backend")]
     pub storage_backend: String,
@@ -46,6 +49,12 @@ impl ShardConfig {
     pub fn fsync_interval(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.storage_fsync_interval_ms.unwrap_or(1000))
     }
+
+    pub fn cache_bytes(&self) -> u64 {
+        self.storage_cache_mb
+            .unwrap_or(32)
+            .saturating_mul(1024 * 1024)
+    }
 }
 
 /// Kinto's default for who may create buckets.
@@ -55,4 +64,24 @@ pub fn default_grants(raw: &RawSettings) -> foldhash::HashMap<String, Vec<String
         .entry("bucket_create_principals".into())
         .or_insert_with(|| vec!["system.Authenticated".into()]);
     grants
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> ShardConfig {
+        let map = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
+            .collect();
+        ShardConfig::from_raw(&RawSettings(map)).expect("valid settings")
+    }
+
+    #[test]
+    fn block_cache_defaults_to_fjalls_and_reads_environment_strings() {
+        assert_eq!(config(&[]).cache_bytes(), 32 * 1024 * 1024);
+        let c = config(&[("storage_cache_mb", "256")]);
+        assert_eq!(c.cache_bytes(), 256 * 1024 * 1024);
+    }
 }

@@ -102,10 +102,18 @@ fn decode_u64(bytes: &[u8]) -> StorageResult<u64> {
 }
 
 impl EmbeddedStorage {
-    /// Opens (or creates) the store in `dir`.
-    pub fn open(dir: &Path, fsync_interval: Duration) -> StorageResult<std::sync::Arc<Self>> {
+    /// Opens (or creates) the store in `dir`, with a block cache of
+    /// `cache_bytes`.
+    pub fn open(
+        dir: &Path,
+        fsync_interval: Duration,
+        cache_bytes: u64,
+    ) -> StorageResult<std::sync::Arc<Self>> {
         std::fs::create_dir_all(dir).map_err(unavailable)?;
-        let db = Database::builder(dir).open().map_err(unavailable)?;
+        let db = Database::builder(dir)
+            .cache_size(cache_bytes)
+            .open()
+            .map_err(unavailable)?;
         let ks = |name: &str| {
             db.keyspace(name, KeyspaceCreateOptions::default)
                 .map_err(unavailable)
@@ -358,9 +366,11 @@ mod tests {
     #[tokio::test]
     async fn passes_the_conformance_suite() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = EmbeddedStorage::open(dir.path(), Duration::ZERO).expect("open");
+        let store = EmbeddedStorage::open(dir.path(), Duration::ZERO, TEST_CACHE).expect("open");
         crate::storage::conformance::run_all(store.as_ref()).await;
     }
+
+    const TEST_CACHE: u64 = 1024 * 1024;
 
     /// Commits the timestamp of list `/p` records.
     async fn stamp(store: &EmbeddedStorage, value: u64) {
@@ -377,7 +387,8 @@ mod tests {
     #[tokio::test]
     async fn persist_flushes_when_a_commit_is_pending() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = EmbeddedStorage::open(dir.path(), Duration::from_secs(60)).expect("open");
+        let store =
+            EmbeddedStorage::open(dir.path(), Duration::from_secs(60), TEST_CACHE).expect("open");
         let f = &store.flushes;
         assert_eq!(f.flushed.load(SeqCst), f.begun.load(SeqCst));
         stamp(&store, 7).await;
@@ -390,11 +401,13 @@ mod tests {
     async fn data_survives_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
         {
-            let store = EmbeddedStorage::open(dir.path(), Duration::from_secs(60)).expect("open");
+            let store = EmbeddedStorage::open(dir.path(), Duration::from_secs(60), TEST_CACHE)
+                .expect("open");
             stamp(&store, 7).await;
             store.persist().await.expect("persist");
         }
-        let store = EmbeddedStorage::open(dir.path(), Duration::from_secs(60)).expect("reopen");
+        let store =
+            EmbeddedStorage::open(dir.path(), Duration::from_secs(60), TEST_CACHE).expect("reopen");
         assert_eq!(store.timestamp("/p", "record").await.expect("ts"), Some(7));
     }
 }

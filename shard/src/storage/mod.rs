@@ -185,6 +185,7 @@ impl Backend {
             Backend::Embedded => Ok(embedded::EmbeddedStorage::open(
                 &cfg.data_dir,
                 cfg.fsync_interval(),
+                cfg.cache_bytes(),
             )
             .map_err(|e| format!("cannot open store in {}: {e}", cfg.data_dir.display()))?),
             Backend::Cql(cluster) => Ok(cluster.storage(index, count)),

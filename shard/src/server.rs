@@ -20,39 +20,47 @@ pub struct ShardService {
     metrics: OpMetrics,
 }
 
-/// Method names as the `method` label spells them, by `pb::Method` value.
-const METHODS: [&str; 7] = [
-    "unspecified",
-    "get",
-    "head",
-    "post",
-    "put",
-    "patch",
-    "delete",
-];
-
 /// This shard's children of the operation metrics, resolved once rather than
 /// by `with_label_values` on every operation; errors, rarer, still are.
 struct OpMetrics {
     index: String,
+    /// `method` label values by `pb::Method` number, derived from the proto.
+    methods: Vec<String>,
     queue: Option<prometheus::IntGauge>,
-    ok: Option<[prometheus::Histogram; 7]>,
+    ok: Option<Vec<prometheus::Histogram>>,
 }
 
 impl OpMetrics {
     fn new(index: u32) -> Self {
         let index = index.to_string();
+        let methods: Vec<String> = (0..)
+            .map_while(|i| kinto_proto::pb::Method::try_from(i).ok())
+            .map(|m| format!("{m:?}").to_lowercase())
+            .collect();
         let queue = crate::metrics::IN_FLIGHT
             .as_ref()
             .map(|g| g.with_label_values(&[index.as_str()]));
-        let ok = crate::metrics::OPERATIONS
-            .as_ref()
-            .map(|h| METHODS.map(|m| h.with_label_values(&[index.as_str(), m, "ok"])));
-        OpMetrics { index, queue, ok }
+        let ok = crate::metrics::OPERATIONS.as_ref().map(|h| {
+            methods
+                .iter()
+                .map(|m| h.with_label_values(&[index.as_str(), m, "ok"]))
+                .collect()
+        });
+        OpMetrics {
+            index,
+            methods,
+            queue,
+            ok,
+        }
     }
 
-    fn observe(&self, method: usize, result: &Result<OpResult, KintoError>, seconds: f64) {
-        let method = method.min(METHODS.len() - 1);
+    /// `method` is the operation's raw number; an unknown one counts as
+    /// `unspecified` (number 0), as `Operation::method()` reads it.
+    fn observe(&self, method: i32, result: &Result<OpResult, KintoError>, seconds: f64) {
+        let method = usize::try_from(method)
+            .ok()
+            .filter(|m| *m < self.methods.len())
+            .unwrap_or(0);
         match result {
             Ok(_) => {
                 if let Some(ok) = &self.ok {
@@ -62,8 +70,8 @@ impl OpMetrics {
             Err(e) => {
                 if let Some(h) = crate::metrics::OPERATIONS.as_ref() {
                     let errno = e.kind.spec().errno.to_string();
-                    h.with_label_values(&[self.index.as_str(), METHODS[method], errno.as_str()])
-                        .observe(seconds);
+                    let labels = [self.index.as_str(), &self.methods[method], &errno];
+                    h.with_label_values(&labels).observe(seconds);
                 }
             }
         }
@@ -80,7 +88,7 @@ impl ShardService {
         use tracing::Instrument;
         let span = tracing::info_span!("shard.execute", shard = self.shard.settings().index);
         kinto_proto::telemetry::extract(metadata, &span);
-        let method = usize::try_from(op.method).unwrap_or(0);
+        let method = op.method;
         let queue = &self.metrics.queue;
         if let Some(g) = queue {
             g.inc();

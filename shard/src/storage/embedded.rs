@@ -34,7 +34,7 @@ pub struct EmbeddedStorage {
     changes: Keyspace,
     timestamps: Keyspace,
     members: Keyspace,
-    sync_every_commit: bool,
+    fsync_on_persist: bool,
     flushes: Flushes,
 }
 
@@ -123,7 +123,7 @@ impl EmbeddedStorage {
             changes: ks("changes")?,
             timestamps: ks("timestamps")?,
             members: ks("members")?,
-            sync_every_commit: fsync_interval.is_zero(),
+            fsync_on_persist: fsync_interval.is_zero(),
             flushes: Flushes::default(),
             db,
         });
@@ -328,7 +328,7 @@ impl Storage for EmbeddedStorage {
             return Ok(());
         }
         let written = f.written.load(SeqCst);
-        let mode = if self.sync_every_commit {
+        let mode = if self.fsync_on_persist {
             PersistMode::SyncAll
         } else {
             PersistMode::Buffer

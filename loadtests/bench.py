@@ -306,6 +306,18 @@ def rss_mb(pid):
     return 0.0
 
 
+def settle(cpu, idle_share=0.05, window=2.0, timeout=180):
+    """Waits until the server is idle (its store's flushes and compactions after a bulk load are done), so a
+    measurement starts in the steady state and does not pay for the population's tail; returns the wait in s."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        c0 = cpu.read()
+        time.sleep(window)
+        if (cpu.read() - c0) / window < idle_share:
+            break
+    return round(time.time() - t0, 1)
+
+
 def scale(args):
     """kinto-rs only: populate N users (default bucket, one collection, 3 records each), then the scale scenario;
     p99 and resident memory per population."""
@@ -324,6 +336,8 @@ def scale(args):
                             "--records", "3", "--concurrency", "32"], check=True)
             populate_s = time.time() - t0
             cpu = Cpu(str(binary) + "$")
+            settle_s = settle(cpu)
+            print(f"  population {n}: server idle {settle_s} s after populating")
             s = measure(f"scale-{n}", url, cpu, "scale", args.duration, args.users, out,
                         env={"KINTO_LOAD_POPULATION": str(n)})
             # Saturated runs compare queues; at one fixed rate below saturation p99 compares the service itself.
@@ -331,6 +345,7 @@ def scale(args):
                                    out, throttle=args.scale_rate, env={"KINTO_LOAD_POPULATION": str(n)})
             s["population"] = n
             s["populate_seconds"] = round(populate_s, 1)
+            s["settle_seconds"] = settle_s
             s["rss_mb"] = round(rss_mb(proc.pid), 1)
             s["data_dir_mb"] = round(sum(f.stat().st_size for f in data.rglob("*") if f.is_file()) / 2**20, 1)
             print(f"  population {n}: populated in {populate_s:.0f} s, RSS {s['rss_mb']} MB, "

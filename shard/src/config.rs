@@ -22,6 +22,10 @@ pub struct ShardConfig {
     /// The embedded store's block cache, in MiB (fjall's default, 32).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub storage_cache_mb: Option<u64>,
+    /// The embedded store's memtable size per keyspace, in MiB (fjall's
+    /// default, 64); fixed when a store is created.
+    #[serde(default, deserialize_with = "de_opt_u64")]
+    pub storage_memtable_mb: Option<u64>,
     /// `embedded` (a store under `data_dir`) or `cql` (ScyllaDB / Cassandra, the `cql_*` settings).
     #[serde(default = "default_backend")]
     pub storage_backend: String,
@@ -55,6 +59,13 @@ impl ShardConfig {
             .unwrap_or(32)
             .saturating_mul(1024 * 1024)
     }
+
+    pub fn memtable_bytes(&self) -> u64 {
+        self.storage_memtable_mb
+            .unwrap_or(64)
+            .max(1)
+            .saturating_mul(1024 * 1024)
+    }
 }
 
 /// Kinto's default for who may create buckets.
@@ -83,5 +94,14 @@ mod tests {
         assert_eq!(config(&[]).cache_bytes(), 32 * 1024 * 1024);
         let c = config(&[("storage_cache_mb", "256")]);
         assert_eq!(c.cache_bytes(), 256 * 1024 * 1024);
+    }
+
+    #[test]
+    fn memtable_defaults_to_fjalls_and_is_never_zero() {
+        assert_eq!(config(&[]).memtable_bytes(), 64 * 1024 * 1024);
+        let c = config(&[("storage_memtable_mb", "16")]);
+        assert_eq!(c.memtable_bytes(), 16 * 1024 * 1024);
+        let zero = config(&[("storage_memtable_mb", "0")]);
+        assert_eq!(zero.memtable_bytes(), 1024 * 1024);
     }
 }

@@ -59,7 +59,7 @@ async fn open(backend: &str, cli: &Cli) -> Result<Case, String> {
         "embedded" => {
             let dir = std::env::temp_dir().join(format!("kinto-bench-{}", uuid::Uuid::new_v4()));
             // The server's default: journal handed to the OS before the answer, fsynced every second.
-            let store = EmbeddedStorage::open(&dir, Duration::from_secs(1), 32 * 1024 * 1024)
+            let store = EmbeddedStorage::open(&dir, Duration::from_secs(1), 32 << 20, 64 << 20)
                 .map_err(|e| e.to_string())?;
             Ok(Case {
                 store,
@@ -267,6 +267,13 @@ async fn partition_bytes(
     Ok(Value::Object(out))
 }
 
+/// A UUID, as the default bucket's ids are, spread over the key space as
+/// theirs (an HMAC of the user id) are.
+fn bucket_id(b: u64) -> String {
+    let spread = u128::from(b).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
+    uuid::Uuid::from_u128(spread).hyphenated().to_string()
+}
+
 async fn many_buckets(cli: &Cli, backend: &str, buckets: u64) -> Result<Value, String> {
     let case = open(backend, cli).await?;
     // Per bucket: the bucket, its collection and 3 records, 5 commits.
@@ -275,14 +282,14 @@ async fn many_buckets(cli: &Cli, backend: &str, buckets: u64) -> Result<Value, S
         let (b, step) = (i / 5, i % 5);
         let lm = 1_000 + step;
         match step {
-            0 => create("", "bucket", record(format!("u{b}"), lm)),
+            0 => create("", "bucket", record(bucket_id(b), lm)),
             1 => create(
-                &format!("/buckets/u{b}"),
+                &format!("/buckets/{}", bucket_id(b)),
                 "collection",
                 record("c".into(), lm),
             ),
             _ => create(
-                &format!("/buckets/u{b}/collections/c"),
+                &format!("/buckets/{}/collections/c", bucket_id(b)),
                 "record",
                 record(format!("r{step}"), lm),
             ),
@@ -295,7 +302,7 @@ async fn many_buckets(cli: &Cli, backend: &str, buckets: u64) -> Result<Value, S
         cli.concurrency,
         move |i| {
             (
-                format!("/buckets/u{}/collections/c", (i * 7919) % buckets),
+                format!("/buckets/{}/collections/c", bucket_id((i * 7919) % buckets)),
                 1_002,
             )
         },

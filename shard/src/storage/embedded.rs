@@ -103,11 +103,13 @@ fn decode_u64(bytes: &[u8]) -> StorageResult<u64> {
 
 impl EmbeddedStorage {
     /// Opens (or creates) the store in `dir`, with a block cache of
-    /// `cache_bytes`.
+    /// `cache_bytes` and, for a new store, memtables of `memtable_bytes`
+    /// per keyspace (fjall keeps the size a keyspace was created with).
     pub fn open(
         dir: &Path,
         fsync_interval: Duration,
         cache_bytes: u64,
+        memtable_bytes: u64,
     ) -> StorageResult<std::sync::Arc<Self>> {
         std::fs::create_dir_all(dir).map_err(unavailable)?;
         let db = Database::builder(dir)
@@ -115,8 +117,10 @@ impl EmbeddedStorage {
             .open()
             .map_err(unavailable)?;
         let ks = |name: &str| {
-            db.keyspace(name, KeyspaceCreateOptions::default)
-                .map_err(unavailable)
+            db.keyspace(name, || {
+                KeyspaceCreateOptions::default().max_memtable_size(memtable_bytes)
+            })
+            .map_err(unavailable)
         };
         let store = std::sync::Arc::new(EmbeddedStorage {
             objects: ks("objects")?,
@@ -363,14 +367,17 @@ impl Storage for EmbeddedStorage {
 mod tests {
     use super::*;
 
+    /// A small store in `dir`, fsynced every `fsync_interval`.
+    fn open(dir: &Path, fsync_interval: Duration) -> std::sync::Arc<EmbeddedStorage> {
+        EmbeddedStorage::open(dir, fsync_interval, 1 << 20, 1 << 20).expect("open")
+    }
+
     #[tokio::test]
     async fn passes_the_conformance_suite() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = EmbeddedStorage::open(dir.path(), Duration::ZERO, TEST_CACHE).expect("open");
+        let store = open(dir.path(), Duration::ZERO);
         crate::storage::conformance::run_all(store.as_ref()).await;
     }
-
-    const TEST_CACHE: u64 = 1024 * 1024;
 
     /// Commits the timestamp of list `/p` records.
     async fn stamp(store: &EmbeddedStorage, value: u64) {
@@ -387,8 +394,7 @@ mod tests {
     #[tokio::test]
     async fn persist_flushes_when_a_commit_is_pending() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store =
-            EmbeddedStorage::open(dir.path(), Duration::from_secs(60), TEST_CACHE).expect("open");
+        let store = open(dir.path(), Duration::from_secs(60));
         let f = &store.flushes;
         assert_eq!(f.flushed.load(SeqCst), f.begun.load(SeqCst));
         stamp(&store, 7).await;
@@ -401,13 +407,11 @@ mod tests {
     async fn data_survives_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
         {
-            let store = EmbeddedStorage::open(dir.path(), Duration::from_secs(60), TEST_CACHE)
-                .expect("open");
+            let store = open(dir.path(), Duration::from_secs(60));
             stamp(&store, 7).await;
             store.persist().await.expect("persist");
         }
-        let store =
-            EmbeddedStorage::open(dir.path(), Duration::from_secs(60), TEST_CACHE).expect("reopen");
+        let store = open(dir.path(), Duration::from_secs(60));
         assert_eq!(store.timestamp("/p", "record").await.expect("ts"), Some(7));
     }
 }

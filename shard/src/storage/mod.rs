@@ -186,6 +186,7 @@ impl Backend {
                 &cfg.data_dir,
                 cfg.fsync_interval(),
                 cfg.cache_bytes(),
+                cfg.memtable_bytes(),
             )
             .map_err(|e| format!("cannot open store in {}: {e}", cfg.data_dir.display()))?),
             Backend::Cql(cluster) => Ok(cluster.storage(index, count)),

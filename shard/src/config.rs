@@ -55,17 +55,25 @@ impl ShardConfig {
     }
 
     pub fn cache_bytes(&self) -> u64 {
-        self.storage_cache_mb
-            .unwrap_or(32)
-            .saturating_mul(1024 * 1024)
+        mib(self.storage_cache_mb.unwrap_or(DEFAULT_CACHE_MB))
     }
 
+    /// At least 1 MiB: fjall would rotate a zero-sized memtable on every write.
     pub fn memtable_bytes(&self) -> u64 {
-        self.storage_memtable_mb
-            .unwrap_or(64)
-            .max(1)
-            .saturating_mul(1024 * 1024)
+        mib(self
+            .storage_memtable_mb
+            .unwrap_or(DEFAULT_MEMTABLE_MB)
+            .max(1))
     }
+}
+
+/// fjall's own defaults, kept so a store sized by this file matches one
+/// opened by fjall's defaults (the storage bench uses them too).
+pub const DEFAULT_CACHE_MB: u64 = 32;
+pub const DEFAULT_MEMTABLE_MB: u64 = 64;
+
+fn mib(n: u64) -> u64 {
+    n.saturating_mul(1024 * 1024)
 }
 
 /// Kinto's default for who may create buckets.

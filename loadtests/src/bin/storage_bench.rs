@@ -11,6 +11,7 @@
 
 use clap::Parser;
 use futures::StreamExt;
+use kinto_shard::config::{DEFAULT_CACHE_MB, DEFAULT_MEMTABLE_MB};
 use kinto_shard::storage::cql::{schema, settings::CqlSettings, Cluster};
 use kinto_shard::storage::embedded::EmbeddedStorage;
 use kinto_shard::storage::{Storage, StoredObject, Write};
@@ -59,8 +60,13 @@ async fn open(backend: &str, cli: &Cli) -> Result<Case, String> {
         "embedded" => {
             let dir = std::env::temp_dir().join(format!("kinto-bench-{}", uuid::Uuid::new_v4()));
             // The server's default: journal handed to the OS before the answer, fsynced every second.
-            let store = EmbeddedStorage::open(&dir, Duration::from_secs(1), 32 << 20, 64 << 20)
-                .map_err(|e| e.to_string())?;
+            let store = EmbeddedStorage::open(
+                &dir,
+                Duration::from_secs(1),
+                DEFAULT_CACHE_MB << 20,
+                DEFAULT_MEMTABLE_MB << 20,
+            )
+            .map_err(|e| e.to_string())?;
             Ok(Case {
                 store,
                 cql: None,

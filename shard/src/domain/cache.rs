@@ -9,43 +9,105 @@
 //!   implicit creation costs no read once they are there; forgotten when a
 //!   bucket or collection is deleted;
 //! * the live buckets and collections themselves (the parents every record
-//!   operation reads), forgotten on any write of a bucket or collection. A
-//!   reader stores what it read only if no such write started meanwhile
+//!   operation reads), each forgotten when it is written. A reader stores
+//!   what it read only if no bucket or collection write started meanwhile
 //!   (a generation count, bumped before and after each of those writes);
 //! * list timestamps, read by every write to stamp it. Read, remembered and
 //!   changed only under the write lock of the list's bucket (the root lock
 //!   for top-level lists), which every commit that sets one also holds, so
 //!   an entry is always what is stored. A commit forgets the timestamps it
 //!   sets and, once stored, remembers them; a failed one leaves them
-//!   forgotten, and a cascade forgets all of them.
+//!   forgotten, and a cascade forgets those of the tree it removes.
+//!
+//! Each map is bounded and evicts one entry at a time. Emptying a full map
+//! at once, as this module first did, stalled the shard's core: dropping
+//! 100k cached buckets and collections takes ~45 ms, and with a million
+//! users the maps filled every few seconds (docs/benchmarks.md).
 
 use super::Shard;
 use crate::storage::{StoredObject, Write};
-use foldhash::{HashMap, HashSet};
 use kinto_proto::KintoError;
+use quick_cache::{unsync, unsync::DefaultLifecycle, UnitWeighter};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Bounds memory: a full map is simply cleared (the next reads refill it).
+/// Entries per map and shard: bounds memory. Full maps hold more than the
+/// old ones did on average (those emptied at this size): ~250 MB more
+/// resident at 1M users, in 4 shards (docs/benchmarks.md).
 const LIMIT: usize = 100_000;
 
-#[derive(Default)]
+/// A bounded map (quick_cache's S3-FIFO: frequently read entries survive a
+/// scan of one-off ones); the mutex around it is held for one lookup.
+pub(super) type Bounded<V> = unsync::Cache<String, V, UnitWeighter, foldhash::fast::RandomState>;
+
+fn bounded_map<V>(limit: usize) -> Bounded<V> {
+    unsync::Cache::with(
+        limit,
+        limit as u64,
+        UnitWeighter,
+        foldhash::fast::RandomState::default(),
+        DefaultLifecycle::default(),
+    )
+}
+
+/// A [`Bounded`] map of `limit` entries behind a mutex.
+pub(super) fn bounded_to<V>(limit: usize) -> Mutex<Bounded<V>> {
+    Mutex::new(bounded_map(limit))
+}
+
+fn bounded<V>() -> Mutex<Bounded<V>> {
+    bounded_to(LIMIT)
+}
+
 pub(super) struct ShardCache {
-    groups: Mutex<HashMap<String, Vec<String>>>,
-    existing: Mutex<HashSet<String>>,
+    groups: Mutex<Bounded<Vec<String>>>,
+    existing: Mutex<Bounded<()>>,
     parents: Mutex<Parents>,
-    timestamps: Mutex<HashMap<String, u64>>,
+    timestamps: Mutex<Bounded<u64>>,
+}
+
+impl Default for ShardCache {
+    fn default() -> Self {
+        ShardCache {
+            groups: bounded(),
+            existing: bounded(),
+            parents: Mutex::new(Parents {
+                generation: 0,
+                objects: bounded_map(LIMIT),
+            }),
+            timestamps: bounded(),
+        }
+    }
 }
 
 /// Live buckets and collections by URI.
-#[derive(Default)]
 struct Parents {
     generation: u64,
-    objects: HashMap<String, Arc<StoredObject>>,
+    objects: Bounded<Arc<StoredObject>>,
+}
+
+/// What a commit may make stale.
+#[derive(Default)]
+struct Stale {
+    /// Principals whose group memberships change.
+    principals: Vec<String>,
+    /// Buckets and collections written, by URI.
+    parents: Vec<String>,
+    /// Of those, the ones deleted.
+    deleted: Vec<String>,
+    /// Roots of the trees a cascade removes.
+    trees: Vec<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A poisoned cache only lost entries.
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether a cache key (an object URI, or a list key `parent \0 resource`)
+/// lies in the tree rooted at `root`.
+fn in_tree(key: &str, root: &str) -> bool {
+    key.strip_prefix(root)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '\0']))
 }
 
 impl ShardCache {
@@ -56,25 +118,17 @@ impl ShardCache {
     }
 
     pub fn remember_groups(&self, principal: &str, groups: Vec<String>) {
-        let mut map = lock(&self.groups);
-        if map.len() >= LIMIT {
-            map.clear();
-        }
-        map.insert(principal.to_owned(), groups);
+        lock(&self.groups).insert(principal.to_owned(), groups);
     }
 
     pub fn exists(&self, uri: &str) -> bool {
-        let found = lock(&self.existing).contains(uri);
+        let found = lock(&self.existing).contains_key(uri);
         crate::metrics::cache_lookup(crate::metrics::Cache::Existing, found);
         found
     }
 
     pub fn remember_existing(&self, uri: String) {
-        let mut set = lock(&self.existing);
-        if set.len() >= LIMIT {
-            set.clear();
-        }
-        set.insert(uri);
+        lock(&self.existing).insert(uri, ());
     }
 
     pub fn parent(&self, uri: &str) -> Option<Arc<StoredObject>> {
@@ -91,55 +145,69 @@ impl ShardCache {
 
     pub fn remember_parent(&self, uri: String, object: Arc<StoredObject>, generation: u64) {
         let mut parents = lock(&self.parents);
-        if parents.generation != generation {
-            return;
-        }
-        if parents.objects.len() >= LIMIT {
-            parents.objects.clear();
-        }
-        parents.objects.insert(uri, object);
-    }
-
-    /// What `writes` may make stale: `(group memberships, existing objects,
-    /// buckets and collections)`.
-    fn stales(writes: &[Write]) -> (bool, bool, bool) {
-        let membership = writes.iter().any(|w| {
-            matches!(
-                w,
-                Write::AddMember { .. } | Write::RemoveMember { .. } | Write::PurgeTree { .. }
-            )
-        });
-        let deletion = writes.iter().any(|w| match w {
-            Write::Put {
-                resource, object, ..
-            } => object.deleted && matches!(*resource, "bucket" | "collection"),
-            Write::PurgeTree { .. } => true,
-            _ => false,
-        });
-        let parents = writes.iter().any(|w| match w {
-            Write::Put { resource, .. } => matches!(*resource, "bucket" | "collection"),
-            Write::PurgeTree { .. } => true,
-            _ => false,
-        });
-        (membership, deletion, parents)
-    }
-
-    fn forget(&self, (membership, deletion, parents): (bool, bool, bool)) {
-        if membership {
-            lock(&self.groups).clear();
-        }
-        if deletion {
-            lock(&self.existing).clear();
-        }
-        if parents {
-            self.forget_parents();
+        if parents.generation == generation {
+            parents.objects.insert(uri, object);
         }
     }
 
-    fn forget_parents(&self) {
-        let mut parents = lock(&self.parents);
-        parents.generation += 1;
-        parents.objects.clear();
+    fn stales(writes: &[Write]) -> Stale {
+        let mut stale = Stale::default();
+        for w in writes {
+            match w {
+                Write::Put {
+                    parent,
+                    resource,
+                    object,
+                    ..
+                } if matches!(*resource, "bucket" | "collection") => {
+                    // `/buckets/b`, `/buckets/b/collections/c`: the plural is the name and "s".
+                    let uri = super::resource::concat(&[parent, "/", resource, "s/", &object.id]);
+                    if object.deleted {
+                        stale.deleted.push(uri.clone());
+                    }
+                    stale.parents.push(uri);
+                }
+                Write::AddMember { principal, .. } | Write::RemoveMember { principal, .. } => {
+                    stale.principals.push(principal.clone())
+                }
+                Write::PurgeTree { parent } => stale.trees.push(parent.clone()),
+                Write::Put { .. } | Write::Timestamp { .. } => {}
+            }
+        }
+        stale
+    }
+
+    /// Forgets what `stale` names, entry by entry; a cascade scans the maps
+    /// for its tree (a bucket's or collection's deletion: rare).
+    fn forget(&self, stale: &Stale) {
+        if !stale.principals.is_empty() || !stale.trees.is_empty() {
+            let mut groups = lock(&self.groups);
+            for p in &stale.principals {
+                groups.remove(p.as_str());
+            }
+            for root in &stale.trees {
+                groups.retain(|_, uris| !uris.iter().any(|u| in_tree(u, root)));
+            }
+        }
+        if !stale.deleted.is_empty() || !stale.trees.is_empty() {
+            let mut existing = lock(&self.existing);
+            for uri in &stale.deleted {
+                existing.remove(uri.as_str());
+            }
+            for root in &stale.trees {
+                existing.retain(|uri, _| !in_tree(uri, root));
+            }
+        }
+        if !stale.parents.is_empty() || !stale.trees.is_empty() {
+            let mut parents = lock(&self.parents);
+            parents.generation += 1;
+            for uri in &stale.parents {
+                parents.objects.remove(uri.as_str());
+            }
+            for root in &stale.trees {
+                parents.objects.retain(|uri, _| !in_tree(uri, root));
+            }
+        }
     }
 
     fn timestamp(&self, key: &str) -> Option<u64> {
@@ -149,40 +217,32 @@ impl ShardCache {
     }
 
     fn remember_timestamp(&self, key: String, value: u64) {
-        let mut map = lock(&self.timestamps);
-        if map.len() >= LIMIT {
-            map.clear();
-        }
-        map.insert(key, value);
+        lock(&self.timestamps).insert(key, value);
     }
 
-    /// The `(list key, value)` of each timestamp `writes` set, and whether
-    /// they purge a tree (whose lists lose their timestamps).
-    fn stamps(writes: &[Write]) -> (Vec<(String, u64)>, bool) {
-        let mut stamps = Vec::new();
-        let mut purge = false;
-        for w in writes {
-            match w {
+    /// The `(list key, value)` of each timestamp `writes` set.
+    fn stamps(writes: &[Write]) -> Vec<(String, u64)> {
+        writes
+            .iter()
+            .filter_map(|w| match w {
                 Write::Timestamp {
                     parent,
                     resource,
                     value,
-                } => stamps.push((list_key(parent, resource), *value)),
-                Write::PurgeTree { .. } => purge = true,
-                _ => {}
-            }
-        }
-        (stamps, purge)
+                } => Some((list_key(parent, resource), *value)),
+                _ => None,
+            })
+            .collect()
     }
 
-    fn forget_timestamps(&self, stamps: &[(String, u64)], all: bool) {
+    /// Forgets the timestamps `stamps` set and those of the lists a cascade removes.
+    fn forget_timestamps(&self, stamps: &[(String, u64)], trees: &[String]) {
         let mut map = lock(&self.timestamps);
-        if all {
-            map.clear();
-        } else {
-            for (key, _) in stamps {
-                map.remove(key);
-            }
+        for (key, _) in stamps {
+            map.remove(key.as_str());
+        }
+        for root in trees {
+            map.retain(|key, _| !in_tree(key, root));
         }
     }
 
@@ -190,7 +250,9 @@ impl ShardCache {
         lock(&self.timestamps).clear();
         lock(&self.groups).clear();
         lock(&self.existing).clear();
-        self.forget_parents();
+        let mut parents = lock(&self.parents);
+        parents.generation += 1;
+        parents.objects.clear();
     }
 }
 
@@ -201,13 +263,13 @@ impl Shard {
     pub(super) async fn commit(&self, mut writes: Vec<Write>) -> Result<(), KintoError> {
         self.apply_quotas(&mut writes).await?;
         let stale = ShardCache::stales(&writes);
-        let (stamps, purge) = ShardCache::stamps(&writes);
-        self.cache.forget(stale);
-        self.cache.forget_timestamps(&stamps, purge);
+        let stamps = ShardCache::stamps(&writes);
+        self.cache.forget(&stale);
+        self.cache.forget_timestamps(&stamps, &stale.trees);
         let result = self.storage.commit(writes).await;
-        self.cache.forget(stale);
-        if purge {
-            self.cache.forget_timestamps(&stamps, true);
+        self.cache.forget(&stale);
+        if !stale.trees.is_empty() {
+            self.cache.forget_timestamps(&stamps, &stale.trees);
         } else if result.is_ok() {
             for (key, value) in stamps {
                 self.cache.remember_timestamp(key, value);
@@ -237,4 +299,131 @@ impl Shard {
 
 fn list_key(parent: &str, resource: &str) -> String {
     super::resource::concat(&[parent, "\0", resource])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(id: &str) -> Arc<StoredObject> {
+        let mut o = StoredObject::tombstone(id, 1);
+        o.deleted = false;
+        Arc::new(o)
+    }
+
+    fn put(parent: &str, resource: &'static str, id: &str, deleted: bool) -> Write {
+        let mut object = StoredObject::tombstone(id, 2);
+        object.deleted = deleted;
+        Write::Put {
+            parent: parent.into(),
+            resource,
+            object,
+            previous_last_modified: None,
+        }
+    }
+
+    fn remember(cache: &ShardCache, uri: &str) {
+        let generation = cache.parents_generation();
+        cache.remember_parent(uri.into(), object(uri), generation);
+    }
+
+    #[test]
+    fn a_full_map_evicts_entries_not_its_contents() {
+        let cache = ShardCache::default();
+        for i in 0..LIMIT + 1_000 {
+            remember(&cache, &format!("/buckets/b{i}"));
+        }
+        // Emptying the map when it filled up left one entry here.
+        let kept = lock(&cache.parents).objects.len();
+        assert!(
+            kept > LIMIT * 9 / 10 && kept <= LIMIT,
+            "{kept} entries kept"
+        );
+        assert!(cache
+            .parent(&format!("/buckets/b{}", LIMIT + 999))
+            .is_some());
+    }
+
+    #[test]
+    fn a_write_forgets_the_object_it_writes_and_no_other() {
+        let cache = ShardCache::default();
+        for uri in [
+            "/buckets/a",
+            "/buckets/a/collections/c",
+            "/buckets/a/collections/d",
+        ] {
+            remember(&cache, uri);
+        }
+        cache.forget(&ShardCache::stales(&[put(
+            "/buckets/a",
+            "collection",
+            "c",
+            false,
+        )]));
+        assert!(cache.parent("/buckets/a/collections/c").is_none());
+        assert!(cache.parent("/buckets/a/collections/d").is_some());
+        assert!(cache.parent("/buckets/a").is_some());
+    }
+
+    #[test]
+    fn a_read_that_overlaps_a_parent_write_is_not_remembered() {
+        let cache = ShardCache::default();
+        let generation = cache.parents_generation();
+        cache.forget(&ShardCache::stales(&[put("", "bucket", "x", false)]));
+        cache.remember_parent("/buckets/y".into(), object("y"), generation);
+        assert!(cache.parent("/buckets/y").is_none());
+    }
+
+    #[test]
+    fn a_cascade_forgets_its_tree_only() {
+        let cache = ShardCache::default();
+        for uri in ["/buckets/a", "/buckets/a/collections/c", "/buckets/ab"] {
+            remember(&cache, uri);
+            cache.remember_existing(uri.into());
+        }
+        cache.remember_timestamp(list_key("/buckets/a", "collection"), 5);
+        cache.remember_timestamp(list_key("/buckets/a/collections/c", "record"), 6);
+        cache.remember_timestamp(list_key("/buckets/ab", "collection"), 7);
+        cache.remember_groups("alice", vec!["/buckets/a/groups/g".into()]);
+        cache.remember_groups("bob", vec!["/buckets/ab/groups/g".into()]);
+        let writes = [
+            put("", "bucket", "a", true),
+            Write::PurgeTree {
+                parent: "/buckets/a".into(),
+            },
+        ];
+        let stale = ShardCache::stales(&writes);
+        cache.forget(&stale);
+        cache.forget_timestamps(&ShardCache::stamps(&writes), &stale.trees);
+        for uri in ["/buckets/a", "/buckets/a/collections/c"] {
+            assert!(cache.parent(uri).is_none(), "{uri}");
+            assert!(!cache.exists(uri), "{uri}");
+        }
+        assert!(cache.parent("/buckets/ab").is_some());
+        assert!(cache.exists("/buckets/ab"));
+        assert_eq!(cache.timestamp(&list_key("/buckets/a", "collection")), None);
+        assert_eq!(
+            cache.timestamp(&list_key("/buckets/a/collections/c", "record")),
+            None
+        );
+        assert_eq!(
+            cache.timestamp(&list_key("/buckets/ab", "collection")),
+            Some(7)
+        );
+        assert!(cache.groups_of("alice").is_none());
+        assert!(cache.groups_of("bob").is_some());
+    }
+
+    #[test]
+    fn a_membership_change_forgets_that_principal() {
+        let cache = ShardCache::default();
+        cache.remember_groups("alice", vec![]);
+        cache.remember_groups("bob", vec![]);
+        cache.forget(&ShardCache::stales(&[Write::AddMember {
+            principal: "alice".into(),
+            group_uri: "/buckets/a/groups/g".into(),
+        }]));
+        assert!(cache.groups_of("alice").is_none());
+        assert!(cache.groups_of("bob").is_some());
+    }
 }

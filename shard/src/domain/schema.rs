@@ -7,22 +7,27 @@
 //! The shard validates inside the write step, with the parents it already
 //! loaded, so a schema change and a record write cannot interleave.
 
+use super::cache::{bounded_to, Bounded};
 use crate::storage::StoredObject;
 use kinto_proto::KintoError;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// Fields that carry schemas, by the kind of object that holds them.
 pub const BUCKET_SCHEMA_FIELDS: [&str; 3] = ["record:schema", "collection:schema", "group:schema"];
 
 /// Compiled validators by schema text: compiling costs far more than validating.
-#[derive(Default)]
 pub struct SchemaCache {
-    compiled: Mutex<HashMap<String, Arc<jsonschema::Validator>>>,
+    compiled: Mutex<Bounded<Arc<jsonschema::Validator>>>,
 }
 
-const CACHE_LIMIT: usize = 1024;
+impl Default for SchemaCache {
+    fn default() -> Self {
+        SchemaCache {
+            compiled: bounded_to(1024),
+        }
+    }
+}
 
 impl SchemaCache {
     fn validator(&self, schema: &Value) -> Result<Arc<jsonschema::Validator>, KintoError> {
@@ -34,15 +39,11 @@ impl SchemaCache {
             jsonschema::validator_for(schema)
                 .map_err(|e| KintoError::invalid("body", Some("schema"), e.to_string()))?,
         );
-        let mut map = self.lock();
-        if map.len() >= CACHE_LIMIT {
-            map.clear();
-        }
-        map.insert(key, v.clone());
+        self.lock().insert(key, v.clone());
         Ok(v)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<jsonschema::Validator>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Bounded<Arc<jsonschema::Validator>>> {
         // A poisoned cache only lost entries: keep using it.
         self.compiled.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -82,6 +82,61 @@ async fn since_walks_the_index(s: &dyn Storage) {
         .is_empty());
 }
 
+/// `_since` on a list far larger than its changes, whose changed ids lie
+/// at both ends of the id order, next to a list whose ids share its prefix.
+async fn since_on_a_large_list(s: &dyn Storage) {
+    let p = "/buckets/b/collections/large";
+    let id = |i: u64| format!("r{i:03}");
+    for chunk in 0..10 {
+        let writes =
+            (chunk * 20..chunk * 20 + 20).map(|i| put(p, "record", obj(&id(i), 1000 + i), None));
+        s.commit(writes.collect()).await.expect("commit");
+    }
+    s.commit(vec![put(
+        "/buckets/b/collections/large2",
+        "record",
+        obj("r000", 5000),
+        None,
+    )])
+    .await
+    .expect("commit");
+    let mut changes = vec![
+        put(p, "record", obj(&id(3), 2000), Some(1003)),
+        put(p, "record", obj(&id(150), 2001), Some(1150)),
+        put(p, "record", obj(&id(199), 2002), Some(1199)),
+    ];
+    changes.push(put(
+        p,
+        "record",
+        StoredObject::tombstone(&id(100), 2003),
+        Some(1100),
+    ));
+    s.commit(changes).await.expect("commit");
+    let listed = |rows: Vec<StoredObject>| {
+        let mut v: Vec<_> = rows
+            .into_iter()
+            .map(|o| (o.id, o.last_modified, o.deleted))
+            .collect();
+        v.sort();
+        v
+    };
+    let since = s.list(p, "record", Some(1999), true).await.expect("list");
+    assert_eq!(
+        listed(since),
+        vec![
+            (id(3), 2000, false),
+            (id(100), 2003, true),
+            (id(150), 2001, false),
+            (id(199), 2002, false),
+        ]
+    );
+    let live = s.list(p, "record", Some(1999), false).await.expect("list");
+    assert_eq!(live.len(), 3);
+    let all = s.list(p, "record", Some(0), true).await.expect("list");
+    assert_eq!(all.len(), 200);
+    assert!(all.iter().all(|o| o.last_modified < 5000));
+}
+
 async fn tombstones_are_listed_only_on_request(s: &dyn Storage) {
     let p = "/buckets/b/collections/tomb";
     s.commit(vec![
@@ -225,6 +280,7 @@ async fn flush_empties_everything(s: &dyn Storage) {
 pub async fn run_all(s: &dyn Storage) {
     objects_round_trip(s).await;
     since_walks_the_index(s).await;
+    since_on_a_large_list(s).await;
     tombstones_are_listed_only_on_request(s).await;
     timestamps_per_list(s).await;
     purge_tree_removes_below_only(s).await;

@@ -122,7 +122,8 @@ impl ShardCache {
     }
 
     pub fn exists(&self, uri: &str) -> bool {
-        let found = lock(&self.existing).contains_key(uri);
+        // `get`, not `contains_key`: only a `get` counts as a use for eviction.
+        let found = lock(&self.existing).get(uri).is_some();
         crate::metrics::cache_lookup(crate::metrics::Cache::Existing, found);
         found
     }

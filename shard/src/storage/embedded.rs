@@ -190,8 +190,6 @@ impl EmbeddedStorage {
                 out.push(obj);
             }
         }
-        // In id order, as a list without `_since` (ties of a sort keep it).
-        out.sort_unstable_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
 

@@ -35,7 +35,7 @@ pub static IN_FLIGHT: LazyLock<Option<IntGaugeVec>> = LazyLock::new(|| {
 pub static CACHE: LazyLock<Option<IntCounterVec>> = LazyLock::new(|| {
     register_int_counter_vec!(
         "kinto_shard_cache_total",
-        "Lookups in the shard's caches (groups of a principal, existing parents, parent objects, list timestamps), by result.",
+        "Lookups in the shard's caches (groups of a principal, buckets and collections, list timestamps), by result.",
         &["cache", "result"]
     )
     .ok()
@@ -45,16 +45,15 @@ pub static CACHE: LazyLock<Option<IntCounterVec>> = LazyLock::new(|| {
 #[derive(Clone, Copy)]
 pub enum Cache {
     Groups,
-    Existing,
     Parents,
     Timestamps,
 }
 
-const CACHE_NAMES: [&str; 4] = ["groups", "existing", "parents", "timestamps"];
+const CACHE_NAMES: [&str; 3] = ["groups", "parents", "timestamps"];
 
 /// The counters of [`CACHE`], resolved once: several lookups per operation
 /// made `with_label_values` (hashing, a lock) a visible cost.
-static CACHE_COUNTERS: LazyLock<Option<[[IntCounter; 2]; 4]>> = LazyLock::new(|| {
+static CACHE_COUNTERS: LazyLock<Option<[[IntCounter; 2]; 3]>> = LazyLock::new(|| {
     let vec = CACHE.as_ref()?;
     Some(CACHE_NAMES.map(|name| ["miss", "hit"].map(|r| vec.with_label_values(&[name, r]))))
 });

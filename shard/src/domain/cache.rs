@@ -5,11 +5,9 @@
 //!
 //! * group URIs per principal (read by every operation to expand the
 //!   caller's principals), forgotten on any membership change;
-//! * buckets and collections known to exist, so the default bucket's
-//!   implicit creation costs no read once they are there; forgotten when a
-//!   bucket or collection is deleted;
 //! * the live buckets and collections themselves (the parents every record
-//!   operation reads), each forgotten when it is written. A reader stores
+//!   operation reads, and the default bucket's implicit creation checks),
+//!   each forgotten when it is written. A reader stores
 //!   what it read only if no bucket or collection write started meanwhile
 //!   (a generation count, bumped before and after each of those writes);
 //! * list timestamps, read by every write to stamp it. Read, remembered and
@@ -60,7 +58,6 @@ fn bounded<V>() -> Mutex<Bounded<V>> {
 
 pub(super) struct ShardCache {
     groups: Mutex<Bounded<Vec<String>>>,
-    existing: Mutex<Bounded<()>>,
     parents: Mutex<Parents>,
     timestamps: Mutex<Bounded<u64>>,
 }
@@ -69,7 +66,6 @@ impl Default for ShardCache {
     fn default() -> Self {
         ShardCache {
             groups: bounded(),
-            existing: bounded(),
             parents: Mutex::new(Parents {
                 generation: 0,
                 objects: bounded_map(LIMIT),
@@ -92,8 +88,6 @@ struct Stale {
     principals: Vec<String>,
     /// Buckets and collections written, by URI.
     parents: Vec<String>,
-    /// Of those, the ones deleted.
-    deleted: Vec<String>,
     /// Roots of the trees a cascade removes.
     trees: Vec<String>,
 }
@@ -119,17 +113,6 @@ impl ShardCache {
 
     pub fn remember_groups(&self, principal: &str, groups: Vec<String>) {
         lock(&self.groups).insert(principal.to_owned(), groups);
-    }
-
-    pub fn exists(&self, uri: &str) -> bool {
-        // `get`, not `contains_key`: only a `get` counts as a use for eviction.
-        let found = lock(&self.existing).get(uri).is_some();
-        crate::metrics::cache_lookup(crate::metrics::Cache::Existing, found);
-        found
-    }
-
-    pub fn remember_existing(&self, uri: String) {
-        lock(&self.existing).insert(uri, ());
     }
 
     pub fn parent(&self, uri: &str) -> Option<Arc<StoredObject>> {
@@ -163,9 +146,6 @@ impl ShardCache {
                 } if matches!(*resource, "bucket" | "collection") => {
                     // `/buckets/b`, `/buckets/b/collections/c`: the plural is the name and "s".
                     let uri = super::resource::concat(&[parent, "/", resource, "s/", &object.id]);
-                    if object.deleted {
-                        stale.deleted.push(uri.clone());
-                    }
                     stale.parents.push(uri);
                 }
                 Write::AddMember { principal, .. } | Write::RemoveMember { principal, .. } => {
@@ -188,15 +168,6 @@ impl ShardCache {
             }
             for root in &stale.trees {
                 groups.retain(|_, uris| !uris.iter().any(|u| in_tree(u, root)));
-            }
-        }
-        if !stale.deleted.is_empty() || !stale.trees.is_empty() {
-            let mut existing = lock(&self.existing);
-            for uri in &stale.deleted {
-                existing.remove(uri.as_str());
-            }
-            for root in &stale.trees {
-                existing.retain(|uri, _| !in_tree(uri, root));
             }
         }
         if !stale.parents.is_empty() || !stale.trees.is_empty() {
@@ -250,7 +221,6 @@ impl ShardCache {
     pub fn clear(&self) {
         lock(&self.timestamps).clear();
         lock(&self.groups).clear();
-        lock(&self.existing).clear();
         let mut parents = lock(&self.parents);
         parents.generation += 1;
         parents.objects.clear();
@@ -380,7 +350,6 @@ mod tests {
         let cache = ShardCache::default();
         for uri in ["/buckets/a", "/buckets/a/collections/c", "/buckets/ab"] {
             remember(&cache, uri);
-            cache.remember_existing(uri.into());
         }
         cache.remember_timestamp(list_key("/buckets/a", "collection"), 5);
         cache.remember_timestamp(list_key("/buckets/a/collections/c", "record"), 6);
@@ -398,10 +367,8 @@ mod tests {
         cache.forget_timestamps(&ShardCache::stamps(&writes), &stale.trees);
         for uri in ["/buckets/a", "/buckets/a/collections/c"] {
             assert!(cache.parent(uri).is_none(), "{uri}");
-            assert!(!cache.exists(uri), "{uri}");
         }
         assert!(cache.parent("/buckets/ab").is_some());
-        assert!(cache.exists("/buckets/ab"));
         assert_eq!(cache.timestamp(&list_key("/buckets/a", "collection")), None);
         assert_eq!(
             cache.timestamp(&list_key("/buckets/a/collections/c", "record")),

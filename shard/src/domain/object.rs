@@ -339,14 +339,18 @@ impl Shard {
         }
         for target in todo {
             let id = target.id.clone().unwrap_or_default();
+            // Through the parents cache: the operation reads the same bucket
+            // and collection next, so a cold one costs one read, not two. A
+            // hit needs no lock: only a deletion makes it stale, and the
+            // operation then finds the parent missing as it would have.
+            let (parent, resource) = (target.parent_id(), target.kind.name());
             let uri = target.object_uri(&id);
-            if self.cache.exists(&uri) {
+            if self.parent(&parent, resource, &id, uri).await?.is_some() {
                 continue;
             }
             let _guard = self.lock_for_write(&target).await;
             let l = self.load(&target, &id).await?;
             if l.existing().is_some() {
-                self.cache.remember_existing(uri);
                 continue;
             }
             if target.kind == Kind::Collection && l.bucket.is_none() {

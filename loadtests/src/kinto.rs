@@ -29,8 +29,15 @@ pub async fn sign_in(user: &mut GooseUser, name: &str) -> TransactionResult {
     Ok(())
 }
 
-/// One request: `name` in the report, `expect` the only good status (0:
-/// any 2xx, goose's default).
+/// Kinto's version prefix, which clients keep in their server URL. Kinto
+/// answers a path without it with a 307 to the prefixed one, so leaving it
+/// out would make every operation two requests.
+pub const PREFIX: &str = "/v1";
+
+/// One request to the API path `path` (under [`PREFIX`]): `name` in the
+/// report, `expect` the only good status (0: any 2xx, goose's default). A
+/// redirected request is an error: the load would no longer be the one
+/// the scenario describes.
 pub async fn send(
     user: &mut GooseUser,
     name: &str,
@@ -40,7 +47,8 @@ pub async fn send(
     headers: &[(&str, String)],
     expect: u16,
 ) -> Result<GooseResponse, Box<TransactionError>> {
-    let mut rb = user.get_request_builder(&method, path)?;
+    let path = format!("{PREFIX}{path}");
+    let mut rb = user.get_request_builder(&method, &path)?;
     for (k, v) in headers {
         rb = rb.header(*k, v);
     }
@@ -49,14 +57,18 @@ pub async fn send(
     }
     let mut request = GooseRequest::builder()
         .name(name)
-        .path(path)
+        .path(path.as_str())
         .method(method)
         .set_request_builder(rb);
     if expect != 0 {
         request = request.expect_status_code(expect);
     }
-    let request = request.build();
-    user.request(request).await
+    let mut r = user.request(request.build()).await?;
+    if r.request.redirected {
+        let to = r.request.final_url.clone();
+        user.set_failure(&format!("redirected to {to}"), &mut r.request, None, None)?;
+    }
+    Ok(r)
 }
 
 /// The unquoted ETag of a response, if any.

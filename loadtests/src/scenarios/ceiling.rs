@@ -13,7 +13,7 @@ pub fn scenario() -> Result<Scenario, GooseError> {
 async fn echo(user: &mut GooseUser) -> TransactionResult {
     let body =
         json!({"data": {"title": "a bookmark", "url": "https://example.com/", "tags": ["x"]}});
-    let path = format!("/v1/echo/{}", uuid::Uuid::new_v4());
+    let path = format!("/echo/{}", uuid::Uuid::new_v4());
     send(
         user,
         "ceiling echo",

@@ -3,7 +3,7 @@
 //! while one publisher writes. The publisher creates the bucket and the
 //! collections (readable by everyone) when it starts.
 
-use crate::kinto::{etag, send, sign_in};
+use crate::kinto::{etag, send, sign_in, PREFIX};
 use goose::prelude::*;
 use rand::Rng;
 use serde_json::json;
@@ -37,10 +37,21 @@ fn records(c: &str) -> String {
     format!("/buckets/{BUCKET}/collections/{c}/records")
 }
 
+/// Remote settings exist before their clients poll: a poller waits, without
+/// measuring, until the publisher has made the last collection readable
+/// (otherwise the first polls of a run are 401s).
 async fn poller_start(user: &mut GooseUser) -> TransactionResult {
     user.set_session_data(Poller {
         etags: vec![None; COLLECTIONS.len()],
     });
+    let last = COLLECTIONS[COLLECTIONS.len() - 1];
+    let url = user.build_url(&format!("{PREFIX}{}", records(last)))?;
+    for _ in 0..600 {
+        match user.client.get(&url).send().await {
+            Ok(r) if r.status().is_success() => break,
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
     Ok(())
 }
 
@@ -87,7 +98,7 @@ async fn publisher_start(user: &mut GooseUser) -> TransactionResult {
         &bucket,
         Some(&public),
         &[],
-        201,
+        0,
     )
     .await;
     for c in COLLECTIONS {
@@ -99,7 +110,7 @@ async fn publisher_start(user: &mut GooseUser) -> TransactionResult {
             &path,
             Some(&json!({})),
             &[],
-            201,
+            0,
         )
         .await;
     }

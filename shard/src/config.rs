@@ -26,6 +26,12 @@ pub struct ShardConfig {
     /// default, 64); fixed when a store is created.
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub storage_memtable_mb: Option<u64>,
+    /// Entries per shard in each of the shard's caches (group memberships,
+    /// buckets and collections, list timestamps). Memory for speed: a cache
+    /// that holds the active users' parents spares each request its cold
+    /// reads (docs/benchmarks.md).
+    #[serde(default, deserialize_with = "de_opt_u64")]
+    pub shard_cache_entries: Option<u64>,
     /// `embedded` (a store under `data_dir`) or `cql` (ScyllaDB / Cassandra, the `cql_*` settings).
     #[serde(default = "default_backend")]
     pub storage_backend: String,
@@ -58,6 +64,15 @@ impl ShardConfig {
         mib(self.storage_cache_mb.unwrap_or(DEFAULT_CACHE_MB))
     }
 
+    /// At least 1: a cache of no entries would still be locked and searched.
+    pub fn cache_entries(&self) -> usize {
+        let n = self
+            .shard_cache_entries
+            .unwrap_or(DEFAULT_CACHE_ENTRIES)
+            .max(1);
+        usize::try_from(n).unwrap_or(usize::MAX)
+    }
+
     /// At least 1 MiB: fjall would rotate a zero-sized memtable on every write.
     pub fn memtable_bytes(&self) -> u64 {
         mib(self
@@ -71,6 +86,9 @@ impl ShardConfig {
 /// opened by fjall's defaults (the storage bench uses them too).
 pub const DEFAULT_CACHE_MB: u64 = 32;
 pub const DEFAULT_MEMTABLE_MB: u64 = 64;
+
+/// ~2 GB resident at 1M users in 4 shards with the defaults above.
+pub const DEFAULT_CACHE_ENTRIES: u64 = 100_000;
 
 fn mib(n: u64) -> u64 {
     n.saturating_mul(1024 * 1024)
@@ -102,6 +120,14 @@ mod tests {
         assert_eq!(config(&[]).cache_bytes(), 32 * 1024 * 1024);
         let c = config(&[("storage_cache_mb", "256")]);
         assert_eq!(c.cache_bytes(), 256 * 1024 * 1024);
+    }
+
+    #[test]
+    fn cache_entries_default_and_are_never_zero() {
+        assert_eq!(config(&[]).cache_entries(), 100_000);
+        let c = config(&[("shard_cache_entries", "600000")]);
+        assert_eq!(c.cache_entries(), 600_000);
+        assert_eq!(config(&[("shard_cache_entries", "0")]).cache_entries(), 1);
     }
 
     #[test]

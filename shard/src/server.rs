@@ -242,6 +242,9 @@ pub fn service(
             generation: 1,
             grants: default_grants(raw),
             features: crate::domain::Features::from_raw(raw),
+            cache_entries: crate::config::ShardConfig::from_raw(raw)
+                .map(|c| c.cache_entries())
+                .unwrap_or(crate::config::DEFAULT_CACHE_ENTRIES as usize),
         },
     );
     ShardService {

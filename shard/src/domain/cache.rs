@@ -28,11 +28,6 @@ use kinto_proto::KintoError;
 use quick_cache::{unsync, unsync::DefaultLifecycle, UnitWeighter};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Entries per map and shard: bounds memory. Full maps hold more than the
-/// old ones did on average (those emptied at this size): ~250 MB more
-/// resident at 1M users, in 4 shards (docs/benchmarks.md).
-const LIMIT: usize = 100_000;
-
 /// A bounded map (quick_cache's S3-FIFO: frequently read entries survive a
 /// scan of one-off ones); the mutex around it is held for one lookup.
 pub(super) type Bounded<V> = unsync::Cache<String, V, UnitWeighter, foldhash::fast::RandomState>;
@@ -52,25 +47,22 @@ pub(super) fn bounded_to<V>(limit: usize) -> Mutex<Bounded<V>> {
     Mutex::new(bounded_map(limit))
 }
 
-fn bounded<V>() -> Mutex<Bounded<V>> {
-    bounded_to(LIMIT)
-}
-
 pub(super) struct ShardCache {
     groups: Mutex<Bounded<Vec<String>>>,
     parents: Mutex<Parents>,
     timestamps: Mutex<Bounded<u64>>,
 }
 
-impl Default for ShardCache {
-    fn default() -> Self {
+impl ShardCache {
+    /// Each map holds up to `entries` (`shard_cache_entries`).
+    pub fn new(entries: usize) -> Self {
         ShardCache {
-            groups: bounded(),
+            groups: bounded_to(entries),
             parents: Mutex::new(Parents {
                 generation: 0,
-                objects: bounded_map(LIMIT),
+                objects: bounded_map(entries),
             }),
-            timestamps: bounded(),
+            timestamps: bounded_to(entries),
         }
     }
 }
@@ -276,6 +268,8 @@ fn list_key(parent: &str, resource: &str) -> String {
 mod tests {
     use super::*;
 
+    const LIMIT: usize = 10_000;
+
     fn object(id: &str) -> Arc<StoredObject> {
         let mut o = StoredObject::tombstone(id, 1);
         o.deleted = false;
@@ -300,7 +294,7 @@ mod tests {
 
     #[test]
     fn a_full_map_evicts_entries_not_its_contents() {
-        let cache = ShardCache::default();
+        let cache = ShardCache::new(LIMIT);
         for i in 0..LIMIT + 1_000 {
             remember(&cache, &format!("/buckets/b{i}"));
         }
@@ -317,7 +311,7 @@ mod tests {
 
     #[test]
     fn a_write_forgets_the_object_it_writes_and_no_other() {
-        let cache = ShardCache::default();
+        let cache = ShardCache::new(LIMIT);
         for uri in [
             "/buckets/a",
             "/buckets/a/collections/c",
@@ -338,7 +332,7 @@ mod tests {
 
     #[test]
     fn a_read_that_overlaps_a_parent_write_is_not_remembered() {
-        let cache = ShardCache::default();
+        let cache = ShardCache::new(LIMIT);
         let generation = cache.parents_generation();
         cache.forget(&ShardCache::stales(&[put("", "bucket", "x", false)]));
         cache.remember_parent("/buckets/y".into(), object("y"), generation);
@@ -347,7 +341,7 @@ mod tests {
 
     #[test]
     fn a_cascade_forgets_its_tree_only() {
-        let cache = ShardCache::default();
+        let cache = ShardCache::new(LIMIT);
         for uri in ["/buckets/a", "/buckets/a/collections/c", "/buckets/ab"] {
             remember(&cache, uri);
         }
@@ -384,7 +378,7 @@ mod tests {
 
     #[test]
     fn a_membership_change_forgets_that_principal() {
-        let cache = ShardCache::default();
+        let cache = ShardCache::new(LIMIT);
         cache.remember_groups("alice", vec![]);
         cache.remember_groups("bob", vec![]);
         cache.forget(&ShardCache::stales(&[Write::AddMember {

@@ -38,6 +38,8 @@ pub struct ShardSettings {
     pub generation: u64,
     pub grants: SettingsGrants,
     pub features: Features,
+    /// Entries in each of the shard's caches (`shard_cache_entries`).
+    pub cache_entries: usize,
 }
 
 /// Kinto plugins and switches that change what a write does.
@@ -93,13 +95,14 @@ pub(crate) struct WriteGuard<'a> {
 
 impl Shard {
     pub fn new(storage: Arc<dyn Storage>, settings: ShardSettings) -> Self {
+        let cache = cache::ShardCache::new(settings.cache_entries);
         Shard {
             storage,
             settings,
             bucket_locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             root_lock: Mutex::new(()),
             schemas: schema::SchemaCache::default(),
-            cache: cache::ShardCache::default(),
+            cache,
         }
     }
 

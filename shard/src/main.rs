@@ -60,7 +60,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let storage = kinto_shard::storage::Backend::connect(&cfg)
         .await?
         .open(&cfg, index, count)?;
-    let service = kinto_shard::server::build(storage, &raw, index, count);
+    let service = kinto_shard::server::build(storage, &raw, &cfg, index, count);
     if let Some(bind) = raw.0.get("metrics_bind").and_then(|v| v.as_str()) {
         kinto_shard::metrics::serve(bind).await?;
     }

@@ -226,11 +226,12 @@ impl ShardRpc for ShardService {
 }
 
 /// The service of shard `index` of `count` over `storage` (opened by
-/// [`crate::storage::Backend::open`]), for the all-in-one binary to call
-/// in-process; [`build`] wraps it for the network.
+/// [`crate::storage::Backend::open`] from `cfg`), for the all-in-one binary
+/// to call in-process; [`build`] wraps it for the network.
 pub fn service(
     storage: Arc<dyn Storage>,
     raw: &RawSettings,
+    cfg: &crate::config::ShardConfig,
     index: u32,
     count: u32,
 ) -> ShardService {
@@ -242,9 +243,7 @@ pub fn service(
             generation: 1,
             grants: default_grants(raw),
             features: crate::domain::Features::from_raw(raw),
-            cache_entries: crate::config::ShardConfig::from_raw(raw)
-                .map(|c| c.cache_entries())
-                .unwrap_or(crate::config::DEFAULT_CACHE_ENTRIES as usize),
+            cache_entries: cfg.cache_entries(),
         },
     );
     ShardService {
@@ -257,10 +256,11 @@ pub fn service(
 pub fn build(
     storage: Arc<dyn Storage>,
     raw: &RawSettings,
+    cfg: &crate::config::ShardConfig,
     index: u32,
     count: u32,
 ) -> ShardServer<ShardService> {
-    ShardServer::new(service(storage, raw, index, count))
+    ShardServer::new(service(storage, raw, cfg, index, count))
         .max_decoding_message_size(64 * 1024 * 1024)
         .max_encoding_message_size(64 * 1024 * 1024)
 }

@@ -96,7 +96,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         );
         let cfg = ShardConfig::from_raw(&shard_raw)?;
         let storage = backend.open(&cfg, i, count)?;
-        services.push(kinto_shard::server::service(storage, &shard_raw, i, count));
+        services.push(kinto_shard::server::service(
+            storage, &shard_raw, &cfg, i, count,
+        ));
     }
     tracing::info!(shards = count, data_dir = %data_dir.display(), "shards started");
     let shards = kinto_gateway::routing::ShardMap::in_process(services)?;

@@ -132,7 +132,7 @@ pub fn allowed(
         obj.is_some_and(|o| {
             perms.iter().any(|p| {
                 o.permissions
-                    .get(*p)
+                    .get(p)
                     .is_some_and(|list| who.contains_any(list))
             })
         })

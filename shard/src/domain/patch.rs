@@ -96,7 +96,7 @@ pub fn merge_patch_acl(acl: &mut Acl, change: AclChange) {
 /// Kinto does with `explicit_permissions` on.
 pub fn add_writer(acl: &mut Acl, user_id: Option<&str>) {
     if let Some(user) = user_id {
-        let list = acl.entry("write".into()).or_default();
+        let list = acl.principals_mut("write");
         if !list.iter().any(|p| p == user) {
             list.push(user.to_owned());
             list.sort();
@@ -195,7 +195,7 @@ pub fn json_patch(
                 return Err(patch_failed(format!("unknown permission {perm:?}")));
             }
             let principal = unescape(principal);
-            let list = acl.entry(perm.clone()).or_default();
+            let list = acl.principals_mut(&perm);
             match name {
                 "add" | "replace" if !principal.is_empty() && !list.contains(&principal) => {
                     list.push(principal);
@@ -271,8 +271,11 @@ mod tests {
         ]);
         json_patch(Kind::Record, &mut d, &mut acl, &ops).expect("valid patch");
         assert_eq!(Value::Object(d), json!({"b": 2}));
-        assert_eq!(acl["read"], vec!["system.Everyone".to_string()]);
-        assert!(acl["write"][0].contains("groups"));
+        assert_eq!(
+            acl.get("read").cloned().unwrap_or_default(),
+            vec!["system.Everyone".to_string()]
+        );
+        assert!(acl.get("write").expect("write")[0].contains("groups"));
     }
 
     #[test]

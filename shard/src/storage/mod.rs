@@ -8,8 +8,11 @@
 //! domain decides what to write, and hands the backend a list of [`Write`]s
 //! that must be applied atomically.
 
+mod acl;
 pub mod cql;
 pub mod embedded;
+
+pub use acl::Acl;
 
 #[cfg(test)]
 pub(crate) mod conformance;
@@ -17,10 +20,6 @@ pub(crate) mod conformance;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
-
-/// An object's ACL: permission name → principals, both sorted and unique.
-pub type Acl = BTreeMap<String, Vec<String>>;
 
 /// One stored object, or a tombstone when `deleted`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,7 +31,7 @@ pub struct StoredObject {
     /// Fields without `id` and `last_modified`; empty for tombstones.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub data: Map<String, Value>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "Acl::is_empty")]
     pub permissions: Acl,
 }
 

@@ -155,8 +155,12 @@ async fn tombstones_are_listed_only_on_request(s: &dyn Storage) {
     .expect("commit");
     let live = s.list(p, "record", None, false).await.expect("list");
     assert_eq!(live.len(), 1);
+    // `_since=0` is the whole list (the embedded store scans it directly).
     let all = s.list(p, "record", Some(0), true).await.expect("list");
     assert_eq!(all.len(), 2);
+    let since_zero = s.list(p, "record", Some(0), false).await.expect("list");
+    assert_eq!(since_zero.len(), 1);
+    assert_eq!(since_zero[0].id, "b");
     assert!(all
         .iter()
         .any(|o| o.id == "a" && o.deleted && o.last_modified == 3));

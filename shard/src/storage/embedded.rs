@@ -231,7 +231,9 @@ impl Storage for EmbeddedStorage {
         let prefix = list_prefix(parent, resource);
         let mut out = Vec::new();
         match since {
-            Some(since) => {
+            // `_since=0` (a first sync) asks for the whole list: a walk of the
+            // index would find every id and then scan the list anyway.
+            Some(since) if since > 0 => {
                 // Walk the timestamp index from `since + 1`: O(changes), keys only.
                 let start = change_key(parent, resource, since.saturating_add(1), "");
                 let mut end = prefix.clone();
@@ -249,11 +251,13 @@ impl Storage for EmbeddedStorage {
                     }
                 }
             }
-            None => {
+            _ => {
                 for item in self.objects.prefix(&prefix) {
                     let (_, v) = item.into_inner().map_err(unavailable)?;
                     let obj = decode(&v)?;
-                    if with_tombstones || !obj.deleted {
+                    if (with_tombstones || !obj.deleted)
+                        && since.is_none_or(|s| obj.last_modified > s)
+                    {
                         out.push(obj);
                     }
                 }

@@ -10,10 +10,11 @@
 //!   each forgotten when it is written. A reader stores
 //!   what it read only if no bucket or collection write started meanwhile
 //!   (a generation count, bumped before and after each of those writes);
-//! * list timestamps, read by every write to stamp it. Read, remembered and
-//!   changed only under the write lock of the list's bucket (the root lock
-//!   for top-level lists), which every commit that sets one also holds, so
-//!   an entry is always what is stored. A commit forgets the timestamps it
+//! * list timestamps, read by every write to stamp it and by every list
+//!   for its ETag. Remembered and changed only under the write lock of the
+//!   list's bucket (the root lock for top-level lists), which every commit
+//!   that sets one also holds, so an entry is always what is stored, and a
+//!   list may read one without the lock. A commit forgets the timestamps it
 //!   sets and, once stored, remembers them; a failed one leaves them
 //!   forgotten, and a cascade forgets those of the tree it removes.
 //!
@@ -239,6 +240,13 @@ impl Shard {
             }
         }
         Ok(result?)
+    }
+
+    /// A list's timestamp if the cache holds it, for any caller. An entry
+    /// is always the stored value (see the module's comment), so reading
+    /// one needs no lock; remembering what storage answered does.
+    pub(super) fn cached_timestamp(&self, parent: &str, resource: &str) -> Option<u64> {
+        self.cache.timestamp(&list_key(parent, resource))
     }
 
     /// A list's stored timestamp, for a caller that holds the write lock of

@@ -246,6 +246,9 @@ impl Shard {
     /// it is read and keeps it until its first write, as in Kinto.
     async fn list_timestamp(&self, t: &Target) -> Result<u64, KintoError> {
         let parent = t.parent_id();
+        if let Some(ts) = self.cached_timestamp(&parent, t.kind.name()) {
+            return Ok(ts);
+        }
         if let Some(ts) = self.storage.timestamp(&parent, t.kind.name()).await? {
             return Ok(ts);
         }

@@ -157,9 +157,15 @@ def main():
     ap.add_argument("--scale", default="", help="only the scale scenario, at these populations: 1000,1000000")
     ap.add_argument("--scale-rate", type=int, default=2000,
                     help="with --scale: a second run per population throttled to this many req/s (equal load)")
+    ap.add_argument("--set", action="append", default=[], metavar="KINTO_NAME=VALUE",
+                    help="a setting of the kinto-rs server, as its environment variable (docs/configuration.md)")
     ap.add_argument("--ceiling-rounds", type=int, default=0,
                     help="only the mix against both ceilings, alternated this many times (median ratio)")
     args = ap.parse_args()
+    for kv in args.set:
+        if "=" not in kv or not kv.startswith("KINTO_"):
+            ap.error(f"--set takes KINTO_NAME=VALUE, not {kv!r}")
+    args.settings = dict(kv.split("=", 1) for kv in args.set)
     if args.scale:
         return scale(args)
     if args.ceiling_rounds:
@@ -167,7 +173,7 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {"machine": {"cpus": os.cpu_count(), "server_cpu": SERVER_CPU, "generator_cpu": LOAD_CPU},
-               "duration_s": args.duration, "users": args.users}
+               "duration_s": args.duration, "users": args.users, "kinto_rs_settings": args.settings}
 
     ref_url = "http://127.0.0.1:8890"
     if not args.skip_reference:
@@ -186,7 +192,7 @@ def main():
     data = Path(tempfile.mkdtemp(prefix="kinto-rs-bench-"))
     ours_url = "http://127.0.0.1:8891"
     binary = Path(args.kinto).resolve() if args.kinto else REL / "kinto"
-    proc = start_ours(data, 8891, binary)
+    proc = start_ours(data, 8891, binary, args.settings)
     try:
         wait_up(ours_url)
         cpu = Cpu(str(binary) + "$")
@@ -237,7 +243,7 @@ def measure_cql(args, out):
     data = Path(tempfile.mkdtemp(prefix="kinto-rs-bench-"))
     url = "http://127.0.0.1:8892"
     binary = Path(args.kinto).resolve() if args.kinto else REL / "kinto"
-    proc = start_ours(data, 8892, binary, cql)
+    proc = start_ours(data, 8892, binary, {**args.settings, **cql})
     try:
         wait_up(url)
         return measure("ours-cql-mix", url, Cpu(str(binary) + "$", "CassandraDaemon"), "storagesync",
@@ -258,7 +264,7 @@ def ceiling_rounds(args):
     for i in range(args.ceiling_rounds):
         data = Path(tempfile.mkdtemp(prefix="kinto-rs-bench-"))
         url = "http://127.0.0.1:8891"
-        proc = start_ours(data, 8891, binary)
+        proc = start_ours(data, 8891, binary, args.settings)
         try:
             wait_up(url)
             mix = measure(f"ours-mix-{i}", url, Cpu(str(binary) + "$"), "storagesync", args.duration,
@@ -287,7 +293,7 @@ def ceiling_rounds(args):
                        "vs_ceiling": ratios(one), "vs_ceiling_mix": ratios(same)})
     summary = {k: {m: statistics.median(r[k][m] for r in rounds) for m in ("measured_pct", "by_cpu_pct")}
                for k in ("vs_ceiling", "vs_ceiling_mix")}
-    (out / "ceiling-rounds.json").write_text(json.dumps({"rounds": rounds, "median": summary}, indent=2))
+    (out / "ceiling-rounds.json").write_text(json.dumps({"rounds": rounds, "median": summary, "kinto_rs_settings": args.settings}, indent=2))
     print("| round | mix req/s | mix CPU ms/req | ceiling req/s | CPU ms/req | mix-shaped ceiling req/s | CPU ms/req |"
           " vs ceiling (measured / by CPU) | vs mix-shaped ceiling (measured / by CPU) |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -330,7 +336,7 @@ def scale(args):
     for n in [int(x) for x in args.scale.split(",")]:
         data = Path(tempfile.mkdtemp(prefix=f"kinto-rs-scale-{n}-"))
         url = "http://127.0.0.1:8891"
-        proc = start_ours(data, 8891, binary)
+        proc = start_ours(data, 8891, binary, args.settings)
         try:
             wait_up(url)
             t0 = time.time()
@@ -346,6 +352,7 @@ def scale(args):
             s["at_rate"] = measure(f"scale-{n}-at-{args.scale_rate}", url, cpu, "scale", args.duration, args.users,
                                    out, throttle=args.scale_rate, env={"KINTO_LOAD_POPULATION": str(n)})
             s["population"] = n
+            s["settings"] = args.settings
             s["populate_seconds"] = round(populate_s, 1)
             s["settle_seconds"] = settle_s
             s["rss_mb"] = round(rss_mb(proc.pid), 1)

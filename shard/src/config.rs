@@ -87,8 +87,8 @@ impl ShardConfig {
 pub const DEFAULT_CACHE_MB: u64 = 32;
 pub const DEFAULT_MEMTABLE_MB: u64 = 64;
 
-/// With it the whole server was ~2 GB resident at 1M users in 4 shards, and
-/// ~4 GB with 600000 (docs/benchmarks.md). The maps grow as they fill.
+/// With it the whole server was ~1.7 GB resident at 1M users in 4 shards,
+/// and ~2.7 GB with 600000 (docs/benchmarks.md). The maps grow as they fill.
 pub const DEFAULT_CACHE_ENTRIES: u64 = 100_000;
 
 fn mib(n: u64) -> u64 {

@@ -205,7 +205,8 @@ pub trait Storage: Send + Sync + 'static {
 
     /// The list `(parent, resource)`, in no particular order. With `since`,
     /// only rows whose `last_modified` is greater, found through the
-    /// timestamp index. Tombstones only when `with_tombstones`.
+    /// timestamp index (`Some(0)`, the whole list, may be read without it).
+    /// Tombstones only when `with_tombstones`.
     async fn list(
         &self,
         parent: &str,

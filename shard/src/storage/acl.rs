@@ -58,10 +58,6 @@ impl Acl {
         &mut self.0[i].1
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Vec<String>)> {
-        self.0.iter().map(|(p, l)| (p, l))
-    }
-
     pub fn values(&self) -> impl Iterator<Item = &Vec<String>> {
         self.0.iter().map(|(_, l)| l)
     }
@@ -117,7 +113,7 @@ mod tests {
     use super::*;
 
     fn names(acl: &Acl) -> Vec<&str> {
-        acl.iter().map(|(p, _)| p.as_str()).collect()
+        acl.0.iter().map(|(p, _)| p.as_str()).collect()
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! fan-out results), and the placement rule that maps a bucket to a shard.
 
 pub mod error;
+pub mod limits;
 pub mod placement;
 pub mod query;
 pub mod settings;

@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, Request, Response};
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::Instrument;
 
 pub struct App {
@@ -113,7 +114,18 @@ async fn entry_inner(app: Arc<App>, request: Request<Body>) -> KResponse {
                     body: bytes,
                     json: None,
                 };
-                crate::http::handle(&app, req).await
+                let timeout = Duration::from_secs(app.config.request_timeout_seconds.max(1));
+                match crate::deadline::within(timeout, crate::http::handle(&app, req)).await {
+                    Some(resp) => resp,
+                    None => KResponse::error(
+                        &kinto_proto::KintoError::unavailable("request deadline passed")
+                            .with_message(format!(
+                                "The request did not finish within {} seconds.",
+                                timeout.as_secs()
+                            )),
+                        app.config.retry_after_seconds,
+                    ),
+                }
             }
         },
     };

@@ -36,6 +36,9 @@ fn default_true() -> bool {
 fn default_max_body() -> u64 {
     1024 * 1024
 }
+fn default_request_timeout() -> u64 {
+    kinto_proto::limits::DEFAULT_REQUEST_TIMEOUT_SECONDS
+}
 fn default_backoff_percentage() -> u64 {
     100
 }
@@ -88,6 +91,10 @@ pub struct GatewayConfig {
     pub version_prefix_redirect_enabled: bool,
     #[serde(default = "default_max_body")]
     pub max_body_bytes: u64,
+    /// The longest a request may take before it answers 503; shards get
+    /// what is left of it with each call.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_seconds: u64,
     /// Kinto's `includes`: the built-in plugins enabled, by Kinto's module
     /// names (`kinto.plugins.default_bucket`, `…accounts`, `…history`,
     /// `…flush`, `…admin`); see [`GatewayConfig::plugin`].

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod deadline;
 pub mod http;
 pub mod metrics;
 pub mod routing;

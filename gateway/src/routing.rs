@@ -48,6 +48,7 @@ macro_rules! link_methods {
                     &mut self,
                     request: tonic::Request<$request>,
                 ) -> Result<tonic::Response<$reply>, tonic::Status> {
+                    let request = crate::deadline::bound(request);
                     match self {
                         Link::Grpc(client) => client.$method(request).await,
                         Link::Local(service) => service.$method(request).await,

@@ -8,6 +8,10 @@
 //! Every bound here is far above what Kinto's clients send (storage.sync ids
 //! are ~47 bytes, remote-settings ids are UUIDs, filters name short fields).
 
+/// How long a request may take before it answers 503
+/// (`request_timeout_seconds`, read by gateways and shards alike).
+pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: u64 = 10;
+
 /// An object id (bucket, collection, group, record, account), in bytes.
 /// Three ids make the longest stored key (a record's), plus a few bytes of
 /// separators and a timestamp: well under the engines' 64 KiB.

@@ -32,6 +32,10 @@ pub struct ShardConfig {
     /// reads (docs/benchmarks.md).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub shard_cache_entries: Option<u64>,
+    /// The longest one operation may run before it answers 503 (the
+    /// gateway's `request_timeout_seconds`; a caller's shorter deadline wins).
+    #[serde(default, deserialize_with = "de_opt_u64")]
+    pub request_timeout_seconds: Option<u64>,
     /// `embedded` (a store under `data_dir`) or `cql` (ScyllaDB / Cassandra, the `cql_*` settings).
     #[serde(default = "default_backend")]
     pub storage_backend: String,
@@ -58,6 +62,14 @@ impl ShardConfig {
 
     pub fn fsync_interval(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.storage_fsync_interval_ms.unwrap_or(1000))
+    }
+
+    pub fn request_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.request_timeout_seconds
+                .unwrap_or(kinto_proto::limits::DEFAULT_REQUEST_TIMEOUT_SECONDS)
+                .max(1),
+        )
     }
 
     pub fn cache_bytes(&self) -> u64 {

@@ -1,6 +1,7 @@
 //! The gRPC face of a shard: decodes, calls the domain, encodes.
 
 use crate::config::default_grants;
+use crate::domain::budget::{grpc_timeout, Budget};
 use crate::domain::{Shard, ShardSettings};
 use crate::storage::Storage;
 use kinto_proto::pb::shard_server::{Shard as ShardRpc, ShardServer};
@@ -13,11 +14,15 @@ use kinto_proto::settings::RawSettings;
 use kinto_proto::KintoError;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 pub struct ShardService {
     shard: Arc<Shard>,
     metrics: OpMetrics,
+    /// The longest an operation may run (`request_timeout_seconds`), also
+    /// when its caller sent no deadline or a longer one.
+    timeout: Duration,
 }
 
 /// This shard's children of the operation metrics, resolved once rather than
@@ -84,6 +89,7 @@ impl ShardService {
         &self,
         op: Operation,
         metadata: &tonic::metadata::MetadataMap,
+        budget: &Budget,
     ) -> Result<OpResult, KintoError> {
         use tracing::Instrument;
         let span = tracing::info_span!("shard.execute", shard = self.shard.settings().index);
@@ -94,7 +100,11 @@ impl ShardService {
             g.inc();
         }
         let started = std::time::Instant::now();
-        let result = self.shard.execute(op).instrument(span).await;
+        let result = self
+            .shard
+            .execute(op, budget.clone())
+            .instrument(span)
+            .await;
         if let Some(g) = queue {
             g.dec();
         }
@@ -112,6 +122,12 @@ impl ShardService {
     /// [`Storage::persist`]), whatever the operations' outcomes, as a failed
     /// one may follow committed ones. Reads call it too: what they saw was
     /// committed before, so no answer reveals a commit a crash could lose.
+    /// The call's budget: the caller's deadline, capped by ours.
+    fn budget(&self, metadata: &tonic::metadata::MetadataMap) -> Budget {
+        let timeout = grpc_timeout(metadata).map_or(self.timeout, |t| t.min(self.timeout));
+        Budget::lasting(timeout)
+    }
+
     async fn persist(&self) -> Result<(), Status> {
         self.shard
             .storage()
@@ -125,7 +141,8 @@ impl ShardService {
 impl ShardRpc for ShardService {
     async fn execute(&self, request: Request<Operation>) -> Result<Response<OpResult>, Status> {
         let (metadata, _, op) = request.into_parts();
-        let result = self.run(op, &metadata).await;
+        let budget = self.budget(&metadata);
+        let result = self.run(op, &metadata, &budget).await;
         self.persist().await?;
         match result {
             Ok(r) => Ok(Response::new(r)),
@@ -138,10 +155,11 @@ impl ShardRpc for ShardService {
         request: Request<OperationList>,
     ) -> Result<Response<OutcomeList>, Status> {
         let (metadata, _, list) = request.into_parts();
+        let budget = self.budget(&metadata);
         let mut outcomes = Vec::with_capacity(list.operations.len());
         // In order: a later operation may depend on an earlier one's write.
         for op in list.operations {
-            let result = match self.run(op, &metadata).await {
+            let result = match self.run(op, &metadata, &budget).await {
                 Ok(r) => outcome::Result::Ok(r),
                 Err(e) => outcome::Result::ErrorJson(e.to_json()),
             };
@@ -249,6 +267,7 @@ pub fn service(
     ShardService {
         shard: Arc::new(shard),
         metrics: OpMetrics::new(index),
+        timeout: cfg.request_timeout(),
     }
 }
 

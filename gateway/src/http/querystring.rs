@@ -3,6 +3,9 @@
 //! JSON, `in_`/`exclude_` split on commas, `_since`/`_before`/`_to` become
 //! `last_modified` filters, unknown `_x` parameters are ignored.
 
+use kinto_proto::limits::{
+    check_field_path, MAX_FIELDS, MAX_FILTERS, MAX_PATTERN_CHARS, MAX_SORT_KEYS,
+};
 use kinto_proto::query::{decode_token, Filter, Op, SortKey};
 use serde_json::{Map, Value};
 
@@ -100,6 +103,13 @@ fn filter(param: &str, raw: &str, now_ms: u64) -> Result<Filter, QueryError> {
             description: format!("Unknown filter field '{param}'"),
         });
     }
+    check_field_path(field).map_err(|why| err(param, why))?;
+    if op == Op::Like && raw.chars().count() > MAX_PATTERN_CHARS {
+        return Err(err(
+            param,
+            format!("pattern is longer than {MAX_PATTERN_CHARS} characters"),
+        ));
+    }
     let value = match op {
         Op::In | Op::Exclude => Value::Array(raw.split(',').map(native).collect()),
         Op::Contains | Op::ContainsAny => {
@@ -162,6 +172,13 @@ fn sort_keys(raw: &str) -> Result<Vec<SortKey>, QueryError> {
                 description: format!("Unknown sort field '{field}'"),
             });
         }
+        check_field_path(field).map_err(|why| err("_sort", why))?;
+        if keys.len() == MAX_SORT_KEYS {
+            return Err(err(
+                "_sort",
+                format!("more than {MAX_SORT_KEYS} sort fields"),
+            ));
+        }
         keys.push(SortKey {
             field: field.to_owned(),
             descending,
@@ -170,12 +187,20 @@ fn sort_keys(raw: &str) -> Result<Vec<SortKey>, QueryError> {
     Ok(keys)
 }
 
-fn field_list(raw: &str) -> Vec<String> {
-    raw.split(',')
+fn field_list(raw: &str) -> Result<Vec<String>, QueryError> {
+    let fields: Vec<String> = raw
+        .split(',')
         .map(str::trim)
         .filter(|f| !f.is_empty())
         .map(str::to_owned)
-        .collect()
+        .collect();
+    if fields.len() > MAX_FIELDS {
+        return Err(err("_fields", format!("more than {MAX_FIELDS} fields")));
+    }
+    for f in &fields {
+        check_field_path(f).map_err(|why| err("_fields", why))?;
+    }
+    Ok(fields)
 }
 
 fn check_known(field: &str, param: &str, known: Option<&[&str]>) -> Result<(), QueryError> {
@@ -217,7 +242,7 @@ pub fn parse_list_query(
                 p.limit = u64::try_from(n).ok().filter(|n| *n > 0);
             }
             "_sort" => p.sort = sort_keys(raw)?,
-            "_fields" => p.fields = Some(field_list(raw)),
+            "_fields" => p.fields = Some(field_list(raw)?),
             "_token" => {
                 if !raw.is_empty() {
                     let (last, offset) = decode_token(raw)
@@ -243,6 +268,9 @@ pub fn parse_list_query(
             k => {
                 let f = filter(k, raw, now_ms)?;
                 check_known(&f.field, k, known_fields)?;
+                if p.filters.len() == MAX_FILTERS {
+                    return Err(err(k, format!("more than {MAX_FILTERS} filters")));
+                }
                 p.filters.push(f);
             }
         }
@@ -274,10 +302,11 @@ pub fn parse_list_query(
 
 /// Object endpoints only read `_fields`.
 pub fn parse_fields(pairs: &[(String, String)]) -> Result<Option<Vec<String>>, QueryError> {
-    Ok(pairs
+    pairs
         .iter()
         .find(|(k, _)| k == "_fields")
-        .map(|(_, v)| field_list(v)))
+        .map(|(_, v)| field_list(v))
+        .transpose()
 }
 
 #[cfg(test)]

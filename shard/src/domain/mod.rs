@@ -7,6 +7,7 @@
 //! time-of-check/time-of-use races cannot happen here.
 
 pub mod acl;
+pub mod budget;
 mod cache;
 pub mod clock;
 mod history;
@@ -17,6 +18,7 @@ pub mod quota;
 mod request;
 pub mod resource;
 pub mod schema;
+mod select;
 mod walk;
 
 use crate::storage::{Acl, Storage, StoredObject, Write};
@@ -114,9 +116,14 @@ impl Shard {
         &self.storage
     }
 
-    /// Runs one operation from the gateway.
-    pub async fn execute(&self, op: pb::Operation) -> Result<pb::OpResult, KintoError> {
-        let req = Request::decode(op)?;
+    /// Runs one operation from the gateway, within `budget`.
+    pub async fn execute(
+        &self,
+        op: pb::Operation,
+        budget: budget::Budget,
+    ) -> Result<pb::OpResult, KintoError> {
+        let mut req = Request::decode(op)?;
+        req.budget = budget;
         self.check_owner(&req)?;
         let who = self.principals(&req.caller).await?;
         if req.implicit_bucket || req.implicit_collection {
@@ -253,6 +260,13 @@ impl Shard {
             return Ok(ts);
         }
         let _g = self.lock_for_write(t).await;
+        self.list_timestamp_locked(t).await
+    }
+
+    /// [`Shard::list_timestamp`] for a caller that already holds the write
+    /// lock of `t`'s bucket (the lock is not reentrant).
+    async fn list_timestamp_locked(&self, t: &Target) -> Result<u64, KintoError> {
+        let parent = t.parent_id();
         if let Some(ts) = self.locked_timestamp(&parent, t.kind.name()).await? {
             return Ok(ts);
         }

@@ -10,6 +10,7 @@ use super::resource::{self, Kind, Target};
 use super::schema;
 use super::{deny, visible_acl, Shard};
 use crate::storage::{Acl, StoredObject, Write};
+use kinto_proto::limits::MAX_PRINCIPAL_BYTES;
 use kinto_proto::{pb, ErrorKind, KintoError};
 use serde_json::{Map, Value};
 
@@ -100,6 +101,12 @@ fn check_members(data: &mut Map<String, Value>) -> Result<Vec<String>, KintoErro
     items
         .iter()
         .map(|m| match m.as_str() {
+            // Members are keys of the membership index: bounded like every key.
+            Some(s) if s.len() > MAX_PRINCIPAL_BYTES => Err(KintoError::invalid(
+                "body",
+                Some("data.members"),
+                format!("a member is longer than {MAX_PRINCIPAL_BYTES} bytes"),
+            )),
             Some(s) if !s.starts_with("/buckets/") && s != "system.Everyone" => Ok(s.to_owned()),
             _ => Err(KintoError::invalid(
                 "body",

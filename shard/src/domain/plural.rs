@@ -6,9 +6,9 @@ use super::acl::{allowed, Chain, Need, Principals};
 use super::history::Change;
 use super::request::{Outcome, Pre, Request};
 use super::resource::{self, Kind, Target};
-use super::{deny, Shard};
+use super::{deny, select, Shard};
 use crate::storage::{StoredObject, Write};
-use kinto_proto::query::{self, Op};
+use kinto_proto::query::Op;
 use kinto_proto::{ErrorKind, KintoError};
 use serde_json::Value;
 
@@ -39,7 +39,7 @@ impl Shard {
             // Kinto: anonymous callers cannot list accounts, not even to get `[]`.
             return Err(KintoError::new(ErrorKind::AccountsUnreadable));
         }
-        let _guard = if delete && t.kind != Kind::Bucket {
+        let guard = if delete && t.kind != Kind::Bucket {
             Some(self.lock_for_write(t).await)
         } else {
             None
@@ -61,7 +61,11 @@ impl Shard {
                 deny(who)
             });
         }
-        let list_ts = self.list_timestamp(t).await?;
+        let list_ts = if guard.is_some() {
+            self.list_timestamp_locked(t).await?
+        } else {
+            self.list_timestamp(t).await?
+        };
         if let (Some(Pre::At(ts)), false) = (req.if_none_match, delete) {
             if ts == list_ts {
                 return Err(KintoError::new(ErrorKind::NotModified).with_timestamp(list_ts));
@@ -82,50 +86,28 @@ impl Shard {
             .storage
             .list(&parent, t.kind.name(), since, with_tombstones)
             .await?;
+        req.budget.check()?;
         // Without the plural permission, only objects shared with the caller.
-        let rows: Vec<StoredObject> = if full {
-            rows
+        let keep: Box<dyn Fn(&StoredObject) -> bool + Send> = if full {
+            Box::new(|_| true)
         } else {
-            let shared: Vec<StoredObject> = rows
-                .into_iter()
-                .filter(|o| {
-                    !o.deleted
-                        && allowed(
-                            t.kind,
-                            need,
-                            Chain {
-                                object: Some(o),
-                                ..chain
-                            },
-                            who,
-                            g,
-                        )
-                })
-                .collect();
-            if shared.is_empty() && !can_create {
-                return Err(deny(who));
-            }
-            shared
+            let (kind, who, g) = (t.kind, who.clone(), g.clone());
+            let (bucket, collection) = (bucket.clone(), collection.clone());
+            Box::new(move |o| {
+                let chain = Chain {
+                    bucket: bucket.as_deref(),
+                    collection: collection.as_deref(),
+                    object: Some(o),
+                };
+                !o.deleted && allowed(kind, need, chain, &who, &g)
+            })
         };
-        let q = &req.query;
-        let mut matched: Vec<(Value, StoredObject)> = rows
-            .into_iter()
-            .map(|o| (o.to_json(), o))
-            .filter(|(j, _)| query::matches(j, &q.filters))
-            .collect();
-        matched.sort_by(|a, b| query::compare_objects(&a.0, &b.0, &q.sort));
-        // Kinto counts live objects only, even when `_since` lists tombstones.
-        let total = matched.iter().filter(|(_, o)| !o.deleted).count() as u64;
-        if let Some(after) = &q.after {
-            matched.retain(|(j, _)| query::is_after(j, &q.sort, after));
+        let page =
+            select::select_off_worker(rows, req.query.clone(), keep, req.budget.clone()).await?;
+        if !full && page.visible == 0 && !can_create {
+            return Err(deny(who));
         }
-        let mut has_more = false;
-        if let Some(limit) = q.limit {
-            if matched.len() as u64 > limit {
-                matched.truncate(limit as usize);
-                has_more = true;
-            }
-        }
+        let (matched, total, has_more) = (page.rows, page.total, page.has_more);
         if delete {
             let parents = (bucket.as_deref(), collection.as_deref());
             return self

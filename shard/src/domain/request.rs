@@ -40,11 +40,20 @@ pub struct Request {
     /// Default bucket: create the bucket / collection of the path first.
     pub implicit_bucket: bool,
     pub implicit_collection: bool,
+    /// Set by the caller of [`Request::decode`]: how long it may run.
+    pub budget: super::budget::Budget,
 }
 
 fn json(bytes: &[u8]) -> Result<Value, KintoError> {
     serde_json::from_slice(bytes)
         .map_err(|e| KintoError::invalid("body", None, format!("Invalid JSON: {e}")))
+}
+
+/// The gateway refuses long or deep field paths with a 400; a shard checks
+/// again, since what it evaluates costs up to depth × length per row.
+fn field_path(field: &str) -> Result<(), KintoError> {
+    kinto_proto::limits::check_field_path(field)
+        .map_err(|why| KintoError::invalid("querystring", Some(field), why))
 }
 
 fn pre(p: Option<pb::Precondition>) -> Option<Pre> {
@@ -88,6 +97,7 @@ impl Request {
             .filters
             .iter()
             .map(|f| {
+                field_path(&f.field)?;
                 Ok(Filter {
                     field: f.field.clone(),
                     op: op(f.op)?,
@@ -98,11 +108,14 @@ impl Request {
         let sort = q
             .sort
             .iter()
-            .map(|s| SortKey {
-                field: s.field.clone(),
-                descending: s.descending,
+            .map(|s| {
+                field_path(&s.field)?;
+                Ok(SortKey {
+                    field: s.field.clone(),
+                    descending: s.descending,
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, KintoError>>()?;
         let after = if q.after_json.is_empty() {
             None
         } else {
@@ -131,6 +144,7 @@ impl Request {
             generation: o.generation,
             implicit_bucket: o.implicit_bucket,
             implicit_collection: o.implicit_collection,
+            budget: Default::default(),
         })
     }
 }

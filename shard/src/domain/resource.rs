@@ -77,6 +77,15 @@ pub struct Target {
 impl Target {
     pub fn from_pb(t: &pb::Target) -> Result<Target, KintoError> {
         let kind = Kind::from_pb(t.kind)?;
+        // Every id becomes part of a stored key: a shard never looks up or
+        // writes one longer than the bound, whatever its gateway checked.
+        let ids = [&t.bucket_id, &t.collection_id, &t.object_id];
+        if ids
+            .iter()
+            .any(|id| id.len() > kinto_proto::limits::MAX_ID_BYTES)
+        {
+            return Err(invalid_id());
+        }
         let id = (!t.object_id.is_empty()).then(|| t.object_id.clone());
         Ok(Target {
             kind,

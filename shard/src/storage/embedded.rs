@@ -94,6 +94,33 @@ fn member_prefix(principal: &str) -> Vec<u8> {
     k
 }
 
+/// Below fjall's limit on a key's length (u16::MAX bytes).
+const MAX_KEY_BYTES: usize = 65_000;
+
+/// The longest key `w` writes, in bytes (a purge writes none).
+fn longest_key(w: &Write) -> usize {
+    match w {
+        Write::Put {
+            parent,
+            resource,
+            object,
+            ..
+        } => parent.len() + resource.len() + object.id.len() + 10,
+        Write::Timestamp {
+            parent, resource, ..
+        } => parent.len() + resource.len() + 1,
+        Write::PurgeTree { .. } => 0,
+        Write::AddMember {
+            principal,
+            group_uri,
+        }
+        | Write::RemoveMember {
+            principal,
+            group_uri,
+        } => principal.len() + group_uri.len() + 1,
+    }
+}
+
 fn decode(bytes: &[u8]) -> StorageResult<StoredObject> {
     serde_json::from_slice(bytes).map_err(|e| StorageError::Corrupt(e.to_string()))
 }
@@ -296,6 +323,11 @@ impl Storage for EmbeddedStorage {
         // Synchronous inside: the span covers the whole write.
         let _span = tracing::info_span!("storage.commit", writes = writes.len()).entered();
         let _timer = crate::metrics::COMMITS.as_ref().map(|h| h.start_timer());
+        // fjall panics on a key of 64 KiB or more; the domain bounds every
+        // id and member (kinto_proto::limits), so this is the last guard.
+        if let Some(len) = writes.iter().map(longest_key).find(|l| *l > MAX_KEY_BYTES) {
+            return Err(StorageError::Corrupt(format!("a key of {len} bytes")));
+        }
         // Persisted by `persist`, once per gRPC call, not here.
         let mut batch = self.db.batch().durability(None);
         for w in writes {

@@ -82,23 +82,46 @@ fn text(v: &Value) -> String {
     }
 }
 
-/// Case-insensitive match with `*` as the only wildcard.
+/// Case-insensitive match with `*` as the only wildcard; a pattern without
+/// `*` matches anywhere in the text (`*pattern*`).
+///
+/// The pattern is cut at its `*`s into literal pieces. The first piece must
+/// start the text and the last must end it (unless the pattern starts or
+/// ends with `*`); the pieces between are found left to right, each at its
+/// leftmost occurrence after the previous one. Taking the leftmost
+/// occurrence is never wrong: if any match puts a piece later, moving it to
+/// its leftmost occurrence still leaves room for every piece after it, and
+/// the `*`s around it absorb the difference. So there is no backtracking,
+/// and each piece is searched for once (`str::find` is linear); patterns are
+/// bounded by `MAX_PATTERN_CHARS`.
+/// Searching bytes is the same as searching characters in UTF-8: a valid
+/// string only occurs in another at character boundaries.
 fn like(pattern: &str, text: &str) -> bool {
-    fn go(p: &[char], t: &[char]) -> bool {
-        match p.split_first() {
-            None => t.is_empty(),
-            Some(('*', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
-            Some((c, rest)) => t.first() == Some(c) && go(rest, &t[1..]),
+    let pattern = pattern.to_lowercase();
+    let text = text.to_lowercase();
+    let mut pieces = pattern.split('*');
+    let Some(first) = pieces.next() else {
+        return false;
+    };
+    let Some(last) = pieces.next_back() else {
+        // No `*` at all: a substring match.
+        return text.contains(first);
+    };
+    // The prefix and the suffix must not overlap (`ab*ba` is not `aba`).
+    let Some(middle) = text
+        .strip_prefix(first)
+        .and_then(|rest| rest.strip_suffix(last))
+    else {
+        return false;
+    };
+    let mut rest = middle;
+    for piece in pieces {
+        match rest.find(piece) {
+            Some(at) => rest = &rest[at + piece.len()..],
+            None => return false,
         }
     }
-    let pattern = if pattern.contains('*') {
-        pattern.to_lowercase()
-    } else {
-        format!("*{}*", pattern.to_lowercase())
-    };
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.to_lowercase().chars().collect();
-    go(&p, &t)
+    true
 }
 
 fn items(v: &Value) -> &[Value] {

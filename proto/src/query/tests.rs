@@ -169,3 +169,26 @@ fn projection_keeps_ids_and_builds_sub_objects() {
         json!({"id": "r1", "last_modified": 10, "addr": {"city": "Paris"}})
     );
 }
+
+#[test]
+fn like_does_not_backtrack_on_repeated_wildcards() {
+    let text = "a".repeat(64);
+    assert!(!like("*a*a*a*a*a*a*a*a*a*a*b", &text));
+    assert!(like("*a*a*a*a*a*a*a*a*a*a*", &text));
+    assert!(like("a*a*a*a*a*a*a*a*a*a", &text));
+}
+
+#[test]
+fn like_anchors_prefix_and_suffix_without_overlap() {
+    assert!(!like("ab*ba", "aba"));
+    assert!(like("ab*ba", "abba"));
+    assert!(like("ab*ba", "ABXBA"));
+    assert!(like("a*", "abc"));
+    assert!(!like("b*", "abc"));
+    assert!(like("*c", "abc"));
+    assert!(!like("*b", "abc"));
+    assert!(like("*", ""));
+    assert!(like("", "abc"));
+    assert!(like("B", "abc"));
+    assert!(!like("a**c*d", "abc"));
+}

@@ -192,3 +192,16 @@ fn like_anchors_prefix_and_suffix_without_overlap() {
     assert!(like("B", "abc"));
     assert!(!like("a**c*d", "abc"));
 }
+
+#[test]
+fn lookup_descends_a_thousand_levels() {
+    let depth = 1000;
+    let mut obj = json!({"leaf": depth});
+    for _ in 0..depth {
+        obj = json!({ "a": obj });
+    }
+    let path = format!("{}leaf", "a.".repeat(depth));
+    assert_eq!(lookup(&obj, &path), Some(&json!(depth)));
+    let missing = format!("{}nope", "a.".repeat(depth));
+    assert_eq!(lookup(&obj, &missing), None);
+}

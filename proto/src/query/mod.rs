@@ -8,7 +8,7 @@
 mod order;
 mod token;
 
-pub use order::{compare_objects, compare_values, is_after, keyset_of};
+pub use order::{compare_objects, compare_values, is_after, keyset_of, sort_by_keys};
 pub use token::{decode_token, encode_token, InvalidToken};
 
 use serde_json::{Map, Value};

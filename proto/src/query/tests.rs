@@ -205,3 +205,32 @@ fn lookup_descends_a_thousand_levels() {
     let missing = format!("{}nope", "a.".repeat(depth));
     assert_eq!(lookup(&obj, &missing), None);
 }
+
+#[test]
+fn sort_by_keys_is_stable_and_puts_missing_last() {
+    let sort = [SortKey {
+        field: "n".into(),
+        descending: false,
+    }];
+    let mut rows = vec![
+        (json!({"n": 2}), "two"),
+        (json!({}), "missing"),
+        (json!({"n": 1.0}), "one-float"),
+        (json!({"n": {"b": 1}}), "object-b"),
+        (json!({"n": 1}), "one-int"),
+        (json!({"n": {"a": 1}}), "object-a"),
+    ];
+    sort_by_keys(&mut rows, &sort, |r| &r.0);
+    let names: Vec<&str> = rows.iter().map(|r| r.1).collect();
+    assert_eq!(
+        names,
+        [
+            "one-float",
+            "one-int",
+            "two",
+            "object-a",
+            "object-b",
+            "missing"
+        ]
+    );
+}

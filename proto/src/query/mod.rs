@@ -247,4 +247,6 @@ fn insert_path(map: &mut Map<String, Value>, path: &str, value: Value) {
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@
 mod order;
 mod token;
 
-pub use order::{compare_objects, compare_values, is_after, keyset_of};
+pub use order::{compare_objects, compare_values, is_after, keyset_of, sort_by_keys};
 pub use token::{decode_token, encode_token, InvalidToken};
 
 use serde_json::{Map, Value};
@@ -46,24 +46,60 @@ pub struct SortKey {
 }
 
 /// Kinto's nested lookup (`find_nested_value`): the whole dotted name as a
-/// key first, then the longest key prefix that exists, recursively.
+/// key first, then the longest key prefix that exists, recursively. A prefix
+/// that exists but is not an object ends the search (`None`): shorter
+/// prefixes are not tried, as in Kinto.
+///
+/// Nothing is allocated: prefixes are slices of `field` cut at its dots.
+/// The gateway bounds paths to `MAX_FIELD_BYTES` and `MAX_FIELD_DEPTH`
+/// (see `crate::limits`), and each level costs at most one probe per dot or
+/// one pass over the object's keys, whichever is fewer (`longest_prefix`).
 pub fn lookup<'a>(obj: &'a Value, field: &str) -> Option<&'a Value> {
-    let map = obj.as_object()?;
-    if let Some(v) = map.get(field) {
-        return Some(v);
-    }
-    let parts: Vec<&str> = field.split('.').collect();
-    for i in (1..parts.len()).rev() {
-        let root = parts[..i].join(".");
-        if let Some(sub) = map.get(&root) {
-            return if sub.is_object() {
-                lookup(sub, &parts[i..].join("."))
-            } else {
-                None
-            };
+    let mut obj = obj;
+    let mut field = field;
+    loop {
+        let map = obj.as_object()?;
+        if let Some(v) = map.get(field) {
+            return Some(v);
         }
+        let (sub, rest) = longest_prefix(map, field)?;
+        if !sub.is_object() {
+            return None;
+        }
+        obj = sub;
+        field = rest;
     }
-    None
+}
+
+/// The value under the longest key of `map` that is `field` cut just before
+/// one of its dots, and what follows that dot.
+///
+/// Probing `map` once per dot hashes up to the whole path each time, so a
+/// deep path through small objects would cost depth² × length in all. When
+/// the path has more dots than `map` has keys, testing each key as a prefix
+/// of `field` is cheaper, and finds the same key: two keys that are both
+/// prefixes of `field` with the same length are the same key.
+fn longest_prefix<'a, 'f>(
+    map: &'a Map<String, Value>,
+    field: &'f str,
+) -> Option<(&'a Value, &'f str)> {
+    let dots = field
+        .bytes()
+        .filter(|&b| b == b'.')
+        .take(map.len() + 1)
+        .count();
+    if dots <= map.len() {
+        field
+            .rmatch_indices('.')
+            .find_map(|(dot, _)| map.get(&field[..dot]).map(|v| (v, &field[dot + 1..])))
+    } else {
+        map.iter()
+            .filter(|(k, _)| {
+                field.as_bytes().get(k.len()) == Some(&b'.') && field.starts_with(k.as_str())
+            })
+            .max_by_key(|(k, _)| k.len())
+            .map(|(k, v)| (v, &field[k.len() + 1..]))
+    }
 }
 
 /// JSON equality as Kinto's backends see it: numbers by value (`1 == 1.0`).
@@ -82,23 +118,46 @@ fn text(v: &Value) -> String {
     }
 }
 
-/// Case-insensitive match with `*` as the only wildcard.
+/// Case-insensitive match with `*` as the only wildcard; a pattern without
+/// `*` matches anywhere in the text (`*pattern*`).
+///
+/// The pattern is cut at its `*`s into literal pieces. The first piece must
+/// start the text and the last must end it (unless the pattern starts or
+/// ends with `*`); the pieces between are found left to right, each at its
+/// leftmost occurrence after the previous one. Taking the leftmost
+/// occurrence is never wrong: if any match puts a piece later, moving it to
+/// its leftmost occurrence still leaves room for every piece after it, and
+/// the `*`s around it absorb the difference. So there is no backtracking,
+/// and each piece is searched for once (`str::find` is linear); patterns are
+/// bounded by `MAX_PATTERN_CHARS`.
+/// Searching bytes is the same as searching characters in UTF-8: a valid
+/// string only occurs in another at character boundaries.
 fn like(pattern: &str, text: &str) -> bool {
-    fn go(p: &[char], t: &[char]) -> bool {
-        match p.split_first() {
-            None => t.is_empty(),
-            Some(('*', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
-            Some((c, rest)) => t.first() == Some(c) && go(rest, &t[1..]),
+    let pattern = pattern.to_lowercase();
+    let text = text.to_lowercase();
+    let mut pieces = pattern.split('*');
+    let Some(first) = pieces.next() else {
+        return false;
+    };
+    let Some(last) = pieces.next_back() else {
+        // No `*` at all: a substring match.
+        return text.contains(first);
+    };
+    // The prefix and the suffix must not overlap (`ab*ba` is not `aba`).
+    let Some(middle) = text
+        .strip_prefix(first)
+        .and_then(|rest| rest.strip_suffix(last))
+    else {
+        return false;
+    };
+    let mut rest = middle;
+    for piece in pieces {
+        match rest.find(piece) {
+            Some(at) => rest = &rest[at + piece.len()..],
+            None => return false,
         }
     }
-    let pattern = if pattern.contains('*') {
-        pattern.to_lowercase()
-    } else {
-        format!("*{}*", pattern.to_lowercase())
-    };
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.to_lowercase().chars().collect();
-    go(&p, &t)
+    true
 }
 
 fn items(v: &Value) -> &[Value] {
@@ -143,6 +202,9 @@ pub fn matches(obj: &Value, filters: &[Filter]) -> bool {
 
 /// `_fields`: the listed (dotted) fields as partial sub-objects; `id`,
 /// `last_modified` and `deleted` are always kept.
+///
+/// Each field costs one [`lookup`] and one walk down its dotted parts, which
+/// allocates only the keys it adds to the result.
 pub fn project(obj: &Value, fields: &[String]) -> Value {
     let Some(map) = obj.as_object() else {
         return obj.clone();
@@ -159,34 +221,32 @@ pub fn project(obj: &Value, fields: &[String]) -> Value {
         };
         if map.contains_key(field) {
             out.insert(field.clone(), v.clone());
-            continue;
+        } else {
+            insert_path(&mut out, field, v.clone());
         }
-        let parts: Vec<&str> = field.split('.').collect();
-        insert_path(&mut out, &parts, v.clone());
     }
     Value::Object(out)
 }
 
-/// Sets `parts` (a dotted path) in `map`, creating sub-objects on the way.
-fn insert_path(map: &mut Map<String, Value>, parts: &[&str], value: Value) {
-    match parts {
-        [] => {}
-        [last] => {
-            map.insert((*last).to_owned(), value);
+/// Sets the dotted `path` in `map`, creating sub-objects on the way (and
+/// replacing what is not an object).
+fn insert_path(map: &mut Map<String, Value>, path: &str, value: Value) {
+    let mut map = map;
+    let mut path = path;
+    while let Some((first, rest)) = path.split_once('.') {
+        if !map.get(first).is_some_and(Value::is_object) {
+            map.insert(first.to_owned(), Value::Object(Map::new()));
         }
-        [first, rest @ ..] => {
-            let entry = map
-                .entry((*first).to_owned())
-                .or_insert_with(|| Value::Object(Map::new()));
-            if !entry.is_object() {
-                *entry = Value::Object(Map::new());
-            }
-            if let Value::Object(sub) = entry {
-                insert_path(sub, rest, value);
-            }
-        }
+        let Some(Value::Object(sub)) = map.get_mut(first) else {
+            return;
+        };
+        map = sub;
+        path = rest;
     }
+    map.insert(path.to_owned(), value);
 }
 
+#[cfg(test)]
+mod fuzz;
 #[cfg(test)]
 mod tests;

@@ -169,3 +169,68 @@ fn projection_keeps_ids_and_builds_sub_objects() {
         json!({"id": "r1", "last_modified": 10, "addr": {"city": "Paris"}})
     );
 }
+
+#[test]
+fn like_does_not_backtrack_on_repeated_wildcards() {
+    let text = "a".repeat(64);
+    assert!(!like("*a*a*a*a*a*a*a*a*a*a*b", &text));
+    assert!(like("*a*a*a*a*a*a*a*a*a*a*", &text));
+    assert!(like("a*a*a*a*a*a*a*a*a*a", &text));
+}
+
+#[test]
+fn like_anchors_prefix_and_suffix_without_overlap() {
+    assert!(!like("ab*ba", "aba"));
+    assert!(like("ab*ba", "abba"));
+    assert!(like("ab*ba", "ABXBA"));
+    assert!(like("a*", "abc"));
+    assert!(!like("b*", "abc"));
+    assert!(like("*c", "abc"));
+    assert!(!like("*b", "abc"));
+    assert!(like("*", ""));
+    assert!(like("", "abc"));
+    assert!(like("B", "abc"));
+    assert!(!like("a**c*d", "abc"));
+}
+
+#[test]
+fn lookup_descends_a_thousand_levels() {
+    let depth = 1000;
+    let mut obj = json!({"leaf": depth});
+    for _ in 0..depth {
+        obj = json!({ "a": obj });
+    }
+    let path = format!("{}leaf", "a.".repeat(depth));
+    assert_eq!(lookup(&obj, &path), Some(&json!(depth)));
+    let missing = format!("{}nope", "a.".repeat(depth));
+    assert_eq!(lookup(&obj, &missing), None);
+}
+
+#[test]
+fn sort_by_keys_is_stable_and_puts_missing_last() {
+    let sort = [SortKey {
+        field: "n".into(),
+        descending: false,
+    }];
+    let mut rows = vec![
+        (json!({"n": 2}), "two"),
+        (json!({}), "missing"),
+        (json!({"n": 1.0}), "one-float"),
+        (json!({"n": {"b": 1}}), "object-b"),
+        (json!({"n": 1}), "one-int"),
+        (json!({"n": {"a": 1}}), "object-a"),
+    ];
+    sort_by_keys(&mut rows, &sort, |r| &r.0);
+    let names: Vec<&str> = rows.iter().map(|r| r.1).collect();
+    assert_eq!(
+        names,
+        [
+            "one-float",
+            "one-int",
+            "two",
+            "object-a",
+            "object-b",
+            "missing"
+        ]
+    );
+}

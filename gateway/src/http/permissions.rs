@@ -45,7 +45,7 @@ pub async fn list(app: &App, req: &KRequest, caller: &Caller) -> Result<KRespons
             descending: true,
         }]
     };
-    entries.sort_by(|a, b| query::compare_objects(a, b, &sort));
+    query::sort_by_keys(&mut entries, &sort, |v| v);
     let total = entries.len();
     // Entries have no timestamp to page on: the token carries an offset.
     let offset = (params.token_offset as usize).min(total);

@@ -441,7 +441,7 @@ async fn fan_out(app: &App, mut op: Operation) -> Result<OpResult, KintoError> {
         return Err(first_err.unwrap_or_else(|| KintoError::unavailable("no shard answered")));
     }
     check_list_preconditions(method, if_match, if_none_match, timestamp)?;
-    rows.sort_by(|a, b| query::compare_objects(a, b, &sort));
+    query::sort_by_keys(&mut rows, &sort, |v| v);
     if q.limit > 0 && rows.len() as u64 > q.limit {
         rows.truncate(q.limit as usize);
         has_more = true;

@@ -53,7 +53,7 @@ pub fn select(
         }
     }
     budget.check()?;
-    matched.sort_by(|a, b| query::compare_objects(&a.0, &b.0, &q.sort));
+    query::sort_by_keys(&mut matched, &q.sort, |r| &r.0);
     budget.check()?;
     // Kinto counts live objects only, even when `_since` lists tombstones.
     let total = matched.iter().filter(|(_, o)| !o.deleted).count() as u64;

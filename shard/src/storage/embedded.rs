@@ -238,11 +238,12 @@ impl Storage for EmbeddedStorage {
         resource: &str,
         id: &str,
     ) -> StorageResult<Option<StoredObject>> {
-        match self
-            .objects
-            .get(object_key(parent, resource, id))
-            .map_err(unavailable)?
-        {
+        let key = object_key(parent, resource, id);
+        // No write stores such a key (see `commit`), and fjall panics on it.
+        if key.len() > MAX_KEY_BYTES {
+            return Ok(None);
+        }
+        match self.objects.get(key).map_err(unavailable)? {
             Some(v) => Ok(Some(decode(&v)?)),
             None => Ok(None),
         }
@@ -257,6 +258,9 @@ impl Storage for EmbeddedStorage {
     ) -> StorageResult<Vec<StoredObject>> {
         let prefix = list_prefix(parent, resource);
         let mut out = Vec::new();
+        if prefix.len() > MAX_KEY_BYTES {
+            return Ok(out);
+        }
         match since {
             // `_since=0` (a first sync) asks for the whole list: a walk of the
             // index would find every id and then scan the list anyway.
@@ -294,11 +298,11 @@ impl Storage for EmbeddedStorage {
     }
 
     async fn timestamp(&self, parent: &str, resource: &str) -> StorageResult<Option<u64>> {
-        match self
-            .timestamps
-            .get(timestamp_key(parent, resource))
-            .map_err(unavailable)?
-        {
+        let key = timestamp_key(parent, resource);
+        if key.len() > MAX_KEY_BYTES {
+            return Ok(None);
+        }
+        match self.timestamps.get(key).map_err(unavailable)? {
             Some(v) => Ok(Some(decode_u64(&v)?)),
             None => Ok(None),
         }
@@ -308,6 +312,9 @@ impl Storage for EmbeddedStorage {
         let mut out = Vec::new();
         for p in principals {
             let prefix = member_prefix(p);
+            if prefix.len() > MAX_KEY_BYTES {
+                continue;
+            }
             for key in Self::keys_with_prefix(&self.members, &prefix)? {
                 let uri = String::from_utf8(key[prefix.len()..].to_vec())
                     .map_err(|e| StorageError::Corrupt(e.to_string()))?;
@@ -497,5 +504,37 @@ mod tests {
         }
         let store = open(dir.path(), Duration::from_secs(60));
         assert_eq!(store.timestamp("/p", "record").await.expect("ts"), Some(7));
+    }
+
+    #[tokio::test]
+    async fn keys_beyond_the_engines_limit_are_refused_not_a_panic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path(), Duration::ZERO);
+        let huge = "a".repeat(70_000);
+        assert_eq!(store.get("/p", "record", &huge).await.expect("get"), None);
+        assert_eq!(store.timestamp(&huge, "record").await.expect("ts"), None);
+        assert!(store
+            .list(&huge, "record", None, true)
+            .await
+            .expect("list")
+            .is_empty());
+        assert!(store
+            .groups_of(&[huge.clone()])
+            .await
+            .expect("groups")
+            .is_empty());
+        let put = Write::Put {
+            parent: "/p".into(),
+            resource: "record",
+            object: StoredObject::tombstone(&huge, 1),
+            previous_last_modified: None,
+        };
+        assert!(store.commit(vec![put]).await.is_err());
+        let member = Write::AddMember {
+            principal: huge,
+            group_uri: "/buckets/b/groups/g".into(),
+        };
+        assert!(store.commit(vec![member]).await.is_err());
+        stamp(&store, 7).await;
     }
 }

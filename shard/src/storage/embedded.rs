@@ -94,6 +94,9 @@ fn member_prefix(principal: &str) -> Vec<u8> {
     k
 }
 
+/// Rows of a whole-list scan between two yields to the runtime.
+const YIELD_EVERY_ROWS: usize = 256;
+
 /// Below fjall's limit on a key's length (u16::MAX bytes).
 const MAX_KEY_BYTES: usize = 65_000;
 
@@ -283,7 +286,13 @@ impl Storage for EmbeddedStorage {
                 }
             }
             _ => {
-                for item in self.objects.prefix(&prefix) {
+                for (i, item) in self.objects.prefix(&prefix).enumerate() {
+                    // A whole list is read on a runtime worker: let the
+                    // worker's other tasks (the heartbeat, short requests)
+                    // run between chunks of a long one.
+                    if i > 0 && i % YIELD_EVERY_ROWS == 0 {
+                        tokio::task::yield_now().await;
+                    }
                     let (_, v) = item.into_inner().map_err(unavailable)?;
                     let obj = decode(&v)?;
                     if (with_tombstones || !obj.deleted)

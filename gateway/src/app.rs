@@ -10,20 +10,36 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
 
+/// Account names remembered per gateway (names are at most a few dozen
+/// bytes in practice, so this stays within tens of MB).
+const KNOWN_ACCOUNTS_CAPACITY: u64 = 200_000;
+
 pub struct App {
     pub config: GatewayConfig,
     pub shards: ShardMap,
-    /// Account passwords bcrypt already accepted (see `auth`).
-    pub account_cache: moka::sync::Cache<String, ()>,
+    /// Bcrypt's verdicts, positive and negative, by HMAC of name, stored
+    /// hash and password (see `auth`).
+    pub account_cache: moka::sync::Cache<String, bool>,
+    /// Names a shard lately answered to be accounts: when their shard is
+    /// down, they get 503 rather than another identity (see `auth`).
+    pub known_accounts: moka::sync::Cache<String, ()>,
     pub bucket_ids: crate::http::BucketIds,
 }
 
 impl App {
     pub fn new(config: GatewayConfig, shards: ShardMap) -> Arc<Self> {
+        // Refreshed on use, as Kinto's: an active user pays bcrypt once.
         let account_cache = moka::sync::Cache::builder()
             .max_capacity(100_000)
-            .time_to_live(std::time::Duration::from_secs(
+            .time_to_idle(std::time::Duration::from_secs(
                 config.account_cache_ttl_seconds,
+            ))
+            .build();
+        // Every lookup of an account refreshes its entry.
+        let known_accounts = moka::sync::Cache::builder()
+            .max_capacity(KNOWN_ACCOUNTS_CAPACITY)
+            .time_to_live(std::time::Duration::from_secs(
+                config.account_names_ttl_seconds,
             ))
             .build();
         let bucket_ids = crate::http::BucketIds::new(&config.default_bucket_hmac_secret);
@@ -31,6 +47,7 @@ impl App {
             config,
             shards,
             account_cache,
+            known_accounts,
             bucket_ids,
         })
     }

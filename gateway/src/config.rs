@@ -106,9 +106,16 @@ pub struct GatewayConfig {
     /// Key of the default bucket id HMAC; empty by default, as in Kinto.
     #[serde(default, deserialize_with = "de_string")]
     pub default_bucket_hmac_secret: String,
-    /// How long a verified account password is trusted without bcrypt.
+    /// How long an unused bcrypt verdict is kept (for the same stored hash).
     #[serde(default = "default_account_ttl")]
     pub account_cache_ttl_seconds: u64,
+    /// How long a name a shard answered to be an account is remembered, to
+    /// tell it from other names while its shard is down. Longer than
+    /// `account_cache_ttl_seconds`: forgetting an account lets its owner run
+    /// as a `basicauth:` user during an outage, while remembering a deleted
+    /// one only costs that name a 503 during an outage.
+    #[serde(default = "default_account_names_ttl")]
+    pub account_names_ttl_seconds: u64,
     /// Kinto's switch for JSON-schema validation (checked by the shards).
     #[serde(default)]
     pub experimental_collection_schema_validation: bool,
@@ -133,6 +140,10 @@ fn default_policies() -> Vec<String> {
 
 fn default_account_ttl() -> u64 {
     30
+}
+
+fn default_account_names_ttl() -> u64 {
+    7 * 24 * 3600
 }
 
 impl GatewayConfig {

@@ -1,7 +1,10 @@
 //! The gateway's Prometheus metrics, rendered with the rest of the process's
 //! registry at `GET /v1/__metrics__` (Kinto's `kinto.plugins.prometheus`).
 
-use prometheus::{register_histogram_vec, register_int_counter_vec, HistogramVec, IntCounterVec};
+use prometheus::{
+    register_histogram_vec, register_int_counter, register_int_counter_vec, HistogramVec,
+    IntCounter, IntCounterVec,
+};
 use std::sync::LazyLock;
 
 pub static REQUESTS: LazyLock<Option<IntCounterVec>> = LazyLock::new(|| {
@@ -26,8 +29,16 @@ pub static LATENCY: LazyLock<Option<HistogramVec>> = LazyLock::new(|| {
 pub static ACCOUNT_CACHE: LazyLock<Option<IntCounterVec>> = LazyLock::new(|| {
     register_int_counter_vec!(
         "kinto_account_cache_total",
-        "Account password checks: `hit` skipped bcrypt, `miss` ran it.",
+        "Account password checks (also of names without an account): `hit` skipped bcrypt, `miss` ran it.",
         &["result"]
+    )
+    .ok()
+});
+
+pub static ACCOUNT_LOOKUP_FALLBACK: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
+    register_int_counter!(
+        "kinto_account_lookup_fallback_total",
+        "Basic credentials whose accounts shard was unavailable, taken as not an account (the name was not known as one)."
     )
     .ok()
 });
@@ -49,5 +60,11 @@ pub fn account_cache(hit: bool) {
     if let Some(c) = ACCOUNT_CACHE.as_ref() {
         c.with_label_values(&[if hit { "hit" } else { "miss" }])
             .inc();
+    }
+}
+
+pub fn account_lookup_fallback() {
+    if let Some(c) = ACCOUNT_LOOKUP_FALLBACK.as_ref() {
+        c.inc();
     }
 }

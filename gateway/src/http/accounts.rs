@@ -9,7 +9,7 @@ use kinto_proto::KintoError;
 use serde_json::Value;
 
 /// Kinto's bcrypt cost (`bcrypt.gensalt()`): `$2b$12$…`.
-const BCRYPT_COST: u32 = 12;
+pub(crate) const BCRYPT_COST: u32 = 12;
 
 /// The placement key of an account (see the shard's `placement_key`).
 pub fn placement_key(id: &str) -> String {

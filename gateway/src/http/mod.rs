@@ -2,7 +2,7 @@
 //! a [`message::KRequest`] to a [`message::KResponse`], used for top-level
 //! requests and for every `/batch` sub-request alike.
 
-mod accounts;
+pub(crate) mod accounts;
 mod admin;
 mod batch;
 mod body;

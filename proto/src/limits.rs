@@ -68,6 +68,6 @@ mod tests {
         // parent URI + resource + id + separators + 8-byte timestamp
         let longest = 3 * MAX_ID_BYTES + 64;
         assert!(longest < 65_536);
-        assert!(MAX_PRINCIPAL_BYTES + 2 * MAX_ID_BYTES + 64 < 65_536);
+        const { assert!(MAX_PRINCIPAL_BYTES + 2 * MAX_ID_BYTES + 64 < 65_536) };
     }
 }

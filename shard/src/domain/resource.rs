@@ -188,6 +188,9 @@ pub fn missing_collection(collection: &str) -> KintoError {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

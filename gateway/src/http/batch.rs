@@ -511,6 +511,9 @@ fn canonical(name: &str) -> Cow<'static, str> {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::{answers, canonical, sub_response};
     use crate::http::message::KResponse;

@@ -136,9 +136,10 @@ fn parse_sub(
     })
 }
 
-pub async fn handle(app: &App, req: &KRequest) -> Result<KResponse, KintoError> {
-    check_content_type(req, &["application/json"])?;
-    let Some(Value::Object(mut body)) = parse_json(&req.body)? else {
+/// A batch body's sub-requests, all validated before any runs: at most
+/// `max` of them, each a mapping with `defaults` merged in.
+fn parse_batch(body: &[u8], max: usize) -> Result<Vec<Sub>, KintoError> {
+    let Some(Value::Object(mut body)) = parse_json(body)? else {
         return Err(invalid("requests", "Required"));
     };
     let defaults = match body.remove("defaults") {
@@ -157,22 +158,26 @@ pub async fn handle(app: &App, req: &KRequest) -> Result<KResponse, KintoError> 
             format!("Unrecognized keys in mapping: \"{{'{k}': ...}}\""),
         ));
     }
-    let max = app.config.batch_max_requests as usize;
     if requests.len() > max {
         return Err(invalid(
             "requests",
             format!("Number of requests is limited to {max}"),
         ));
     }
-    // Validate everything before running anything.
-    let subs = requests
+    requests
         .into_iter()
         .enumerate()
         .map(|(i, r)| match r {
             Value::Object(m) => parse_sub(i, m, &defaults),
             _ => Err(invalid(&format!("requests.{i}"), "Not a mapping")),
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect()
+}
+
+pub async fn handle(app: &App, req: &KRequest) -> Result<KResponse, KintoError> {
+    check_content_type(req, &["application/json"])?;
+    // Validate everything before running anything.
+    let subs = parse_batch(&req.body, app.config.batch_max_requests as usize)?;
     let mut responses = Vec::with_capacity(subs.len());
     let mut waiting = Waiting::default();
     let memo = Memo::default();
@@ -504,6 +509,9 @@ fn canonical(name: &str) -> Cow<'static, str> {
     };
     Cow::Borrowed(known)
 }
+
+#[cfg(test)]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {

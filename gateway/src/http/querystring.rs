@@ -310,4 +310,6 @@ pub fn parse_fields(pairs: &[(String, String)]) -> Result<Option<Vec<String>>, Q
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;

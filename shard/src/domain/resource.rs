@@ -1,6 +1,7 @@
 //! Kinto's resource tree: what each kind is called, where its objects live
 //! and which permissions it accepts.
 
+use kinto_proto::limits::MAX_ID_BYTES;
 use kinto_proto::pb;
 use kinto_proto::{ErrorKind, KintoError};
 
@@ -128,8 +129,14 @@ pub fn concat(parts: &[&str]) -> String {
     out
 }
 
-/// Kinto's id rule for buckets, groups, collections and records.
+/// Kinto's id rule for buckets, groups, collections and records, plus a
+/// bound Kinto lacks: at most [`MAX_ID_BYTES`] bytes
+/// (`kinto_proto::limits`), since storage engines panic on keys of 64 KiB
+/// or more and an object's key holds up to three ids.
 pub fn valid_id(id: &str) -> bool {
+    if id.len() > MAX_ID_BYTES {
+        return false;
+    }
     let mut chars = id.chars();
     match chars.next() {
         Some(c) if c.is_ascii_alphanumeric() => {}
@@ -139,11 +146,13 @@ pub fn valid_id(id: &str) -> bool {
 }
 
 /// Account ids may also be e-mail addresses (Kinto's account id rule).
+/// Bounded to [`MAX_ID_BYTES`] like every id (see [`valid_id`]).
 pub fn valid_id_for(kind: Kind, id: &str) -> bool {
     if kind != Kind::Account {
         return valid_id(id);
     }
-    id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+    id.len() <= MAX_ID_BYTES
+        && id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'))
@@ -188,6 +197,9 @@ pub fn missing_collection(collection: &str) -> KintoError {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -201,6 +213,18 @@ mod tests {
         assert!(!valid_id("é"));
         for kind in [Kind::Bucket, Kind::Record] {
             assert!(valid_id(&generate_id(kind)));
+        }
+    }
+
+    #[test]
+    fn ids_are_bounded_in_length() {
+        let longest = "a".repeat(MAX_ID_BYTES);
+        let too_long = "a".repeat(MAX_ID_BYTES + 1);
+        assert!(valid_id(&longest));
+        assert!(!valid_id(&too_long));
+        for kind in [Kind::Bucket, Kind::Record, Kind::Account] {
+            assert!(valid_id_for(kind, &longest), "{kind:?}");
+            assert!(!valid_id_for(kind, &too_long), "{kind:?}");
         }
     }
 

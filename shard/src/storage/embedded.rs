@@ -528,7 +528,7 @@ mod tests {
             .expect("list")
             .is_empty());
         assert!(store
-            .groups_of(&[huge.clone()])
+            .groups_of(std::slice::from_ref(&huge))
             .await
             .expect("groups")
             .is_empty());

@@ -138,6 +138,9 @@ def start_ours(data_dir, port, binary=None, extra=None):
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("KINTO_")},
            "KINTO_BIND": f"127.0.0.1:{port}", "KINTO_DATA_DIR": str(data_dir),
            "KINTO_INCLUDES": "kinto.plugins.default_bucket", "KINTO_USERID_HMAC_SECRET": "load-test-secret",
+           # Kinto's code defaults, not `kinto init`'s (the binary's own defaults: accounts only).
+           "KINTO_MULTIAUTH_POLICIES": "basicauth", "KINTO_BUCKET_CREATE_PRINCIPALS": "system.Authenticated",
+           "KINTO_DEFAULT_BUCKET_HMAC_SECRET": "",
            "KINTO_LOG_LEVEL": "warn", **(extra or {})}
     p = subprocess.Popen(["taskset", "-c", SERVER_CPU, str(binary or REL / "kinto")], env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -117,6 +117,9 @@ def main():
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("KINTO_")},
            "KINTO_BIND": f"127.0.0.1:{args.port}", "KINTO_DATA_DIR": os.path.join(work, "data"),
            "KINTO_INCLUDES": "kinto.plugins.default_bucket", "KINTO_USERID_HMAC_SECRET": "load-test-secret",
+           # Kinto's code defaults, not `kinto init`'s (the binary's own defaults: accounts only).
+           "KINTO_MULTIAUTH_POLICIES": "basicauth", "KINTO_BUCKET_CREATE_PRINCIPALS": "system.Authenticated",
+           "KINTO_DEFAULT_BUCKET_HMAC_SECRET": "",
            "KINTO_LOG_LEVEL": "warn"}
     extra = ["--bind", f"127.0.0.1:{args.port}"] if args.ceiling else []
     proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", args.binary, *extra],

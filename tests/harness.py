@@ -195,7 +195,8 @@ class SingleServer(Server):
             env = _clean_env()
             env.update(_env_settings(self.settings))
             env.update(KINTO_BIND=f"127.0.0.1:{port}", KINTO_DATA_DIR=self.data_dirs[0], KINTO_SHARDS=str(self.shards))
-            proc = Proc(self.label, [BIN / "kinto"], env)
+            # `--bare`: every setting comes from the profile, as Kinto's tests configure theirs.
+            proc = Proc(self.label, [BIN / "kinto", "--bare"], env)
             self.procs = [proc]
             self.url = f"http://127.0.0.1:{port}/v1"
             _wait_heartbeat(self.procs, self.url, time.monotonic() + START_TIMEOUT)

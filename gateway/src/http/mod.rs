@@ -13,6 +13,7 @@ mod memo;
 pub mod message;
 mod openapi;
 mod permissions;
+mod plugin_hint;
 mod querystring;
 mod resources;
 pub mod routes;
@@ -83,6 +84,7 @@ fn finish(
     result: Result<KResponse, KintoError>,
 ) -> KResponse {
     let cfg = &app.config;
+    let result = result.map_err(|e| plugin_hint::annotate(cfg, route, e));
     let mut resp = result.unwrap_or_else(|e| KResponse::error(&e, cfg.retry_after_seconds));
     if resp.headers.contains_key("www-authenticate") {
         // Kinto's challenge is every policy's, concatenated (all Basic here).

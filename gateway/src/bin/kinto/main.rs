@@ -18,6 +18,8 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod init;
+
 #[derive(Parser)]
 #[command(
     version,
@@ -27,6 +29,10 @@ struct Cli {
     /// TOML settings file; KINTO_* environment variables override it.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Start from Kinto's code defaults (every plugin off, basic auth)
+    /// instead of the settings `kinto init` writes.
+    #[arg(long)]
+    bare: bool,
 }
 
 #[tokio::main]
@@ -67,14 +73,19 @@ fn check_layout(data_dir: &Path, shards: u32) -> Result<(), String> {
 
 async fn run(cli: Cli) -> Result<(), String> {
     let raw = RawSettings::load(cli.config.as_deref())?;
-    let _telemetry = kinto_gateway::run::init_telemetry(&raw, "kinto")?;
-    let gateway: GatewayConfig = GatewayConfig::from_raw(&raw)?;
     let data_dir = raw
         .0
         .get("data_dir")
         .and_then(Value::as_str)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("./data"));
+    let raw = if cli.bare {
+        raw
+    } else {
+        init::with_init_defaults(raw, &data_dir)?
+    };
+    let _telemetry = kinto_gateway::run::init_telemetry(&raw, "kinto")?;
+    let gateway: GatewayConfig = GatewayConfig::from_raw(&raw)?;
     let count = raw
         .0
         .get("shards")

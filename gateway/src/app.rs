@@ -118,10 +118,17 @@ async fn entry_inner(app: Arc<App>, request: Request<Body>) -> KResponse {
             app.config.retry_after_seconds,
         ),
         Ok(bytes) => match percent_encoding::percent_decode_str(&raw_path).decode_utf8() {
-            Err(_) => KResponse::error(
-                &kinto_proto::KintoError::invalid("path", None, "Invalid URL path."),
-                app.config.retry_after_seconds,
-            ),
+            Err(_) => KResponse::bad_request("Invalid URL path."),
+            Ok(_)
+                if percent_encoding::percent_decode_str(&query)
+                    .decode_utf8()
+                    .is_err() =>
+            {
+                KResponse::bad_request(&format!(
+                    "A request with an incorrect encoding in the querystring was\
+                     received. Please make sure your requests are encoded in UTF-8: {query}"
+                ))
+            }
             Ok(path) => {
                 let req = KRequest {
                     method: parts.method,

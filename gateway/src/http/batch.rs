@@ -384,8 +384,14 @@ async fn run(app: &App, mut req: KRequest) -> Vec<u8> {
         let (307, Some(location)) = (resp.status.as_u16(), location) else {
             break;
         };
+        // An absolute, percent-encoded URL: keep its decoded path.
+        let location = location.split_once("://").map_or(location, |(_, rest)| {
+            &rest[rest.find('/').unwrap_or(rest.len())..]
+        });
         let (p, q) = location.split_once('?').unwrap_or((location, ""));
-        req.path = p.to_owned();
+        req.path = percent_encoding::percent_decode_str(p)
+            .decode_utf8_lossy()
+            .into_owned();
         req.query = q.to_owned();
         resp = super::handle(app, req.clone()).await;
     }

@@ -1,6 +1,6 @@
 //! Request bodies: JSON parsing and Kinto's envelope `{data, permissions}`.
 
-use kinto_proto::KintoError;
+use kinto_proto::{ErrorKind, KintoError};
 use serde_json::Value;
 
 /// A parsed write body's parts.
@@ -27,9 +27,34 @@ pub fn parse_json(body: &[u8]) -> Result<Option<Value>, KintoError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice(body)
+    let text = std::str::from_utf8(body).map_err(|e| invalid_json(&utf8_error(body, e)))?;
+    serde_json::from_str(text)
         .map(Some)
-        .map_err(|e| KintoError::invalid("body", None, format!("Invalid JSON: {e}")))
+        .map_err(|e| invalid_json(&e.to_string()))
+}
+
+/// Kinto's answer to a body it cannot parse: the message is the parser's,
+/// and `details` also says the body is required (its schema's second error).
+fn invalid_json(cause: &str) -> KintoError {
+    let description = format!("Invalid JSON: {cause}");
+    KintoError::new(ErrorKind::InvalidParameters)
+        .with_message(description.clone())
+        .with_details(serde_json::json!([
+            {"location": "body", "name": "", "description": description},
+            {"location": "body", "name": "", "description": "Required"},
+        ]))
+}
+
+/// Python's wording for a body that is not UTF-8, as Kinto reports it.
+fn utf8_error(body: &[u8], e: std::str::Utf8Error) -> String {
+    let at = e.valid_up_to();
+    let byte = body.get(at).copied().unwrap_or_default();
+    let reason = match (byte, e.error_len()) {
+        (0x80..=0xc1 | 0xf5..=0xff, _) => "invalid start byte",
+        (_, None) => "unexpected end of data",
+        _ => "invalid continuation byte",
+    };
+    format!("'utf-8' codec can't decode byte 0x{byte:02x} in position {at}: {reason}")
 }
 
 /// Python-style rendering of a JSON value, for Kinto's colander messages.

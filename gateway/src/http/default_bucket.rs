@@ -87,6 +87,15 @@ pub fn resolve(
     if readonly {
         return Err(KintoError::new(ErrorKind::MethodNotAllowed));
     }
+    let collection = match path.kind {
+        Kind::Record => Some(path.collection.as_str()),
+        Kind::Collection => path.id.as_deref(),
+        _ => None,
+    };
+    // Kinto's default bucket checks the collection id before creating it.
+    if collection.is_some_and(|c| !kinto_shard::domain::resource::valid_id(c)) {
+        return Err(KintoError::invalid("path", None, "Invalid collection id"));
+    }
     let id = ids.of(&caller.user_id);
     let mut req = req.clone();
     req.path = match req.path.strip_prefix("/v1/buckets/default") {

@@ -176,6 +176,31 @@ impl KResponse {
         KResponse::empty(307).with("location", location)
     }
 
+    /// Kinto's `cache_expires(seconds)`: `Cache-Control` and `Expires`.
+    pub fn cache_for(mut self, seconds: u64) -> Self {
+        self.set("cache-control", format!("max-age={seconds}"));
+        let now_ms = kinto_shard::domain::clock::now_ms();
+        self.headers.insert(
+            HeaderName::from_static("expires"),
+            http_date(now_ms + seconds * 1000),
+        );
+        self
+    }
+
+    /// Kinto's 400 for a request it cannot decode (URL path, querystring):
+    /// `error` is "Bad Request" and there are no details.
+    pub fn bad_request(message: &str) -> Self {
+        KResponse::json(
+            400,
+            serde_json::json!({
+                "code": 400,
+                "errno": 107,
+                "error": "Bad Request",
+                "message": message,
+            }),
+        )
+    }
+
     /// `ETag` and `Last-Modified` of a Kinto timestamp.
     pub fn set_timestamp(&mut self, ts: u64) {
         let mut etag = String::with_capacity(22);

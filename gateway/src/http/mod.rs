@@ -126,36 +126,41 @@ async fn dispatch(
     if req.method == Method::OPTIONS {
         return match route {
             Some(r) => cors::preflight(cfg, req, r).map(Planned::Answer),
+            // Kinto's version-prefix view answers preflights itself.
+            None if versioned(&req.path).is_none()
+                && cfg.version_prefix_redirect_enabled
+                && !req.path.contains(['\r', '\n']) =>
+            {
+                Ok(Planned::Answer(KResponse::empty(200)))
+            }
             None => Err(KintoError::new(ErrorKind::MissingResource)),
         };
     }
     let Some(rest) = versioned(&req.path) else {
-        if cfg.version_prefix_redirect_enabled {
-            return Ok(Planned::Answer(KResponse::redirect(&with_query(
+        // Kinto's redirect route excludes CR and LF: its 404 is "version".
+        if cfg.version_prefix_redirect_enabled && !req.path.contains(['\r', '\n']) {
+            return Ok(Planned::Answer(redirect(
+                app,
+                req,
                 &format!("/v1{}", req.path),
-                &req.query,
-            ))));
+            )));
         }
-        return Err(KintoError::new(ErrorKind::MissingResource));
+        return Err(KintoError::new(ErrorKind::VersionNotAvailable));
     };
     let (version, rest) = rest;
     if version != "v1" {
         return Err(KintoError::new(ErrorKind::VersionNotAvailable));
     }
-    if rest.is_empty() {
-        return Ok(Planned::Answer(KResponse::redirect(&with_query(
-            "/v1/", &req.query,
-        ))));
-    }
     let Some(route) = route.cloned() else {
-        if cfg.trailing_slash_redirect_enabled && rest.len() > 1 && rest.ends_with('/') {
-            let target = format!("/v1{}", rest.trim_end_matches('/'));
-            if routes::parse(&target[3..]).is_some() {
-                return Ok(Planned::Answer(
-                    KResponse::redirect(&with_query(&target, &req.query))
-                        .with("cache-control", "max-age=3600"),
-                ));
-            }
+        // Kinto redirects any unknown path ending with `/`, and `/v1`.
+        if cfg.trailing_slash_redirect_enabled && (rest.is_empty() || rest.ends_with('/')) {
+            let target = match rest {
+                "" => "/v1/".to_owned(),
+                _ => format!("/v1{}", rest.trim_end_matches('/')),
+            };
+            return Ok(Planned::Answer(
+                redirect(app, req, &target).cache_for(TRAILING_SLASH_TTL_SECONDS),
+            ));
         }
         return Err(KintoError::new(ErrorKind::MissingResource));
     };
@@ -220,6 +225,7 @@ async fn endpoint(
         Route::Heartbeat => only_get(req).and(Ok(utility::heartbeat(app).await)),
         Route::LbHeartbeat => only_get(req).and(Ok(KResponse::json(200, serde_json::json!({})))),
         Route::Version => only_get(req).and(Ok(utility::version())),
+        Route::Contribute => only_get(req).and(Ok(utility::contribute())),
         Route::Api => {
             only_get(req)?;
             let base = app.base_url(req);
@@ -281,10 +287,38 @@ fn versioned(path: &str) -> Option<(&str, &str)> {
     (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some((version, rest))
 }
 
-fn with_query(path: &str, query: &str) -> String {
-    if query.is_empty() {
-        path.to_owned()
-    } else {
-        format!("{path}?{query}")
+/// Kinto's `trailing_slash_redirect_ttl_seconds` default.
+const TRAILING_SLASH_TTL_SECONDS: u64 = 3600;
+
+/// What a URL path keeps as it is in a `Location` (WebOb's safe set).
+const PATH_ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@');
+
+/// A 307 to `path` with the request's querystring, as an absolute URL on
+/// the host the client reached (WebOb makes `Location` absolute).
+fn redirect(app: &App, req: &KRequest, path: &str) -> KResponse {
+    let mut location = app.base_url(req);
+    location.extend(percent_encoding::utf8_percent_encode(path, PATH_ESCAPED));
+    if !req.query.is_empty() {
+        location.push('?');
+        location.push_str(&req.query);
     }
+    KResponse::redirect(&location)
 }

@@ -153,9 +153,10 @@ pub async fn prepare(
         Some(m) if allowed.contains(&req.method) => m,
         _ => return Err(KintoError::new(ErrorKind::MethodNotAllowed)),
     };
-    // A malformed parent id can name nothing: answer as for an object the
-    // caller cannot see, so ids do not leak.
-    if path.parent_ids().iter().any(|id| !valid_id(id)) {
+    // A malformed parent id names nothing, and Kinto answers as for a
+    // missing parent (403 or 404, decided by the shard). Only ids no store
+    // can hold (NUL, beyond the bound) stop here, as a parent unseen.
+    if path.parent_ids().iter().any(|id| !storable_id(id)) {
         return Err(if caller.user_id.is_empty() {
             KintoError::new(ErrorKind::Unauthorized)
         } else {
@@ -297,6 +298,12 @@ fn shard_kind(kind: Kind) -> kinto_shard::domain::resource::Kind {
         Kind::Account => K::Account,
         _ => K::Record,
     }
+}
+
+/// Whether `id` can be part of a stored key (see the embedded store's
+/// `\0`-separated keys and `kinto_proto::limits`), valid or not.
+fn storable_id(id: &str) -> bool {
+    id.len() <= kinto_proto::limits::MAX_ID_BYTES && !id.contains('\0')
 }
 
 fn valid_id(id: &str) -> bool {

@@ -8,6 +8,8 @@ pub enum Route {
     Heartbeat,
     LbHeartbeat,
     Version,
+    /// `GET /contribute.json`: open-source information, as Kinto serves it.
+    Contribute,
     Batch,
     /// `POST /__flush__` (only when enabled: see `GatewayConfig`).
     Flush,
@@ -69,6 +71,7 @@ pub fn parse(path: &str) -> Option<Route> {
         "/__heartbeat__" => return Some(Route::Heartbeat),
         "/__lbheartbeat__" => return Some(Route::LbHeartbeat),
         "/__version__" => return Some(Route::Version),
+        "/contribute.json" => return Some(Route::Contribute),
         "/batch" => return Some(Route::Batch),
         "/__flush__" => return Some(Route::Flush),
         "/permissions" => return Some(Route::Permissions),
@@ -145,6 +148,7 @@ pub fn label_of(path: &str) -> &'static str {
         Some(Route::Heartbeat) => "heartbeat",
         Some(Route::LbHeartbeat) => "lbheartbeat",
         Some(Route::Version) => "version",
+        Some(Route::Contribute) => "contribute",
         Some(Route::Batch) => "batch",
         Some(Route::Flush) => "flush",
         Some(Route::Permissions) => "permissions",
@@ -195,6 +199,7 @@ impl Route {
             | Route::Heartbeat
             | Route::LbHeartbeat
             | Route::Version
+            | Route::Contribute
             | Route::Api
             | Route::Metrics
             | Route::Admin(_) => &["GET", "HEAD", "OPTIONS"],

@@ -62,17 +62,30 @@ pub async fn get(
             format!("Invalid timestamp '{timestamp}'"),
         ));
     };
+    // Kinto's plugin answers 404 for ids that cannot exist, before any check.
+    for (id, name) in [(bucket, "bucket"), (collection, "collection")] {
+        if !kinto_shard::domain::resource::valid_id(id) {
+            return Err(KintoError::not_found(ErrorKind::MissingResource, id, name));
+        }
+    }
     let shard = app.shards.shard_of(bucket);
     // Reading the collection needs read or write on it or its bucket, as Kinto asks.
-    app.shards
+    let read = app
+        .shards
         .execute(shard, op(Kind::Collection, bucket, "", collection, caller))
-        .await
-        .map_err(|e| match e.kind {
-            ErrorKind::ObjectNotFound | ErrorKind::MissingResource => {
-                KintoError::new(ErrorKind::Forbidden)
-            }
-            _ => e,
-        })?;
+        .await;
+    match read {
+        // Kinto checks the permissions only: a missing collection the caller
+        // could read has no records.
+        Err(e) if e.kind == ErrorKind::ObjectNotFound => {
+            return Ok(KResponse::json(200, json!({ "data": [] })))
+        }
+        Err(e) if e.kind == ErrorKind::MissingResource => {
+            return Err(KintoError::new(ErrorKind::Forbidden))
+        }
+        Err(e) => return Err(e),
+        Ok(_) => {}
+    }
     let mut records = op(Kind::Record, bucket, collection, "", caller);
     records.query = Some(ListQuery {
         include_tombstones: true,

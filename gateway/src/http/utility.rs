@@ -7,6 +7,22 @@ use kinto_proto::pb::Caller;
 use serde_json::{json, Value};
 use std::time::Duration;
 
+/// `/contribute.json`: Kinto's document shape, describing this project
+/// (Kinto's names its own repository, chat and maintainers).
+pub fn contribute() -> KResponse {
+    KResponse::json(
+        200,
+        json!({
+            "name": "kinto-rs",
+            "description": "A Rust server for the Kinto HTTP API 1.x: a minimalist JSON storage \
+                service with synchronisation and sharing abilities.",
+            "repository": {"license": "Apache License (2.0)"},
+            "participate": {"docs": "https://kinto.readthedocs.io/"},
+            "keywords": ["JSON", "Rust", "REST", "API", "Database"],
+        }),
+    )
+}
+
 /// Kinto's API version this server implements.
 pub const HTTP_API_VERSION: &str = "1.23";
 

@@ -143,7 +143,7 @@ fn row() -> impl Strategy<Value = Value> {
 
 proptest! {
     #[test]
-    fn like_agrees_with_the_reference_on_a_small_alphabet(
+    fn fuzz_like_agrees_with_the_reference_on_a_small_alphabet(
         pattern in "[abA*]{0,10}",
         text in "[abAB]{0,14}",
     ) {
@@ -151,12 +151,12 @@ proptest! {
     }
 
     #[test]
-    fn like_agrees_with_the_reference_on_any_text(pattern in "\\PC{0,8}", text in "\\PC{0,16}") {
+    fn fuzz_like_agrees_with_the_reference_on_any_text(pattern in "\\PC{0,8}", text in "\\PC{0,16}") {
         prop_assert_eq!(like(&pattern, &text), like_reference(&pattern, &text));
     }
 
     #[test]
-    fn like_agrees_with_the_reference_on_pieces_of_the_text(
+    fn fuzz_like_agrees_with_the_reference_on_pieces_of_the_text(
         text in "\\PC{0,16}",
         cuts in vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 0..4),
     ) {
@@ -174,17 +174,17 @@ proptest! {
     }
 
     #[test]
-    fn lookup_agrees_with_the_reference(obj in object_of(value()), field in field()) {
+    fn fuzz_lookup_agrees_with_the_reference(obj in object_of(value()), field in field()) {
         prop_assert_eq!(lookup(&obj, &field), lookup_reference(&obj, &field));
     }
 
     #[test]
-    fn lookup_agrees_with_the_reference_on_any_field(obj in value(), field in "\\PC{0,12}") {
+    fn fuzz_lookup_agrees_with_the_reference_on_any_field(obj in value(), field in "\\PC{0,12}") {
         prop_assert_eq!(lookup(&obj, &field), lookup_reference(&obj, &field));
     }
 
     #[test]
-    fn sort_by_keys_orders_as_sort_by_compare_objects(
+    fn fuzz_sort_by_keys_orders_as_sort_by_compare_objects(
         rows in vec(row(), 0..24),
         sort in sort_keys(),
     ) {
@@ -197,7 +197,7 @@ proptest! {
     }
 
     #[test]
-    fn sort_by_keys_sorts_plain_values(rows in vec(value(), 0..16), sort in sort_keys()) {
+    fn fuzz_sort_by_keys_sorts_plain_values(rows in vec(value(), 0..16), sort in sort_keys()) {
         let mut expected = rows.clone();
         let mut actual = rows;
         expected.sort_by(|a, b| compare_objects(a, b, &sort));
@@ -206,7 +206,7 @@ proptest! {
     }
 
     #[test]
-    fn matches_never_panics(
+    fn fuzz_matches_never_panics(
         obj in value(),
         filters in vec((field(), op(), value()), 0..4),
     ) {
@@ -218,7 +218,7 @@ proptest! {
     }
 
     #[test]
-    fn matches_never_panics_on_any_field_or_pattern(
+    fn fuzz_matches_never_panics_on_any_field_or_pattern(
         obj in value(),
         field in "\\PC{0,12}",
         pattern in "\\PC{0,12}",
@@ -227,7 +227,7 @@ proptest! {
     }
 
     #[test]
-    fn project_never_panics_and_keeps_what_it_finds(
+    fn fuzz_project_never_panics_and_keeps_what_it_finds(
         obj in value(),
         fields in vec(prop_oneof![field(), "\\PC{0,12}"], 0..5),
     ) {

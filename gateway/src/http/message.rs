@@ -176,6 +176,28 @@ impl KResponse {
         KResponse::empty(307).with("location", location)
     }
 
+    /// Caching as webob's `cache_expires(seconds)`, which Kinto calls for a
+    /// collection's `cache_expires`: 0 forbids caching (with an `Expires` of
+    /// now), anything else is a `max-age` (negative included, as Kinto sends).
+    pub fn set_cache_expires(&mut self, seconds: i64) {
+        let now = std::time::SystemTime::now();
+        let when = if seconds >= 0 {
+            now + std::time::Duration::from_secs(seconds.unsigned_abs())
+        } else {
+            now - std::time::Duration::from_secs(seconds.unsigned_abs())
+        };
+        if seconds == 0 {
+            self.set_static(
+                "cache-control",
+                "max-age=0, must-revalidate, no-cache, no-store",
+            );
+            self.set_static("pragma", "no-cache");
+        } else {
+            self.set("cache-control", format!("max-age={seconds}"));
+        }
+        self.set("expires", httpdate::fmt_http_date(when));
+    }
+
     /// `ETag` and `Last-Modified` of a Kinto timestamp.
     pub fn set_timestamp(&mut self, ts: u64) {
         let mut etag = String::with_capacity(22);

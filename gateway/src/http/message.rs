@@ -178,12 +178,7 @@ impl KResponse {
 
     /// Kinto's `cache_expires(seconds)`: `Cache-Control` and `Expires`.
     pub fn cache_for(mut self, seconds: u64) -> Self {
-        self.set("cache-control", format!("max-age={seconds}"));
-        let now_ms = kinto_shard::domain::clock::now_ms();
-        self.headers.insert(
-            HeaderName::from_static("expires"),
-            http_date(now_ms + seconds * 1000),
-        );
+        self.set_cache_expires(i64::try_from(seconds).unwrap_or(i64::MAX));
         self
     }
 
@@ -199,6 +194,32 @@ impl KResponse {
                 "message": message,
             }),
         )
+    }
+
+    /// Caching as webob's `cache_expires(seconds)`, which Kinto calls for a
+    /// collection's `cache_expires`: 0 forbids caching (with an `Expires` of
+    /// now), anything else is a `max-age` (negative included, as Kinto sends).
+    pub fn set_cache_expires(&mut self, seconds: i64) {
+        let now = std::time::SystemTime::now();
+        // A collection may hold any integer: an `Expires` past what a date
+        // can say is clamped to ten years away (the `max-age` stays as set).
+        let span = std::time::Duration::from_secs(seconds.unsigned_abs().min(10 * 365 * 86_400));
+        let when = if seconds >= 0 {
+            now.checked_add(span)
+        } else {
+            now.checked_sub(span)
+        }
+        .unwrap_or(now);
+        if seconds == 0 {
+            self.set_static(
+                "cache-control",
+                "max-age=0, must-revalidate, no-cache, no-store",
+            );
+            self.set_static("pragma", "no-cache");
+        } else {
+            self.set("cache-control", format!("max-age={seconds}"));
+        }
+        self.set("expires", httpdate::fmt_http_date(when));
     }
 
     /// `ETag` and `Last-Modified` of a Kinto timestamp.

@@ -240,13 +240,24 @@ fn operation(e: &Endpoint, method: &str, plural: bool) -> Value {
             params.push(json!({"name": h, "in": "header", "type": "string", "required": false}));
         }
     }
-    let ok = if method == "POST" && e.names.is_some() {
-        "201"
-    } else {
-        "200"
-    };
     let mut responses = Map::new();
-    responses.insert(ok.into(), json!({"description": "Success."}));
+    for (code, schema) in success(e, method, plural) {
+        let mut r = json!({"description": "Success."});
+        if let Some(s) = schema {
+            r["schema"] = json!({"$ref": format!("#/definitions/{s}")});
+        }
+        if e.names.is_some() {
+            r["headers"] = timestamp_headers();
+        }
+        responses.insert(code.into(), r);
+    }
+    if e.names.is_some() && method == "GET" {
+        responses.insert(
+            "304".into(),
+            json!({"description": "Not modified since the value in If-None-Match.",
+                   "headers": timestamp_headers()}),
+        );
+    }
     for (code, text) in [
         ("400", "The request is invalid."),
         ("401", "The request is missing authentication headers."),
@@ -263,14 +274,21 @@ fn operation(e: &Endpoint, method: &str, plural: bool) -> Value {
             "412",
             "Record was changed or deleted since value in `If-Match` header.",
         ),
+        ("415", "The request body's Content-Type is not supported."),
         (
             "503",
             "Service temporary unavailable due to overloading or maintenance.",
         ),
+        ("default", "Any other error."),
     ] {
-        responses.insert(
-            code.into(),
-            json!({"description": text, "schema": {"$ref": "#/definitions/Error"}}),
+        // A failing heartbeat answers its checks, not an error.
+        let schema = if code == "503" && e.utility_id == "__heartbeat__" {
+            "Info"
+        } else {
+            "Error"
+        };
+        responses.entry(code).or_insert_with(
+            || json!({"description": text, "schema": {"$ref": format!("#/definitions/{schema}")}}),
         );
     }
     json!({
@@ -279,6 +297,33 @@ fn operation(e: &Endpoint, method: &str, plural: bool) -> Value {
         "produces": ["application/json"],
         "parameters": params,
         "responses": responses,
+    })
+}
+
+/// The success statuses of an operation and the definition of their body
+/// (`None`: no body), as Kinto's document declares them.
+fn success(e: &Endpoint, method: &str, plural: bool) -> Vec<(&'static str, Option<&'static str>)> {
+    if e.names.is_some() {
+        return match (method, plural) {
+            ("GET" | "DELETE", true) => vec![("200", Some("List"))],
+            ("POST", _) | ("PUT", _) => vec![("200", Some("Object")), ("201", Some("Object"))],
+            _ => vec![("200", Some("Object"))],
+        };
+    }
+    match e.utility_id {
+        "batch" => vec![("200", Some("Batch"))],
+        "get_permissions" | "get_history_snapshot" => vec![("200", Some("List"))],
+        "delete_user-data" => vec![("200", Some("Object"))],
+        "create_flush" => vec![("202", None)],
+        _ => vec![("200", Some("Info"))],
+    }
+}
+
+/// `ETag` and `Last-Modified`, which every resource answer carries.
+fn timestamp_headers() -> Value {
+    json!({
+        "ETag": {"type": "string", "pattern": "^\"([0-9]+?)\"$|\\*"},
+        "Last-Modified": {"type": "string"},
     })
 }
 
@@ -332,6 +377,42 @@ pub fn document(cfg: &GatewayConfig, host: &str, scheme: &str) -> Value {
                     "details": {},
                 },
             },
+            "Object": {
+                "type": "object",
+                "required": ["data"],
+                "properties": {
+                    "data": {"type": "object", "additionalProperties": true},
+                    "permissions": {"$ref": "#/definitions/Permissions"},
+                },
+            },
+            "List": {
+                "type": "object",
+                "required": ["data"],
+                "properties": {
+                    "data": {"type": "array", "items": {"type": "object", "additionalProperties": true}},
+                },
+            },
+            "Permissions": {
+                "type": "object",
+                "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            },
+            "Batch": {
+                "type": "object",
+                "required": ["responses"],
+                "properties": {
+                    "responses": {"type": "array", "items": {
+                        "type": "object",
+                        "required": ["status", "path"],
+                        "properties": {
+                            "status": {"type": "integer"},
+                            "path": {"type": "string"},
+                            "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+                            "body": {},
+                        },
+                    }},
+                },
+            },
+            "Info": {"type": "object", "additionalProperties": true},
             "Envelope": {
                 "type": "object",
                 "properties": {

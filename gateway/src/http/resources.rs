@@ -460,6 +460,7 @@ async fn fan_out(app: &App, mut op: Operation) -> Result<OpResult, KintoError> {
         timestamp,
         total,
         has_more,
+        cache_expires: None,
     })
 }
 
@@ -511,7 +512,10 @@ fn object_response(method: pb::Method, fields: Option<&[String]>, r: OpResult) -
     };
     resp.set_timestamp(r.timestamp);
     if matches!(method, pb::Method::Get | pb::Method::Head) {
-        resp.set("cache-control", "no-cache, no-store");
+        match r.cache_expires {
+            Some(seconds) => resp.set_cache_expires(seconds),
+            None => resp.set("cache-control", "no-cache, no-store"),
+        }
     }
     resp
 }
@@ -539,7 +543,7 @@ fn list_response(
         out.extend_from_slice(or_json(&r.data_json, b"[]"));
         out.push(b'}');
         let resp = KResponse::printed(200, out);
-        return list_headers(resp, method, params, r.timestamp, None);
+        return list_headers(resp, method, params, &r, None);
     }
     let mut items: Vec<Value> = match serde_json::from_slice(&r.data_json) {
         Ok(Value::Array(a)) => a,
@@ -563,7 +567,7 @@ fn list_response(
     } else {
         KResponse::json(200, object([("data", Value::Array(items))]))
     };
-    list_headers(resp, method, params, r.timestamp, next)
+    list_headers(resp, method, params, &r, next)
 }
 
 /// A list answer's headers: ETag, caching, next page, deprecation alert.
@@ -571,12 +575,15 @@ fn list_headers(
     mut resp: KResponse,
     method: pb::Method,
     params: &ListParams,
-    timestamp: u64,
+    r: &OpResult,
     next: Option<String>,
 ) -> KResponse {
-    resp.set_timestamp(timestamp);
+    resp.set_timestamp(r.timestamp);
     if method != pb::Method::Delete {
-        resp.set("cache-control", "no-cache, no-store");
+        match r.cache_expires {
+            Some(seconds) => resp.set_cache_expires(seconds),
+            None => resp.set("cache-control", "no-cache, no-store"),
+        }
     }
     if let Some(url) = next {
         resp.set("next-page", url);

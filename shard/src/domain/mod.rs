@@ -9,6 +9,7 @@
 pub mod acl;
 pub mod budget;
 mod cache;
+mod cache_expires;
 pub mod clock;
 mod history;
 mod object;

@@ -2,6 +2,7 @@
 //! DELETE, with Kinto's 401/403/404/412 decision table (kinto-api §3.5, §5.2).
 
 use super::acl::{allowed, Chain, Need, Principals};
+use super::cache_expires;
 use super::clock::stamp;
 use super::history::Change;
 use super::patch;
@@ -211,12 +212,16 @@ impl Shard {
         if req.if_none_match == Some(Pre::At(o.last_modified)) {
             return Err(KintoError::new(ErrorKind::NotModified).with_timestamp(o.last_modified));
         }
-        Ok(Outcome::object(
+        let mut outcome = Outcome::object(
             200,
             o,
             Some(visible_acl(&o.permissions, who)),
             o.last_modified,
-        ))
+        );
+        if t.kind == Kind::Record && who.user_id.is_none() {
+            outcome.cache_expires = cache_expires::of(l.collection.as_deref());
+        }
+        Ok(outcome)
     }
 
     pub(super) async fn put(&self, req: &Request, who: &Principals) -> Result<Outcome, KintoError> {
@@ -240,6 +245,9 @@ impl Shard {
             Some(d) => d,
             None => existing.map(|o| o.data.clone()).unwrap_or_default(),
         };
+        if t.kind == Kind::Collection {
+            cache_expires::coerce(&mut data, "data.cache_expires")?;
+        }
         let client_ts = split_reserved(&mut data, &id)?;
         let client_ts = match existing {
             Some(o) => client_ts.filter(|ts| *ts > o.last_modified),
@@ -283,6 +291,9 @@ impl Shard {
             return Err(deny(who));
         }
         Self::require_parent(t, &l)?;
+        if t.kind == Kind::Collection {
+            cache_expires::coerce(&mut data, "data.cache_expires")?;
+        }
         if let Some(o) = l.existing() {
             // Kinto answers 200 with the existing object, unchanged.
             if !allowed(t.kind, Self::read_need(t.kind), l.chain(true), who, g) {
@@ -411,6 +422,9 @@ impl Shard {
                     }
                 }
             }
+        }
+        if t.kind == Kind::Collection {
+            cache_expires::coerce(&mut data, "cache_expires")?;
         }
         let client_ts = client_ts.filter(|ts| *ts > existing.last_modified);
         patch::add_writer(&mut acl, req.writer(&id).as_deref());

@@ -115,7 +115,11 @@ impl Shard {
                 .await;
         }
         let data = Value::Array(matched.into_iter().map(|(j, _)| j).collect());
-        Ok(Outcome::list(data, list_ts, total, has_more))
+        let mut outcome = Outcome::list(data, list_ts, total, has_more);
+        if t.kind == Kind::Record && who.user_id.is_none() {
+            outcome.cache_expires = super::cache_expires::of(collection.as_deref());
+        }
+        Ok(outcome)
     }
 
     /// Deletes each matched object (with its cascade) in one commit; for

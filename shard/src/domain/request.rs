@@ -158,6 +158,8 @@ pub struct Outcome {
     pub timestamp: u64,
     pub total: u64,
     pub has_more: bool,
+    /// Record reads by anonymous callers: the collection's `cache_expires`.
+    pub cache_expires: Option<i64>,
 }
 
 /// An outcome's JSON: built as a value (lists), or one object printed
@@ -182,6 +184,7 @@ impl Outcome {
             timestamp,
             total: 0,
             has_more: false,
+            cache_expires: None,
         }
     }
 
@@ -193,6 +196,7 @@ impl Outcome {
             timestamp,
             total,
             has_more,
+            cache_expires: None,
         }
     }
 
@@ -209,6 +213,7 @@ impl Outcome {
             timestamp: self.timestamp,
             total: self.total,
             has_more: self.has_more,
+            cache_expires: self.cache_expires,
         }
     }
 }

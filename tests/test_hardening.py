@@ -238,3 +238,14 @@ def test_requests_hyper_cannot_parse_get_a_status_and_the_server_goes_on(api):
         assert status_line.startswith(b"HTTP/1.1 4"), (raw[:40], status_line)
     assert_error(api.get("/buckets/%FF%FE"), 400, 107)
     assert api.get("/__heartbeat__").status_code == 200
+
+
+@OURS
+@pytest.mark.parametrize("seconds", [2**63 - 1, -(2**63)])
+def test_extreme_cache_expires_never_breaks_record_reads(api, anon, bucket, seconds):
+    """A collection's `cache_expires` may be any integer; the `Expires` date it implies is clamped."""
+    cid = api.create_collection(bucket, data={"cache_expires": seconds})
+    api.ok("PUT", f"/buckets/{bucket}", json={"permissions": {"read": ["system.Everyone"]}}, status=200)
+    r = anon.get(records(bucket, cid))
+    assert r.status_code == 200, r.text
+    assert "Expires" in r.headers

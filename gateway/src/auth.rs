@@ -231,6 +231,7 @@ mod tests {
     fn only_possible_account_ids_are_looked_up() {
         assert!(may_be_account("alice"));
         assert!(may_be_account("alice.b-c_d@example.com"));
+        assert!(may_be_account("al+ice@example.com"));
         assert!(may_be_account(&"a".repeat(MAX_ID_BYTES)));
         assert!(!may_be_account(&"a".repeat(MAX_ID_BYTES + 1)));
         assert!(!may_be_account("-alice"));

@@ -42,6 +42,24 @@ fn merge(target: &mut Map<String, Value>, defaults: &Map<String, Value>) {
     }
 }
 
+/// A sub-request's method as Kinto's schema takes it: one of [`METHODS`],
+/// spelled exactly (`get` is refused); absent, `null` or `""` means `GET`.
+fn method_of(m: Option<&Value>, name: &str) -> Result<String, KintoError> {
+    match m {
+        None | Some(Value::Null) => Ok("GET".to_owned()),
+        Some(Value::String(m)) if m.is_empty() => Ok("GET".to_owned()),
+        Some(Value::String(m)) if METHODS.contains(&m.as_str()) => Ok(m.clone()),
+        Some(Value::String(m)) => Err(invalid(
+            name,
+            format!("\"{m}\" is not one of GET, HEAD, DELETE, TRACE, POST, PUT, PATCH"),
+        )),
+        Some(other) => Err(invalid(
+            name,
+            format!("{other} is not a string: {{'method': ''}}"),
+        )),
+    }
+}
+
 struct Sub {
     method: Method,
     path: String,
@@ -72,27 +90,7 @@ fn parse_sub(
         Some(_) => return Err(invalid(&format!("{}.path", name()), "Invalid path")),
         None => return Err(invalid(&format!("{}.path", name()), "Required")),
     };
-    if path.contains("/batch") {
-        return Err(invalid(
-            &format!("{}.path", name()),
-            "Recursive call on /batch endpoint is forbidden.",
-        ));
-    }
-    let method = match r.get("method") {
-        None => "GET".to_owned(),
-        Some(Value::String(m)) if METHODS.iter().any(|x| x.eq_ignore_ascii_case(m)) => {
-            m.to_ascii_uppercase()
-        }
-        Some(m) => {
-            return Err(invalid(
-                &format!("{}.method", name()),
-                format!(
-                    "\"{}\" is not one of GET, HEAD, DELETE, TRACE, POST, PUT, PATCH",
-                    m.as_str().unwrap_or_default()
-                ),
-            ))
-        }
-    };
+    let method = method_of(r.get("method"), &format!("{}.method", name()))?;
     let mut headers = Vec::new();
     match r.get("headers") {
         None => {}
@@ -147,6 +145,8 @@ fn parse_batch(body: &[u8], max: usize) -> Result<Vec<Sub>, KintoError> {
         Some(Value::Object(d)) => d,
         Some(_) => return Err(invalid("defaults", "Not a mapping")),
     };
+    // Kinto validates `defaults` first, so its method names the error.
+    method_of(defaults.get("method"), "defaults.method")?;
     let requests = match body.remove("requests") {
         Some(Value::Array(r)) => r,
         Some(_) => return Err(invalid("requests", "Not a list")),
@@ -164,14 +164,26 @@ fn parse_batch(body: &[u8], max: usize) -> Result<Vec<Sub>, KintoError> {
             format!("Number of requests is limited to {max}"),
         ));
     }
-    requests
+    let subs = requests
         .into_iter()
         .enumerate()
         .map(|(i, r)| match r {
             Value::Object(m) => parse_sub(i, m, &defaults),
             _ => Err(invalid(&format!("requests.{i}"), "Not a mapping")),
         })
-        .collect()
+        .collect::<Result<Vec<Sub>, KintoError>>()?;
+    // After the schema, as Kinto: `/batch` anywhere in a path (a bucket named
+    // `batch1` included) is a recursive call.
+    if subs
+        .iter()
+        .any(|s| s.path.contains("/batch") || s.query.contains("/batch"))
+    {
+        return Err(invalid(
+            "requests",
+            "Recursive call on /batch endpoint is forbidden.",
+        ));
+    }
+    Ok(subs)
 }
 
 pub async fn handle(app: &App, req: &KRequest) -> Result<KResponse, KintoError> {
@@ -196,13 +208,13 @@ pub async fn handle(app: &App, req: &KRequest) -> Result<KResponse, KintoError> 
                     let resp = op.run(app).await;
                     memo.forget_callers();
                     let resp = super::finish(app, &req, route.as_ref(), resp);
-                    responses.push(sub_response(&req.path, resp));
+                    responses.push(sub_response(&req.path, req.method == Method::HEAD, resp));
                 }
             },
             // Nothing ran: the answer does not depend on the waiting ones.
             Err(e) => {
                 let resp = super::finish(app, &req, route.as_ref(), Err(e));
-                responses.push(sub_response(&req.path, resp));
+                responses.push(sub_response(&req.path, req.method == Method::HEAD, resp));
             }
             Ok(Planned::Deferred | Planned::Answer(_)) => {
                 waiting.send(app, &mut responses).await;
@@ -288,7 +300,7 @@ impl Waiting {
             let resp = sub.finish.answer(app, result);
             let resp = super::finish(app, &sub.req, sub.route.as_ref(), resp);
             if let Some(slot) = responses.get_mut(sub.slot) {
-                *slot = sub_response(&sub.req.path, resp);
+                *slot = sub_response(&sub.req.path, sub.req.method == Method::HEAD, resp);
             }
         }
     }
@@ -395,13 +407,14 @@ async fn run(app: &App, mut req: KRequest) -> Vec<u8> {
         req.query = q.to_owned();
         resp = super::handle(app, req.clone()).await;
     }
-    sub_response(&req.path, resp)
+    sub_response(&req.path, req.method == Method::HEAD, resp)
 }
 
 /// One entry of `responses` (status, executed path, headers, body), printed
 /// straight into JSON: the body is usually a shard's printed object, which
-/// is passed through rather than parsed and printed again.
-fn sub_response(path: &str, resp: KResponse) -> Vec<u8> {
+/// is passed through rather than parsed and printed again. A `HEAD`'s body
+/// is empty whatever its status, as in Kinto (its headers stay).
+fn sub_response(path: &str, head: bool, resp: KResponse) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(b"{\"status\":");
     out.extend_from_slice(resp.status.as_str().as_bytes());
@@ -456,8 +469,8 @@ fn sub_response(path: &str, resp: KResponse) -> Vec<u8> {
     }
     out.extend_from_slice(b"},\"body\":");
     match &resp.body {
-        Some(body) => body.write_to(&mut out),
-        None => out.extend_from_slice(b"\"\""),
+        Some(body) if !head => body.write_to(&mut out),
+        _ => out.extend_from_slice(b"\"\""),
     }
     out.push(b'}');
     out
@@ -544,9 +557,9 @@ mod tests {
         let built = KResponse::json(404, json!({"errno": 110, "message": "a \"quoted\"\n"}));
         let empty = KResponse::empty(304).with("content-type", "text/plain");
         let all = answers(vec![
-            sub_response("/v1/buckets/b\u{e9}\"", printed),
-            sub_response("/v1/x", built),
-            sub_response("/v1/y", empty),
+            sub_response("/v1/buckets/b\u{e9}\"", false, printed),
+            sub_response("/v1/x", false, built),
+            sub_response("/v1/y", false, empty),
         ]);
         let v: Value = serde_json::from_slice(&all).unwrap();
         assert_eq!(

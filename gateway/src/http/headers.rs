@@ -5,8 +5,10 @@ use kinto_proto::pb::{precondition, Precondition};
 use kinto_proto::{ErrorKind, KintoError};
 
 /// `If-Match` / `If-None-Match`: `"<digits>"` or `*`, anything else is 400.
+/// `name` is spelled as Kinto names the header in its message
+/// (`If-Match in header: …`); the lookup ignores case.
 pub fn precondition(req: &KRequest, name: &str) -> Result<Option<Precondition>, KintoError> {
-    let Some(raw) = req.headers.get(name) else {
+    let Some(raw) = req.headers.get(name.to_ascii_lowercase().as_str()) else {
         return Ok(None);
     };
     let v = raw.to_str().unwrap_or_default().trim();

@@ -177,8 +177,8 @@ pub async fn prepare(
         }),
         method: method as i32,
         caller: Some(caller),
-        if_match: precondition(req, "if-match")?,
-        if_none_match: precondition(req, "if-none-match")?,
+        if_match: precondition(req, "If-Match")?,
+        if_none_match: precondition(req, "If-None-Match")?,
         implicit_bucket: implicit.bucket,
         implicit_collection: implicit.collection,
         ..Default::default()
@@ -344,13 +344,8 @@ fn read_body(req: &KRequest, method: pb::Method, op: &mut Operation) -> Result<(
         op.patch_kind = PatchKind::MergePatch as i32;
     }
     let env = envelope(body)?;
-    if method == pb::Method::Patch && env.data.is_none() && env.permissions.is_none() {
-        return Err(KintoError::invalid(
-            "body",
-            Some("data"),
-            "Provide at least one of data or permissions",
-        ));
-    }
+    // A PATCH with neither `data` nor `permissions` is refused by the shard,
+    // after the permission, existence and `If-Match` checks, as in Kinto.
     op.body_json = env.data.map(bytes_of);
     op.permissions_json = env.permissions.map(bytes_of);
     Ok(())

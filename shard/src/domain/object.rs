@@ -389,8 +389,21 @@ impl Shard {
     ) -> Result<Outcome, KintoError> {
         let t = &req.target;
         let id = t.id.clone().unwrap_or_default();
-        self.check_account_owner(req, who, &id)?;
+        // Kinto checks `write` on the account before its owner: another
+        // user's account is a 403, not a 400.
         let (_guard, l) = self.load_for_update(req, who).await?;
+        self.check_account_owner(req, who, &id)?;
+        // Kinto's `patch()` asks for a change only after its 404 and 412.
+        if req.patch_kind != pb::PatchKind::JsonPatch
+            && req.body.is_none()
+            && req.permissions.is_none()
+        {
+            return Err(KintoError::invalid(
+                "body",
+                Some("data"),
+                "Provide at least one of data or permissions",
+            ));
+        }
         let Some(existing) = l.existing() else {
             return Err(KintoError::internal("load_for_update returned no object"));
         };

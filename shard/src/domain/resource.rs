@@ -145,7 +145,8 @@ pub fn valid_id(id: &str) -> bool {
     chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-/// Account ids may also be e-mail addresses (Kinto's account id rule).
+/// Account ids may also be e-mail addresses: Kinto's account id rule is
+/// `^[a-zA-Z0-9][+.@a-zA-Z0-9_-]*$`.
 /// Bounded to [`MAX_ID_BYTES`] like every id (see [`valid_id`]).
 pub fn valid_id_for(kind: Kind, id: &str) -> bool {
     if kind != Kind::Account {
@@ -155,7 +156,7 @@ pub fn valid_id_for(kind: Kind, id: &str) -> bool {
         && id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && id
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@' | '+'))
 }
 
 /// Where an object of `kind` is placed: a bucket by its id, an account by
@@ -213,6 +214,15 @@ mod tests {
         assert!(!valid_id("é"));
         for kind in [Kind::Bucket, Kind::Record] {
             assert!(valid_id(&generate_id(kind)));
+        }
+    }
+
+    #[test]
+    fn account_ids_follow_kintos_rule() {
+        assert!(valid_id_for(Kind::Account, "al+ice.b-c_d@example.com"));
+        assert!(!valid_id_for(Kind::Record, "al+ice"));
+        for bad in ["+a", ".a", "@a", "a~b", "a b", "a/b", ""] {
+            assert!(!valid_id_for(Kind::Account, bad), "{bad:?}");
         }
     }
 

@@ -14,15 +14,14 @@ fn matches_id_rule(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
 }
 
-/// What `valid_id_for(Account, _)` claims today:
-/// `^[a-zA-Z0-9][a-zA-Z0-9_.@-]*$` (Kinto also allows `+`: another issue).
+/// Kinto's account id rule, `^[a-zA-Z0-9][+.@a-zA-Z0-9_-]*$`.
 fn matches_account_rule(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b[0].is_ascii_alphanumeric()
         && b[1..]
             .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b'@'))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b'@' | b'+'))
 }
 
 /// Strings near the rule: mostly its own alphabet, with the characters

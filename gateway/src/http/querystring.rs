@@ -365,8 +365,16 @@ pub fn parse_list_query(
         });
     }
     if let Some(t) = token {
-        // Kinto checks the token against its sort, without our `id`.
-        let (last, offset) = decode_token(&t, &p.sort, now_ms).map_err(|_| QueryError {
+        // Kinto checks the token against its sort, without our `id`; a
+        // resource without `last_modified` (permissions) does not sort on it.
+        let timestamped = known_fields.is_none_or(|k| k.contains(&"last_modified"));
+        let sort: Vec<SortKey> = p
+            .sort
+            .iter()
+            .filter(|k| timestamped || k.field != "last_modified")
+            .cloned()
+            .collect();
+        let (last, offset) = decode_token(&t, &sort, now_ms).map_err(|_| QueryError {
             name: None,
             description: "_token has invalid content".into(),
             ..Default::default()

@@ -226,3 +226,12 @@ fn timestamps_as_kinto_reads_them() {
         Some("_limit")
     );
 }
+
+#[test]
+fn tokens_need_last_modified_only_where_entries_have_it() {
+    let t = kinto_proto::query::encode_token(&serde_json::Map::new(), 2);
+    let pairs = vec![("_token".to_string(), t)];
+    assert!(parse_list_query(&pairs, NOW, None).is_err());
+    let p = parse_list_query(&pairs, NOW, Some(&["uri"])).expect("permissions entries");
+    assert_eq!(p.token_offset, 2);
+}

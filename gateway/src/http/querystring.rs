@@ -3,6 +3,7 @@
 //! JSON, `in_`/`exclude_` split on commas, `_since`/`_before`/`_to` become
 //! `last_modified` filters, unknown `_x` parameters are ignored.
 
+use coerce::{colander_int, colander_string, native, valid_timestamp, Coerced};
 use kinto_proto::limits::{
     check_field_path, MAX_FIELDS, MAX_FILTERS, MAX_PATTERN_CHARS, MAX_SORT_KEYS,
 };
@@ -10,16 +11,20 @@ use kinto_proto::query::{decode_token, Filter, Op, SortKey};
 use serde_json::{Map, Value};
 
 /// A 400 on the querystring: `"<name> in querystring: <description>"`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueryError {
     pub name: Option<String>,
     pub description: String,
+    /// Further typed parameters in error, listed in `details` after this
+    /// one as Kinto lists colander's errors.
+    pub more: Vec<(String, String)>,
 }
 
 fn err(name: &str, description: impl Into<String>) -> QueryError {
     QueryError {
         name: Some(name.to_owned()),
         description: description.into(),
+        ..Default::default()
     }
 }
 
@@ -40,6 +45,17 @@ pub struct ListParams {
     pub deprecated_to: bool,
 }
 
+/// The parameters `PluralQuerySchema` types (colander), checked first.
+const TYPED: [&str; 7] = [
+    "_limit",
+    "_since",
+    "_to",
+    "_before",
+    "last_modified",
+    "id",
+    "_token",
+];
+
 /// Prefixes in Kinto's order (`contains_any_` before `contains_`).
 const OPS: [(&str, Op); 12] = [
     ("contains_any_", Op::ContainsAny),
@@ -56,11 +72,6 @@ const OPS: [(&str, Op); 12] = [
     ("eq_", Op::Eq),
 ];
 
-/// Kinto's `native_value`: JSON if it parses, else the raw string.
-fn native(raw: &str) -> Value {
-    serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()))
-}
-
 fn truthy(v: &Value) -> bool {
     match v {
         Value::Null => false,
@@ -72,17 +83,20 @@ fn truthy(v: &Value) -> bool {
     }
 }
 
-/// A timestamp value: integer, optionally quoted like an ETag, below
-/// now + 24h (Kinto ≥ 25.0.3).
-fn timestamp(param: &str, raw: &str, now_ms: u64) -> Result<u64, QueryError> {
-    let v = raw.trim_matches('"');
-    let ts: u64 = v
-        .parse()
-        .map_err(|_| err(param, format!("\"{raw}\" is not a number")))?;
-    if ts >= now_ms + 24 * 3600 * 1000 {
-        return Err(err(param, format!("Invalid value for {param}")));
-    }
-    Ok(ts)
+fn invalid_value(param: &str) -> QueryError {
+    err(param, format!("Invalid value for {param}"))
+}
+
+/// A `last_modified` filter's value as Kinto checks it
+/// (`is_valid_timestamp`); a fractional bound is rounded so that it keeps
+/// its meaning over the stored integers.
+fn timestamp_value(param: &str, op: Op, v: &Value, now_ms: u64) -> Result<Value, QueryError> {
+    let ts = valid_timestamp(v, now_ms).ok_or_else(|| invalid_value(param))?;
+    let fractional = v.as_f64().is_some_and(|f| v.is_f64() && f.fract() != 0.0);
+    Ok(Value::from(match op {
+        Op::Lt | Op::Min if fractional => ts + 1,
+        _ => ts,
+    }))
 }
 
 fn valid_field(f: &str) -> bool {
@@ -101,6 +115,7 @@ fn filter(param: &str, raw: &str, now_ms: u64) -> Result<Filter, QueryError> {
         return Err(QueryError {
             name: None,
             description: format!("Unknown filter field '{param}'"),
+            ..Default::default()
         });
     }
     check_field_path(field).map_err(|why| err(param, why))?;
@@ -110,48 +125,46 @@ fn filter(param: &str, raw: &str, now_ms: u64) -> Result<Filter, QueryError> {
             format!("pattern is longer than {MAX_PATTERN_CHARS} characters"),
         ));
     }
-    let value = match op {
+    // Kinto's checks, in its order (`_extract_filters`).
+    let parsed = match op {
         Op::In | Op::Exclude => Value::Array(raw.split(',').map(native).collect()),
-        Op::Contains | Op::ContainsAny => {
-            if field == "id" || field == "last_modified" {
-                return Err(err(param, format!("Field '{field}' is not an array")));
-            }
-            match native(raw) {
-                a @ Value::Array(_) => a,
-                other => Value::Array(vec![other]),
-            }
-        }
-        Op::Has => Value::Bool(truthy(&native(raw))),
+        Op::Contains | Op::ContainsAny => match native(raw) {
+            a @ Value::Array(_) => a,
+            other => Value::Array(vec![other]),
+        },
         _ => native(raw),
     };
+    if op == Op::Like && !parsed.is_string() {
+        return Err(invalid_value(param));
+    }
+    if matches!(op, Op::In | Op::Exclude) {
+        let items = parsed.as_array().map(Vec::as_slice).unwrap_or_default();
+        // (Python's booleans are integers.)
+        let ints = items
+            .iter()
+            .all(|v| v.is_i64() || v.is_u64() || v.is_boolean());
+        let strings = items.iter().all(Value::is_string);
+        if (field == "id" && !strings) || (field == "last_modified" && !ints) {
+            return Err(invalid_value(param));
+        }
+    }
     let value = match (field, op) {
-        ("last_modified", Op::Has) => value,
-        ("last_modified", Op::In | Op::Exclude) => Value::Array(
-            raw.split(',')
-                .map(|v| timestamp(param, v, now_ms).map(Value::from))
-                .collect::<Result<_, _>>()?,
-        ),
-        ("last_modified", _) => Value::from(timestamp(param, raw, now_ms)?),
-        ("id", Op::Eq) if !value.is_string() => {
-            return Err(err(param, format!("{value} is not a string")))
+        ("last_modified", Op::Has) => {
+            timestamp_value(param, op, &parsed, now_ms)?;
+            Value::Bool(truthy(&parsed))
         }
-        ("id", Op::In | Op::Exclude) => {
-            let items = value.as_array().cloned().unwrap_or_default();
-            if items.iter().any(|v| !v.is_string()) {
-                return Err(err(param, format!("{raw} is not a list of strings")));
-            }
-            Value::Array(items)
+        ("last_modified", _) => timestamp_value(param, op, &parsed, now_ms)?,
+        ("id", Op::Contains | Op::ContainsAny) => {
+            return Err(err(param, format!("Field '{field}' is not an array")))
         }
-        ("id", Op::Has) => value,
-        ("id", _) => Value::String(match value {
+        (_, Op::Has) => Value::Bool(truthy(&parsed)),
+        ("id", Op::In | Op::Exclude) => parsed,
+        ("id", _) => Value::String(match parsed {
             Value::String(s) => s,
             other => other.to_string(),
         }),
-        _ => value,
+        _ => parsed,
     };
-    if op == Op::Like && !value.is_string() {
-        return Err(err(param, format!("{value} is not a string")));
-    }
     Ok(Filter {
         field: field.to_owned(),
         op,
@@ -170,6 +183,7 @@ fn sort_keys(raw: &str) -> Result<Vec<SortKey>, QueryError> {
             return Err(QueryError {
                 name: None,
                 description: format!("Unknown sort field '{field}'"),
+                ..Default::default()
             });
         }
         check_field_path(field).map_err(|why| err("_sort", why))?;
@@ -209,9 +223,39 @@ fn check_known(field: &str, param: &str, known: Option<&[&str]>) -> Result<(), Q
         Some(k) if !k.contains(&root) => Err(QueryError {
             name: Some(param.to_owned()),
             description: format!("Unknown filter field '{param}'"),
+            ..Default::default()
         }),
         _ => Ok(()),
     }
+}
+
+/// One parameter that `PluralQuerySchema` types (colander).
+fn typed_param<'a>(
+    key: &'a str,
+    raw: &str,
+    ints: &mut std::collections::HashMap<&'a str, Result<Coerced, Value>>,
+    token: &mut Option<String>,
+) -> Result<(), QueryError> {
+    match key {
+        "id" => {
+            let value = match colander_string(key, raw).map_err(|d| err(key, d))? {
+                Ok(s) => Value::String(s),
+                // A value colander drops stays, and matches no id.
+                Err(v) => v,
+            };
+            ints.insert(key, Err(value));
+        }
+        "_token" => {
+            if let Ok(t) = colander_string(key, raw).map_err(|d| err(key, d))? {
+                *token = Some(t).filter(|t| !t.is_empty());
+            }
+        }
+        _ => {
+            let v = colander_int(raw).map_err(|d| err(key, d))?;
+            ints.insert(key, Ok(v));
+        }
+    }
+    Ok(())
 }
 
 /// Parses the querystring of a plural `GET`/`HEAD`/`DELETE`.
@@ -231,41 +275,77 @@ pub fn parse_list_query(
         if key.contains('\0') || raw.contains('\0') {
             return Err(err(key, "Invalid character 0x00"));
         }
-        match key.as_str() {
-            "_limit" => {
-                let n: i128 = raw
-                    .parse()
-                    .map_err(|_| err("_limit", format!("\"{raw}\" is not a number")))?;
-                if n < 0 {
-                    return Err(err("_limit", format!("{n} is less than minimum value 0")));
-                }
-                p.limit = u64::try_from(n).ok().filter(|n| *n > 0);
-            }
-            "_sort" => p.sort = sort_keys(raw)?,
-            "_fields" => p.fields = Some(field_list(raw)?),
-            "_token" => {
-                if !raw.is_empty() {
-                    let (last, offset) = decode_token(raw)
-                        .map_err(|_| err("_token", "_token has invalid content"))?;
-                    p.token = Some(last);
-                    p.token_offset = offset;
-                }
-            }
-            "_since" | "_before" | "_to" => {
-                if raw == "null" || raw.is_empty() {
-                    continue;
-                }
-                let ts = timestamp(key, raw, now_ms)?;
-                let op = if key == "_since" { Op::Gt } else { Op::Lt };
+    }
+    // Kinto's schema types these before it reads any filter, and reports
+    // its errors by name.
+    let mut typed: Vec<&(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| TYPED.contains(&k.as_str()))
+        .collect();
+    typed.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut ints = std::collections::HashMap::new();
+    let mut token = None;
+    let mut errors: Vec<QueryError> = Vec::new();
+    for (key, raw) in typed {
+        if let Err(e) = typed_param(key.as_str(), raw, &mut ints, &mut token) {
+            errors.push(e);
+        }
+    }
+    if let Some(mut first) = errors.first().cloned() {
+        first.more = errors[1..]
+            .iter()
+            .map(|e| (e.name.clone().unwrap_or_default(), e.description.clone()))
+            .collect();
+        return Err(first);
+    }
+    for (key, raw) in pairs {
+        match (key.as_str(), ints.remove(key.as_str())) {
+            ("_limit", Some(Ok(Coerced::Int(n)))) => p.limit = Some(n).filter(|n| *n > 0),
+            ("_sort", _) => p.sort = sort_keys(raw)?,
+            ("_fields", _) => p.fields = Some(field_list(raw)?),
+            ("_since" | "_before" | "_to", Some(Ok(v))) => {
+                let ts = match v {
+                    Coerced::Int(n) => Some(
+                        valid_timestamp(&Value::from(n), now_ms)
+                            .ok_or_else(|| invalid_value(key))?,
+                    ),
+                    Coerced::Dropped(Value::Null) => None,
+                    Coerced::Dropped(_) => return Err(invalid_value(key)),
+                };
                 p.deprecated_to |= key == "_to";
+                // `null` is no bound on Kinto's memory backend for `_since`
+                // (every object, tombstones too), and nothing for the others.
+                let (op, value) = match (key == "_since", ts) {
+                    (true, Some(ts)) => (Op::Gt, ts),
+                    (true, None) => (Op::Min, 0),
+                    (false, Some(ts)) => (Op::Lt, ts),
+                    (false, None) => (Op::Lt, 0),
+                };
                 p.filters.push(Filter {
                     field: "last_modified".into(),
                     op,
+                    value: Value::from(value),
+                });
+            }
+            ("last_modified", Some(Ok(v))) => {
+                let value = match v {
+                    Coerced::Int(n) => Value::from(n),
+                    Coerced::Dropped(v) => v,
+                };
+                let ts = valid_timestamp(&value, now_ms).ok_or_else(|| invalid_value(key))?;
+                p.filters.push(Filter {
+                    field: "last_modified".into(),
+                    op: Op::Eq,
                     value: Value::from(ts),
                 });
             }
-            k if k.starts_with('_') => {}
-            k => {
+            ("id", Some(Err(value))) => p.filters.push(Filter {
+                field: "id".into(),
+                op: Op::Eq,
+                value,
+            }),
+            (k, _) if k.starts_with('_') => {}
+            (k, _) => {
                 let f = filter(k, raw, now_ms)?;
                 check_known(&f.field, k, known_fields)?;
                 if p.filters.len() == MAX_FILTERS {
@@ -278,17 +358,29 @@ pub fn parse_list_query(
     for k in &p.sort {
         check_known(&k.field, &k.field, known_fields)?;
     }
-    if p.sort.is_empty() {
-        p.sort.push(SortKey {
-            field: "last_modified".into(),
-            descending: true,
-        });
-    }
     if !p.sort.iter().any(|k| k.field == "last_modified") {
         p.sort.push(SortKey {
             field: "last_modified".into(),
             descending: true,
         });
+    }
+    if let Some(t) = token {
+        // Kinto checks the token against its sort, without our `id`; a
+        // resource without `last_modified` (permissions) does not sort on it.
+        let timestamped = known_fields.is_none_or(|k| k.contains(&"last_modified"));
+        let sort: Vec<SortKey> = p
+            .sort
+            .iter()
+            .filter(|k| timestamped || k.field != "last_modified")
+            .cloned()
+            .collect();
+        let (last, offset) = decode_token(&t, &sort, now_ms).map_err(|_| QueryError {
+            name: None,
+            description: "_token has invalid content".into(),
+            ..Default::default()
+        })?;
+        p.token = Some(last);
+        p.token_offset = offset;
     }
     if !p.sort.iter().any(|k| k.field == "id") {
         p.sort.push(SortKey {
@@ -309,6 +401,7 @@ pub fn parse_fields(pairs: &[(String, String)]) -> Result<Option<Vec<String>>, Q
         .transpose()
 }
 
+mod coerce;
 #[cfg(test)]
 mod fuzz;
 #[cfg(test)]

@@ -22,7 +22,13 @@ const MERGE_PATCH: &str = "application/merge-patch+json";
 const JSON_PATCH: &str = "application/json-patch+json";
 
 pub(super) fn query_error(e: QueryError) -> KintoError {
-    KintoError::invalid("querystring", e.name.as_deref(), e.description)
+    let mut out = KintoError::invalid("querystring", e.name.as_deref(), e.description);
+    if let Some(Value::Array(details)) = out.details.as_mut() {
+        details.extend(e.more.into_iter().map(|(name, description)| {
+            json!({"location": "querystring", "name": name, "description": description})
+        }));
+    }
+    out
 }
 
 fn method_of(m: &Method) -> Option<pb::Method> {
@@ -213,8 +219,11 @@ pub async fn prepare(
     if plural && method != pb::Method::Post {
         // History entries have a fixed schema: Kinto rejects other fields.
         let known = (path.kind == Kind::History).then_some(HISTORY_FIELDS);
-        let params = parse_list_query(&pairs, kinto_shard::domain::clock::now_ms(), known)
+        let mut params = parse_list_query(&pairs, kinto_shard::domain::clock::now_ms(), known)
             .map_err(query_error)?;
+        if path.kind == Kind::History {
+            history_ids_as_text(&mut params);
+        }
         op.query = Some(list_query(app, &params));
         return Ok(Pending {
             shard: shard_of(app, path, memo),
@@ -271,6 +280,22 @@ fn new_bucket_id(op: &mut Operation) -> Result<String, KintoError> {
         }
     };
     Ok(id)
+}
+
+/// Kinto's history compares its id fields as text: an integer (or a
+/// boolean, an integer in Python) filter value becomes its `str()`.
+fn history_ids_as_text(params: &mut ListParams) {
+    for f in &mut params.filters {
+        let ids = ["record_id", "collection_id", "bucket_id"];
+        if !ids.contains(&f.field.as_str()) || f.op == Op::Has {
+            continue;
+        }
+        f.value = match &f.value {
+            Value::Bool(b) => Value::String(if *b { "True" } else { "False" }.into()),
+            Value::Number(n) if n.is_i64() || n.is_u64() => Value::String(n.to_string()),
+            _ => continue,
+        };
+    }
 }
 
 /// The fields of a history entry (`target.…` filters included).
@@ -485,13 +510,14 @@ fn check_list_preconditions(
 fn object_response(method: pb::Method, fields: Option<&[String]>, r: OpResult) -> KResponse {
     let mut resp = if method == pb::Method::Head {
         KResponse::empty(200).with("content-type", "application/json")
-    } else if let Some(f) = fields {
+    } else if let Some(f) = fields.filter(|_| method == pb::Method::Get) {
+        // Kinto's `get` cuts the object, its permissions included; its
+        // other methods ignore `_fields`.
         let data: Value = serde_json::from_slice(&r.data_json).unwrap_or(Value::Null);
-        let mut body = object([("data", query::project(&data, f))]);
-        if let Some(p) = r.permissions_json {
-            body["permissions"] = serde_json::from_slice(&p).unwrap_or_else(|_| json!({}));
-        }
-        KResponse::json(r.status as u16, body)
+        KResponse::json(
+            r.status as u16,
+            object([("data", query::project(&data, f))]),
+        )
     } else {
         // The shard printed the object and its ACL: passed through as is.
         let perms = r.permissions_json.as_deref();

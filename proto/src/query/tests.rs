@@ -147,8 +147,8 @@ fn keyset_pagination_resumes_after_the_last_row() {
             break;
         }
         seen.extend(page.iter().map(|r| r["id"].clone()));
-        let (last, _) = decode_token(&encode_token(&keyset_of(page[page.len() - 1], &sort), 0))
-            .expect("round trip");
+        let keyset = keyset_of(page[page.len() - 1], &sort);
+        let (last, _) = decode_token(&encode_token(&keyset, 0), &sort, 0).expect("round trip");
         after = Some(last);
     }
     let all: Vec<Value> = rows.iter().map(|r| r["id"].clone()).collect();
@@ -157,8 +157,54 @@ fn keyset_pagination_resumes_after_the_last_row() {
 
 #[test]
 fn bad_tokens_are_refused() {
-    assert!(decode_token("!!").is_err());
-    assert!(decode_token("e30=").is_err()); // {} has no last_object
+    use base64::Engine;
+    let now = 1_700_000_000_000;
+    let sort = [SortKey {
+        field: "last_modified".into(),
+        descending: true,
+    }];
+    let b64 = |v: Value| base64::engine::general_purpose::STANDARD.encode(v.to_string());
+    let ok = b64(json!({"last_object": {"last_modified": "\"5\""}, "offset": 0, "nonce": 1}));
+    assert_eq!(
+        decode_token(&ok, &sort, now),
+        Ok((
+            json!({"last_modified": 5})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            0
+        ))
+    );
+    // As Python's b64decode: missing padding is refused, stray characters
+    // skipped, and what follows complete padding ignored.
+    use super::token::python_b64decode as d;
+    assert_eq!(d("e30=").as_deref(), Some(&b"{}"[..]));
+    assert_eq!(d("e3!-0=").as_deref(), Some(&b"{}"[..]));
+    assert_eq!(d("e30=e30=").as_deref(), Some(&b"{}"[..]));
+    assert_eq!(d("e30"), None);
+    assert_eq!(d("e"), None);
+    assert!(decode_token(&format!("!{ok}"), &sort, now).is_ok());
+    for bad in [
+        json!([1]),
+        json!({"last_object": {}, "offset": 0, "nonce": "x"}),
+        json!({"last_object": {"last_modified": 1}, "offset": 0}),
+        json!({"last_object": {"last_modified": 1}, "nonce": "x"}),
+        json!({"last_object": {"last_modified": 1}, "offset": -1, "nonce": "x"}),
+        json!({"last_object": {"last_modified": 1}, "offset": 1.5, "nonce": "x"}),
+        json!({"last_object": {"last_modified": 1}, "offset": true, "nonce": "x"}),
+        json!({"last_object": {"last_modified": true}, "offset": 0, "nonce": "x"}),
+        json!({"last_object": {"last_modified": "abc"}, "offset": 0, "nonce": "x"}),
+        json!({"last_object": {"last_modified": [1]}, "offset": 0, "nonce": "x"}),
+        json!({"last_object": {"last_modified": now + 86_400_000}, "offset": 0, "nonce": "x"}),
+        json!({"last_object": [1], "offset": 0, "nonce": "x"}),
+    ] {
+        assert!(
+            decode_token(&b64(bad.clone()), &sort, now).is_err(),
+            "{bad}"
+        );
+    }
+    assert!(decode_token("!!", &sort, now).is_err());
+    assert!(decode_token("e30=", &sort, now).is_err()); // {} has no last_object
 }
 
 #[test]

@@ -86,12 +86,21 @@ fn body_object(value: Option<&Value>) -> Result<Option<Map<String, Value>>, Kint
     }
 }
 
-/// A group's `members`: a list of user ids (default `[]`); group URIs and
+/// Kinto's group schema gives `members: []` to a body's `data` (and to any
+/// patched group); a group PUT or POSTed with permissions only has none.
+fn default_members(kind: Kind, data: &mut Map<String, Value>, had_data: bool) {
+    if kind == Kind::Group && had_data {
+        data.entry("members")
+            .or_insert_with(|| Value::Array(vec![]));
+    }
+}
+
+/// A group's `members`, when present: a list of user ids; group URIs and
 /// `system.Everyone` cannot be members.
-fn check_members(data: &mut Map<String, Value>) -> Result<Vec<String>, KintoError> {
-    let members = data
-        .entry("members")
-        .or_insert_with(|| Value::Array(vec![]));
+fn check_members(data: &Map<String, Value>) -> Result<Vec<String>, KintoError> {
+    let Some(members) = data.get("members") else {
+        return Ok(vec![]);
+    };
     let Value::Array(items) = members else {
         return Err(KintoError::invalid(
             "body",
@@ -241,13 +250,16 @@ impl Shard {
         }
         Self::require_parent(t, &l)?;
         check_preconditions(req, existing)?;
-        let mut data = match body_object(req.body.as_ref())? {
+        let body = body_object(req.body.as_ref())?;
+        let had_data = body.is_some();
+        let mut data = match body {
             Some(d) => d,
             None => existing.map(|o| o.data.clone()).unwrap_or_default(),
         };
         if t.kind == Kind::Collection {
             cache_expires::coerce(&mut data, "data.cache_expires")?;
         }
+        default_members(t.kind, &mut data, had_data);
         let client_ts = split_reserved(&mut data, &id)?;
         let client_ts = match existing {
             Some(o) => client_ts.filter(|ts| *ts > o.last_modified),
@@ -269,7 +281,10 @@ impl Shard {
         who: &Principals,
     ) -> Result<Outcome, KintoError> {
         let t = &req.target;
-        let mut data = body_object(req.body.as_ref())?.unwrap_or_default();
+        let body = body_object(req.body.as_ref())?;
+        let had_data = body.is_some();
+        let mut data = body.unwrap_or_default();
+        default_members(t.kind, &mut data, had_data);
         let id = match data.get("id") {
             Some(Value::String(s)) if resource::valid_id_for(t.kind, s) => s.clone(),
             Some(_) => return Err(resource::invalid_id()),
@@ -439,6 +454,8 @@ impl Shard {
         if t.kind == Kind::Collection {
             cache_expires::coerce(&mut data, "cache_expires")?;
         }
+        // Kinto validates the patched group: `members` appears, whatever changed.
+        default_members(t.kind, &mut data, true);
         let client_ts = client_ts.filter(|ts| *ts > existing.last_modified);
         patch::add_writer(&mut acl, req.writer(&id).as_deref());
         self.write_object(t, &l, id, data, acl, client_ts, who, 200)
@@ -463,7 +480,7 @@ impl Shard {
         let mut writes = Vec::with_capacity(4);
         if t.kind == Kind::Group {
             let uri = t.object_uri(&id);
-            let new = check_members(&mut data)?;
+            let new = check_members(&data)?;
             for principal in members_of(l.existing()) {
                 if !new.contains(&principal) {
                     writes.push(Write::RemoveMember {

@@ -78,9 +78,15 @@ fn since_before_and_to() {
 fn id_and_like_typing() {
     assert_eq!(
         q("id=10").expect_err("must fail").description,
-        "10 is not a string"
+        "10 is not a string: {'id': ''}"
     );
-    assert!(q("in_id=10,a").is_err());
+    assert_eq!(
+        q("in_id=10,a").expect_err("must fail").description,
+        "Invalid value for in_id"
+    );
+    // Values colander drops stay, and match no id.
+    assert_eq!(one("id=null").value, json!(null));
+    assert_eq!(one("id=true").value, json!("true"));
     assert_eq!(one("in_id=a,b").value, json!(["a", "b"]));
     assert_eq!(one("not_id=10").value, json!("10"));
     assert!(q("like_age=3").is_err());
@@ -116,9 +122,23 @@ fn limit_sort_fields_token() {
     );
     assert_eq!(p.fields, Some(vec!["a".to_string(), "b.c".to_string()]));
     assert_eq!(p.limit, Some(5));
+    let e = q("_token=garbage").expect_err("must fail");
     assert_eq!(
-        q("_token=garbage").expect_err("must fail").description,
-        "_token has invalid content"
+        (e.name, e.description.as_str()),
+        (None, "_token has invalid content")
+    );
+    assert_eq!(
+        q("_token=1").expect_err("must fail").description,
+        "1 is not a string: {'_token': ''}"
+    );
+    assert_eq!(q("_token=null").expect("valid").token, None);
+    assert_eq!(q("_limit=1.5").expect("valid").limit, Some(1));
+    assert_eq!(q("_limit=").expect("valid").limit, None);
+    assert_eq!(
+        q("_limit=9223372036854775809")
+            .expect_err("must fail")
+            .description,
+        "9223372036854775809 is greater than maximum value 9223372036854775808"
     );
     let default = q("").expect("valid");
     assert_eq!(
@@ -142,4 +162,76 @@ fn strict_resources_refuse_unknown_fields() {
     let pairs = vec![("foo".to_string(), "1".to_string())];
     let e = parse_list_query(&pairs, NOW, Some(&["uri"])).expect_err("must fail");
     assert_eq!(e.description, "Unknown filter field 'foo'");
+}
+
+#[test]
+fn timestamps_as_kinto_reads_them() {
+    let invalid = |s: &str| {
+        let e = q(s).expect_err(s);
+        let name = e.name.clone().unwrap_or_default();
+        assert_eq!(e.description, format!("Invalid value for {name}"), "{s}");
+    };
+    for s in [
+        "_since=",
+        "_before=",
+        "_to=",
+        "_since=[]",
+        "_since=%22%22",
+        "last_modified=",
+        "last_modified=null",
+        "gt_last_modified=",
+        "gt_last_modified=true",
+        "gt_last_modified=null",
+        "gt_last_modified=-1",
+        "in_last_modified=1",
+        "exclude_last_modified=1",
+        "contains_last_modified=1",
+        "has_last_modified=true",
+    ] {
+        invalid(s);
+    }
+    for (s, why) in [
+        ("_since=%221", "\"\"1\" is not a number"),
+        ("last_modified=12%22", "\"12\"\" is not a number"),
+        ("_since=true", "\"true\" is not a number"),
+        ("_since=[1]", "\"[1]\" is not a number"),
+        ("_since={\"a\":1}", "\"{'a': 1}\" is not a number"),
+        ("_since=-1", "-1 is less than minimum value 0"),
+    ] {
+        assert_eq!(q(s).expect_err(s).description, why, "{s}");
+    }
+    for (s, op, v) in [
+        ("_since=1.5", Op::Gt, 1),
+        ("_since=1e3", Op::Gt, 1000),
+        ("_since=%201", Op::Gt, 1),
+        ("_since=1_0", Op::Gt, 10),
+        ("_since=-0.5", Op::Gt, 0),
+        ("last_modified=1.5", Op::Eq, 1),
+        ("gt_last_modified=1.5", Op::Gt, 1),
+        ("lt_last_modified=1.5", Op::Lt, 2),
+        ("gt_last_modified=%22%5C%221%5C%22%22", Op::Gt, 1),
+        ("_since=null", Op::Min, 0),
+        ("_before=null", Op::Lt, 0),
+    ] {
+        let f = one(s);
+        assert_eq!((f.op, f.value), (op, json!(v)), "{s}");
+    }
+    assert!(q("_since=null").expect("valid").has_timestamp_filter);
+    // Typed parameters are checked first, by name.
+    assert_eq!(
+        q("like_x=1&_since=abc&_limit=abc")
+            .expect_err("x")
+            .name
+            .as_deref(),
+        Some("_limit")
+    );
+}
+
+#[test]
+fn tokens_need_last_modified_only_where_entries_have_it() {
+    let t = kinto_proto::query::encode_token(&serde_json::Map::new(), 2);
+    let pairs = vec![("_token".to_string(), t)];
+    assert!(parse_list_query(&pairs, NOW, None).is_err());
+    let p = parse_list_query(&pairs, NOW, Some(&["uri"])).expect("permissions entries");
+    assert_eq!(p.token_offset, 2);
 }

@@ -1,5 +1,6 @@
 //! Request bodies: JSON parsing and Kinto's envelope `{data, permissions}`.
 
+use super::python::py_repr;
 use kinto_proto::{ErrorKind, KintoError};
 use serde_json::Value;
 
@@ -55,25 +56,6 @@ fn utf8_error(body: &[u8], e: std::str::Utf8Error) -> String {
         _ => "invalid continuation byte",
     };
     format!("'utf-8' codec can't decode byte 0x{byte:02x} in position {at}: {reason}")
-}
-
-/// Python-style rendering of a JSON value, for Kinto's colander messages.
-fn py_repr(v: &Value) -> String {
-    match v {
-        Value::Null => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::String(s) => format!("'{s}'"),
-        Value::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
-        Value::Object(m) => format!(
-            "{{{}}}",
-            m.iter()
-                .map(|(k, v)| format!("'{k}': {}", py_repr(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        n => n.to_string(),
-    }
 }
 
 /// Splits `{data, permissions}`; other keys and non-objects are 400s.

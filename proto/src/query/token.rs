@@ -55,8 +55,10 @@ pub(super) fn python_b64decode(token: &str) -> Option<Vec<u8>> {
     engine.decode(data).ok()
 }
 
-/// Kinto's `is_valid_timestamp` on a token's `last_modified`, as an integer.
-fn token_timestamp(v: &Value, now_ms: u64) -> Option<u64> {
+/// Kinto's `is_valid_timestamp`: an integer (floats truncate; not a
+/// boolean), or text of digits optionally in double quotes, with
+/// 0 ≤ v < now + 24h. Tokens and querystring values both use it.
+pub fn valid_timestamp(v: &Value, now_ms: u64) -> Option<u64> {
     let n = match v {
         Value::Number(n) => n
             .as_u64()
@@ -73,7 +75,7 @@ fn token_timestamp(v: &Value, now_ms: u64) -> Option<u64> {
         }
         _ => return None,
     };
-    (n < now_ms + 24 * 3600 * 1000).then_some(n)
+    (n < now_ms.saturating_add(24 * 3600 * 1000)).then_some(n)
 }
 
 /// The `last_object` and `offset` of a token, checked against Kinto's sort
@@ -103,7 +105,7 @@ pub fn decode_token(
         match (key.field.as_str(), last.get_mut(&key.field)) {
             ("last_modified", None) => return Err(InvalidToken),
             ("last_modified", Some(v)) => {
-                *v = Value::from(token_timestamp(v, now_ms).ok_or(InvalidToken)?)
+                *v = Value::from(valid_timestamp(v, now_ms).ok_or(InvalidToken)?)
             }
             (_, None) => {}
             (_, Some(Value::Array(_) | Value::Object(_))) => return Err(InvalidToken),

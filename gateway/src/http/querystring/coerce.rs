@@ -3,6 +3,7 @@
 //! parsing (`native_value`), colander's `Integer` and `String` for the
 //! parameters `PluralQuerySchema` types, and `is_valid_timestamp`.
 
+use crate::http::python::py_str;
 use serde_json::Value;
 
 /// Kinto's `native_value`: JSON if it parses, else the raw string.
@@ -31,36 +32,6 @@ fn dropped(v: &Value) -> bool {
     }
 }
 
-/// Python's `str()` of a JSON value, as Kinto's messages print it.
-pub(super) fn py_str(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => py_repr(other),
-    }
-}
-
-fn py_repr(v: &Value) -> String {
-    match v {
-        Value::Null => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 1e16 => format!("{f:.1}"),
-            _ => n.to_string(),
-        },
-        Value::String(s) => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
-        Value::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
-        Value::Object(m) => format!(
-            "{{{}}}",
-            m.iter()
-                .map(|(k, v)| format!("'{k}': {}", py_repr(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
-/// Python's `int(text)`: surrounding whitespace, a sign, `_` between digits.
 fn py_int_text(s: &str) -> Option<i128> {
     let t = s.trim();
     let (neg, digits) = match t.as_bytes().first()? {
@@ -140,23 +111,7 @@ pub(super) fn colander_string(name: &str, raw: &str) -> Result<Result<String, Va
     }
 }
 
-/// Kinto's `is_valid_timestamp`: an integer (not a boolean), or text of
-/// digits optionally in double quotes, with 0 ≤ v < now + 24h.
+/// Kinto's `is_valid_timestamp` (one definition, shared with tokens).
 pub(super) fn valid_timestamp(v: &Value, now_ms: u64) -> Option<u64> {
-    let n = match v {
-        Value::Bool(_) => return None,
-        Value::String(s) => {
-            let inner = s
-                .strip_prefix('"')
-                .and_then(|s| s.strip_suffix('"'))
-                .unwrap_or(s);
-            if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            inner.parse::<i128>().unwrap_or(i128::MAX)
-        }
-        other => py_int(other)?,
-    };
-    let tomorrow = i128::from(now_ms) + 24 * 3600 * 1000;
-    (0..tomorrow).contains(&n).then_some(n as u64)
+    kinto_proto::query::valid_timestamp(v, now_ms)
 }

@@ -8,6 +8,8 @@ mod batch;
 mod body;
 mod cors;
 mod default_bucket;
+#[cfg(test)]
+mod fuzz_support;
 mod headers;
 mod memo;
 pub mod message;

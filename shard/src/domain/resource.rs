@@ -19,6 +19,16 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, for code (and tests) that must cover them all.
+    pub const ALL: [Kind; 6] = [
+        Kind::Bucket,
+        Kind::Group,
+        Kind::Collection,
+        Kind::Record,
+        Kind::Account,
+        Kind::History,
+    ];
+
     pub fn from_pb(k: i32) -> Result<Kind, KintoError> {
         match pb::Kind::try_from(k) {
             Ok(pb::Kind::Bucket) => Ok(Kind::Bucket),

@@ -6,15 +6,6 @@
 use super::*;
 use proptest::prelude::*;
 
-const KINDS: [Kind; 6] = [
-    Kind::Bucket,
-    Kind::Group,
-    Kind::Collection,
-    Kind::Record,
-    Kind::Account,
-    Kind::History,
-];
-
 /// Keys biased toward the ones that mean something to a JSON pointer.
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -235,7 +226,7 @@ fn acl(kind: Kind) -> impl Strategy<Value = Acl> {
 }
 
 fn kind_and_acl() -> impl Strategy<Value = (Kind, Acl)> {
-    (0..KINDS.len()).prop_flat_map(|k| (Just(KINDS[k]), acl(KINDS[k])))
+    (0..Kind::ALL.len()).prop_flat_map(|k| (Just(Kind::ALL[k]), acl(Kind::ALL[k])))
 }
 
 /// The ACL as stored: known permissions only, each with a sorted, unique,

@@ -65,15 +65,6 @@ fn any_id() -> impl Strategy<Value = String> {
     ]
 }
 
-const KINDS: [Kind; 6] = [
-    Kind::Bucket,
-    Kind::Group,
-    Kind::Collection,
-    Kind::Record,
-    Kind::Account,
-    Kind::History,
-];
-
 proptest! {
     #[test]
     fn fuzz_valid_id_is_the_rule_and_the_bound(s in any_id()) {
@@ -82,8 +73,8 @@ proptest! {
     }
 
     #[test]
-    fn fuzz_valid_id_for_follows_its_kind(s in any_id(), k in 0..KINDS.len()) {
-        let kind = KINDS[k];
+    fn fuzz_valid_id_for_follows_its_kind(s in any_id(), k in 0..Kind::ALL.len()) {
+        let kind = Kind::ALL[k];
         let rule = if kind == Kind::Account {
             matches_account_rule(&s)
         } else {
@@ -97,8 +88,8 @@ proptest! {
     }
 
     #[test]
-    fn fuzz_generated_ids_are_valid(k in 0..KINDS.len()) {
-        let kind = KINDS[k];
+    fn fuzz_generated_ids_are_valid(k in 0..Kind::ALL.len()) {
+        let kind = Kind::ALL[k];
         prop_assert!(valid_id_for(kind, &generate_id(kind)));
     }
 

@@ -6,6 +6,7 @@
 pub mod error;
 pub mod limits;
 pub mod placement;
+pub mod python;
 pub mod query;
 pub mod settings;
 pub mod telemetry;

@@ -1,6 +1,6 @@
 //! Request bodies: JSON parsing and Kinto's envelope `{data, permissions}`.
 
-use super::python::py_repr;
+use kinto_proto::python::py_repr;
 use kinto_proto::{ErrorKind, KintoError};
 use serde_json::Value;
 

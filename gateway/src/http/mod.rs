@@ -16,7 +16,6 @@ pub mod message;
 mod openapi;
 mod permissions;
 mod plugin_hint;
-mod python;
 mod querystring;
 mod resources;
 pub mod routes;

@@ -144,14 +144,72 @@ fn patch_failed(reason: impl std::fmt::Display) -> KintoError {
     )
 }
 
-/// Unescapes one JSON-pointer token (`~1` → `/`, `~0` → `~`).
-fn unescape(token: &str) -> String {
-    token.replace("~1", "/").replace("~0", "~")
+/// Does this pointer reach into the permissions?
+fn on_permissions(pointer: &str) -> bool {
+    pointer == "/permissions" || pointer.starts_with("/permissions/")
 }
 
-/// RFC 6902 JSON patch. Ops on `/data/…` edit the data; ops on
-/// `/permissions/<perm>/<principal>` add, remove or test one principal (the
-/// `value` is ignored, as in Kinto).
+/// The ACL as Kinto patches it: each permission a `{principal: principal}`
+/// map, `read` and `write` always present (so that `add` finds a parent).
+fn acl_document(acl: &Acl) -> Value {
+    let mut perms = Map::new();
+    for perm in ["read", "write"] {
+        perms.insert(perm.into(), Value::Object(Map::new()));
+    }
+    for perm in acl.names() {
+        let principals = acl.get(perm).map(Vec::as_slice).unwrap_or_default();
+        let map = principals
+            .iter()
+            .map(|p| (p.clone(), Value::String(p.clone())))
+            .collect();
+        perms.insert(perm.to_owned(), Value::Object(map));
+    }
+    Value::Object(perms)
+}
+
+/// Writes the patched permissions back as Kinto stores them: a permission
+/// left in the document is replaced by its keys (a map), items (a list) or
+/// characters (a string), emptied when empty; a removed one is unchanged.
+fn apply_acl_document(kind: Kind, acl: &mut Acl, doc: Option<Value>) -> Result<(), KintoError> {
+    let Some(Value::Object(perms)) = doc else {
+        return Err(patch_failed("permissions must stay an object"));
+    };
+    for (perm, value) in perms {
+        let principals: Vec<String> = match value {
+            Value::Object(m) => m.into_iter().map(|(k, _)| k).collect(),
+            Value::Array(items) => items
+                .into_iter()
+                .map(|p| match p {
+                    Value::String(s) => Ok(s),
+                    other => Err(patch_failed(format!(
+                        "{other} is not a principal (permissions.{perm})"
+                    ))),
+                })
+                .collect::<Result<_, _>>()?,
+            Value::String(s) => s.chars().map(String::from).collect(),
+            other => {
+                return Err(patch_failed(format!(
+                    "{other} is not iterable (permissions.{perm})"
+                )))
+            }
+        };
+        if !kind.permissions().contains(&perm.as_str()) {
+            if principals.is_empty() {
+                continue;
+            }
+            return Err(patch_failed(format!("unknown permission {perm:?}")));
+        }
+        set(acl, &perm, principals);
+    }
+    Ok(())
+}
+
+/// RFC 6902 JSON patch over `{"data": …, "permissions": …}`, as Kinto's
+/// `apply_json_patch` does: permissions are `{principal: principal}` maps,
+/// and an operation on `/permissions/read/<p>` or `/permissions/write/<p>`
+/// gets the last path segment as its `value`. Operations that touch the
+/// permissions follow Python's `jsonpatch` (and its messages); the others
+/// go through the `json-patch` crate.
 ///
 /// On an error `data` and `acl` are left half patched: the caller drops
 /// them (it patches copies).
@@ -167,7 +225,7 @@ pub fn json_patch(
             "JSON Patch body must be a list of operations",
         ));
     };
-    let mut data_ops = Vec::new();
+    let mut checked = Vec::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
         let Value::Object(m) = op else {
             return Err(body_error(
@@ -191,54 +249,52 @@ pub fn json_patch(
         let Some(path) = m.get("path").and_then(Value::as_str) else {
             return Err(body_error(&format!("{i}.path"), "Required"));
         };
-        if let Some(rest) = path.strip_prefix("/permissions/") {
-            let (perm, principal) = rest.split_once('/').unwrap_or((rest, ""));
-            let perm = unescape(perm);
-            if !kind.permissions().contains(&perm.as_str()) {
-                return Err(patch_failed(format!("unknown permission {perm:?}")));
-            }
-            let principal = unescape(principal);
-            let list = acl.principals_mut(&perm);
-            match name {
-                "add" | "replace" if !principal.is_empty() && !list.contains(&principal) => {
-                    list.push(principal);
-                    list.sort();
-                }
-                "remove" => list.retain(|p| p != &principal),
-                "test" if !list.contains(&principal) => {
-                    return Err(patch_failed(format!("{principal} not in {perm}")));
-                }
-                _ => {}
-            }
-            if list.is_empty() {
-                acl.remove(&perm);
-            }
-        } else if path == "/data" || path.starts_with("/data/") {
-            data_ops.push(op.clone());
+        let mut m = m.clone();
+        if path.starts_with("/permissions/read/") || path.starts_with("/permissions/write/") {
+            let last = path.rsplit('/').next().unwrap_or_default().to_owned();
+            m.insert("value".into(), Value::String(last));
+        }
+        checked.push(m);
+    }
+    let mut doc = serde_json::json!({
+        "data": Value::Object(std::mem::take(data)),
+        "permissions": acl_document(acl),
+    });
+    let mut result = Ok(());
+    for m in checked {
+        let path = m.get("path").and_then(Value::as_str).unwrap_or_default();
+        let from = m.get("from").and_then(Value::as_str).unwrap_or_default();
+        result = if on_permissions(path) || on_permissions(from) {
+            python_jsonpatch::apply(&mut doc, &m).map_err(patch_failed)
         } else {
-            return Err(patch_failed(format!("invalid path {path:?}")));
+            apply_with_crate(&mut doc, Value::Object(m))
+        };
+        if result.is_err() {
+            break;
         }
     }
-    if data_ops.is_empty() {
-        return Ok(());
-    }
-    let ops: Vec<json_patch::PatchOperation> =
-        serde_json::from_value(Value::Array(data_ops)).map_err(patch_failed)?;
-    let mut doc = serde_json::json!({ "data": Value::Object(std::mem::take(data)) });
-    // Not `json_patch::patch`: on a failed operation it undoes the applied
-    // ones, and that undo panics (json-patch 4.2, `unreachable!`) when it
-    // cannot be replayed, e.g. after a move of `/data/a` onto `/data`. The
-    // caller drops a failed patch's data, so nothing needs undoing.
-    let result = json_patch::patch_unsafe(&mut doc, &ops);
-    match doc {
-        Value::Object(mut m) => match m.remove("data") {
-            Some(Value::Object(d)) => *data = d,
-            _ => return Err(patch_failed("data must stay an object")),
-        },
+    let Value::Object(mut doc) = doc else {
+        return Err(patch_failed("data must stay an object"));
+    };
+    match doc.remove("data") {
+        Some(Value::Object(d)) => *data = d,
         _ => return Err(patch_failed("data must stay an object")),
     }
-    result.map_err(patch_failed)
+    result?;
+    apply_acl_document(kind, acl, doc.remove("permissions"))
 }
+
+/// One operation through the `json-patch` crate. Not `json_patch::patch`:
+/// on a failed operation it undoes the applied ones, and that undo panics
+/// (json-patch 4.2, `unreachable!`) when it cannot be replayed, e.g. after a
+/// move of `/data/a` onto `/data`. The caller drops a failed patch's data,
+/// so nothing needs undoing.
+fn apply_with_crate(doc: &mut Value, op: Value) -> Result<(), KintoError> {
+    let op: json_patch::PatchOperation = serde_json::from_value(op).map_err(patch_failed)?;
+    json_patch::patch_unsafe(doc, &[op]).map_err(patch_failed)
+}
+
+mod python_jsonpatch;
 
 #[cfg(test)]
 mod fuzz;
@@ -277,7 +333,7 @@ mod tests {
             {"op": "add", "path": "/data/b", "value": 2},
             {"op": "remove", "path": "/data/a"},
             {"op": "add", "path": "/permissions/read/system.Everyone"},
-            {"op": "add", "path": "/permissions/write//buckets~1b~1groups~1g"},
+            {"op": "add", "path": "/permissions/write/~1buckets~1b~1groups~1g"},
         ]);
         json_patch(Kind::Record, &mut d, &mut acl, &ops).expect("valid patch");
         assert_eq!(Value::Object(d), json!({"b": 2}));

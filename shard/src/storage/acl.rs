@@ -58,6 +58,11 @@ impl Acl {
         &mut self.0[i].1
     }
 
+    /// The permission names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(p, _)| p.as_str())
+    }
+
     pub fn values(&self) -> impl Iterator<Item = &Vec<String>> {
         self.0.iter().map(|(_, l)| l)
     }

@@ -3,7 +3,7 @@
 //! parsing (`native_value`), colander's `Integer` and `String` for the
 //! parameters `PluralQuerySchema` types, and `is_valid_timestamp`.
 
-use crate::http::python::py_str;
+use kinto_proto::python::py_str;
 use serde_json::Value;
 
 /// Kinto's `native_value`: JSON if it parses, else the raw string.

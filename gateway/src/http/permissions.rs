@@ -99,7 +99,7 @@ fn without_last_modified(pairs: Vec<(String, String)>) -> Vec<(String, String)> 
             k == "last_modified"
                 || !k
                     .strip_suffix("last_modified")
-                    .is_some_and(|op| super::querystring::is_filter_prefix(op))
+                    .is_some_and(super::querystring::is_filter_prefix)
         })
         .map(|(k, v)| {
             if k != "_sort" {
@@ -136,7 +136,9 @@ fn check_fields(fields: Option<&[String]>) -> Result<(), KintoError> {
 /// without the `last_modified`/`id` keys other lists add.
 fn sort_of(pairs: &[(String, String)]) -> Result<Vec<SortKey>, KintoError> {
     let mut sort = match pairs.iter().find(|(k, _)| k == "_sort") {
-        Some((_, raw)) => super::querystring::sort_keys(raw).map_err(super::resources::query_error)?,
+        Some((_, raw)) => {
+            super::querystring::sort_keys(raw).map_err(super::resources::query_error)?
+        }
         None => Vec::new(),
     };
     if !sort.iter().any(|k| k.field == "uri") {

@@ -36,7 +36,9 @@ def permissions_scenario(call, bid, other):
                   f"{both}&_sort=foo", f"{both}&_fields=foo", f"{both}&_fields=uri,permissions",
                   f"{both}&_fields=uri,resource_name", f"uri=/buckets/{bid}/collections/c",
                   f"{both}&_limit=0", f"{both}&_since=abc", f"{both}&_token=abc", f"{both}&in_resource_name=bucket,group",
-                  f"{both}&permissions=read", f"{both}&account_id=x", f"{both}&_fields=id,bucket_id"):
+                  f"{both}&permissions=read", f"{both}&account_id=x", f"{both}&_fields=id,bucket_id",
+                  f"{both}&gt_last_modified=", f"{both}&has_last_modified=x", f"{both}&max_last_modified=abc",
+                  f"{both}&not_last_modified=1", f"{both}&deleted=true", f"{both}&has_deleted=false"):
         call("GET", f"/permissions?{query}", user="bob")
     # Pages, followed to the end, under several sorts.
     for query in (f"{both}&_limit=2", f"{both}&_limit=1&_sort=resource_name",

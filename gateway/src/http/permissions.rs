@@ -7,7 +7,7 @@ use super::querystring::{parse_list_query, ListParams};
 use crate::app::App;
 use axum::http::Method;
 use kinto_proto::pb::Caller;
-use kinto_proto::query::{self, SortKey};
+use kinto_proto::query::{self, Filter, Op, SortKey};
 use kinto_proto::{ErrorKind, KintoError};
 use serde_json::{json, Value};
 
@@ -36,10 +36,12 @@ pub async fn list(app: &App, req: &KRequest, caller: &Caller) -> Result<KRespons
     if !matches!(req.method, Method::GET | Method::HEAD) {
         return Err(KintoError::new(ErrorKind::MethodNotAllowed));
     }
-    let pairs = without_last_modified(req.query_pairs());
+    let (pairs, timestamp_filters) = without_last_modified(req.query_pairs());
     let now = kinto_shard::domain::clock::now_ms();
     let params =
         parse_list_query(&pairs, now, Some(FIELDS)).map_err(super::resources::query_error)?;
+    // Their values are checked as on any list, then they are dropped.
+    parse_list_query(&timestamp_filters, now, None).map_err(super::resources::query_error)?;
     check_fields(params.fields.as_deref())?;
     let mut entries = app.shards.permissions(caller).await?;
     if let Some(root) = root_entry(app, caller).await {
@@ -52,7 +54,7 @@ pub async fn list(app: &App, req: &KRequest, caller: &Caller) -> Result<KRespons
         .filter(|f| f.field != "last_modified")
         .cloned()
         .collect();
-    entries.retain(|e| query::matches(e, &filters));
+    entries.retain(|e| matches_in_order(e, &filters));
     let sort = sort_of(&pairs)?;
     query::sort_by_keys(&mut entries, &sort, |v| v);
     let mut resp = if req.method == Method::HEAD {
@@ -91,16 +93,15 @@ pub async fn list(app: &App, req: &KRequest, caller: &Caller) -> Result<KRespons
 
 /// Sort keys and operator filters on `last_modified` are accepted and
 /// ignored, as in Kinto (the typed `_since`, `_before`, `_to` and
-/// `last_modified` stay, to be checked).
-fn without_last_modified(pairs: Vec<(String, String)>) -> Vec<(String, String)> {
-    pairs
+/// `last_modified` stay). Returns the other pairs, then those filters.
+type Pairs = Vec<(String, String)>;
+fn without_last_modified(pairs: Pairs) -> (Pairs, Pairs) {
+    let (timestamp_filters, pairs): (Pairs, Pairs) = pairs.into_iter().partition(|(k, _)| {
+        k.strip_suffix("last_modified")
+            .is_some_and(super::querystring::is_filter_prefix)
+    });
+    let pairs = pairs
         .into_iter()
-        .filter(|(k, _)| {
-            k == "last_modified"
-                || !k
-                    .strip_suffix("last_modified")
-                    .is_some_and(super::querystring::is_filter_prefix)
-        })
         .map(|(k, v)| {
             if k != "_sort" {
                 return (k, v);
@@ -111,7 +112,22 @@ fn without_last_modified(pairs: Vec<(String, String)>) -> Vec<(String, String)> 
                 .collect();
             (k, kept.join(","))
         })
-        .collect()
+        .collect();
+    (pairs, timestamp_filters)
+}
+
+/// Kinto filters these entries in memory whatever its storage backend, and
+/// there a `has_` filter replaces the result of the filters before it instead
+/// of joining it (`?in_bucket_id=b&has_deleted=false` lists the root entry).
+fn matches_in_order(entry: &Value, filters: &[Filter]) -> bool {
+    filters.iter().fold(true, |so_far, f| {
+        let this = query::matches(entry, std::slice::from_ref(f));
+        if f.op == Op::Has {
+            this
+        } else {
+            so_far && this
+        }
+    })
 }
 
 /// `_fields` names known fields only (Kinto checks them after the filters).

@@ -3,74 +3,167 @@
 //! gateway merges (the root entry, from settings, is added here).
 
 use super::message::{KRequest, KResponse};
-use super::querystring::parse_list_query;
+use super::querystring::{parse_list_query, ListParams};
 use crate::app::App;
 use axum::http::Method;
 use kinto_proto::pb::Caller;
-use kinto_proto::query::{self, SortKey};
+use kinto_proto::query::{self, Filter, Op, SortKey};
 use kinto_proto::{ErrorKind, KintoError};
 use serde_json::{json, Value};
 
-/// The fields of a permissions entry: filtering on others is a 400, as in Kinto.
+/// The fields of Kinto's `PermissionsSchema` (`permissions` is not one of
+/// its nodes): filtering, sorting or projecting on others is a 400, as in
+/// Kinto. `last_modified` is known too but entries have none, so its
+/// filters and sort keys are checked, then dropped.
 const FIELDS: &[&str] = &[
     "uri",
     "resource_name",
-    "permissions",
     "id",
     "bucket_id",
     "collection_id",
     "group_id",
     "record_id",
-    "account_id",
+    "deleted",
 ];
+
+/// The `ETag` of `/permissions`: Kinto stamps the list with a timestamp taken
+/// when it is first listed and never bumped (its entries have none), so the
+/// value stays the same while grants change. Ours is taken per gateway
+/// process (ARCHITECTURE.md, Known differences).
+static LIST_TIMESTAMP: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
 
 pub async fn list(app: &App, req: &KRequest, caller: &Caller) -> Result<KResponse, KintoError> {
     if !matches!(req.method, Method::GET | Method::HEAD) {
         return Err(KintoError::new(ErrorKind::MethodNotAllowed));
     }
-    let pairs = req.query_pairs();
+    let (pairs, timestamp_filters) = without_last_modified(req.query_pairs());
     let now = kinto_shard::domain::clock::now_ms();
     let params =
         parse_list_query(&pairs, now, Some(FIELDS)).map_err(super::resources::query_error)?;
+    // Their values are checked as on any list, then they are dropped.
+    parse_list_query(&timestamp_filters, now, None).map_err(super::resources::query_error)?;
+    check_fields(params.fields.as_deref())?;
     let mut entries = app.shards.permissions(caller).await?;
     if let Some(root) = root_entry(app, caller).await {
         entries.push(root);
     }
-    entries.retain(|e| query::matches(e, &params.filters));
-    let sort = if pairs.iter().any(|(k, _)| k == "_sort") {
-        params.sort.clone()
+    // Entries have no timestamp: Kinto drops the filters on it.
+    let filters: Vec<_> = params
+        .filters
+        .iter()
+        .filter(|f| f.field != "last_modified")
+        .cloned()
+        .collect();
+    entries.retain(|e| matches_in_order(e, &filters));
+    let sort = sort_of(&pairs)?;
+    query::sort_by_keys(&mut entries, &sort, |v| v);
+    let mut resp = if req.method == Method::HEAD {
+        // Kinto counts only on HEAD (filters apply, the token does not).
+        let mut r = KResponse::empty(200).with("content-type", "application/json");
+        r.set("total-objects", entries.len().to_string());
+        r.set("total-records", entries.len().to_string());
+        r
     } else {
-        vec![SortKey {
+        // Kinto pages on the keyset of the last entry (uri is unique).
+        if let Some(last) = &params.token {
+            entries.retain(|e| query::is_after(e, &sort, last));
+        }
+        let limit = super::resources::page_size(app, &params) as usize;
+        let more = entries.len() > limit;
+        entries.truncate(limit);
+        let items = match &params.fields {
+            Some(f) => entries.iter().map(|o| query::project(o, f)).collect(),
+            None => entries.clone(),
+        };
+        let mut r = KResponse::json(200, json!({ "data": items }));
+        if let (true, Some(last)) = (more, entries.last()) {
+            let paged = ListParams {
+                sort: sort.clone(),
+                ..params.clone()
+            };
+            let url = super::resources::next_page(app, req, &paged, last, entries.len() as u64);
+            r.set("next-page", url);
+        }
+        r
+    };
+    resp.set_timestamp(*LIST_TIMESTAMP.get_or_init(|| now));
+    resp.set("cache-control", "no-cache, no-store");
+    Ok(resp)
+}
+
+/// Sort keys and operator filters on `last_modified` are accepted and
+/// ignored, as in Kinto (the typed `_since`, `_before`, `_to` and
+/// `last_modified` stay). Returns the other pairs, then those filters.
+type Pairs = Vec<(String, String)>;
+fn without_last_modified(pairs: Pairs) -> (Pairs, Pairs) {
+    let (timestamp_filters, pairs): (Pairs, Pairs) = pairs.into_iter().partition(|(k, _)| {
+        k.strip_suffix("last_modified")
+            .is_some_and(super::querystring::is_filter_prefix)
+    });
+    let pairs = pairs
+        .into_iter()
+        .map(|(k, v)| {
+            if k != "_sort" {
+                return (k, v);
+            }
+            let kept: Vec<&str> = v
+                .split(',')
+                .filter(|f| f.trim().trim_start_matches(['-', '+']) != "last_modified")
+                .collect();
+            (k, kept.join(","))
+        })
+        .collect();
+    (pairs, timestamp_filters)
+}
+
+/// Kinto filters these entries in memory whatever its storage backend, and
+/// there a `has_` filter replaces the result of the filters before it instead
+/// of joining it (`?in_bucket_id=b&has_deleted=false` lists the root entry).
+fn matches_in_order(entry: &Value, filters: &[Filter]) -> bool {
+    filters.iter().fold(true, |so_far, f| {
+        let this = query::matches(entry, std::slice::from_ref(f));
+        if f.op == Op::Has {
+            this
+        } else {
+            so_far && this
+        }
+    })
+}
+
+/// `_fields` names known fields only (Kinto checks them after the filters).
+fn check_fields(fields: Option<&[String]>) -> Result<(), KintoError> {
+    let unknown: Vec<&str> = fields
+        .unwrap_or_default()
+        .iter()
+        .map(|f| f.split('.').next().unwrap_or_default())
+        .filter(|f| *f != "last_modified" && !FIELDS.contains(f))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(KintoError::invalid(
+        "body",
+        Some("Invalid _fields parameter"),
+        format!("Fields {} do not exist", unknown.join(",")),
+    ))
+}
+
+/// The requested sort with `-uri` as Kinto's tie-breaker (`uri` is unique),
+/// without the `last_modified`/`id` keys other lists add.
+fn sort_of(pairs: &[(String, String)]) -> Result<Vec<SortKey>, KintoError> {
+    let mut sort = match pairs.iter().find(|(k, _)| k == "_sort") {
+        Some((_, raw)) => {
+            super::querystring::sort_keys(raw).map_err(super::resources::query_error)?
+        }
+        None => Vec::new(),
+    };
+    if !sort.iter().any(|k| k.field == "uri") {
+        sort.push(SortKey {
             field: "uri".into(),
             descending: true,
-        }]
-    };
-    query::sort_by_keys(&mut entries, &sort, |v| v);
-    let total = entries.len();
-    // Entries have no timestamp to page on: the token carries an offset.
-    let offset = (params.token_offset as usize).min(total);
-    let limit = super::resources::page_size(app, &params) as usize;
-    let end = offset.saturating_add(limit).min(total);
-    let page: Vec<Value> = entries[offset..end].to_vec();
-    let mut resp = if req.method == Method::HEAD {
-        KResponse::empty(200).with("content-type", "application/json")
-    } else {
-        let items = match &params.fields {
-            Some(f) => page.iter().map(|o| query::project(o, f)).collect(),
-            None => page.clone(),
-        };
-        KResponse::json(200, json!({ "data": items }))
-    };
-    resp.set("total-objects", total.to_string());
-    resp.set("total-records", total.to_string());
-    resp.set("cache-control", "no-cache, no-store");
-    if end < total {
-        if let Some(last) = page.last() {
-            let url = super::resources::next_page(app, req, &params, last, (end - offset) as u64);
-            resp.set("next-page", url);
-        }
+        });
     }
-    Ok(resp)
+    Ok(sort)
 }
 
 /// What settings grant at the root: creating buckets and accounts.

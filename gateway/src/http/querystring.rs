@@ -106,6 +106,11 @@ fn valid_field(f: &str) -> bool {
 }
 
 /// One `[op_]field=value` parameter.
+/// Whether `prefix` is an operator prefix of a filter name (`min_`…).
+pub(super) fn is_filter_prefix(prefix: &str) -> bool {
+    OPS.iter().any(|(p, _)| *p == prefix)
+}
+
 fn filter(param: &str, raw: &str, now_ms: u64) -> Result<Filter, QueryError> {
     let (op, field) = OPS
         .iter()
@@ -172,7 +177,7 @@ fn filter(param: &str, raw: &str, now_ms: u64) -> Result<Filter, QueryError> {
     })
 }
 
-fn sort_keys(raw: &str) -> Result<Vec<SortKey>, QueryError> {
+pub(super) fn sort_keys(raw: &str) -> Result<Vec<SortKey>, QueryError> {
     let mut keys = Vec::new();
     for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (descending, field) = match part.strip_prefix('-') {

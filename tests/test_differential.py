@@ -293,30 +293,35 @@ def diff(expected, actual, detailed=40):
     return "\n".join(lines + ["", "first differences:"] + details)
 
 
-def test_scenario_matches_reference(pool, target):
-    reference = pool.get("ref")
-    # For `ref` itself: a second reference instance, to prove the comparison is deterministic.
-    other = pool.get("ref", "twin") if target == "ref" else pool.get(target)
-    bid = uid("diff")  # the same bucket id on both servers keeps paths comparable
-    ref_rec, our_rec = Recorder(reference), Recorder(other)
-    scenario(ref_rec, bid)
-    scenario(our_rec, bid)
-    assert len(ref_rec.entries) >= 30
+def record_both(pool, target, run, *args, plugins=False, users=()):
+    """`run(call, *args)` recorded on the reference and on the target (for `ref` itself: on a second
+    reference instance, to prove the comparison is deterministic); the two Recorders."""
+    profile, twin = ("plugins", "plugins_twin") if plugins else ("default", "twin")
+    reference = pool.get("ref", profile)
+    other = pool.get("ref", twin) if target == "ref" else pool.get(target, profile)
+    ref_rec, our_rec = Recorder(reference, users), Recorder(other, users)
+    run(ref_rec, *args)
+    run(our_rec, *args)
+    return ref_rec, our_rec
+
+
+def assert_same_transcripts(ref_rec, our_rec, detailed=40):
     expected, actual = normalise(ref_rec), normalise(our_rec)
-    assert expected == actual, "\n" + diff(expected, actual)
+    assert expected == actual, "\n" + diff(expected, actual, detailed)
+
+
+def test_scenario_matches_reference(pool, target):
+    bid = uid("diff")  # the same bucket id on both servers keeps paths comparable
+    ref_rec, our_rec = record_both(pool, target, scenario, bid)
+    assert len(ref_rec.entries) >= 30
+    assert_same_transcripts(ref_rec, our_rec)
 
 
 def test_plugin_scenario_matches_reference(pool, target):
-    reference = pool.get("ref", "plugins")
-    other = pool.get("ref", "plugins_twin") if target == "ref" else pool.get(target, "plugins")
     tag = uid("")
     users = {"solo": (f"solo{tag}", "pw"), "acct": (f"acct{tag}", "pw1"), "acct_new": (f"acct{tag}", "pw2")}
-    ref_rec, our_rec = Recorder(reference, users), Recorder(other, users)
-    bid = uid("diffp")
-    plugin_scenario(ref_rec, bid, tag)
-    plugin_scenario(our_rec, bid, tag)
-    expected, actual = normalise(ref_rec), normalise(our_rec)
-    assert expected == actual, "\n" + diff(expected, actual)
+    ref_rec, our_rec = record_both(pool, target, plugin_scenario, uid("diffp"), tag, plugins=True, users=users)
+    assert_same_transcripts(ref_rec, our_rec)
 
 
 def test_normaliser_keeps_equalities():

@@ -12,7 +12,7 @@ Left out: `remove /permissions` (a 500 in Kinto; a 400 here, ARCHITECTURE.md "Kn
 import json
 
 from api import uid
-from test_differential import Recorder, diff, normalise
+from test_differential import assert_same_transcripts, record_both
 
 PATCH = {"Content-Type": "application/json-patch+json"}
 
@@ -63,14 +63,8 @@ def scenario(call, bid):
 
 
 def test_json_patch_on_permissions_matches_reference(pool, target):
-    reference = pool.get("ref")
-    other = pool.get("ref", "twin") if target == "ref" else pool.get(target)
-    bid = uid("aclp")
-    ref_rec, our_rec = Recorder(reference), Recorder(other)
-    scenario(ref_rec, bid)
-    scenario(our_rec, bid)
-    expected, actual = normalise(ref_rec), normalise(our_rec)
-    assert expected == actual, "\n" + diff(expected, actual, detailed=12)
+    ref_rec, our_rec = record_both(pool, target, scenario, uid("aclp"))
+    assert_same_transcripts(ref_rec, our_rec, detailed=12)
     errors = 0
     for e, a in zip(ref_rec.entries, our_rec.entries):
         if e["status"] == 400:

@@ -5,7 +5,7 @@ The servers are shared with other tests, so every list is filtered on this scena
 """
 
 from api import uid, user_id
-from test_differential import Recorder, diff, normalise
+from test_differential import assert_same_transcripts, record_both
 
 
 def permissions_scenario(call, bid, other):
@@ -66,11 +66,5 @@ def permissions_scenario(call, bid, other):
 
 
 def test_permissions_match_reference(pool, target):
-    reference = pool.get("ref", "plugins")
-    other = pool.get("ref", "plugins_twin") if target == "ref" else pool.get(target, "plugins")
-    bid, second = uid("perm"), uid("permo")
-    ref_rec, our_rec = Recorder(reference), Recorder(other)
-    permissions_scenario(ref_rec, bid, second)
-    permissions_scenario(our_rec, bid, second)
-    expected, actual = normalise(ref_rec), normalise(our_rec)
-    assert expected == actual, "\n" + diff(expected, actual)
+    ref_rec, our_rec = record_both(pool, target, permissions_scenario, uid("perm"), uid("permo"), plugins=True)
+    assert_same_transcripts(ref_rec, our_rec)

@@ -11,7 +11,7 @@ from email.utils import parsedate_to_datetime
 import jsonschema
 
 from api import Api, uid, user_id
-from test_differential import Recorder, diff, normalise
+from test_differential import assert_same_transcripts, record_both
 
 
 def cache_scenario(call, bid):
@@ -72,14 +72,8 @@ def close(expected, actual):
 
 
 def test_cache_expires_matches_reference(pool, target):
-    reference = pool.get("ref")
-    other = pool.get("ref", "twin") if target == "ref" else pool.get(target)
-    bid = uid("views")
-    ref_rec, our_rec = Recorder(reference), Recorder(other)
-    cache_scenario(ref_rec, bid)
-    cache_scenario(our_rec, bid)
-    expected, actual = normalise(ref_rec), normalise(our_rec)
-    assert expected == actual, "\n" + diff(expected, actual)
+    ref_rec, our_rec = record_both(pool, target, cache_scenario, uid("views"))
+    assert_same_transcripts(ref_rec, our_rec)
     wrong = [(e, a) for e, a in zip(map(caching, ref_rec.entries), map(caching, our_rec.entries)) if not close(e, a)]
     assert not wrong, "\n".join(f"ref  {e}\nours {a}" for e, a in wrong[:10])
 

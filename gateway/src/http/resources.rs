@@ -170,7 +170,7 @@ pub async fn prepare(
         });
     }
     if let Some(id) = &path.id {
-        if !kinto_shard::domain::resource::valid_id_for(shard_kind(path.kind), id) {
+        if !kinto_model::valid_id_for(shard_kind(path.kind), id) {
             return Err(KintoError::invalid("path", None, "Invalid object id"));
         }
     }
@@ -219,8 +219,8 @@ pub async fn prepare(
     if plural && method != pb::Method::Post {
         // History entries have a fixed schema: Kinto rejects other fields.
         let known = (path.kind == Kind::History).then_some(HISTORY_FIELDS);
-        let mut params = parse_list_query(&pairs, kinto_shard::domain::clock::now_ms(), known)
-            .map_err(query_error)?;
+        let mut params =
+            parse_list_query(&pairs, kinto_model::clock::now_ms(), known).map_err(query_error)?;
         if path.kind == Kind::History {
             history_ids_as_text(&mut params);
         }
@@ -271,9 +271,7 @@ fn new_bucket_id(op: &mut Operation) -> Result<String, KintoError> {
         Some(Value::String(id)) if valid_id(id) => id.clone(),
         Some(_) => return Err(KintoError::invalid("path", None, "Invalid object id")),
         None => {
-            let id = kinto_shard::domain::resource::generate_id(
-                kinto_shard::domain::resource::Kind::Bucket,
-            );
+            let id = kinto_model::generate_id(kinto_model::Kind::Bucket);
             data.insert("id".into(), Value::String(id.clone()));
             op.body_json = Some(bytes_of(&Value::Object(data)));
             id
@@ -314,8 +312,8 @@ const HISTORY_FIELDS: &[&str] = &[
     "target",
 ];
 
-fn shard_kind(kind: Kind) -> kinto_shard::domain::resource::Kind {
-    use kinto_shard::domain::resource::Kind as K;
+fn shard_kind(kind: Kind) -> kinto_model::Kind {
+    use kinto_model::Kind as K;
     match kind {
         Kind::Bucket => K::Bucket,
         Kind::Group => K::Group,
@@ -332,7 +330,7 @@ fn storable_id(id: &str) -> bool {
 }
 
 fn valid_id(id: &str) -> bool {
-    kinto_shard::domain::resource::valid_id(id)
+    kinto_model::valid_id(id)
 }
 
 /// Checks the content type and splits the body into the operation.

@@ -92,7 +92,7 @@ pub fn parse(path: &str) -> Option<Route> {
     if seg.first() == Some(&"accounts") {
         let (bucket, id) = match seg.as_slice() {
             [_] => (String::new(), None),
-            [_, id] if !id.is_empty() => (format!("account/{id}"), Some(id.to_string())),
+            [_, id] if !id.is_empty() => (super::accounts::placement_key(id), Some(id.to_string())),
             _ => return None,
         };
         return Some(Route::Resource(ResourcePath {

@@ -10,7 +10,7 @@ pub mod acl;
 pub mod budget;
 mod cache;
 mod cache_expires;
-pub mod clock;
+pub use kinto_model::clock;
 mod history;
 mod object;
 pub mod patch;
@@ -24,6 +24,7 @@ mod walk;
 
 use crate::storage::{Acl, Storage, StoredObject, Write};
 use acl::{Principals, SettingsGrants};
+use kinto_placement::{PlacementKey, ShardLayout};
 use kinto_proto::{pb, ErrorKind, KintoError};
 pub use request::{Outcome, Pre, Request};
 use resource::{Kind, Target};
@@ -37,8 +38,9 @@ const LOCK_STRIPES: usize = 1024;
 #[derive(Debug, Clone)]
 pub struct ShardSettings {
     pub index: u32,
-    pub count: u32,
-    pub generation: u64,
+    /// Which shard owns which slot (a route's bucket, or an account's
+    /// placement key in its place).
+    pub layout: ShardLayout,
     pub grants: SettingsGrants,
     pub features: Features,
     /// Entries in each of the shard's caches (`shard_cache_entries`).
@@ -57,25 +59,25 @@ pub struct Features {
 }
 
 impl Features {
-    pub fn from_raw(raw: &kinto_proto::settings::RawSettings) -> Self {
+    /// A setting that does not parse stops start-up: falling back to the
+    /// defaults would quietly turn history, schemas or quotas off.
+    pub fn from_raw(raw: &kinto_runtime::settings::RawSettings) -> Result<Self, String> {
         #[derive(serde::Deserialize)]
         struct F {
-            #[serde(default, deserialize_with = "kinto_proto::settings::de_list")]
+            #[serde(default, deserialize_with = "kinto_runtime::settings::de_list")]
             includes: Vec<String>,
             #[serde(default)]
             experimental_collection_schema_validation: bool,
         }
-        match raw.parse::<F>() {
-            Ok(f) => Features {
-                history: kinto_proto::settings::plugin_enabled(&f.includes, "history"),
-                schema_validation: f.experimental_collection_schema_validation,
-                quotas: quota::QuotaSettings::from_raw(
-                    raw,
-                    kinto_proto::settings::plugin_enabled(&f.includes, "quotas"),
-                ),
-            },
-            Err(_) => Features::default(),
-        }
+        let f = raw.parse::<F>()?;
+        Ok(Features {
+            history: kinto_runtime::settings::plugin_enabled(&f.includes, "history"),
+            schema_validation: f.experimental_collection_schema_validation,
+            quotas: quota::QuotaSettings::from_raw(
+                raw,
+                kinto_runtime::settings::plugin_enabled(&f.includes, "quotas"),
+            )?,
+        })
     }
 }
 
@@ -156,10 +158,10 @@ impl Shard {
         if req.target.bucket.is_empty() {
             return Ok(());
         }
-        let owner =
-            kinto_proto::placement::shard_for_bucket(&req.target.bucket, self.settings.count);
+        let layout = &self.settings.layout;
+        let owner = layout.owner(PlacementKey::Bucket(&req.target.bucket));
         if owner != self.settings.index
-            || (req.generation != 0 && req.generation != self.settings.generation)
+            || (req.generation != 0 && req.generation != layout.generation())
         {
             return Err(KintoError::new(ErrorKind::WrongShard)
                 .with_details(serde_json::json!({"bucket": req.target.bucket, "owner": owner})));

@@ -6,6 +6,8 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod deadline;
+pub mod digest;
+pub mod entry;
 pub mod http;
 pub mod metrics;
 pub mod routing;

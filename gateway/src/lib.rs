@@ -10,5 +10,6 @@ pub mod digest;
 pub mod entry;
 pub mod http;
 pub mod metrics;
+pub mod reply;
 pub mod routing;
 pub mod run;

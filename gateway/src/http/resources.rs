@@ -369,8 +369,11 @@ fn read_body(req: &KRequest, method: pb::Method, op: &mut Operation) -> Result<(
         }
         return Ok(());
     }
-    if content_type(req).as_deref() == Some(MERGE_PATCH) {
-        op.patch_kind = PatchKind::MergePatch as i32;
+    if method == pb::Method::Patch {
+        op.patch_kind = match content_type(req).as_deref() {
+            Some(MERGE_PATCH) => PatchKind::MergePatch,
+            _ => PatchKind::Merge,
+        } as i32;
     }
     let env = envelope(body)?;
     // A PATCH with neither `data` nor `permissions` is refused by the shard,

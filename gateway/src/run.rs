@@ -1,7 +1,8 @@
 //! Process plumbing shared by the `kinto` and `kinto-gateway` binaries.
 
-use crate::app::{router, App};
+use crate::app::App;
 use crate::config::GatewayConfig;
+use crate::entry::router;
 use crate::routing::ShardMap;
 
 /// Logs, traces and metrics export for this process (`kinto_proto::telemetry`); keep the

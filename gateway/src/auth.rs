@@ -34,47 +34,15 @@
 //!   password would be, and a 503 shows that a name is a known account.
 
 use crate::app::App;
+use crate::digest::hmac_hex;
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use kinto_model::{valid_id_for, Kind};
 use kinto_proto::limits::MAX_ID_BYTES;
 use kinto_proto::pb::Caller;
 use kinto_proto::{ErrorKind, KintoError};
-use sha2::Sha256;
 
 pub const EVERYONE: &str = "system.Everyone";
 pub const AUTHENTICATED: &str = "system.Authenticated";
-
-/// `hex(HMAC-SHA256(key, message))`.
-pub fn hmac_hex(key: &str, message: &str) -> String {
-    thread_local! {
-        /// HMAC states already keyed with the (few, configured) secrets:
-        /// keying costs two of the four SHA-256 blocks of a short message,
-        /// and every request derives its user id and default bucket.
-        static KEYED: std::cell::RefCell<Vec<(String, Hmac<Sha256>)>> =
-            const { std::cell::RefCell::new(Vec::new()) };
-    }
-    // HMAC accepts keys of any length, so keying cannot fail.
-    let fresh = || Hmac::<Sha256>::new_from_slice(key.as_bytes()).ok();
-    let keyed = KEYED.with(|k| {
-        let Ok(mut k) = k.try_borrow_mut() else {
-            return fresh();
-        };
-        if let Some((_, mac)) = k.iter().find(|(s, _)| s == key) {
-            return Some(mac.clone());
-        }
-        let mac = fresh()?;
-        if k.len() < 4 {
-            k.push((key.to_owned(), mac.clone()));
-        }
-        Some(mac)
-    });
-    let Some(mut mac) = keyed else {
-        return String::new();
-    };
-    mac.update(message.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
 
 /// The caller of a request with this `Authorization` header, basic auth only
 /// (the policies themselves are in [`identify`]).

@@ -68,3 +68,18 @@ pub fn account_lookup_fallback() {
         c.inc();
     }
 }
+
+pub static SHARD_REPLY_ERRORS: LazyLock<Option<IntCounterVec>> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "kinto_gateway_shard_reply_errors_total",
+        "Shard replies the gateway could not use (each answered 503), by shard index and kind: transport, missing_result, outcome_count, undecodable_error, undecodable_data.",
+        &["shard", "kind"]
+    )
+    .ok()
+});
+
+pub fn shard_reply_error(shard: &str, kind: &str) {
+    if let Some(c) = SHARD_REPLY_ERRORS.as_ref() {
+        c.with_label_values(&[shard, kind]).inc();
+    }
+}

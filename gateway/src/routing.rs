@@ -4,11 +4,12 @@
 //! slot range given by `kinto_placement`. Generation 1 is sent with
 //! every call so a shard can refuse a stale router (docs/placement.md).
 
+use crate::reply;
 use kinto_placement::{PlacementKey, ShardLayout};
 use kinto_proto::pb::shard_client::ShardClient;
 use kinto_proto::pb::shard_server::Shard as ShardRpc;
 use kinto_proto::pb::{
-    outcome, AccountHashReply, AccountHashRequest, Caller, FlushReply, FlushRequest, HealthReply,
+    AccountHashReply, AccountHashRequest, Caller, FlushReply, FlushRequest, HealthReply,
     HealthRequest, OpResult, Operation, OperationList, OutcomeList, PermissionsReply,
     PermissionsRequest, PrincipalsReply, PrincipalsRequest, UserDataReply, UserDataRequest,
 };
@@ -154,14 +155,15 @@ impl ShardMap {
                 .execute(request)
                 .await
                 .map(|r| r.into_inner())
-                .map_err(|s| KintoError::from_status(&s))
+                .map_err(|s| reply::from_status(index, "execute", &s))
         })
     }
 
     /// Runs operations on shard `index` in one call, in order (the part of a
     /// `/batch` that falls on that shard): one result per operation, each as
     /// [`ShardMap::execute`] would have answered it. If the call itself
-    /// fails (shard down), every operation has that failure.
+    /// fails (shard down), or its reply cannot be paired with the
+    /// operations, every operation has that failure.
     pub fn execute_many(
         &self,
         index: usize,
@@ -174,23 +176,10 @@ impl ShardMap {
         let mut client = self.clients[index].clone();
         let request = kinto_runtime::telemetry::inject(OperationList { operations: ops });
         Box::pin(async move {
-            let outcomes = match client.execute_many(request).await {
-                Ok(r) => r.into_inner().outcomes,
-                Err(s) => return vec![Err(KintoError::from_status(&s)); count],
-            };
-            let mut results: Vec<_> = outcomes
-                .into_iter()
-                .map(|o| match o.result {
-                    Some(outcome::Result::Ok(r)) => Ok(r),
-                    Some(outcome::Result::ErrorJson(e)) => Err(KintoError::from_json(&e)),
-                    None => Err(KintoError::internal("shard outcome without result")),
-                })
-                .collect();
-            results.resize_with(count, || {
-                Err(KintoError::internal("shard answered fewer outcomes"))
-            });
-            results.truncate(count);
-            results
+            match client.execute_many(request).await {
+                Ok(r) => reply::outcomes(index, count, r.into_inner().outcomes),
+                Err(s) => vec![Err(reply::from_status(index, "execute_many", &s)); count],
+            }
         })
     }
 
@@ -217,29 +206,32 @@ impl ShardMap {
 
     /// The stored bcrypt hash of account `id` (empty when there is none).
     pub fn account_hash(&self, id: &str) -> Call<Result<String, KintoError>> {
-        let mut client = self.clients[self.shard_of_key(PlacementKey::Account(id))].clone();
+        let index = self.shard_of_key(PlacementKey::Account(id));
+        let mut client = self.clients[index].clone();
         let id = id.to_owned();
         Box::pin(async move {
             client
                 .account_hash(tonic::Request::new(AccountHashRequest { id }))
                 .await
                 .map(|r| r.into_inner().password_hash)
-                .map_err(|s| KintoError::from_status(&s))
+                .map_err(|s| reply::from_status(index, "account_hash", &s))
         })
     }
 
     /// Calls every shard at once; the first failure is the answer.
     async fn on_every_shard<T>(
         &self,
+        method: &'static str,
         call: impl Fn(Link) -> Call<Result<tonic::Response<T>, tonic::Status>>,
     ) -> Result<Vec<T>, KintoError> {
         let calls = self.clients.iter().map(|c| call(c.clone()));
         futures::future::join_all(calls)
             .await
             .into_iter()
-            .map(|r| {
+            .enumerate()
+            .map(|(i, r)| {
                 r.map(tonic::Response::into_inner)
-                    .map_err(|s| KintoError::from_status(&s))
+                    .map_err(|s| reply::from_status(i, method, &s))
             })
             .collect()
     }
@@ -247,7 +239,7 @@ impl ShardMap {
     /// Every shard's `/permissions` entries for `caller`, concatenated.
     pub async fn permissions(&self, caller: &Caller) -> Result<Vec<Value>, KintoError> {
         let replies = self
-            .on_every_shard(|mut c| {
+            .on_every_shard("permissions", |mut c| {
                 let caller = Some(caller.clone());
                 Box::pin(async move {
                     c.permissions(tonic::Request::new(PermissionsRequest { caller }))
@@ -256,17 +248,16 @@ impl ShardMap {
             })
             .await?;
         let mut out = Vec::new();
-        for reply in replies {
-            if let Ok(Value::Array(entries)) = serde_json::from_slice(&reply.entries_json) {
-                out.extend(entries);
-            }
+        for (i, r) in replies.into_iter().enumerate() {
+            let entries: Vec<Value> = reply::decode(Some(i), "permissions", &r.entries_json)?;
+            out.extend(entries);
         }
         Ok(out)
     }
 
     /// `__user_data__` on every shard.
     pub async fn delete_user_data(&self, principal: &str) -> Result<(), KintoError> {
-        self.on_every_shard(|mut c| {
+        self.on_every_shard("delete_user_data", |mut c| {
             let principal = principal.to_owned();
             Box::pin(async move {
                 c.delete_user_data(tonic::Request::new(UserDataRequest { principal }))
@@ -279,30 +270,43 @@ impl ShardMap {
 
     /// Wipes every shard.
     pub async fn flush_all(&self) -> Result<(), KintoError> {
-        self.on_every_shard(|mut c| {
+        self.on_every_shard("flush", |mut c| {
             Box::pin(async move { c.flush(tonic::Request::new(FlushRequest {})).await })
         })
         .await
         .map(drop)
     }
 
-    /// Group URIs the principals belong to, across all shards.
-    pub async fn groups_of(&self, principals: &[String]) -> Vec<String> {
-        let calls = self.clients.iter().map(|c| {
+    /// Group URIs the principals belong to, on each shard (in shard
+    /// order); a shard that cannot answer is logged and counted.
+    pub async fn groups_by_shard(
+        &self,
+        principals: &[String],
+    ) -> Vec<Result<Vec<String>, KintoError>> {
+        let calls = self.clients.iter().enumerate().map(|(i, c)| {
             let mut c = c.clone();
             let principals = principals.to_vec();
             let call: Call<_> = Box::pin(async move {
                 c.principals(tonic::Request::new(PrincipalsRequest { principals }))
                     .await
+                    .map(|r| r.into_inner().groups)
+                    .map_err(|s| reply::from_status(i, "principals", &s))
             });
             call
         });
+        futures::future::join_all(calls).await
+    }
+
+    /// Group URIs the principals belong to, across all shards. A shard that
+    /// cannot answer fails the whole: fewer groups would silently be fewer
+    /// rights.
+    pub async fn groups_of(&self, principals: &[String]) -> Result<Vec<String>, KintoError> {
         let mut out = Vec::new();
-        for r in futures::future::join_all(calls).await.into_iter().flatten() {
-            out.extend(r.into_inner().groups);
+        for groups in self.groups_by_shard(principals).await {
+            out.extend(groups?);
         }
         out.sort();
         out.dedup();
-        out
+        Ok(out)
     }
 }

@@ -1,7 +1,8 @@
 //! Serving the HTTP API, for the `kinto` and `kinto-gateway` binaries.
 
-use crate::app::{router, App};
+use crate::app::App;
 use crate::config::GatewayConfig;
+use crate::entry::router;
 use crate::routing::ShardMap;
 
 /// Serves the HTTP API until shutdown, reaching the shards of `shard_urls`.

@@ -129,7 +129,7 @@ mod tests {
 
     #[test]
     fn percent_encoded_tricks_are_refused_once_decoded() {
-        // The gateway decodes the path before routing (`app::entry_inner`),
+        // The gateway decodes the path before routing (`entry::entry_inner`),
         // so `%2e%2e%2f` arrives here as `../`.
         let root = Path::new("/srv/admin");
         for raw in [

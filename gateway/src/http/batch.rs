@@ -295,9 +295,16 @@ impl Waiting {
             }
         }
         for (sub, result) in subs {
-            let result =
-                result.unwrap_or_else(|| Err(KintoError::internal("no outcome for operation")));
-            let resp = sub.finish.answer(app, result);
+            // `execute_many` answers one result per operation, always.
+            let result = result.unwrap_or_else(|| {
+                Err(crate::reply::unusable(
+                    Some(sub.shard),
+                    "execute_many",
+                    crate::reply::Fault::OutcomeCount,
+                    "no outcome for operation",
+                ))
+            });
+            let resp = sub.finish.answer(app, Some(sub.shard), result);
             let resp = super::finish(app, &sub.req, sub.route.as_ref(), resp);
             if let Some(slot) = responses.get_mut(sub.slot) {
                 *slot = sub_response(&sub.req.path, sub.req.method == Method::HEAD, resp);

@@ -10,7 +10,7 @@
 
 use super::message::KRequest;
 use super::routes::ResourcePath;
-use crate::auth::hmac_hex;
+use crate::digest::hmac_hex;
 use axum::http::Method;
 use kinto_proto::pb::{Caller, Kind};
 use kinto_proto::{ErrorKind, KintoError};

@@ -7,7 +7,7 @@ mod admin;
 mod batch;
 mod body;
 mod cors;
-mod default_bucket;
+pub(crate) mod default_bucket;
 #[cfg(test)]
 mod fuzz_support;
 mod headers;
@@ -21,7 +21,6 @@ mod resources;
 pub mod routes;
 mod snapshot;
 mod utility;
-pub use default_bucket::BucketIds;
 
 use crate::app::App;
 use axum::http::{Method, StatusCode};

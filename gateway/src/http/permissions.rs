@@ -44,7 +44,7 @@ pub async fn list(app: &App, req: &KRequest, caller: &Caller) -> Result<KRespons
     parse_list_query(&timestamp_filters, now, None).map_err(super::resources::query_error)?;
     check_fields(params.fields.as_deref())?;
     let mut entries = app.shards.permissions(caller).await?;
-    if let Some(root) = root_entry(app, caller).await {
+    if let Some(root) = root_entry(app, caller).await? {
         entries.push(root);
     }
     // Entries have no timestamp: Kinto drops the filters on it.
@@ -167,10 +167,10 @@ fn sort_of(pairs: &[(String, String)]) -> Result<Vec<SortKey>, KintoError> {
 }
 
 /// What settings grant at the root: creating buckets and accounts.
-async fn root_entry(app: &App, caller: &Caller) -> Option<Value> {
+async fn root_entry(app: &App, caller: &Caller) -> Result<Option<Value>, KintoError> {
     let cfg = &app.config;
     let mut principals = caller.principals.clone();
-    principals.extend(app.shards.groups_of(&caller.principals).await);
+    principals.extend(app.shards.groups_of(&caller.principals).await?);
     let granted = |key: &str| {
         cfg.grants
             .get(key)
@@ -183,7 +183,8 @@ async fn root_entry(app: &App, caller: &Caller) -> Option<Value> {
     if granted("bucket_create_principals") {
         perms.push("bucket:create");
     }
-    (!perms.is_empty()).then(|| json!({"uri": "/", "resource_name": "root", "permissions": perms}))
+    Ok((!perms.is_empty())
+        .then(|| json!({"uri": "/", "resource_name": "root", "permissions": perms})))
 }
 
 /// Kinto's GDPR view: needs `user-data_delete_principals` (also accepted as

@@ -105,7 +105,7 @@ impl Pending {
             Some(i) => app.shards.execute(i, self.op).await,
             None => fan_out(app, self.op).await,
         };
-        self.finish.answer(app, result)
+        self.finish.answer(app, self.shard, result)
     }
 
     /// Splits into the operation and what answers its result.
@@ -115,20 +115,24 @@ impl Pending {
 }
 
 impl Finish {
+    /// The answer to the result of `shard` (`None`: merged from all).
     pub fn answer(
         self,
         app: &App,
+        shard: Option<usize>,
         result: Result<OpResult, KintoError>,
     ) -> Result<KResponse, KintoError> {
         let result = result?;
-        Ok(match self {
-            Finish::Object { method, fields } => object_response(method, fields.as_deref(), result),
+        match self {
+            Finish::Object { method, fields } => {
+                object_response(shard, method, fields.as_deref(), result)
+            }
             Finish::List {
                 method,
                 params,
                 req,
-            } => list_response(app, &req, method, &params, result),
-        })
+            } => list_response(app, &req, shard, method, &params, result),
+        }
     }
 }
 
@@ -363,8 +367,11 @@ fn read_body(req: &KRequest, method: pb::Method, op: &mut Operation) -> Result<(
         }
         return Ok(());
     }
-    if content_type(req).as_deref() == Some(MERGE_PATCH) {
-        op.patch_kind = PatchKind::MergePatch as i32;
+    if method == pb::Method::Patch {
+        op.patch_kind = match content_type(req).as_deref() {
+            Some(MERGE_PATCH) => PatchKind::MergePatch,
+            _ => PatchKind::Merge,
+        } as i32;
     }
     let env = envelope(body)?;
     // A PATCH with neither `data` nor `permissions` is refused by the shard,
@@ -444,16 +451,16 @@ async fn fan_out(app: &App, mut op: Operation) -> Result<OpResult, KintoError> {
     let mut rows = Vec::new();
     let (mut timestamp, mut total, mut has_more, mut ok, mut first_err) =
         (0, 0, false, false, None);
-    for r in app.shards.execute_all(op).await {
+    for (shard, r) in app.shards.execute_all(op).await.into_iter().enumerate() {
         match r {
             Ok(r) => {
                 ok = true;
                 timestamp = timestamp.max(r.timestamp);
                 total += r.total;
                 has_more |= r.has_more;
-                if let Ok(Value::Array(items)) = serde_json::from_slice(&r.data_json) {
-                    rows.extend(items);
-                }
+                let items: Vec<Value> =
+                    crate::reply::decode_printed(Some(shard), "execute", &r.data_json)?;
+                rows.extend(items);
             }
             // Not a permission matter: a shard is down or refused.
             Err(e) if e.kind.spec().http_status >= 500 => return Err(e),
@@ -505,13 +512,18 @@ fn check_list_preconditions(
     Ok(())
 }
 
-fn object_response(method: pb::Method, fields: Option<&[String]>, r: OpResult) -> KResponse {
+fn object_response(
+    shard: Option<usize>,
+    method: pb::Method,
+    fields: Option<&[String]>,
+    r: OpResult,
+) -> Result<KResponse, KintoError> {
     let mut resp = if method == pb::Method::Head {
         KResponse::empty(200).with("content-type", "application/json")
     } else if let Some(f) = fields.filter(|_| method == pb::Method::Get) {
         // Kinto's `get` cuts the object, its permissions included; its
         // other methods ignore `_fields`.
-        let data: Value = serde_json::from_slice(&r.data_json).unwrap_or(Value::Null);
+        let data: Value = crate::reply::decode_printed(shard, "execute", &r.data_json)?;
         KResponse::json(
             r.status as u16,
             object([("data", query::project(&data, f))]),
@@ -536,7 +548,7 @@ fn object_response(method: pb::Method, fields: Option<&[String]>, r: OpResult) -
             None => resp.set("cache-control", "no-cache, no-store"),
         }
     }
-    resp
+    Ok(resp)
 }
 
 /// A shard's printed JSON, or `default` where it sent none.
@@ -551,10 +563,11 @@ fn or_json<'a>(printed: &'a [u8], default: &'a [u8]) -> &'a [u8] {
 fn list_response(
     app: &App,
     req: &KRequest,
+    shard: Option<usize>,
     method: pb::Method,
     params: &ListParams,
     r: OpResult,
-) -> KResponse {
+) -> Result<KResponse, KintoError> {
     if method != pb::Method::Head && !r.has_more && params.fields.is_none() {
         // Nothing to read in the page: the shard's printed list passes through.
         let mut out = Vec::with_capacity(r.data_json.len() + 10);
@@ -562,12 +575,9 @@ fn list_response(
         out.extend_from_slice(or_json(&r.data_json, b"[]"));
         out.push(b'}');
         let resp = KResponse::printed(200, out);
-        return list_headers(resp, method, params, &r, None);
+        return Ok(list_headers(resp, method, params, &r, None));
     }
-    let mut items: Vec<Value> = match serde_json::from_slice(&r.data_json) {
-        Ok(Value::Array(a)) => a,
-        _ => Vec::new(),
-    };
+    let mut items: Vec<Value> = crate::reply::decode_printed(shard, "execute", &r.data_json)?;
     let next = if r.has_more {
         items
             .last()
@@ -586,7 +596,7 @@ fn list_response(
     } else {
         KResponse::json(200, object([("data", Value::Array(items))]))
     };
-    list_headers(resp, method, params, &r, next)
+    Ok(list_headers(resp, method, params, &r, next))
 }
 
 /// A list answer's headers: ETag, caching, next page, deprecation alert.

@@ -33,11 +33,8 @@ fn filter(field: &str, op: FilterOp, value: Value) -> pb::Filter {
     }
 }
 
-fn rows(r: &pb::OpResult) -> Vec<Value> {
-    match serde_json::from_slice(&r.data_json) {
-        Ok(Value::Array(a)) => a,
-        _ => Vec::new(),
-    }
+fn rows(shard: usize, r: &pb::OpResult) -> Result<Vec<Value>, KintoError> {
+    crate::reply::decode_printed(Some(shard), "execute", &r.data_json)
 }
 
 fn last_modified(v: &Value) -> u64 {
@@ -91,7 +88,7 @@ pub async fn get(
         include_tombstones: true,
         ..Default::default()
     });
-    let all = rows(&app.shards.execute(shard, records).await?);
+    let all = rows(shard, &app.shards.execute(shard, records).await?)?;
     let mut result: Vec<Value> = all
         .iter()
         .filter(|r| last_modified(r) <= timestamp && r.get("deleted").is_none())
@@ -118,7 +115,7 @@ pub async fn get(
             ..Default::default()
         });
         let mut latest: HashMap<String, Value> = HashMap::new();
-        for entry in rows(&app.shards.execute(shard, history).await?) {
+        for entry in rows(shard, &app.shards.execute(shard, history).await?)? {
             if let Some(rid) = entry.get("record_id").and_then(Value::as_str) {
                 latest.entry(rid.to_owned()).or_insert(entry);
             }

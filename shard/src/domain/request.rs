@@ -63,10 +63,13 @@ fn pre(p: Option<pb::Precondition>) -> Option<Pre> {
     }
 }
 
+/// The gateway always names the operator: an unset (0) or unknown one is
+/// its bug, never read as `EQ`.
 fn op(o: i32) -> Result<Op, KintoError> {
     use pb::FilterOp as F;
     Ok(
         match F::try_from(o).map_err(|_| KintoError::internal("unknown filter op"))? {
+            F::Unspecified => return Err(KintoError::internal("filter without op")),
             F::Eq => Op::Eq,
             F::Not => Op::Not,
             F::Lt => Op::Lt,
@@ -83,6 +86,20 @@ fn op(o: i32) -> Result<Op, KintoError> {
     )
 }
 
+/// A PATCH names its kind (the gateway sets it from the content type): an
+/// unset (0) or unknown one is the gateway's bug, never read as a merge.
+/// Other methods carry none.
+fn patch_kind(method: pb::Method, kind: i32) -> Result<pb::PatchKind, KintoError> {
+    if method != pb::Method::Patch {
+        return Ok(pb::PatchKind::Unspecified);
+    }
+    match pb::PatchKind::try_from(kind) {
+        Ok(pb::PatchKind::Unspecified) => Err(KintoError::internal("PATCH without patch kind")),
+        Ok(kind) => Ok(kind),
+        Err(_) => Err(KintoError::internal("unknown patch kind")),
+    }
+}
+
 impl Request {
     pub fn decode(o: pb::Operation) -> Result<Request, KintoError> {
         let target = Target::from_pb(
@@ -90,8 +107,11 @@ impl Request {
                 .as_ref()
                 .ok_or_else(|| KintoError::internal("operation without target"))?,
         )?;
+        // 0 (unset) is no method, as an unknown one: the gateway's bug.
         let method = pb::Method::try_from(o.method)
-            .map_err(|_| KintoError::internal("operation without method"))?;
+            .ok()
+            .filter(|m| *m != pb::Method::Unspecified)
+            .ok_or_else(|| KintoError::internal("operation without method"))?;
         let q = o.query.unwrap_or_default();
         let filters = q
             .filters
@@ -130,7 +150,7 @@ impl Request {
             caller: o.caller.unwrap_or_default(),
             body: o.body_json.as_deref().map(json).transpose()?,
             permissions: o.permissions_json.as_deref().map(json).transpose()?,
-            patch_kind: pb::PatchKind::try_from(o.patch_kind).unwrap_or(pb::PatchKind::Merge),
+            patch_kind: patch_kind(method, o.patch_kind)?,
             if_match: pre(o.if_match),
             if_none_match: pre(o.if_none_match),
             query: ListQuery {
@@ -215,5 +235,69 @@ impl Outcome {
             has_more: self.has_more,
             cache_expires: self.cache_expires,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kinto_proto::ErrorKind;
+
+    fn operation(method: pb::Method) -> pb::Operation {
+        pb::Operation {
+            target: Some(pb::Target {
+                kind: pb::Kind::Bucket as i32,
+                bucket_id: "b".into(),
+                object_id: "b".into(),
+                ..Default::default()
+            }),
+            method: method as i32,
+            ..Default::default()
+        }
+    }
+
+    fn refused(o: pb::Operation) -> bool {
+        matches!(Request::decode(o), Err(e) if e.kind == ErrorKind::Internal)
+    }
+
+    #[test]
+    fn a_patch_without_its_kind_is_refused_not_merged() {
+        let mut o = operation(pb::Method::Patch);
+        assert!(refused(o.clone()), "unset patch kind");
+        o.patch_kind = 99;
+        assert!(refused(o.clone()), "unknown patch kind");
+        o.patch_kind = pb::PatchKind::Merge as i32;
+        let r = Request::decode(o).map(|r| r.patch_kind);
+        assert!(matches!(r, Ok(pb::PatchKind::Merge)));
+        // Other methods carry no patch kind.
+        assert!(Request::decode(operation(pb::Method::Get)).is_ok());
+    }
+
+    #[test]
+    fn a_filter_without_its_op_is_refused_not_read_as_eq() {
+        let with_op = |op: i32| {
+            let mut o = operation(pb::Method::Get);
+            if let Some(t) = o.target.as_mut() {
+                t.object_id.clear();
+            }
+            o.query = Some(pb::ListQuery {
+                filters: vec![pb::Filter {
+                    field: "x".into(),
+                    op,
+                    value_json: b"1".to_vec(),
+                }],
+                ..Default::default()
+            });
+            o
+        };
+        assert!(refused(with_op(pb::FilterOp::Unspecified as i32)));
+        assert!(refused(with_op(99)));
+        let r = Request::decode(with_op(pb::FilterOp::Eq as i32));
+        assert!(matches!(r, Ok(r) if r.query.filters[0].op == Op::Eq));
+    }
+
+    #[test]
+    fn an_operation_without_its_method_is_refused() {
+        assert!(refused(operation(pb::Method::Unspecified)));
     }
 }

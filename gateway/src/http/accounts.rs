@@ -11,12 +11,6 @@ use serde_json::Value;
 /// Kinto's bcrypt cost (`bcrypt.gensalt()`): `$2b$12$…`.
 pub(crate) const BCRYPT_COST: u32 = 12;
 
-/// What an account's route carries in place of a bucket id: its placement
-/// key (`kinto_placement::PlacementKey`), which the shard also locks on.
-pub fn placement_key(id: &str) -> String {
-    kinto_placement::PlacementKey::Account(id).to_string()
-}
-
 /// For `POST /accounts`: the id is required, since it places the account.
 pub fn posted_id(op: &Operation) -> Result<String, KintoError> {
     let data: Value = op

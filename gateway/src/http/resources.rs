@@ -213,7 +213,7 @@ pub async fn prepare(
     if plural && method == pb::Method::Post && path.kind == Kind::Account {
         // Like a bucket, an account is placed by its id.
         let id = accounts::posted_id(&op)?;
-        path.bucket = accounts::placement_key(&id);
+        path.bucket = kinto_placement::PlacementKey::Account(&id).to_string();
         if let Some(t) = op.target.as_mut() {
             t.bucket_id = path.bucket.clone();
         }

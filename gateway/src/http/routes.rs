@@ -1,5 +1,6 @@
 //! Kinto's URL space under `/v1`, parsed once into a [`Route`].
 
+use kinto_placement::PlacementKey;
 use kinto_proto::pb::Kind;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -92,7 +93,11 @@ pub fn parse(path: &str) -> Option<Route> {
     if seg.first() == Some(&"accounts") {
         let (bucket, id) = match seg.as_slice() {
             [_] => (String::new(), None),
-            [_, id] if !id.is_empty() => (super::accounts::placement_key(id), Some(id.to_string())),
+            // An account's route carries its placement key in place of a
+            // bucket id; the shard checks ownership and locks by it.
+            [_, id] if !id.is_empty() => {
+                (PlacementKey::Account(id).to_string(), Some(id.to_string()))
+            }
             _ => return None,
         };
         return Some(Route::Resource(ResourcePath {

@@ -30,6 +30,14 @@ def test_a_bad_setting_stops_start_up_and_is_named(binary, settings, named, tmp_
     assert run.stderr.startswith(f"{binary}: ") or f"\n{binary}: " in run.stderr, run.stderr
 
 
+def test_the_all_in_one_shard_count_is_checked(tmp_path):
+    """`shards` was clamped to 1..256 and a non-number read as 4; both now stop start-up."""
+    for value in ("0", "many"):
+        run = start("kinto", {"shards": value}, tmp_path)
+        assert run.returncode == 1, (value, run.stdout, run.stderr)
+        assert "shards" in run.stderr, run.stderr
+
+
 def test_a_good_setting_does_not_stop_start_up(tmp_path):
     """The same settings, well formed: the process serves (it is stopped once it says where it listens)."""
     env = _clean_env()

@@ -14,7 +14,7 @@ use clap::Parser;
 use kinto_gateway::config::GatewayConfig;
 use kinto_shard::config::ShardConfig;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 mod init;
@@ -62,14 +62,26 @@ fn check_layout(data_dir: &Path, shards: u32) -> Result<(), String> {
     }
 }
 
+/// The settings of this binary alone (docs/configuration.md).
+#[derive(serde::Deserialize)]
+struct Composition {
+    /// Shard nodes in this process.
+    #[serde(default, deserialize_with = "kinto_runtime::settings::de_opt_u64")]
+    shards: Option<u64>,
+}
+
+impl Composition {
+    fn shard_count(&self) -> Result<u32, String> {
+        match self.shards.unwrap_or(4) {
+            n @ 1..=256 => Ok(n as u32),
+            n => Err(format!("setting shards: {n} is not between 1 and 256")),
+        }
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
     let raw = cli.settings.load()?;
-    let data_dir = raw
-        .0
-        .get("data_dir")
-        .and_then(Value::as_str)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("./data"));
+    let data_dir = ShardConfig::from_raw(&raw)?.data_dir;
     let raw = if cli.bare {
         raw
     } else {
@@ -77,12 +89,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     };
     let _telemetry = kinto_runtime::process::start_telemetry(&raw, "kinto")?;
     let gateway: GatewayConfig = GatewayConfig::from_raw(&raw)?;
-    let count = raw
-        .0
-        .get("shards")
-        .and_then(Value::as_u64)
-        .unwrap_or(4)
-        .clamp(1, 256) as u32;
+    let count = raw.parse::<Composition>()?.shard_count()?;
     let backend = kinto_shard::storage::Backend::connect(&ShardConfig::from_raw(&raw)?).await?;
     // The embedded stores pin buckets to shard directories; a CQL keyspace is
     // shared, and each shard reads only the slots it owns.

@@ -37,6 +37,9 @@ pub struct ShardConfig {
     /// gateway's `request_timeout_seconds`; a caller's shorter deadline wins).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub request_timeout_seconds: Option<u64>,
+    /// Where a shard in its own process serves its Prometheus metrics.
+    #[serde(default, deserialize_with = "kinto_runtime::settings::de_opt_string")]
+    pub metrics_bind: Option<String>,
     /// `embedded` (a store under `data_dir`) or `cql` (ScyllaDB / Cassandra, the `cql_*` settings).
     #[serde(default = "default_backend")]
     pub storage_backend: String,

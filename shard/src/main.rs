@@ -49,7 +49,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         .await?
         .open(&cfg, index, count)?;
     let service = kinto_shard::server::build(storage, &raw, &cfg, index, count)?;
-    if let Some(bind) = raw.0.get("metrics_bind").and_then(|v| v.as_str()) {
+    if let Some(bind) = &cfg.metrics_bind {
         kinto_runtime::metrics::serve(bind).await?;
     }
     let (listener, addr) = kinto_shard::server::bind(&cfg.bind).await?;

@@ -1,7 +1,7 @@
 //! What a shard remembers between operations. Safe because the shard is the
-//! only writer of its buckets: every change goes through [`Shard::commit`],
-//! which forgets what the change may have made stale (before and after the
-//! write, so no reader keeps a value across it).
+//! only writer of its buckets: every change goes through `Shard::commit`
+//! (commit.rs), which forgets what the change may have made stale (before
+//! and after the write, so no reader keeps a value across it).
 //!
 //! * group URIs per principal (read by every operation to expand the
 //!   caller's principals), forgotten on any membership change;
@@ -23,9 +23,7 @@
 //! 100k cached buckets and collections takes ~45 ms, and with a million
 //! users the maps filled every few seconds (docs/benchmarks.md).
 
-use super::Shard;
 use crate::storage::{StoredObject, Write};
-use kinto_proto::KintoError;
 use quick_cache::{unsync, unsync::DefaultLifecycle, UnitWeighter};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -76,13 +74,13 @@ struct Parents {
 
 /// What a commit may make stale.
 #[derive(Default)]
-struct Stale {
+pub(super) struct Stale {
     /// Principals whose group memberships change.
     principals: Vec<String>,
     /// Buckets and collections written, by URI.
     parents: Vec<String>,
     /// Roots of the trees a cascade removes.
-    trees: Vec<String>,
+    pub trees: Vec<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -127,7 +125,7 @@ impl ShardCache {
         }
     }
 
-    fn stales(writes: &[Write]) -> Stale {
+    pub fn stales(writes: &[Write]) -> Stale {
         let mut stale = Stale::default();
         for w in writes {
             match w {
@@ -153,7 +151,7 @@ impl ShardCache {
 
     /// Forgets what `stale` names, entry by entry; a cascade scans the maps
     /// for its tree (a bucket's or collection's deletion: rare).
-    fn forget(&self, stale: &Stale) {
+    pub fn forget(&self, stale: &Stale) {
         if !stale.principals.is_empty() || !stale.trees.is_empty() {
             let mut groups = lock(&self.groups);
             for p in &stale.principals {
@@ -175,18 +173,18 @@ impl ShardCache {
         }
     }
 
-    fn timestamp(&self, key: &str) -> Option<u64> {
+    pub fn timestamp(&self, key: &str) -> Option<u64> {
         let found = lock(&self.timestamps).get(key).copied();
         crate::metrics::cache_lookup(crate::metrics::Cache::Timestamps, found.is_some());
         found
     }
 
-    fn remember_timestamp(&self, key: String, value: u64) {
+    pub fn remember_timestamp(&self, key: String, value: u64) {
         lock(&self.timestamps).insert(key, value);
     }
 
     /// The `(list key, value)` of each timestamp `writes` set.
-    fn stamps(writes: &[Write]) -> Vec<(String, u64)> {
+    pub fn stamps(writes: &[Write]) -> Vec<(String, u64)> {
         writes
             .iter()
             .filter_map(|w| match w {
@@ -201,7 +199,7 @@ impl ShardCache {
     }
 
     /// Forgets the timestamps `stamps` set and those of the lists a cascade removes.
-    fn forget_timestamps(&self, stamps: &[(String, u64)], trees: &[String]) {
+    pub fn forget_timestamps(&self, stamps: &[(String, u64)], trees: &[String]) {
         let mut map = lock(&self.timestamps);
         for (key, _) in stamps {
             map.remove(key.as_str());
@@ -220,55 +218,8 @@ impl ShardCache {
     }
 }
 
-impl Shard {
-    /// The only way the domain writes: invalidates the cache around the
-    /// storage's atomic commit.
-    /// Quotas are checked and their counters added here, inside the bucket's lock.
-    pub(super) async fn commit(&self, mut writes: Vec<Write>) -> Result<(), KintoError> {
-        self.apply_quotas(&mut writes).await?;
-        let stale = ShardCache::stales(&writes);
-        let stamps = ShardCache::stamps(&writes);
-        self.cache.forget(&stale);
-        self.cache.forget_timestamps(&stamps, &stale.trees);
-        let result = self.storage.commit(writes).await;
-        self.cache.forget(&stale);
-        if !stale.trees.is_empty() {
-            self.cache.forget_timestamps(&stamps, &stale.trees);
-        } else if result.is_ok() {
-            for (key, value) in stamps {
-                self.cache.remember_timestamp(key, value);
-            }
-        }
-        Ok(result?)
-    }
-
-    /// A list's timestamp if the cache holds it, for any caller. An entry
-    /// is always the stored value (see the module's comment), so reading
-    /// one needs no lock; remembering what storage answered does.
-    pub(super) fn cached_timestamp(&self, parent: &str, resource: &str) -> Option<u64> {
-        self.cache.timestamp(&list_key(parent, resource))
-    }
-
-    /// A list's stored timestamp, for a caller that holds the write lock of
-    /// the list's bucket (see the module's comment); others read storage.
-    pub(super) async fn locked_timestamp(
-        &self,
-        parent: &str,
-        resource: &'static str,
-    ) -> Result<Option<u64>, KintoError> {
-        let key = list_key(parent, resource);
-        if let Some(ts) = self.cache.timestamp(&key) {
-            return Ok(Some(ts));
-        }
-        let ts = self.storage.timestamp(parent, resource).await?;
-        if let Some(ts) = ts {
-            self.cache.remember_timestamp(key, ts);
-        }
-        Ok(ts)
-    }
-}
-
-fn list_key(parent: &str, resource: &str) -> String {
+/// The cache key of the list `(parent, resource)`.
+pub(super) fn list_key(parent: &str, resource: &str) -> String {
     super::resource::concat(&[parent, "\0", resource])
 }
 

@@ -1,38 +1,63 @@
 //! The shard domain: Kinto's rules for one operation, run as one step.
 //!
-//! Every write takes the lock of its bucket, then reads what it needs
-//! (parents, the object, the list timestamp), checks permissions and
-//! preconditions, stamps, and commits one atomic batch. Since a bucket has a
-//! single writer (this shard) and the lock covers check and write, Kinto's
-//! time-of-check/time-of-use races cannot happen here.
+//! Every write is one pipeline, each step in the module named for it:
+//!
+//! 1. `lock.rs`: take the write lock of the target's bucket (and the root
+//!    lock for top-level lists);
+//! 2. `load.rs`: read the parents, the object and the list's timestamp;
+//! 3. `authorize.rs`: the caller's principals against the ACLs (the rules
+//!    are in `acl.rs`), with Kinto's 401/403/404 decision table;
+//! 4. `preconditions.rs`: `If-Match` / `If-None-Match`, schemas, and a
+//!    group's members (`members.rs`), on the object the request proposes
+//!    (`draft.rs`: the body or patch applied);
+//! 5. `stamp.rs`: give the new version its `last_modified`;
+//! 6. `commit.rs`: the write's batch (the object, its list's timestamp,
+//!    history entries from `history.rs`) gets its quotas checked and counted
+//!    (`quota.rs`) and is committed atomically;
+//! 7. invalidate: the same commit forgets what the batch made stale in the
+//!    shard's cache (`cache.rs`).
+//!
+//! The entry points read as that sequence: object writes in `object.rs`,
+//! deletes of a plural in `plural.rs`.
+//!
+//! The lock spans every step from load to commit. Kinto checks and then
+//! writes, so two concurrent requests can both pass a check (`If-Match`,
+//! `If-None-Match: *`) before either writes: a time-of-check/time-of-use
+//! race (Kinto/kinto#1407). A bucket here has a single writer, this shard,
+//! and what a write checked is still true when it commits.
 
 pub mod acl;
+mod authorize;
 pub mod budget;
 mod cache;
 mod cache_expires;
 pub use kinto_model::clock;
+mod commit;
+mod draft;
 mod history;
+mod load;
+mod lock;
+mod members;
 mod object;
 pub mod patch;
 mod plural;
+mod preconditions;
 pub mod quota;
 mod request;
 pub mod resource;
 pub mod schema;
 mod select;
+mod stamp;
 mod walk;
 
-use crate::storage::{Acl, Storage, StoredObject, Write};
-use acl::{Principals, SettingsGrants};
+use crate::storage::Storage;
+use acl::SettingsGrants;
 use kinto_placement::{PlacementKey, ShardLayout};
 use kinto_proto::{pb, ErrorKind, KintoError};
+use load::live;
 pub use request::{Outcome, Pre, Request};
-use resource::{Kind, Target};
+use resource::Kind;
 use std::sync::Arc;
-use tokio::sync::{Mutex, MutexGuard};
-
-/// How many bucket locks; buckets hash onto them.
-const LOCK_STRIPES: usize = 1024;
 
 /// Static settings of one shard node.
 #[derive(Debug, Clone)]
@@ -84,18 +109,9 @@ impl Features {
 pub struct Shard {
     storage: Arc<dyn Storage>,
     settings: ShardSettings,
-    bucket_locks: Vec<Mutex<()>>,
-    /// Serialises writes of the bucket list (`parent = ""`), shared by every
-    /// bucket of the shard. Always taken after a bucket lock, never before.
-    root_lock: Mutex<()>,
+    locks: lock::WriteLocks,
     schemas: schema::SchemaCache,
     cache: cache::ShardCache,
-}
-
-/// Locks held by one write.
-pub(crate) struct WriteGuard<'a> {
-    _bucket: MutexGuard<'a, ()>,
-    _root: Option<MutexGuard<'a, ()>>,
 }
 
 impl Shard {
@@ -104,8 +120,7 @@ impl Shard {
         Shard {
             storage,
             settings,
-            bucket_locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
-            root_lock: Mutex::new(()),
+            locks: lock::WriteLocks::new(),
             schemas: schema::SchemaCache::default(),
             cache,
         }
@@ -138,9 +153,9 @@ impl Shard {
             (pb::Method::Put, true) => self.put(&req, &who).await?,
             (pb::Method::Patch, true) => self.patch(&req, &who).await?,
             (pb::Method::Delete, true) => self.delete(&req, &who).await?,
-            (pb::Method::Get | pb::Method::Head, false) => self.list(&req, &who, false).await?,
+            (pb::Method::Get | pb::Method::Head, false) => self.list(&req, &who).await?,
             (pb::Method::Post, false) => self.create(&req, &who).await?,
-            (pb::Method::Delete, false) => self.list(&req, &who, true).await?,
+            (pb::Method::Delete, false) => self.delete_list(&req, &who).await?,
             _ => return Err(KintoError::new(ErrorKind::MethodNotAllowed)),
         };
         Ok(out.into_pb())
@@ -169,120 +184,6 @@ impl Shard {
         Ok(())
     }
 
-    async fn principals(&self, caller: &pb::Caller) -> Result<Principals, KintoError> {
-        let mut all: foldhash::HashSet<String> = caller.principals.iter().cloned().collect();
-        all.insert("system.Everyone".into());
-        for p in &caller.principals {
-            let groups = match self.cache.groups_of(p) {
-                Some(g) => g,
-                None => {
-                    let g = self.storage.groups_of(std::slice::from_ref(p)).await?;
-                    self.cache.remember_groups(p, g.clone());
-                    g
-                }
-            };
-            all.extend(groups);
-        }
-        Ok(Principals {
-            user_id: (!caller.user_id.is_empty()).then(|| caller.user_id.clone()),
-            all,
-        })
-    }
-
-    async fn lock_for_write(&self, t: &Target) -> WriteGuard<'_> {
-        let stripe = stripe_of(&t.bucket);
-        let bucket = self.bucket_locks[stripe].lock().await;
-        // Buckets and accounts share their shard's top-level lists.
-        let root = if matches!(t.kind, Kind::Bucket | Kind::Account) {
-            Some(self.root_lock.lock().await)
-        } else {
-            None
-        };
-        WriteGuard {
-            _bucket: bucket,
-            _root: root,
-        }
-    }
-
-    /// The bucket and (for records) the collection above a target, live only.
-    async fn parents(
-        &self,
-        t: &Target,
-    ) -> Result<(Option<Arc<StoredObject>>, Option<Arc<StoredObject>>), KintoError> {
-        let bucket = match t.kind {
-            Kind::Bucket => None,
-            _ => {
-                self.parent("", "bucket", &t.bucket, resource::bucket_uri(&t.bucket))
-                    .await?
-            }
-        };
-        let collection = match t.kind {
-            Kind::Record => {
-                let uri = resource::collection_uri(&t.bucket, &t.collection);
-                self.parent(
-                    &resource::bucket_uri(&t.bucket),
-                    "collection",
-                    &t.collection,
-                    uri,
-                )
-                .await?
-            }
-            _ => None,
-        };
-        Ok((bucket, collection))
-    }
-
-    /// A live bucket or collection, from the cache when it is there
-    /// (shared, not copied: every record operation reads two).
-    async fn parent(
-        &self,
-        parent: &str,
-        resource: &'static str,
-        id: &str,
-        uri: String,
-    ) -> Result<Option<Arc<StoredObject>>, KintoError> {
-        if let Some(o) = self.cache.parent(&uri) {
-            return Ok(Some(o));
-        }
-        let generation = self.cache.parents_generation();
-        let o = live(self.storage.get(parent, resource, id).await?).map(Arc::new);
-        if let Some(o) = &o {
-            self.cache.remember_parent(uri, Arc::clone(o), generation);
-        }
-        Ok(o)
-    }
-
-    /// The list's timestamp; a list never written gets "now" the first time
-    /// it is read and keeps it until its first write, as in Kinto.
-    async fn list_timestamp(&self, t: &Target) -> Result<u64, KintoError> {
-        let parent = t.parent_id();
-        if let Some(ts) = self.cached_timestamp(&parent, t.kind.name()) {
-            return Ok(ts);
-        }
-        if let Some(ts) = self.storage.timestamp(&parent, t.kind.name()).await? {
-            return Ok(ts);
-        }
-        let _g = self.lock_for_write(t).await;
-        self.list_timestamp_locked(t).await
-    }
-
-    /// [`Shard::list_timestamp`] for a caller that already holds the write
-    /// lock of `t`'s bucket (the lock is not reentrant).
-    async fn list_timestamp_locked(&self, t: &Target) -> Result<u64, KintoError> {
-        let parent = t.parent_id();
-        if let Some(ts) = self.locked_timestamp(&parent, t.kind.name()).await? {
-            return Ok(ts);
-        }
-        let ts = clock::now_ms();
-        self.commit(vec![Write::Timestamp {
-            parent,
-            resource: t.kind.name(),
-            value: ts,
-        }])
-        .await?;
-        Ok(ts)
-    }
-
     /// The bcrypt hash of a live account's password, `None` if there is none.
     pub async fn account_hash(&self, id: &str) -> Result<Option<String>, KintoError> {
         let account = live(self.storage.get("", Kind::Account.name(), id).await?);
@@ -298,35 +199,5 @@ impl Shard {
         self.storage.flush().await?;
         self.cache.clear();
         Ok(())
-    }
-}
-
-fn stripe_of(bucket: &str) -> usize {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    bucket.hash(&mut h);
-    (h.finish() as usize) % LOCK_STRIPES
-}
-
-fn live(o: Option<StoredObject>) -> Option<StoredObject> {
-    o.filter(|o| !o.deleted)
-}
-
-/// 401 for anonymous callers, 403 for the others.
-fn deny(who: &Principals) -> KintoError {
-    if who.user_id.is_some() {
-        KintoError::new(ErrorKind::Forbidden)
-    } else {
-        KintoError::new(ErrorKind::Unauthorized)
-    }
-}
-
-/// The ACL as the caller may see it: all of it for writers, `{}` otherwise.
-fn visible_acl(acl: &Acl, who: &Principals) -> serde_json::Value {
-    let writer = acl.get("write").is_some_and(|w| who.contains_any(w));
-    if writer {
-        serde_json::to_value(acl).unwrap_or_default()
-    } else {
-        serde_json::json!({})
     }
 }

@@ -3,14 +3,16 @@
 //! pagination (§4).
 
 use super::acl::{allowed, Chain, Need, Principals};
+use super::authorize::deny;
 use super::history::Change;
 use super::request::{Outcome, Pre, Request};
 use super::resource::{self, Kind, Target};
-use super::{deny, select, Shard};
+use super::{select, Shard};
 use crate::storage::{StoredObject, Write};
 use kinto_proto::query::Op;
 use kinto_proto::{ErrorKind, KintoError};
 use serde_json::Value;
+use std::sync::Arc;
 
 /// The lower bound of `last_modified` that the filters imply, so the store
 /// can walk its timestamp index instead of the whole list.
@@ -27,23 +29,79 @@ fn since_bound(req: &Request) -> Option<u64> {
         .max()
 }
 
+/// What a plural operation read and selected, once authorized.
+struct Listed {
+    bucket: Option<Arc<StoredObject>>,
+    collection: Option<Arc<StoredObject>>,
+    list_ts: u64,
+    page: select::Selected,
+}
+
 impl Shard {
+    /// GET/HEAD on a plural: load, authorize, preconditions, the page.
     pub(super) async fn list(
         &self,
         req: &Request,
         who: &Principals,
-        delete: bool,
     ) -> Result<Outcome, KintoError> {
         let t = &req.target;
-        if t.kind == Kind::Account && who.user_id.is_none() {
-            // Kinto: anonymous callers cannot list accounts, not even to get `[]`.
-            return Err(KintoError::new(ErrorKind::AccountsUnreadable));
+        check_listable(t, who)?;
+        let l = self.load_list(req, who, Need::Read, false).await?;
+        let page = l.page;
+        let data = Value::Array(page.rows.into_iter().map(|(j, _)| j).collect());
+        let mut outcome = Outcome::list(data, l.list_ts, page.total, page.has_more);
+        if t.kind == Kind::Record && who.user_id.is_none() {
+            outcome.cache_expires = super::cache_expires::of(l.collection.as_deref());
         }
-        let guard = if delete && t.kind != Kind::Bucket {
+        Ok(outcome)
+    }
+
+    /// DELETE on a plural: lock, load, authorize, preconditions, then the
+    /// matched objects stamped as tombstones and committed. Buckets are each
+    /// locked and committed on their own.
+    pub(super) async fn delete_list(
+        &self,
+        req: &Request,
+        who: &Principals,
+    ) -> Result<Outcome, KintoError> {
+        let t = &req.target;
+        check_listable(t, who)?;
+        let guard = if t.kind != Kind::Bucket {
             Some(self.lock_for_write(t).await)
         } else {
             None
         };
+        let l = self
+            .load_list(req, who, Need::Write, guard.is_some())
+            .await?;
+        let (matched, has_more) = (l.page.rows, l.page.has_more);
+        let (tombstones, last_ts) = if t.kind == Kind::Bucket {
+            self.delete_buckets(t, matched, l.list_ts).await?
+        } else {
+            let parents = (l.bucket.as_deref(), l.collection.as_deref());
+            self.delete_in_list(t, matched, l.list_ts, parents, who)
+                .await?
+        };
+        Ok(Outcome::list(
+            Value::Array(tombstones),
+            last_ts,
+            0,
+            has_more,
+        ))
+    }
+
+    /// The load, authorize and preconditions steps of a plural operation,
+    /// and the page of the objects the caller may `need`. `locked`: the
+    /// caller holds the list's write lock.
+    async fn load_list(
+        &self,
+        req: &Request,
+        who: &Principals,
+        need: Need,
+        locked: bool,
+    ) -> Result<Listed, KintoError> {
+        let t = &req.target;
+        let delete = need == Need::Write;
         let (bucket, collection) = self.parents(t).await?;
         let chain = Chain {
             bucket: bucket.as_deref(),
@@ -51,7 +109,6 @@ impl Shard {
             object: None,
         };
         let g = &self.settings.grants;
-        let need = if delete { Need::Write } else { Need::Read };
         let full = allowed(t.kind, need, chain, who, g);
         let can_create = allowed(t.kind, Need::Create, chain, who, g);
         if t.kind == Kind::Record && collection.is_none() {
@@ -61,7 +118,7 @@ impl Shard {
                 deny(who)
             });
         }
-        let list_ts = if guard.is_some() {
+        let list_ts = if locked {
             self.list_timestamp_locked(t).await?
         } else {
             self.list_timestamp(t).await?
@@ -107,101 +164,105 @@ impl Shard {
         if !full && page.visible == 0 && !can_create {
             return Err(deny(who));
         }
-        let (matched, total, has_more) = (page.rows, page.total, page.has_more);
-        if delete {
-            let parents = (bucket.as_deref(), collection.as_deref());
-            return self
-                .delete_many(t, matched, list_ts, has_more, parents, who)
-                .await;
-        }
-        let data = Value::Array(matched.into_iter().map(|(j, _)| j).collect());
-        let mut outcome = Outcome::list(data, list_ts, total, has_more);
-        if t.kind == Kind::Record && who.user_id.is_none() {
-            outcome.cache_expires = super::cache_expires::of(collection.as_deref());
-        }
-        Ok(outcome)
+        Ok(Listed {
+            bucket,
+            collection,
+            list_ts,
+            page,
+        })
     }
 
-    /// Deletes each matched object (with its cascade) in one commit; for
-    /// buckets, one commit per bucket since each has its own lock.
-    async fn delete_many(
+    /// Deletes each matched bucket (with its cascade), one commit per bucket
+    /// since each has its own lock. The tombstones, and the last timestamp.
+    async fn delete_buckets(
         &self,
         t: &Target,
         matched: Vec<(Value, StoredObject)>,
         list_ts: u64,
-        has_more: bool,
-        parents: (Option<&StoredObject>, Option<&StoredObject>),
-        who: &Principals,
-    ) -> Result<Outcome, KintoError> {
+    ) -> Result<(Vec<Value>, u64), KintoError> {
         let mut tombstones = Vec::with_capacity(matched.len());
         let mut last_ts = list_ts;
-        if t.kind == Kind::Bucket {
-            for (_, o) in matched {
-                let target = Target {
-                    id: Some(o.id.clone()),
-                    ..t.clone()
-                };
-                let _guard = self.lock_for_write(&target).await;
-                let Some(current) = self
-                    .storage
-                    .get("", "bucket", &o.id)
-                    .await?
-                    .filter(|c| !c.deleted)
-                else {
-                    continue;
-                };
-                let ts = self.locked_timestamp("", "bucket").await?.unwrap_or(0);
-                let (tomb, mut writes) = self.tombstone_writes(&target, &current, ts, None).await?;
-                writes.push(Write::Timestamp {
-                    parent: String::new(),
-                    resource: "bucket",
-                    value: tomb.last_modified,
-                });
-                self.commit(writes).await?;
-                last_ts = tomb.last_modified;
-                tombstones.push(tomb.to_json());
-            }
-        } else {
-            let mut writes = Vec::new();
-            let mut ts = list_ts;
-            let mut deleted = Vec::with_capacity(matched.len());
-            for (_, o) in matched {
-                let (tomb, w) = self.tombstone_writes(t, &o, ts, None).await?;
-                ts = tomb.last_modified;
-                writes.extend(w);
-                tombstones.push(tomb.to_json());
-                deleted.push(tomb);
-            }
-            if self.tracks_history(t.kind) {
-                let changes: Vec<Change<'_>> = deleted
-                    .iter()
-                    .map(|object| Change {
-                        target: t,
-                        action: "delete",
-                        object,
-                        bucket: parents.0,
-                        collection: parents.1,
-                    })
-                    .collect();
-                let user = who.user_id.as_deref();
-                writes.extend(self.history_writes(&t.bucket, user, &changes).await?);
-            }
-            if !writes.is_empty() {
-                // One timestamp write per list: a batch must not set a key twice.
-                writes.push(Write::Timestamp {
-                    parent: t.parent_id(),
-                    resource: t.kind.name(),
-                    value: ts,
-                });
-                self.commit(writes).await?;
-                last_ts = ts;
-            }
+        for (_, o) in matched {
+            let target = Target {
+                id: Some(o.id.clone()),
+                ..t.clone()
+            };
+            let _guard = self.lock_for_write(&target).await;
+            let Some(current) = self
+                .storage
+                .get("", "bucket", &o.id)
+                .await?
+                .filter(|c| !c.deleted)
+            else {
+                continue;
+            };
+            let ts = self.locked_timestamp("", "bucket").await?.unwrap_or(0);
+            let (tomb, mut writes) = self.tombstone_writes(&target, &current, ts, None).await?;
+            writes.push(Write::Timestamp {
+                parent: String::new(),
+                resource: "bucket",
+                value: tomb.last_modified,
+            });
+            self.commit(writes).await?;
+            last_ts = tomb.last_modified;
+            tombstones.push(tomb.to_json());
         }
-        Ok(Outcome::list(
-            Value::Array(tombstones),
-            last_ts,
-            0,
-            has_more,
-        ))
+        Ok((tombstones, last_ts))
     }
+
+    /// Deletes each matched object of a list the caller has locked (with
+    /// its cascade) in one commit. The tombstones, and the last timestamp.
+    async fn delete_in_list(
+        &self,
+        t: &Target,
+        matched: Vec<(Value, StoredObject)>,
+        list_ts: u64,
+        parents: (Option<&StoredObject>, Option<&StoredObject>),
+        who: &Principals,
+    ) -> Result<(Vec<Value>, u64), KintoError> {
+        let mut tombstones = Vec::with_capacity(matched.len());
+        let mut writes = Vec::new();
+        let mut ts = list_ts;
+        let mut deleted = Vec::with_capacity(matched.len());
+        for (_, o) in matched {
+            let (tomb, w) = self.tombstone_writes(t, &o, ts, None).await?;
+            ts = tomb.last_modified;
+            writes.extend(w);
+            tombstones.push(tomb.to_json());
+            deleted.push(tomb);
+        }
+        if self.tracks_history(t.kind) {
+            let changes: Vec<Change<'_>> = deleted
+                .iter()
+                .map(|object| Change {
+                    target: t,
+                    action: "delete",
+                    object,
+                    bucket: parents.0,
+                    collection: parents.1,
+                })
+                .collect();
+            let user = who.user_id.as_deref();
+            writes.extend(self.history_writes(&t.bucket, user, &changes).await?);
+        }
+        if writes.is_empty() {
+            return Ok((tombstones, list_ts));
+        }
+        // One timestamp write per list: a batch must not set a key twice.
+        writes.push(Write::Timestamp {
+            parent: t.parent_id(),
+            resource: t.kind.name(),
+            value: ts,
+        });
+        self.commit(writes).await?;
+        Ok((tombstones, ts))
+    }
+}
+
+/// Kinto: anonymous callers cannot list accounts, not even to get `[]`.
+fn check_listable(t: &Target, who: &Principals) -> Result<(), KintoError> {
+    if t.kind == Kind::Account && who.user_id.is_none() {
+        return Err(KintoError::new(ErrorKind::AccountsUnreadable));
+    }
+    Ok(())
 }

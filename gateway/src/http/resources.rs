@@ -12,6 +12,7 @@ use super::querystring::{parse_fields, parse_list_query, ListParams, QueryError}
 use super::routes::ResourcePath;
 use crate::app::App;
 use axum::http::Method;
+use kinto_placement::PlacementKey;
 use kinto_proto::pb::{self, Caller, Kind, ListQuery, OpResult, Operation, PatchKind, Target};
 use kinto_proto::query::{self, Op};
 use kinto_proto::{ErrorKind, KintoError};
@@ -210,15 +211,17 @@ pub async fn prepare(
             t.bucket_id = path.bucket.clone();
         }
     }
-    if plural && method == pb::Method::Post && path.kind == Kind::Account {
-        // Like a bucket, an account is placed by its id.
-        let id = accounts::posted_id(&op)?;
-        path.bucket = kinto_placement::PlacementKey::Account(&id).to_string();
-        if let Some(t) = op.target.as_mut() {
-            t.bucket_id = path.bucket.clone();
-        }
-    }
     let path = &path;
+    // Like a bucket, an account is placed by its id: a POST's is in the body.
+    let posted_account = if plural && method == pb::Method::Post && path.kind == Kind::Account {
+        Some(accounts::posted_id(&op)?)
+    } else {
+        None
+    };
+    let shard = match &posted_account {
+        Some(id) => Some(app.shards.shard_of_key(PlacementKey::Account(id))),
+        None => shard_of(app, path, memo),
+    };
     let pairs = req.query_pairs();
     if plural && method != pb::Method::Post {
         // History entries have a fixed schema: Kinto rejects other fields.
@@ -230,7 +233,7 @@ pub async fn prepare(
         }
         op.query = Some(list_query(app, &params));
         return Ok(Pending {
-            shard: shard_of(app, path, memo),
+            shard,
             kind: path.kind,
             op,
             finish: Finish::List {
@@ -254,7 +257,7 @@ pub async fn prepare(
         }
     }
     Ok(Pending {
-        shard: shard_of(app, path, memo),
+        shard,
         kind: path.kind,
         op,
         finish: Finish::Object { method, fields },
@@ -426,10 +429,11 @@ fn list_query(app: &App, params: &ListParams) -> ListQuery {
 /// The shard owning the target; `None` for `/buckets` (and an
 /// administrator's `/accounts`), which go to every shard.
 fn shard_of(app: &App, path: &ResourcePath, memo: Option<&Memo>) -> Option<usize> {
-    if matches!(path.kind, Kind::Bucket | Kind::Account) && path.bucket.is_empty() {
-        return None;
+    match path.placement()? {
+        // A batch's sub-requests mostly name one bucket: its shard is memoised.
+        PlacementKey::Bucket(bucket) => Some(super::memo::shard_of(memo, app, bucket)),
+        key => Some(app.shards.shard_of_key(key)),
     }
-    Some(super::memo::shard_of(memo, app, &path.bucket))
 }
 
 /// Merges plural results from every shard: a k-way merge in the requested

@@ -169,17 +169,22 @@ impl Shard {
     /// A shard answers only for buckets it owns at the caller's generation:
     /// a gateway with a stale map gets `WrongShard` and refreshes.
     fn check_owner(&self, req: &Request) -> Result<(), KintoError> {
-        // `GET`/`DELETE /buckets` span every shard; everything else names a bucket.
-        if req.target.bucket.is_empty() {
-            return Ok(());
+        // `/buckets` and `/accounts` span every shard; a POST to them is
+        // checked once its id is known (`check_placed_here`).
+        match req.target.placement() {
+            Some(key) => self.check_placed_here(key, req.generation),
+            None => Ok(()),
         }
+    }
+
+    /// Whether this shard owns `key` at the caller's map generation (0: the
+    /// caller routed by no map, as the shard's own follow-up calls).
+    fn check_placed_here(&self, key: PlacementKey<'_>, generation: u64) -> Result<(), KintoError> {
         let layout = &self.settings.layout;
-        let owner = layout.owner(PlacementKey::Bucket(&req.target.bucket));
-        if owner != self.settings.index
-            || (req.generation != 0 && req.generation != layout.generation())
-        {
+        let owner = layout.owner(key);
+        if owner != self.settings.index || (generation != 0 && generation != layout.generation()) {
             return Err(KintoError::new(ErrorKind::WrongShard)
-                .with_details(serde_json::json!({"bucket": req.target.bucket, "owner": owner})));
+                .with_details(serde_json::json!({"key": key.to_string(), "owner": owner})));
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! and which permissions it accepts.
 
 pub use kinto_model::{generate_id, invalid_id, valid_id, valid_id_for, Kind};
+use kinto_placement::PlacementKey;
 use kinto_proto::pb;
 use kinto_proto::{ErrorKind, KintoError};
 
@@ -36,6 +37,17 @@ impl Target {
         })
     }
 
+    /// What places this target: its bucket, or for an account its id.
+    /// `None` for the lists that span every shard (`/buckets`, `/accounts`).
+    pub fn placement(&self) -> Option<PlacementKey<'_>> {
+        match (self.kind, self.id.as_deref()) {
+            (Kind::Account, Some(id)) => Some(PlacementKey::Account(id)),
+            (Kind::Account, None) => None,
+            _ if self.bucket.is_empty() => None,
+            _ => Some(PlacementKey::Bucket(&self.bucket)),
+        }
+    }
+
     /// Kinto's `parent_id` of the objects of this list.
     pub fn parent_id(&self) -> String {
         match self.kind {
@@ -67,17 +79,6 @@ pub fn concat(parts: &[&str]) -> String {
         out.push_str(p);
     }
     out
-}
-
-/// What a route to an object of `kind` carries as its bucket: a bucket's
-/// own id, an account's placement key (`kinto_placement::PlacementKey`),
-/// else the bucket it is in.
-pub fn placement_key(kind: Kind, bucket: &str, id: &str) -> String {
-    match kind {
-        Kind::Account => kinto_placement::PlacementKey::Account(id).to_string(),
-        Kind::Bucket => id.to_owned(),
-        _ => bucket.to_owned(),
-    }
 }
 
 /// 404 for a missing parent collection (errno 111).

@@ -3,7 +3,7 @@
 same machine in one run, with one load generator (`kinto-load`, goose). Each server is pinned to CPU 0 and the
 generator to CPU 1 (`taskset`).
 
-    cargo build --release -p kinto-gateway -p kinto-loadtests
+    cargo build --release -p kinto -p kinto-loadtests
     python3 loadtests/bench.py --duration 30 --out target/bench
 
 Runs, per server: the storage.sync mix at saturation, the mix again throttled to the reference's sustained

@@ -21,7 +21,7 @@ SETTINGS = {**PLUGINS, "includes": PLUGINS["includes"] + " kinto.plugins.prometh
 
 
 def owner_shard(placement_key, count=2):
-    """proto/src/placement.rs: SHA-256 slot of the key, static contiguous ranges of 4096 slots."""
+    """common/placement (kinto-placement): SHA-256 slot of the key, static contiguous ranges of 4096 slots."""
     slot = int.from_bytes(hashlib.sha256(placement_key.encode()).digest()[:2], "big") % 4096
     return slot * count // 4096
 

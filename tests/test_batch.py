@@ -130,7 +130,7 @@ def test_batch_needs_json(api):
 # sub-request still sees exactly the writes of the sub-requests before it, whatever shard or route they took.
 
 def slot_owner(bid, shards=2):
-    """The shard of a bucket in the `split` target (kinto_proto::placement: SHA-256 → slot → contiguous ranges)."""
+    """The shard of a bucket in the `split` target (kinto_placement: SHA-256 → slot → contiguous ranges)."""
     digest = hashlib.sha256(bid.encode()).digest()
     return ((int.from_bytes(digest[:2], "big") % 4096) * shards) // 4096
 

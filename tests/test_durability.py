@@ -108,7 +108,7 @@ def test_writes_in_flight_during_sigkill(victim):
 
 
 def owner_shard(bucket_id, count=2):
-    """proto/src/placement.rs: SHA-256 slot of the bucket id, static contiguous ranges of 4096 slots."""
+    """common/placement (kinto-placement): SHA-256 slot of the bucket id, static contiguous ranges of 4096 slots."""
     slot = int.from_bytes(hashlib.sha256(bucket_id.encode()).digest()[:2], "big") % 4096
     return slot * count // 4096
 

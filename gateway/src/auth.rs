@@ -36,10 +36,10 @@
 use crate::app::App;
 use crate::digest::hmac_hex;
 use base64::Engine;
+use kinto_model::{valid_id_for, Kind};
 use kinto_proto::limits::MAX_ID_BYTES;
 use kinto_proto::pb::Caller;
 use kinto_proto::{ErrorKind, KintoError};
-use kinto_shard::domain::resource::{valid_id_for, Kind};
 
 pub const EVERYONE: &str = "system.Everyone";
 pub const AUTHENTICATED: &str = "system.Authenticated";
@@ -110,7 +110,9 @@ async fn verify_account(app: &App, name: &str, password: &str) -> Result<bool, K
         Ok(hash) => hash,
         Err(e) if e.kind == ErrorKind::Unavailable && !app.known_accounts.contains_key(name) => {
             // No user or account name in the logs.
-            let shard = app.shards.shard_of(&format!("account/{name}"));
+            let shard = app
+                .shards
+                .shard_of_key(kinto_placement::PlacementKey::Account(name));
             tracing::warn!(
                 shard,
                 error = %e,
@@ -226,7 +228,7 @@ mod tests {
 
     /// A gateway with `account basicauth` whose only shard is down.
     fn app_with_dead_shard() -> std::sync::Arc<App> {
-        let raw = kinto_proto::settings::RawSettings::default().with_env([
+        let raw = kinto_runtime::settings::RawSettings::default().with_env([
             (
                 "KINTO_INCLUDES".to_string(),
                 "kinto.plugins.accounts".to_string(),

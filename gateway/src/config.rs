@@ -1,7 +1,7 @@
 //! The settings of the gateway (docs/configuration.md). Names are Kinto's
 //! where the meaning is Kinto's.
 
-use kinto_proto::settings::{
+use kinto_runtime::settings::{
     de_list, de_opt_string, de_opt_u64, de_string, plugin_enabled, RawSettings,
 };
 use serde::Deserialize;
@@ -149,7 +149,7 @@ fn default_account_names_ttl() -> u64 {
 impl GatewayConfig {
     pub fn from_raw(raw: &RawSettings) -> Result<Self, String> {
         let mut cfg: GatewayConfig = raw.parse()?;
-        cfg.grants = kinto_shard::config::default_grants(raw);
+        cfg.grants = kinto_model::grants::with_kinto_defaults(raw.grants());
         let policies = &cfg.multiauth_policies;
         let pos = |name: &str| policies.iter().position(|p| p == name);
         if let (Some(account), Some(basic)) = (pos("account"), pos("basicauth")) {

@@ -1,10 +1,11 @@
 //! Which shard serves a bucket, and the gRPC clients to reach them.
 //!
 //! The map is static for now: shard `i` of the configured list owns the
-//! slot range given by `kinto_proto::placement`. Generation 1 is sent with
+//! slot range given by `kinto_placement`. Generation 1 is sent with
 //! every call so a shard can refuse a stale router (docs/placement.md).
 
 use crate::reply;
+use kinto_placement::{PlacementKey, ShardLayout};
 use kinto_proto::pb::shard_client::ShardClient;
 use kinto_proto::pb::shard_server::Shard as ShardRpc;
 use kinto_proto::pb::{
@@ -12,7 +13,6 @@ use kinto_proto::pb::{
     HealthRequest, OpResult, Operation, OperationList, OutcomeList, PermissionsReply,
     PermissionsRequest, PrincipalsReply, PrincipalsRequest, UserDataReply, UserDataRequest,
 };
-use kinto_proto::placement::shard_for_bucket;
 use kinto_proto::KintoError;
 use serde_json::Value;
 use std::sync::Arc;
@@ -77,7 +77,9 @@ pub type Call<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send 
 #[derive(Clone)]
 pub struct ShardMap {
     clients: Vec<Link>,
-    generation: u64,
+    /// Which shard owns which slot; sent with every call (its generation)
+    /// so a shard can refuse a stale router.
+    layout: ShardLayout,
 }
 
 fn client(transport: Transport) -> ShardClient<Transport> {
@@ -92,14 +94,12 @@ impl ShardMap {
         if services.is_empty() {
             return Err("no shards".into());
         }
-        let clients = services
+        let clients: Vec<Link> = services
             .into_iter()
             .map(|s| Link::Local(Arc::new(s)))
             .collect();
-        Ok(ShardMap {
-            clients,
-            generation: 1,
-        })
+        let layout = ShardLayout::fixed(clients.len() as u32);
+        Ok(ShardMap { clients, layout })
     }
 
     /// Lazily-connecting clients for `urls`, in shard-index order.
@@ -120,10 +120,8 @@ impl ShardMap {
                 ))))
             })
             .collect::<Result<Vec<_>, String>>()?;
-        Ok(ShardMap {
-            clients,
-            generation: 1,
-        })
+        let layout = ShardLayout::fixed(clients.len() as u32);
+        Ok(ShardMap { clients, layout })
     }
 
     pub fn len(&self) -> usize {
@@ -134,18 +132,24 @@ impl ShardMap {
         self.clients.is_empty()
     }
 
+    /// The shard of a bucket (or of the key a route carries in place of a
+    /// bucket: see `http::routes`).
     pub fn shard_of(&self, bucket: &str) -> usize {
-        shard_for_bucket(bucket, self.clients.len() as u32) as usize
+        self.shard_of_key(PlacementKey::Bucket(bucket))
+    }
+
+    pub fn shard_of_key(&self, key: PlacementKey<'_>) -> usize {
+        self.layout.owner(key) as usize
     }
 
     /// Runs an operation on shard `index`. (Every call is a boxed `'static`
     /// future: the compiler then sees at once that it is `Send`, which it
     /// cannot prove through the generic client in handlers' futures.)
     pub fn execute(&self, index: usize, mut op: Operation) -> Call<Result<OpResult, KintoError>> {
-        op.generation = self.generation;
+        op.generation = self.layout.generation();
         let mut client = self.clients[index].clone();
         // The caller's trace context rides in the gRPC metadata.
-        let request = kinto_proto::telemetry::inject(op);
+        let request = kinto_runtime::telemetry::inject(op);
         Box::pin(async move {
             client
                 .execute(request)
@@ -166,11 +170,11 @@ impl ShardMap {
         mut ops: Vec<Operation>,
     ) -> Call<Vec<Result<OpResult, KintoError>>> {
         for op in &mut ops {
-            op.generation = self.generation;
+            op.generation = self.layout.generation();
         }
         let count = ops.len();
         let mut client = self.clients[index].clone();
-        let request = kinto_proto::telemetry::inject(OperationList { operations: ops });
+        let request = kinto_runtime::telemetry::inject(OperationList { operations: ops });
         Box::pin(async move {
             match client.execute_many(request).await {
                 Ok(r) => reply::outcomes(index, count, r.into_inner().outcomes),
@@ -202,8 +206,7 @@ impl ShardMap {
 
     /// The stored bcrypt hash of account `id` (empty when there is none).
     pub fn account_hash(&self, id: &str) -> Call<Result<String, KintoError>> {
-        let key = format!("account/{id}");
-        let index = self.shard_of(&key);
+        let index = self.shard_of_key(PlacementKey::Account(id));
         let mut client = self.clients[index].clone();
         let id = id.to_owned();
         Box::pin(async move {

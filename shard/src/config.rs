@@ -1,7 +1,8 @@
 //! The settings of a shard node (docs/configuration.md).
 
+#[cfg(feature = "cql")]
 use crate::storage::cql::settings::CqlSettings;
-use kinto_proto::settings::{de_opt_u64, RawSettings};
+use kinto_runtime::settings::{de_opt_u64, RawSettings};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -36,9 +37,13 @@ pub struct ShardConfig {
     /// gateway's `request_timeout_seconds`; a caller's shorter deadline wins).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub request_timeout_seconds: Option<u64>,
+    /// Where a shard in its own process serves its Prometheus metrics.
+    #[serde(default, deserialize_with = "kinto_runtime::settings::de_opt_string")]
+    pub metrics_bind: Option<String>,
     /// `embedded` (a store under `data_dir`) or `cql` (ScyllaDB / Cassandra, the `cql_*` settings).
     #[serde(default = "default_backend")]
     pub storage_backend: String,
+    #[cfg(feature = "cql")]
     #[serde(flatten)]
     pub cql: CqlSettings,
 }
@@ -105,15 +110,6 @@ pub const DEFAULT_CACHE_ENTRIES: u64 = 100_000;
 
 fn mib(n: u64) -> u64 {
     n.saturating_mul(1024 * 1024)
-}
-
-/// Kinto's default for who may create buckets.
-pub fn default_grants(raw: &RawSettings) -> foldhash::HashMap<String, Vec<String>> {
-    let mut grants: foldhash::HashMap<_, _> = raw.grants().into_iter().collect();
-    grants
-        .entry("bucket_create_principals".into())
-        .or_insert_with(|| vec!["system.Authenticated".into()]);
-    grants
 }
 
 #[cfg(test)]

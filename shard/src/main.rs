@@ -5,9 +5,7 @@
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
-use kinto_proto::settings::RawSettings;
 use kinto_shard::config::ShardConfig;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -16,9 +14,8 @@ use std::process::ExitCode;
     about = "A kinto-rs shard node (settings: docs/configuration.md)"
 )]
 struct Cli {
-    /// TOML settings file; KINTO_* environment variables override it.
-    #[arg(long)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: kinto_runtime::process::SettingsArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -31,21 +28,12 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("kinto-shard: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    kinto_runtime::process::exit_code("kinto-shard", run(Cli::parse())).await
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let raw = RawSettings::load(cli.config.as_deref())?;
-    let telemetry = kinto_proto::telemetry::TelemetryConfig::from_raw(&raw, "kinto-shard")?;
-    let _telemetry = kinto_proto::telemetry::init(&telemetry)?;
+    let raw = cli.settings.load()?;
+    let _telemetry = kinto_runtime::process::start_telemetry(&raw, "kinto-shard")?;
     let cfg = ShardConfig::from_raw(&raw)?;
     if let Some(Command::Migrate) = cli.command {
         return migrate(&cfg).await;
@@ -60,17 +48,14 @@ async fn run(cli: Cli) -> Result<(), String> {
     let storage = kinto_shard::storage::Backend::connect(&cfg)
         .await?
         .open(&cfg, index, count)?;
-    let service = kinto_shard::server::build(storage, &raw, &cfg, index, count);
-    if let Some(bind) = raw.0.get("metrics_bind").and_then(|v| v.as_str()) {
-        kinto_shard::metrics::serve(bind).await?;
+    let service = kinto_shard::server::build(storage, &raw, &cfg, index, count)?;
+    if let Some(bind) = &cfg.metrics_bind {
+        kinto_runtime::metrics::serve(bind).await?;
     }
     let (listener, addr) = kinto_shard::server::bind(&cfg.bind).await?;
     tracing::info!("listening on {addr}");
     println!("listening on {addr}");
-    kinto_shard::server::serve(service, listener, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
+    kinto_shard::server::serve(service, listener, kinto_runtime::process::shutdown_signal()).await
 }
 
 /// `kinto-shard migrate`: brings the keyspace to this binary's schema version.
@@ -82,6 +67,16 @@ async fn migrate(cfg: &ShardConfig) -> Result<(), String> {
         );
         return Ok(());
     }
+    migrate_cql(cfg).await
+}
+
+#[cfg(not(feature = "cql"))]
+async fn migrate_cql(_: &ShardConfig) -> Result<(), String> {
+    Err("this kinto-shard was built without the cql backend (cargo feature \"cql\")".into())
+}
+
+#[cfg(feature = "cql")]
+async fn migrate_cql(cfg: &ShardConfig) -> Result<(), String> {
     let keyspace = cfg.cql.keyspace()?;
     let session = cfg.cql.connect().await?;
     let applied =

@@ -1,6 +1,6 @@
 //! The shard's Prometheus metrics (in the process's default registry, which
 //! the gateway's `/__metrics__` renders in the all-in-one binary and
-//! `metrics_bind` serves for a separate shard process).
+//! `metrics_bind` serves for a separate shard process: `kinto_runtime::metrics`).
 
 use prometheus::{
     register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec,
@@ -81,36 +81,3 @@ pub static COMMITS: LazyLock<Option<Histogram>> = LazyLock::new(|| {
     )
     .ok()
 });
-
-/// Serves the default registry as Prometheus text on `bind`, for a shard
-/// running in its own process. Plain HTTP/1.0, any path.
-pub async fn serve(bind: &str) -> Result<(), String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .map_err(|e| format!("cannot bind metrics_bind {bind}: {e}"))?;
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                let _ = socket.read(&mut buf).await;
-                let body = render();
-                let head = format!(
-                    "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n",
-                    body.len()
-                );
-                let _ = socket.write_all(head.as_bytes()).await;
-                let _ = socket.write_all(body.as_bytes()).await;
-            });
-        }
-    });
-    Ok(())
-}
-
-/// Every metric of this process, in Prometheus' text format.
-pub fn render() -> String {
-    use prometheus::Encoder;
-    let mut out = Vec::new();
-    let _ = prometheus::TextEncoder::new().encode(&prometheus::gather(), &mut out);
-    String::from_utf8(out).unwrap_or_default()
-}

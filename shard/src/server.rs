@@ -1,6 +1,5 @@
 //! The gRPC face of a shard: decodes, calls the domain, encodes.
 
-use crate::config::default_grants;
 use crate::domain::budget::{grpc_timeout, Budget};
 use crate::domain::{Shard, ShardSettings};
 use crate::storage::Storage;
@@ -10,8 +9,8 @@ use kinto_proto::pb::{
     HealthRequest, OpResult, Operation, OperationList, Outcome, OutcomeList, PermissionsReply,
     PermissionsRequest, PrincipalsReply, PrincipalsRequest, UserDataReply, UserDataRequest,
 };
-use kinto_proto::settings::RawSettings;
 use kinto_proto::KintoError;
+use kinto_runtime::settings::RawSettings;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,7 +92,7 @@ impl ShardService {
     ) -> Result<OpResult, KintoError> {
         use tracing::Instrument;
         let span = tracing::info_span!("shard.execute", shard = self.shard.settings().index);
-        kinto_proto::telemetry::extract(metadata, &span);
+        kinto_runtime::telemetry::extract(metadata, &span);
         let method = op.method;
         let queue = &self.metrics.queue;
         if let Some(g) = queue {
@@ -177,7 +176,7 @@ impl ShardRpc for ShardService {
         Ok(Response::new(HealthReply {
             storage: ok,
             shard_index: s.index,
-            generation: s.generation,
+            generation: s.layout.generation(),
         }))
     }
 
@@ -252,23 +251,22 @@ pub fn service(
     cfg: &crate::config::ShardConfig,
     index: u32,
     count: u32,
-) -> ShardService {
+) -> Result<ShardService, String> {
     let shard = Shard::new(
         storage,
         ShardSettings {
             index,
-            count,
-            generation: 1,
-            grants: default_grants(raw),
-            features: crate::domain::Features::from_raw(raw),
+            layout: kinto_placement::ShardLayout::fixed(count),
+            grants: kinto_model::grants::with_kinto_defaults(raw.grants()),
+            features: crate::domain::Features::from_raw(raw)?,
             cache_entries: cfg.cache_entries(),
         },
     );
-    ShardService {
+    Ok(ShardService {
         shard: Arc::new(shard),
         metrics: OpMetrics::new(index),
         timeout: cfg.request_timeout(),
-    }
+    })
 }
 
 /// The gRPC server of shard `index` of `count` over `storage`.
@@ -278,10 +276,10 @@ pub fn build(
     cfg: &crate::config::ShardConfig,
     index: u32,
     count: u32,
-) -> ShardServer<ShardService> {
-    ShardServer::new(service(storage, raw, cfg, index, count))
+) -> Result<ShardServer<ShardService>, String> {
+    Ok(ShardServer::new(service(storage, raw, cfg, index, count)?)
         .max_decoding_message_size(64 * 1024 * 1024)
-        .max_encoding_message_size(64 * 1024 * 1024)
+        .max_encoding_message_size(64 * 1024 * 1024))
 }
 
 /// Serves `service` on an already-bound listener until `shutdown` resolves.

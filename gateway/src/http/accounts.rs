@@ -11,11 +11,6 @@ use serde_json::Value;
 /// Kinto's bcrypt cost (`bcrypt.gensalt()`): `$2b$12$…`.
 pub(crate) const BCRYPT_COST: u32 = 12;
 
-/// The placement key of an account (see the shard's `placement_key`).
-pub fn placement_key(id: &str) -> String {
-    format!("account/{id}")
-}
-
 /// For `POST /accounts`: the id is required, since it places the account.
 pub fn posted_id(op: &Operation) -> Result<String, KintoError> {
     let data: Value = op
@@ -24,12 +19,7 @@ pub fn posted_id(op: &Operation) -> Result<String, KintoError> {
         .and_then(|b| serde_json::from_slice(b).ok())
         .unwrap_or(Value::Null);
     match data.get("id") {
-        Some(Value::String(id))
-            if kinto_shard::domain::resource::valid_id_for(
-                kinto_shard::domain::resource::Kind::Account,
-                id,
-            ) =>
-        {
+        Some(Value::String(id)) if kinto_model::valid_id_for(kinto_model::Kind::Account, id) => {
             Ok(id.clone())
         }
         Some(_) => Err(KintoError::invalid("path", None, "Invalid object id")),

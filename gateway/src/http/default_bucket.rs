@@ -93,7 +93,7 @@ pub fn resolve(
         _ => None,
     };
     // Kinto's default bucket checks the collection id before creating it.
-    if collection.is_some_and(|c| !kinto_shard::domain::resource::valid_id(c)) {
+    if collection.is_some_and(|c| !kinto_model::valid_id(c)) {
         return Err(KintoError::invalid("path", None, "Invalid collection id"));
     }
     let id = ids.of(&caller.user_id);

@@ -173,7 +173,7 @@ async fn dispatch(
             return Err(KintoError::new(ErrorKind::MissingResource));
         }
         only_get(req)?;
-        let text = kinto_shard::metrics::render();
+        let text = kinto_runtime::metrics::render();
         return Ok(Planned::Answer(KResponse::raw(
             200,
             "text/plain; version=0.0.4",

@@ -37,7 +37,7 @@ pub async fn list(app: &App, req: &KRequest, caller: &Caller) -> Result<KRespons
         return Err(KintoError::new(ErrorKind::MethodNotAllowed));
     }
     let (pairs, timestamp_filters) = without_last_modified(req.query_pairs());
-    let now = kinto_shard::domain::clock::now_ms();
+    let now = kinto_model::clock::now_ms();
     let params =
         parse_list_query(&pairs, now, Some(FIELDS)).map_err(super::resources::query_error)?;
     // Their values are checked as on any list, then they are dropped.

@@ -12,6 +12,7 @@ use super::querystring::{parse_fields, parse_list_query, ListParams, QueryError}
 use super::routes::ResourcePath;
 use crate::app::App;
 use axum::http::Method;
+use kinto_placement::PlacementKey;
 use kinto_proto::pb::{self, Caller, Kind, ListQuery, OpResult, Operation, PatchKind, Target};
 use kinto_proto::query::{self, Op};
 use kinto_proto::{ErrorKind, KintoError};
@@ -174,7 +175,7 @@ pub async fn prepare(
         });
     }
     if let Some(id) = &path.id {
-        if !kinto_shard::domain::resource::valid_id_for(shard_kind(path.kind), id) {
+        if !kinto_model::valid_id_for(shard_kind(path.kind), id) {
             return Err(KintoError::invalid("path", None, "Invalid object id"));
         }
     }
@@ -210,27 +211,29 @@ pub async fn prepare(
             t.bucket_id = path.bucket.clone();
         }
     }
-    if plural && method == pb::Method::Post && path.kind == Kind::Account {
-        // Like a bucket, an account is placed by its id.
-        let id = accounts::posted_id(&op)?;
-        path.bucket = accounts::placement_key(&id);
-        if let Some(t) = op.target.as_mut() {
-            t.bucket_id = path.bucket.clone();
-        }
-    }
     let path = &path;
+    // Like a bucket, an account is placed by its id: a POST's is in the body.
+    let posted_account = if plural && method == pb::Method::Post && path.kind == Kind::Account {
+        Some(accounts::posted_id(&op)?)
+    } else {
+        None
+    };
+    let shard = match &posted_account {
+        Some(id) => Some(app.shards.shard_of_key(PlacementKey::Account(id))),
+        None => shard_of(app, path, memo),
+    };
     let pairs = req.query_pairs();
     if plural && method != pb::Method::Post {
         // History entries have a fixed schema: Kinto rejects other fields.
         let known = (path.kind == Kind::History).then_some(HISTORY_FIELDS);
-        let mut params = parse_list_query(&pairs, kinto_shard::domain::clock::now_ms(), known)
-            .map_err(query_error)?;
+        let mut params =
+            parse_list_query(&pairs, kinto_model::clock::now_ms(), known).map_err(query_error)?;
         if path.kind == Kind::History {
             history_ids_as_text(&mut params);
         }
         op.query = Some(list_query(app, &params));
         return Ok(Pending {
-            shard: shard_of(app, path, memo),
+            shard,
             kind: path.kind,
             op,
             finish: Finish::List {
@@ -254,7 +257,7 @@ pub async fn prepare(
         }
     }
     Ok(Pending {
-        shard: shard_of(app, path, memo),
+        shard,
         kind: path.kind,
         op,
         finish: Finish::Object { method, fields },
@@ -275,9 +278,7 @@ fn new_bucket_id(op: &mut Operation) -> Result<String, KintoError> {
         Some(Value::String(id)) if valid_id(id) => id.clone(),
         Some(_) => return Err(KintoError::invalid("path", None, "Invalid object id")),
         None => {
-            let id = kinto_shard::domain::resource::generate_id(
-                kinto_shard::domain::resource::Kind::Bucket,
-            );
+            let id = kinto_model::generate_id(kinto_model::Kind::Bucket);
             data.insert("id".into(), Value::String(id.clone()));
             op.body_json = Some(bytes_of(&Value::Object(data)));
             id
@@ -318,8 +319,8 @@ const HISTORY_FIELDS: &[&str] = &[
     "target",
 ];
 
-fn shard_kind(kind: Kind) -> kinto_shard::domain::resource::Kind {
-    use kinto_shard::domain::resource::Kind as K;
+fn shard_kind(kind: Kind) -> kinto_model::Kind {
+    use kinto_model::Kind as K;
     match kind {
         Kind::Bucket => K::Bucket,
         Kind::Group => K::Group,
@@ -336,7 +337,7 @@ fn storable_id(id: &str) -> bool {
 }
 
 fn valid_id(id: &str) -> bool {
-    kinto_shard::domain::resource::valid_id(id)
+    kinto_model::valid_id(id)
 }
 
 /// Checks the content type and splits the body into the operation.
@@ -428,10 +429,11 @@ fn list_query(app: &App, params: &ListParams) -> ListQuery {
 /// The shard owning the target; `None` for `/buckets` (and an
 /// administrator's `/accounts`), which go to every shard.
 fn shard_of(app: &App, path: &ResourcePath, memo: Option<&Memo>) -> Option<usize> {
-    if matches!(path.kind, Kind::Bucket | Kind::Account) && path.bucket.is_empty() {
-        return None;
+    match path.placement()? {
+        // A batch's sub-requests mostly name one bucket: its shard is memoised.
+        PlacementKey::Bucket(bucket) => Some(super::memo::shard_of(memo, app, bucket)),
+        key => Some(app.shards.shard_of_key(key)),
     }
-    Some(super::memo::shard_of(memo, app, &path.bucket))
 }
 
 /// Merges plural results from every shard: a k-way merge in the requested

@@ -1,5 +1,6 @@
 //! Kinto's URL space under `/v1`, parsed once into a [`Route`].
 
+use kinto_placement::PlacementKey;
 use kinto_proto::pb::Kind;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +54,17 @@ impl ResourcePath {
         }
     }
 
+    /// What places the target: its bucket, or for an account its id. `None`
+    /// for `/buckets` and `/accounts`, which span every shard.
+    pub fn placement(&self) -> Option<PlacementKey<'_>> {
+        match (self.kind, self.id.as_deref()) {
+            (Kind::Account, Some(id)) => Some(PlacementKey::Account(id)),
+            (Kind::Account, None) => None,
+            _ if self.bucket.is_empty() => None,
+            _ => Some(PlacementKey::Bucket(&self.bucket)),
+        }
+    }
+
     /// The ids of the parents in the path (bucket, then collection).
     pub fn parent_ids(&self) -> Vec<&str> {
         match self.kind {
@@ -90,14 +102,15 @@ pub fn parse(path: &str) -> Option<Route> {
     let rest = path.strip_prefix('/')?;
     let seg: Vec<&str> = rest.split('/').collect();
     if seg.first() == Some(&"accounts") {
-        let (bucket, id) = match seg.as_slice() {
-            [_] => (String::new(), None),
-            [_, id] if !id.is_empty() => (format!("account/{id}"), Some(id.to_string())),
+        let id = match seg.as_slice() {
+            [_] => None,
+            [_, id] if !id.is_empty() => Some(id.to_string()),
             _ => return None,
         };
+        // Accounts are in no bucket: placed by their own id (`placement`).
         return Some(Route::Resource(ResourcePath {
             kind: Kind::Account,
-            bucket,
+            bucket: String::new(),
             collection: String::new(),
             id,
         }));

@@ -61,7 +61,7 @@ pub async fn get(
     };
     // Kinto's plugin answers 404 for ids that cannot exist, before any check.
     for (id, name) in [(bucket, "bucket"), (collection, "collection")] {
-        if !kinto_shard::domain::resource::valid_id(id) {
+        if !kinto_model::valid_id(id) {
             return Err(KintoError::not_found(ErrorKind::MissingResource, id, name));
         }
     }

@@ -159,7 +159,7 @@ fn date_is_past(date: &str) -> bool {
     let doy = (153 * m + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    let now_days = kinto_shard::domain::clock::now_ms() as i64 / 86_400_000;
+    let now_days = kinto_model::clock::now_ms() as i64 / 86_400_000;
     days <= now_days
 }
 

@@ -79,7 +79,7 @@ async fn open(backend: &str, cli: &Cli) -> Result<Case, String> {
         }
         "cql" => {
             let keyspace = format!("bench_{}", uuid::Uuid::new_v4().simple());
-            let raw = kinto_proto::settings::RawSettings::default().with_env([
+            let raw = kinto_runtime::settings::RawSettings::default().with_env([
                 (
                     "KINTO_CQL_CONTACT_POINTS".to_owned(),
                     cli.cql_contact_points.clone(),

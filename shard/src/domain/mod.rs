@@ -31,7 +31,7 @@ mod authorize;
 pub mod budget;
 mod cache;
 mod cache_expires;
-pub mod clock;
+pub use kinto_model::clock;
 mod commit;
 mod draft;
 mod history;
@@ -52,6 +52,7 @@ mod walk;
 
 use crate::storage::Storage;
 use acl::SettingsGrants;
+use kinto_placement::{PlacementKey, ShardLayout};
 use kinto_proto::{pb, ErrorKind, KintoError};
 use load::live;
 pub use request::{Outcome, Pre, Request};
@@ -62,8 +63,9 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct ShardSettings {
     pub index: u32,
-    pub count: u32,
-    pub generation: u64,
+    /// Which shard owns which slot (a route's bucket, or an account's
+    /// placement key in its place).
+    pub layout: ShardLayout,
     pub grants: SettingsGrants,
     pub features: Features,
     /// Entries in each of the shard's caches (`shard_cache_entries`).
@@ -82,25 +84,25 @@ pub struct Features {
 }
 
 impl Features {
-    pub fn from_raw(raw: &kinto_proto::settings::RawSettings) -> Self {
+    /// A setting that does not parse stops start-up: falling back to the
+    /// defaults would quietly turn history, schemas or quotas off.
+    pub fn from_raw(raw: &kinto_runtime::settings::RawSettings) -> Result<Self, String> {
         #[derive(serde::Deserialize)]
         struct F {
-            #[serde(default, deserialize_with = "kinto_proto::settings::de_list")]
+            #[serde(default, deserialize_with = "kinto_runtime::settings::de_list")]
             includes: Vec<String>,
             #[serde(default)]
             experimental_collection_schema_validation: bool,
         }
-        match raw.parse::<F>() {
-            Ok(f) => Features {
-                history: kinto_proto::settings::plugin_enabled(&f.includes, "history"),
-                schema_validation: f.experimental_collection_schema_validation,
-                quotas: quota::QuotaSettings::from_raw(
-                    raw,
-                    kinto_proto::settings::plugin_enabled(&f.includes, "quotas"),
-                ),
-            },
-            Err(_) => Features::default(),
-        }
+        let f = raw.parse::<F>()?;
+        Ok(Features {
+            history: kinto_runtime::settings::plugin_enabled(&f.includes, "history"),
+            schema_validation: f.experimental_collection_schema_validation,
+            quotas: quota::QuotaSettings::from_raw(
+                raw,
+                kinto_runtime::settings::plugin_enabled(&f.includes, "quotas"),
+            )?,
+        })
     }
 }
 
@@ -167,17 +169,22 @@ impl Shard {
     /// A shard answers only for buckets it owns at the caller's generation:
     /// a gateway with a stale map gets `WrongShard` and refreshes.
     fn check_owner(&self, req: &Request) -> Result<(), KintoError> {
-        // `GET`/`DELETE /buckets` span every shard; everything else names a bucket.
-        if req.target.bucket.is_empty() {
-            return Ok(());
+        // `/buckets` and `/accounts` span every shard; a POST to them is
+        // checked once its id is known (`check_placed_here`).
+        match req.target.placement() {
+            Some(key) => self.check_placed_here(key, req.generation),
+            None => Ok(()),
         }
-        let owner =
-            kinto_proto::placement::shard_for_bucket(&req.target.bucket, self.settings.count);
-        if owner != self.settings.index
-            || (req.generation != 0 && req.generation != self.settings.generation)
-        {
+    }
+
+    /// Whether this shard owns `key` at the caller's map generation (0: the
+    /// caller routed by no map, as the shard's own follow-up calls).
+    fn check_placed_here(&self, key: PlacementKey<'_>, generation: u64) -> Result<(), KintoError> {
+        let layout = &self.settings.layout;
+        let owner = layout.owner(key);
+        if owner != self.settings.index || (generation != 0 && generation != layout.generation()) {
             return Err(KintoError::new(ErrorKind::WrongShard)
-                .with_details(serde_json::json!({"bucket": req.target.bucket, "owner": owner})));
+                .with_details(serde_json::json!({"key": key.to_string(), "owner": owner})));
         }
         Ok(())
     }

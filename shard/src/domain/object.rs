@@ -16,6 +16,7 @@ use super::request::{Outcome, Pre, Request};
 use super::resource::{self, Kind, Target};
 use super::Shard;
 use crate::storage::{StoredObject, Write};
+use kinto_placement::PlacementKey;
 use kinto_proto::{ErrorKind, KintoError};
 use serde_json::Value;
 
@@ -114,15 +115,18 @@ impl Shard {
             None => resource::generate_id(t.kind),
         };
         self.check_account_owner(req, who, &id)?;
-        // A new bucket was placed by its id: it must be the one routed on.
-        if matches!(t.kind, Kind::Bucket | Kind::Account)
-            && resource::placement_key(t.kind, &t.bucket, &id) != t.bucket
-        {
-            return Err(KintoError::internal(
+        // A new bucket or account is placed by its id: the gateway routed by
+        // the same id (a bucket's also names the target), so this shard owns it.
+        match t.kind {
+            Kind::Bucket if id != t.bucket => Err(KintoError::internal(
                 "bucket created on a shard not routed by its id",
-            ));
+            )),
+            Kind::Account => {
+                self.check_placed_here(PlacementKey::Account(&id), req.generation)?;
+                Ok(id)
+            }
+            _ => Ok(id),
         }
-        Ok(id)
     }
 
     /// Kinto's default bucket: the caller's bucket, and the collection of the

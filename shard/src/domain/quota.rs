@@ -27,10 +27,14 @@ pub struct QuotaSettings {
 }
 
 impl QuotaSettings {
-    /// `Some` when `kinto.plugins.quotas` is included.
-    pub fn from_raw(raw: &kinto_proto::settings::RawSettings, enabled: bool) -> Option<Self> {
+    /// `Some` when `kinto.plugins.quotas` is included. A limit that is not
+    /// a whole number is an error naming it: ignoring it would lift the quota.
+    pub fn from_raw(
+        raw: &kinto_runtime::settings::RawSettings,
+        enabled: bool,
+    ) -> Result<Option<Self>, String> {
         if !enabled {
-            return None;
+            return Ok(None);
         }
         // Flat keys (`quotas.x` quoted in TOML, `KINTO_QUOTAS_X`), or a TOML
         // table `[quotas]` / dotted key `quotas.x = …`.
@@ -43,18 +47,19 @@ impl QuotaSettings {
                 _ => flat.push((k.replace('.', "_"), v)),
             }
         }
-        let limits = flat
-            .into_iter()
-            .filter_map(|(key, v)| {
-                let key = key.strip_prefix("kinto_").unwrap_or(&key).to_owned();
-                if !key.starts_with("quotas_") {
-                    return None;
-                }
-                let n = v.as_u64().or_else(|| v.as_str()?.trim().parse().ok())?;
-                Some((key, n))
-            })
-            .collect();
-        Some(QuotaSettings { limits })
+        let mut limits = BTreeMap::new();
+        for (key, v) in flat {
+            let key = key.strip_prefix("kinto_").unwrap_or(&key).to_owned();
+            if !key.starts_with("quotas_") {
+                continue;
+            }
+            let n = v
+                .as_u64()
+                .or_else(|| v.as_str()?.trim().parse().ok())
+                .ok_or_else(|| format!("{key}: not a whole number of bytes or objects: {v}"))?;
+            limits.insert(key, n);
+        }
+        Ok(Some(QuotaSettings { limits }))
     }
 
     fn get(&self, keys: &[String]) -> Option<u64> {
@@ -388,7 +393,7 @@ mod tests {
 
     #[test]
     fn settings_most_specific_first() {
-        let raw = kinto_proto::settings::RawSettings::default().with_env([
+        let raw = kinto_runtime::settings::RawSettings::default().with_env([
             ("KINTO_QUOTAS_BUCKET_MAX_BYTES".to_owned(), "100".to_owned()),
             (
                 "KINTO_QUOTAS_BUCKET_B1_MAX_BYTES".to_owned(),
@@ -399,17 +404,37 @@ mod tests {
                 "3".to_owned(),
             ),
         ]);
-        let q = QuotaSettings::from_raw(&raw, true).expect("enabled");
+        let q = QuotaSettings::from_raw(&raw, true)
+            .expect("valid")
+            .expect("enabled");
         assert_eq!(q.bucket("b1", "max_bytes"), Some(7));
         assert_eq!(q.bucket("b2", "max_bytes"), Some(100));
         assert_eq!(q.collection("b1", "c", "max_items"), Some(3));
         assert_eq!(q.collection("b2", "c", "max_items"), None);
-        assert!(QuotaSettings::from_raw(&raw, false).is_none());
+        assert!(QuotaSettings::from_raw(&raw, false)
+            .expect("valid")
+            .is_none());
         // A TOML file's `quotas.collection_max_items = 5` arrives as a table.
-        let mut raw = kinto_proto::settings::RawSettings::default();
+        let mut raw = kinto_runtime::settings::RawSettings::default();
         raw.set("quotas", serde_json::json!({"collection_max_items": 5}));
-        let q = QuotaSettings::from_raw(&raw, true).expect("enabled");
+        let q = QuotaSettings::from_raw(&raw, true)
+            .expect("valid")
+            .expect("enabled");
         assert_eq!(q.collection("b", "c", "max_items"), Some(5));
+    }
+
+    #[test]
+    fn a_limit_that_is_not_a_number_stops_start_up() {
+        let raw = kinto_runtime::settings::RawSettings::default().with_env([(
+            "KINTO_QUOTAS_BUCKET_MAX_BYTES".to_owned(),
+            "10MB".to_owned(),
+        )]);
+        let err = QuotaSettings::from_raw(&raw, true)
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("quotas_bucket_max_bytes"), "{err}");
+        // Without the plugin the quota settings are not read at all.
+        assert!(QuotaSettings::from_raw(&raw, false).is_ok());
     }
 
     #[test]

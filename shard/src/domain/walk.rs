@@ -68,9 +68,8 @@ impl Shard {
             });
         }
         for a in self.storage.list("", "account", None, false).await? {
-            let key = super::resource::placement_key(Kind::Account, "", &a.id);
             out.push(Found {
-                target: at(Kind::Account, &key, "", &a.id),
+                target: at(Kind::Account, "", "", &a.id),
                 object: a,
             });
         }

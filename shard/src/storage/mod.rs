@@ -8,8 +8,13 @@
 //! domain decides what to write, and hands the backend a list of [`Write`]s
 //! that must be applied atomically.
 
+#[cfg(not(any(feature = "embedded", feature = "cql")))]
+compile_error!("kinto-shard needs a storage backend: enable its `embedded` or `cql` feature");
+
 mod acl;
+#[cfg(feature = "cql")]
 pub mod cql;
+#[cfg(feature = "embedded")]
 pub mod embedded;
 
 pub use acl::Acl;
@@ -155,21 +160,41 @@ impl From<StorageError> for kinto_proto::KintoError {
 pub type StorageResult<T> = Result<T, StorageError>;
 
 /// The backend a process opens its shards' storage from (`storage_backend`).
+/// Each is a cargo feature of this crate; a build without one refuses its
+/// name at start-up rather than falling back to another.
 pub enum Backend {
     /// One store per shard, in its own directory.
+    #[cfg(feature = "embedded")]
     Embedded,
     /// One cluster session shared by every shard of the process.
+    #[cfg(feature = "cql")]
     Cql(std::sync::Arc<cql::Cluster>),
 }
 
 impl Backend {
     pub async fn connect(cfg: &crate::config::ShardConfig) -> Result<Self, String> {
         match cfg.storage_backend.as_str() {
+            #[cfg(feature = "embedded")]
             "embedded" => Ok(Backend::Embedded),
+            #[cfg(feature = "cql")]
             "cql" => Ok(Backend::Cql(cql::Cluster::connect(&cfg.cql).await?)),
+            other if other == "embedded" || other == "cql" => Err(format!(
+                "storage_backend: {other:?} is not built into this binary (cargo feature {other:?} of kinto-shard)"
+            )),
             other => Err(format!(
                 "storage_backend: unknown backend {other:?} (embedded, cql)"
             )),
+        }
+    }
+
+    /// Whether shards pin their buckets to their own directories (the
+    /// layout of a data directory is then fixed by the shard count).
+    pub fn is_local(&self) -> bool {
+        match self {
+            #[cfg(feature = "embedded")]
+            Backend::Embedded => true,
+            #[cfg(feature = "cql")]
+            Backend::Cql(_) => false,
         }
     }
 
@@ -180,7 +205,10 @@ impl Backend {
         index: u32,
         count: u32,
     ) -> Result<std::sync::Arc<dyn Storage>, String> {
+        // Each backend reads only some of these.
+        let _ = (cfg, index, count);
         match self {
+            #[cfg(feature = "embedded")]
             Backend::Embedded => Ok(embedded::EmbeddedStorage::open(
                 &cfg.data_dir,
                 cfg.fsync_interval(),
@@ -188,6 +216,7 @@ impl Backend {
                 cfg.memtable_bytes(),
             )
             .map_err(|e| format!("cannot open store in {}: {e}", cfg.data_dir.display()))?),
+            #[cfg(feature = "cql")]
             Backend::Cql(cluster) => Ok(cluster.storage(index, count)),
         }
     }

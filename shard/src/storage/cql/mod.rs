@@ -19,7 +19,7 @@ mod statements;
 use super::{Storage, StorageError, StorageResult, StoredObject, Write};
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
-use kinto_proto::placement::{slot_of, static_owner, SLOTS};
+use kinto_placement::{slot_of, PlacementKey, ShardLayout, SLOTS};
 use scylla::client::session::Session;
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
@@ -77,8 +77,9 @@ impl Cluster {
 
     /// The storage of shard `index` of `count` (static placement map).
     pub fn storage(self: &Arc<Self>, index: u32, count: u32) -> Arc<CqlStorage> {
+        let layout = ShardLayout::fixed(count);
         let owned: Vec<bool> = (0..SLOTS)
-            .map(|s| static_owner(s, count) == index)
+            .map(|s| layout.owner_of_slot(s) == index)
             .collect();
         let owned_parts = (0..SLOTS)
             .filter(|s| owned[*s as usize])
@@ -122,11 +123,10 @@ fn fnv1a(s: &str) -> u32 {
 }
 
 /// The root lists (parent `""`) are split by placement slot, so a shard reads
-/// only its own buckets and accounts; the key mirrors
-/// `domain::resource::placement_key`.
+/// only its own buckets and accounts, by their placement keys.
 fn root_slot(resource: &str, id: &str) -> u32 {
     if resource == "account" {
-        slot_of(&format!("account/{id}"))
+        PlacementKey::Account(id).slot()
     } else {
         slot_of(id)
     }
@@ -516,7 +516,7 @@ mod tests {
     }
 
     async fn fresh_keyspace(contact: &str) -> settings::CqlSettings {
-        let raw = kinto_proto::settings::RawSettings::default().with_env([
+        let raw = kinto_runtime::settings::RawSettings::default().with_env([
             ("KINTO_CQL_CONTACT_POINTS".to_owned(), contact.to_owned()),
             (
                 "KINTO_CQL_KEYSPACE".to_owned(),
@@ -579,7 +579,7 @@ mod tests {
         let mut owner_of = std::collections::HashMap::new();
         for i in 0..20 {
             let id = format!("b{i}");
-            let owner = kinto_proto::placement::shard_for_bucket(&id, 2) as usize;
+            let owner = ShardLayout::fixed(2).owner(PlacementKey::Bucket(&id)) as usize;
             owner_of.insert(id.clone(), owner);
             shards[owner]
                 .commit(vec![
@@ -658,7 +658,7 @@ mod tests {
         let Some(contact) = contact_point() else {
             return;
         };
-        let raw = kinto_proto::settings::RawSettings::default().with_env([
+        let raw = kinto_runtime::settings::RawSettings::default().with_env([
             ("KINTO_CQL_CONTACT_POINTS".to_owned(), contact),
             ("KINTO_CQL_KEYSPACE".to_owned(), "never_migrated".to_owned()),
         ]);

@@ -4,7 +4,7 @@
 //! built once per process: the driver keeps its own connection pools per
 //! node, so more sessions would only multiply connections.
 
-use kinto_proto::settings::{de_list, de_opt_string, de_opt_u64};
+use kinto_runtime::settings::{de_list, de_opt_string, de_opt_u64};
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;

@@ -7,7 +7,7 @@
 //! from the same settings unless `--bare` is given; a settings file and
 //! `KINTO_*` variables override any of them.
 
-use kinto_proto::settings::RawSettings;
+use kinto_runtime::settings::RawSettings;
 use serde_json::{json, Map, Value};
 use std::path::Path;
 

@@ -12,10 +12,9 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
 use kinto_gateway::config::GatewayConfig;
-use kinto_proto::settings::RawSettings;
 use kinto_shard::config::ShardConfig;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 mod init;
@@ -26,9 +25,8 @@ mod init;
     about = "kinto-rs: gateway and shards in one process (settings: docs/configuration.md)"
 )]
 struct Cli {
-    /// TOML settings file; KINTO_* environment variables override it.
-    #[arg(long)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: kinto_runtime::process::SettingsArgs,
     /// Start from Kinto's code defaults (every plugin off, basic auth)
     /// instead of the settings `kinto init` writes.
     #[arg(long)]
@@ -37,14 +35,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("kinto: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    kinto_runtime::process::exit_code("kinto", run(Cli::parse())).await
 }
 
 /// The shard count is fixed when a data directory is created: buckets are
@@ -71,31 +62,38 @@ fn check_layout(data_dir: &Path, shards: u32) -> Result<(), String> {
     }
 }
 
+/// The settings of this binary alone (docs/configuration.md).
+#[derive(serde::Deserialize)]
+struct Composition {
+    /// Shard nodes in this process.
+    #[serde(default, deserialize_with = "kinto_runtime::settings::de_opt_u64")]
+    shards: Option<u64>,
+}
+
+impl Composition {
+    fn shard_count(&self) -> Result<u32, String> {
+        match self.shards.unwrap_or(4) {
+            n @ 1..=256 => Ok(n as u32),
+            n => Err(format!("setting shards: {n} is not between 1 and 256")),
+        }
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
-    let raw = RawSettings::load(cli.config.as_deref())?;
-    let data_dir = raw
-        .0
-        .get("data_dir")
-        .and_then(Value::as_str)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("./data"));
+    let raw = cli.settings.load()?;
+    let data_dir = ShardConfig::from_raw(&raw)?.data_dir;
     let raw = if cli.bare {
         raw
     } else {
         init::with_init_defaults(raw, &data_dir)?
     };
-    let _telemetry = kinto_gateway::run::init_telemetry(&raw, "kinto")?;
+    let _telemetry = kinto_runtime::process::start_telemetry(&raw, "kinto")?;
     let gateway: GatewayConfig = GatewayConfig::from_raw(&raw)?;
-    let count = raw
-        .0
-        .get("shards")
-        .and_then(Value::as_u64)
-        .unwrap_or(4)
-        .clamp(1, 256) as u32;
+    let count = raw.parse::<Composition>()?.shard_count()?;
     let backend = kinto_shard::storage::Backend::connect(&ShardConfig::from_raw(&raw)?).await?;
     // The embedded stores pin buckets to shard directories; a CQL keyspace is
     // shared, and each shard reads only the slots it owns.
-    if matches!(backend, kinto_shard::storage::Backend::Embedded) {
+    if backend.is_local() {
         check_layout(&data_dir, count)?;
     }
     let mut services = Vec::new();
@@ -109,7 +107,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         let storage = backend.open(&cfg, i, count)?;
         services.push(kinto_shard::server::service(
             storage, &shard_raw, &cfg, i, count,
-        ));
+        )?);
     }
     tracing::info!(shards = count, data_dir = %data_dir.display(), "shards started");
     let shards = kinto_gateway::routing::ShardMap::in_process(services)?;

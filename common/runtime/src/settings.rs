@@ -49,8 +49,23 @@ impl RawSettings {
 
     /// The typed settings of one binary; unknown keys are ignored (they
     /// belong to another binary).
+    /// An error names the setting at fault, so a bad value stops start-up
+    /// with a message an operator can act on.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, String> {
-        serde_json::from_value(Value::Object(self.0.clone())).map_err(|e| e.to_string())
+        serde_json::from_value(Value::Object(self.0.clone())).map_err(|e| {
+            // serde_json does not say which key failed: the one that fails
+            // the same way on its own is it (this runs only on the error path).
+            let message = e.to_string();
+            let culprit = self.0.iter().find(|(k, v)| {
+                let alone = Map::from_iter([((*k).clone(), (*v).clone())]);
+                serde_json::from_value::<T>(Value::Object(alone))
+                    .is_err_and(|e| e.to_string() == message)
+            });
+            match culprit {
+                Some((key, _)) => format!("setting {key}: {message}"),
+                None => message,
+            }
+        })
     }
 
     /// Every `<resource>_<permission>_principals` grant.
@@ -125,6 +140,23 @@ pub fn de_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_value_is_named_in_the_error() {
+        #[derive(serde::Deserialize, Debug)]
+        struct S {
+            #[serde(default)]
+            _flag: bool,
+            #[serde(default)]
+            _other: bool,
+        }
+        let raw = RawSettings::default().with_env([
+            ("KINTO__OTHER".to_owned(), "true".to_owned()),
+            ("KINTO__FLAG".to_owned(), "maybe".to_owned()),
+        ]);
+        let err = raw.parse::<S>().err().unwrap_or_default();
+        assert!(err.starts_with("setting _flag: "), "{err}");
+    }
 
     #[derive(Deserialize)]
     struct S {

@@ -72,7 +72,8 @@ pub struct Pending {
     /// administrator's `/accounts`), which go to every shard.
     shard: Option<usize>,
     kind: Kind,
-    op: Operation,
+    /// Boxed: an operation is large, and a `Pending` moves through the pipeline.
+    op: Box<Operation>,
     finish: Finish,
 }
 
@@ -102,15 +103,18 @@ impl Pending {
     /// Sends the operation and answers.
     pub async fn run(self, app: &App) -> Result<KResponse, KintoError> {
         let result = match self.shard {
-            Some(i) => app.shards.execute(i, self.op).await,
-            None => fan_out(app, self.op).await,
+            Some(i) => app.shards.execute(i, *self.op).await,
+            None if self.op.method == pb::Method::Delete as i32 => {
+                delete_everywhere(app, *self.op).await
+            }
+            None => fan_out(app, *self.op).await,
         };
         self.finish.answer(app, result)
     }
 
     /// Splits into the operation and what answers its result.
     pub fn into_parts(self) -> (Operation, Finish) {
-        (self.op, self.finish)
+        (*self.op, self.finish)
     }
 }
 
@@ -224,11 +228,19 @@ pub async fn prepare(
         if path.kind == Kind::History {
             history_ids_as_text(&mut params);
         }
-        op.query = Some(list_query(app, &params));
+        let mut q = list_query(app, &params);
+        if method == pb::Method::Delete {
+            // Kinto's DELETE tokens work once: the owning shard keeps their
+            // nonces (`shard/src/domain/tokens.rs`).
+            q.used_nonce = params.token_nonce.clone();
+            params.next_nonce = Some(query::new_nonce());
+            q.next_nonce = params.next_nonce.clone();
+        }
+        op.query = Some(q);
         return Ok(Pending {
             shard: shard_of(app, path, memo),
             kind: path.kind,
-            op,
+            op: Box::new(op),
             finish: Finish::List {
                 method,
                 params: Box::new(params),
@@ -252,7 +264,7 @@ pub async fn prepare(
     Ok(Pending {
         shard: shard_of(app, path, memo),
         kind: path.kind,
-        op,
+        op: Box::new(op),
         finish: Finish::Object { method, fields },
     })
 }
@@ -415,6 +427,7 @@ fn list_query(app: &App, params: &ListParams) -> ListQuery {
             .map(|t| bytes_of(&Value::Object(t.clone())))
             .unwrap_or_default(),
         include_tombstones: params.has_timestamp_filter,
+        ..Default::default()
     }
 }
 
@@ -425,6 +438,42 @@ fn shard_of(app: &App, path: &ResourcePath, memo: Option<&Memo>) -> Option<usize
         return None;
     }
     Some(super::memo::shard_of(memo, app, &path.bucket))
+}
+
+/// `DELETE /buckets` deletes exactly one page of the merged order: every
+/// shard first says what it would delete (a dry run, where the
+/// preconditions are checked against the lists as they were), then deletes
+/// the chosen ids only. Each shard deleting its own first page would delete
+/// more than the page it answers.
+async fn delete_everywhere(app: &App, op: Operation) -> Result<OpResult, KintoError> {
+    let mut probe = op.clone();
+    if let Some(q) = probe.query.as_mut() {
+        (q.dry_run, q.used_nonce, q.next_nonce) = (true, None, None);
+    }
+    let page = fan_out(app, probe).await?;
+    let chosen: Vec<Value> = match serde_json::from_slice(&page.data_json) {
+        Ok(Value::Array(rows)) => rows.iter().filter_map(|r| r.get("id").cloned()).collect(),
+        _ => Vec::new(),
+    };
+    let mut op = op;
+    (op.if_match, op.if_none_match) = (None, None);
+    if let Some(q) = op.query.as_mut() {
+        q.filters.push(pb::Filter {
+            field: "id".into(),
+            op: pb::FilterOp::In as i32,
+            value_json: bytes_of(&Value::Array(chosen.clone())),
+        });
+    }
+    let mut done = fan_out(app, op).await?;
+    // The tombstones in the page's order, as Kinto deletes them.
+    let mut rows = match serde_json::from_slice(&done.data_json) {
+        Ok(Value::Array(rows)) => rows,
+        _ => Vec::new(),
+    };
+    rows.sort_by_key(|r| chosen.iter().position(|id| Some(id) == r.get("id")));
+    done.data_json = bytes_of(&Value::Array(rows));
+    done.has_more = page.has_more;
+    Ok(done)
 }
 
 /// Merges plural results from every shard: a k-way merge in the requested
@@ -457,8 +506,10 @@ async fn fan_out(app: &App, mut op: Operation) -> Result<OpResult, KintoError> {
                     rows.extend(items);
                 }
             }
-            // Not a permission matter: a shard is down or refused.
+            // Not a permission matter: a shard is down or refused, or (a
+            // DELETE's) `_token` was used.
             Err(e) if e.kind.spec().http_status >= 500 => return Err(e),
+            Err(e) if e.kind == ErrorKind::InvalidParameters => return Err(e),
             Err(e) => {
                 first_err.get_or_insert(e);
             }
@@ -633,7 +684,11 @@ pub(super) fn next_page(
     limit: u64,
 ) -> String {
     let keyset = query::keyset_of(last, &params.sort);
-    let token = query::encode_token(&keyset, params.token_offset + limit);
+    let offset = params.token_offset + limit;
+    let token = match &params.next_nonce {
+        Some(nonce) => query::encode_token_with_nonce(&keyset, offset, nonce),
+        None => query::encode_token(&keyset, offset),
+    };
     // Kinto keeps the parameters' order, replacing `_limit` and `_token` in
     // place (appended when absent); a repeated key keeps its first place.
     let mut params: Vec<(String, String)> = Vec::new();

@@ -20,6 +20,7 @@ mod request;
 pub mod resource;
 pub mod schema;
 mod select;
+mod tokens;
 mod walk;
 
 use crate::storage::{Acl, Storage, StoredObject, Write};
@@ -88,6 +89,7 @@ pub struct Shard {
     root_lock: Mutex<()>,
     schemas: schema::SchemaCache,
     cache: cache::ShardCache,
+    nonces: tokens::Nonces,
 }
 
 /// Locks held by one write.
@@ -106,6 +108,7 @@ impl Shard {
             root_lock: Mutex::new(()),
             schemas: schema::SchemaCache::default(),
             cache,
+            nonces: Default::default(),
         }
     }
 

@@ -108,11 +108,15 @@ impl Shard {
             return Err(deny(who));
         }
         let (matched, total, has_more) = (page.rows, page.total, page.has_more);
-        if delete {
+        if delete && !req.query.dry_run {
+            // After every check Kinto makes first (its 403 on shared lists too).
+            self.consume_token(req)?;
             let parents = (bucket.as_deref(), collection.as_deref());
-            return self
+            let outcome = self
                 .delete_many(t, matched, list_ts, has_more, parents, who)
-                .await;
+                .await?;
+            self.issue_token(req, &outcome);
+            return Ok(outcome);
         }
         let data = Value::Array(matched.into_iter().map(|(j, _)| j).collect());
         let mut outcome = Outcome::list(data, list_ts, total, has_more);

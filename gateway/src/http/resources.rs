@@ -136,8 +136,115 @@ impl Finish {
     }
 }
 
-/// Validates the request and builds its operation.
+/// Validates the request and builds its operation. Kinto refuses an
+/// invalid body, querystring, id or `If-Match` only after its permission and
+/// parent checks: such a 400 is answered after the shard's checks
+/// ([`checks_first`]), except in `/batch`, whose earlier sub-requests may not
+/// have run yet.
 pub async fn prepare(
+    app: &App,
+    req: &KRequest,
+    path: &ResourcePath,
+    caller: Caller,
+    implicit: Implicit,
+    memo: Option<&Memo>,
+) -> Result<Pending, KintoError> {
+    let who = caller.clone();
+    match validate(app, req, path, caller, implicit, memo).await {
+        Err(e)
+            if memo.is_none()
+                && matches!(
+                    e.kind,
+                    ErrorKind::InvalidParameters | ErrorKind::UnsupportedMediaType
+                ) =>
+        {
+            Err(checks_first(app, req, path, who, implicit, e).await)
+        }
+        other => other,
+    }
+}
+
+/// The shard's answer to the request without what made it invalid, when
+/// that is a 401, 403 or 404; `invalid` otherwise. Nothing is written: an
+/// object operation carries an `If-Match` no timestamp has (the shard checks
+/// it after permissions and parents, before any write), a list is read with
+/// one row, and a plural DELETE only selects (`dry_run`).
+async fn checks_first(
+    app: &App,
+    req: &KRequest,
+    path: &ResourcePath,
+    caller: Caller,
+    implicit: Implicit,
+    invalid: KintoError,
+) -> KintoError {
+    let Some(method) = method_of(&req.method) else {
+        return invalid;
+    };
+    let plural = path.id.is_none();
+    let mut path = path.clone();
+    let mut body_json = None;
+    if path.bucket.is_empty() && method == pb::Method::Post {
+        // A new bucket is placed by its id: one no bucket has stands for it.
+        // Accounts may be created by anyone.
+        if path.kind != Kind::Bucket {
+            return invalid;
+        }
+        path.bucket = new_bucket_id(&mut Operation::default()).unwrap_or_default();
+        body_json = Some(bytes_of(&json!({ "id": path.bucket })));
+    }
+    let path = &path;
+    let list = plural && method != pb::Method::Post;
+    let never = pb::Precondition {
+        value: Some(pb::precondition::Value::Timestamp(u64::MAX)),
+    };
+    let op = Operation {
+        target: Some(Target {
+            kind: path.kind as i32,
+            bucket_id: path.bucket.clone(),
+            collection_id: path.collection.clone(),
+            object_id: path.id.clone().unwrap_or_default(),
+        }),
+        method: method as i32,
+        caller: Some(caller),
+        if_match: (!list).then_some(never),
+        query: list.then(|| ListQuery {
+            limit: 1,
+            dry_run: method == pb::Method::Delete,
+            ..Default::default()
+        }),
+        implicit_bucket: implicit.bucket,
+        implicit_collection: implicit.collection,
+        body_json,
+        ..Default::default()
+    };
+    // Kinto finds a missing object in its view, after the validators of the
+    // body and querystring but before it reads `If-Match`.
+    let in_view = invalid
+        .details
+        .as_ref()
+        .and_then(|d| d.pointer("/0/location"))
+        .is_some_and(|l| l == "header");
+    let checked = match shard_of(app, path, None) {
+        Some(shard) => app.shards.execute(shard, op).await,
+        // A plural DELETE's probe only selects, on every shard.
+        None => fan_out(app, op).await,
+    };
+    match checked {
+        // Before the content type, Kinto checks only a record's collection.
+        Err(e) if invalid.kind == ErrorKind::UnsupportedMediaType => {
+            if e.kind == ErrorKind::MissingResource && path.kind == Kind::Record {
+                e
+            } else {
+                invalid
+            }
+        }
+        Err(e) if e.kind == ErrorKind::ObjectNotFound && !in_view => invalid,
+        Err(e) if matches!(e.kind.spec().http_status, 401 | 403 | 404) => e,
+        _ => invalid,
+    }
+}
+
+async fn validate(
     app: &App,
     req: &KRequest,
     path: &ResourcePath,
@@ -172,6 +279,18 @@ pub async fn prepare(
         } else {
             KintoError::new(ErrorKind::Forbidden)
         });
+    }
+    // Kinto's POST and PUT find a malformed bucket id missing before any
+    // other check (a valid but missing one is a 401/403 there).
+    if let (pb::Method::Post | pb::Method::Put, Some(&bucket)) = (method, path.parent_ids().first())
+    {
+        if !valid_id(bucket) {
+            return Err(KintoError::not_found(
+                ErrorKind::MissingResource,
+                bucket,
+                "bucket",
+            ));
+        }
     }
     if let Some(id) = &path.id {
         if !kinto_shard::domain::resource::valid_id_for(shard_kind(path.kind), id) {

@@ -142,6 +142,21 @@ fn members_of(o: Option<&StoredObject>) -> Vec<String> {
 }
 
 impl Shard {
+    /// [`check_preconditions`] under the write lock: Kinto's 412 for a
+    /// missing object carries the list's timestamp.
+    async fn check_preconditions_locked(
+        &self,
+        req: &Request,
+        existing: Option<&StoredObject>,
+    ) -> Result<(), KintoError> {
+        match check_preconditions(req, existing) {
+            Err(e) if existing.is_none() => {
+                Err(e.with_timestamp(self.list_timestamp_locked(&req.target).await?))
+            }
+            other => other,
+        }
+    }
+
     async fn load(&self, t: &Target, id: &str) -> Result<Loaded, KintoError> {
         let (bucket, collection) = self.parents(t).await?;
         let raw = self.storage.get(&t.parent_id(), t.kind.name(), id).await?;
@@ -191,6 +206,7 @@ impl Shard {
         let id = t.id.clone().unwrap_or_default();
         let guard = self.lock_for_write(t).await;
         let l = self.load(t, &id).await?;
+        Self::require_parent(t, &l)?;
         let g = &self.settings.grants;
         let Some(existing) = l.existing() else {
             let visible = allowed(t.kind, Need::Write, l.chain(false), who, g)
@@ -245,11 +261,12 @@ impl Shard {
         } else {
             Need::Create
         };
+        // Kinto finds a record's collection missing before any permission.
+        Self::require_parent(t, &l)?;
         if !allowed(t.kind, need, l.chain(true), who, &self.settings.grants) {
             return Err(deny(who));
         }
-        Self::require_parent(t, &l)?;
-        check_preconditions(req, existing)?;
+        self.check_preconditions_locked(req, existing).await?;
         let body = body_object(req.body.as_ref())?;
         let had_data = body.is_some();
         let mut data = match body {
@@ -302,13 +319,18 @@ impl Shard {
         let _guard = self.lock_for_write(t).await;
         let l = self.load(t, &id).await?;
         let g = &self.settings.grants;
+        Self::require_parent(t, &l)?;
         if !allowed(t.kind, Need::Create, l.chain(false), who, g) {
             return Err(deny(who));
         }
-        Self::require_parent(t, &l)?;
         if t.kind == Kind::Collection {
             cache_expires::coerce(&mut data, "data.cache_expires")?;
         }
+        // Validated before the existing object is answered, as Kinto does.
+        let permissions = match &req.permissions {
+            Some(p) => Some(patch::parse_permissions(t.kind, p)?),
+            None => None,
+        };
         if let Some(o) = l.existing() {
             // Kinto answers 200 with the existing object, unchanged.
             if !allowed(t.kind, Self::read_need(t.kind), l.chain(true), who, g) {
@@ -322,12 +344,9 @@ impl Shard {
                 o.last_modified,
             ));
         }
-        check_preconditions(req, None)?;
+        self.check_preconditions_locked(req, None).await?;
         let client_ts = split_reserved(&mut data, &id)?;
-        let mut acl = match &req.permissions {
-            Some(p) => patch::replace_acl(patch::parse_permissions(t.kind, p)?),
-            None => Acl::new(),
-        };
+        let mut acl = permissions.map(patch::replace_acl).unwrap_or_default();
         patch::add_writer(&mut acl, req.writer(&id).as_deref());
         let target = Target {
             id: Some(id.clone()),

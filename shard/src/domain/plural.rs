@@ -27,6 +27,20 @@ fn since_bound(req: &Request) -> Option<u64> {
         .max()
 }
 
+/// A list's `If-None-Match` (304 on reads) and `If-Match` (412).
+fn preconditions(req: &Request, list_ts: u64, delete: bool) -> Result<(), KintoError> {
+    if let (Some(Pre::At(ts)), false) = (req.if_none_match, delete) {
+        if ts == list_ts {
+            return Err(KintoError::new(ErrorKind::NotModified).with_timestamp(list_ts));
+        }
+    }
+    let modified = matches!(req.if_match, Some(Pre::At(ts)) if ts != list_ts);
+    if req.if_none_match == Some(Pre::Any) || modified {
+        return Err(KintoError::new(ErrorKind::PreconditionFailed).with_timestamp(list_ts));
+    }
+    Ok(())
+}
+
 impl Shard {
     pub(super) async fn list(
         &self,
@@ -66,14 +80,10 @@ impl Shard {
         } else {
             self.list_timestamp(t).await?
         };
-        if let (Some(Pre::At(ts)), false) = (req.if_none_match, delete) {
-            if ts == list_ts {
-                return Err(KintoError::new(ErrorKind::NotModified).with_timestamp(list_ts));
-            }
-        }
-        let modified = matches!(req.if_match, Some(Pre::At(ts)) if ts != list_ts);
-        if req.if_none_match == Some(Pre::Any) || modified {
-            return Err(KintoError::new(ErrorKind::PreconditionFailed).with_timestamp(list_ts));
+        // Kinto refuses a caller who may see nothing before its preconditions.
+        let shared_only = !full && !can_create;
+        if !shared_only {
+            preconditions(req, list_ts, delete)?;
         }
         let parent = t.parent_id();
         let with_tombstones = req.query.include_tombstones && full && !delete;
@@ -104,8 +114,10 @@ impl Shard {
         };
         let page =
             select::select_off_worker(rows, req.query.clone(), keep, req.budget.clone()).await?;
-        if !full && page.visible == 0 && !can_create {
+        if shared_only && page.visible == 0 {
             return Err(deny(who));
+        } else if shared_only {
+            preconditions(req, list_ts, delete)?;
         }
         let (matched, total, has_more) = (page.rows, page.total, page.has_more);
         if delete && !req.query.dry_run {

@@ -164,6 +164,15 @@ pub async fn prepare(
     }
 }
 
+fn target_of(path: &ResourcePath) -> Target {
+    Target {
+        kind: path.kind as i32,
+        bucket_id: path.bucket.clone(),
+        collection_id: path.collection.clone(),
+        object_id: path.id.clone().unwrap_or_default(),
+    }
+}
+
 /// The shard's answer to the request without what made it invalid, when
 /// that is a 401, 403 or 404; `invalid` otherwise. Nothing is written: an
 /// object operation carries an `If-Match` no timestamp has (the shard checks
@@ -198,12 +207,7 @@ async fn checks_first(
         value: Some(pb::precondition::Value::Timestamp(u64::MAX)),
     };
     let op = Operation {
-        target: Some(Target {
-            kind: path.kind as i32,
-            bucket_id: path.bucket.clone(),
-            collection_id: path.collection.clone(),
-            object_id: path.id.clone().unwrap_or_default(),
-        }),
+        target: Some(target_of(path)),
         method: method as i32,
         caller: Some(caller),
         if_match: (!list).then_some(never),
@@ -298,12 +302,7 @@ async fn validate(
         }
     }
     let mut op = Operation {
-        target: Some(Target {
-            kind: path.kind as i32,
-            bucket_id: path.bucket.clone(),
-            collection_id: path.collection.clone(),
-            object_id: path.id.clone().unwrap_or_default(),
-        }),
+        target: Some(target_of(path)),
         method: method as i32,
         caller: Some(caller),
         if_match: precondition(req, "If-Match")?,

@@ -83,7 +83,8 @@ impl ErrorKind {
             ServiceDeprecated => (410, 202, "Gone", G::Unimplemented),
             PreconditionFailed => (412, 114, "Precondition Failed", G::FailedPrecondition),
             RequestTooLarge => (413, 113, "Request Entity Too Large", G::InvalidArgument),
-            UnsupportedMediaType => (415, 107, "Unsupported Media Type", G::InvalidArgument),
+            // Cornice's 415 is one of its validation errors.
+            UnsupportedMediaType => (415, 107, "Invalid parameters", G::InvalidArgument),
             TooManyRequests => (429, 117, "Too Many Requests", G::ResourceExhausted),
             Internal => (500, 999, "Internal Server Error", G::Internal),
             Unavailable => (503, 201, "Service Unavailable", G::Unavailable),

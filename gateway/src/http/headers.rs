@@ -72,8 +72,14 @@ pub fn check_content_type(req: &KRequest, allowed: &[&str]) -> Result<(), KintoE
                 .map(|a| format!("'{a}'"))
                 .collect::<Vec<_>>()
                 .join(", ");
+            let message = format!("Content-Type header should be one of [{list}]");
             Err(KintoError::new(ErrorKind::UnsupportedMediaType)
-                .with_message(format!("Content-Type header should be one of [{list}]")))
+                .with_message(message.clone())
+                .with_details(serde_json::json!([{
+                    "location": "header",
+                    "name": "Content-Type",
+                    "description": message,
+                }])))
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Kinto answers a request for a disabled plugin's endpoint as for any
 //! unknown path (404) and treats `/buckets/default` as an ordinary bucket id
-//! (403: nobody may create it). A newcomer cannot tell that from a bug, so
+//! (403: nobody may create it; 404 for a record's missing collection). A newcomer cannot tell that from a bug, so
 //! the message names the setting; status, errno and details stay Kinto's.
 
 use super::routes::Route;
@@ -13,14 +13,20 @@ use kinto_proto::{ErrorKind, KintoError};
 /// `e` with a hint appended to its message when `route` needs a plugin
 /// (or switch) that `cfg` leaves off.
 pub fn annotate(cfg: &GatewayConfig, route: Option<&Route>, e: KintoError) -> KintoError {
+    let default_off = matches!(route, Some(Route::Resource(p))
+        if p.bucket == "default" && !cfg.plugin("default_bucket"));
     let needed = match (route, e.kind) {
-        (Some(r), ErrorKind::MissingResource) => missing_plugin(cfg, r),
+        // A record written under it: Kinto finds its collection missing first.
         (
-            Some(Route::Resource(path)),
-            ErrorKind::Forbidden | ErrorKind::Unauthorized | ErrorKind::ObjectNotFound,
-        ) if path.bucket == "default" && !cfg.plugin("default_bucket") => {
+            Some(Route::Resource(_)),
+            ErrorKind::Forbidden
+            | ErrorKind::Unauthorized
+            | ErrorKind::ObjectNotFound
+            | ErrorKind::MissingResource,
+        ) if default_off => {
             Some("the personal `default` bucket needs kinto.plugins.default_bucket in `includes`")
         }
+        (Some(r), ErrorKind::MissingResource) => missing_plugin(cfg, r),
         _ => None,
     };
     match needed {

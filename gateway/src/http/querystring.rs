@@ -39,6 +39,10 @@ pub struct ListParams {
     pub limit: Option<u64>,
     pub token: Option<Map<String, Value>>,
     pub token_offset: u64,
+    /// The `_token`'s nonce, and (DELETE) the nonce of the `Next-Page` token:
+    /// the shard keeps DELETE nonces so that each token works once.
+    pub token_nonce: Option<String>,
+    pub next_nonce: Option<String>,
     /// A filter targets `last_modified`: tombstones are listed too.
     pub has_timestamp_filter: bool,
     /// `_to` was used: answer with a soft-eol `Alert`.
@@ -386,6 +390,7 @@ pub fn parse_list_query(
         })?;
         p.token = Some(last);
         p.token_offset = offset;
+        p.token_nonce = kinto_proto::query::token_nonce(&t);
     }
     if !p.sort.iter().any(|k| k.field == "id") {
         p.sort.push(SortKey {

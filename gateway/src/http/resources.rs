@@ -73,7 +73,8 @@ pub struct Pending {
     /// administrator's `/accounts`), which go to every shard.
     shard: Option<usize>,
     kind: Kind,
-    op: Operation,
+    /// Boxed: an operation is large, and a `Pending` moves through the pipeline.
+    op: Box<Operation>,
     finish: Finish,
 }
 
@@ -103,15 +104,18 @@ impl Pending {
     /// Sends the operation and answers.
     pub async fn run(self, app: &App) -> Result<KResponse, KintoError> {
         let result = match self.shard {
-            Some(i) => app.shards.execute(i, self.op).await,
-            None => fan_out(app, self.op).await,
+            Some(i) => app.shards.execute(i, *self.op).await,
+            None if self.op.method == pb::Method::Delete as i32 => {
+                delete_everywhere(app, *self.op).await
+            }
+            None => fan_out(app, *self.op).await,
         };
         self.finish.answer(app, self.shard, result)
     }
 
     /// Splits into the operation and what answers its result.
     pub fn into_parts(self) -> (Operation, Finish) {
-        (self.op, self.finish)
+        (*self.op, self.finish)
     }
 }
 
@@ -137,8 +141,119 @@ impl Finish {
     }
 }
 
-/// Validates the request and builds its operation.
+/// Validates the request and builds its operation. Kinto refuses an
+/// invalid body, querystring, id or `If-Match` only after its permission and
+/// parent checks: such a 400 is answered after the shard's checks
+/// ([`checks_first`]), except in `/batch`, whose earlier sub-requests may not
+/// have run yet.
 pub async fn prepare(
+    app: &App,
+    req: &KRequest,
+    path: &ResourcePath,
+    caller: Caller,
+    implicit: Implicit,
+    memo: Option<&Memo>,
+) -> Result<Pending, KintoError> {
+    let who = caller.clone();
+    match validate(app, req, path, caller, implicit, memo).await {
+        Err(e)
+            if memo.is_none()
+                && matches!(
+                    e.kind,
+                    ErrorKind::InvalidParameters | ErrorKind::UnsupportedMediaType
+                ) =>
+        {
+            Err(checks_first(app, req, path, who, implicit, e).await)
+        }
+        other => other,
+    }
+}
+
+fn target_of(path: &ResourcePath) -> Target {
+    Target {
+        kind: path.kind as i32,
+        bucket_id: path.bucket.clone(),
+        collection_id: path.collection.clone(),
+        object_id: path.id.clone().unwrap_or_default(),
+    }
+}
+
+/// The shard's answer to the request without what made it invalid, when
+/// that is a 401, 403 or 404; `invalid` otherwise. Nothing is written: an
+/// object operation carries an `If-Match` no timestamp has (the shard checks
+/// it after permissions and parents, before any write), a list is read with
+/// one row, and a plural DELETE only selects (`dry_run`).
+async fn checks_first(
+    app: &App,
+    req: &KRequest,
+    path: &ResourcePath,
+    caller: Caller,
+    implicit: Implicit,
+    invalid: KintoError,
+) -> KintoError {
+    let Some(method) = method_of(&req.method) else {
+        return invalid;
+    };
+    let plural = path.id.is_none();
+    let mut path = path.clone();
+    let mut body_json = None;
+    if path.bucket.is_empty() && method == pb::Method::Post {
+        // A new bucket is placed by its id: one no bucket has stands for it.
+        // Accounts may be created by anyone.
+        if path.kind != Kind::Bucket {
+            return invalid;
+        }
+        path.bucket = new_bucket_id(&mut Operation::default()).unwrap_or_default();
+        body_json = Some(bytes_of(&json!({ "id": path.bucket })));
+    }
+    let path = &path;
+    let list = plural && method != pb::Method::Post;
+    let never = pb::Precondition {
+        value: Some(pb::precondition::Value::Timestamp(u64::MAX)),
+    };
+    let op = Operation {
+        target: Some(target_of(path)),
+        method: method as i32,
+        caller: Some(caller),
+        if_match: (!list).then_some(never),
+        query: list.then(|| ListQuery {
+            limit: 1,
+            dry_run: method == pb::Method::Delete,
+            ..Default::default()
+        }),
+        implicit_bucket: implicit.bucket,
+        implicit_collection: implicit.collection,
+        body_json,
+        ..Default::default()
+    };
+    // Kinto finds a missing object in its view, after the validators of the
+    // body and querystring but before it reads `If-Match`.
+    let in_view = invalid
+        .details
+        .as_ref()
+        .and_then(|d| d.pointer("/0/location"))
+        .is_some_and(|l| l == "header");
+    let checked = match shard_of(app, path, None) {
+        Some(shard) => app.shards.execute(shard, op).await,
+        // A plural DELETE's probe only selects, on every shard.
+        None => fan_out(app, op).await,
+    };
+    match checked {
+        // Before the content type, Kinto checks only a record's collection.
+        Err(e) if invalid.kind == ErrorKind::UnsupportedMediaType => {
+            if e.kind == ErrorKind::MissingResource && path.kind == Kind::Record {
+                e
+            } else {
+                invalid
+            }
+        }
+        Err(e) if e.kind == ErrorKind::ObjectNotFound && !in_view => invalid,
+        Err(e) if matches!(e.kind.spec().http_status, 401 | 403 | 404) => e,
+        _ => invalid,
+    }
+}
+
+async fn validate(
     app: &App,
     req: &KRequest,
     path: &ResourcePath,
@@ -174,18 +289,25 @@ pub async fn prepare(
             KintoError::new(ErrorKind::Forbidden)
         });
     }
+    // Kinto's POST and PUT find a malformed bucket id missing before any
+    // other check (a valid but missing one is a 401/403 there).
+    if let (pb::Method::Post | pb::Method::Put, Some(&bucket)) = (method, path.parent_ids().first())
+    {
+        if !valid_id(bucket) {
+            return Err(KintoError::not_found(
+                ErrorKind::MissingResource,
+                bucket,
+                "bucket",
+            ));
+        }
+    }
     if let Some(id) = &path.id {
         if !kinto_model::valid_id_for(shard_kind(path.kind), id) {
             return Err(KintoError::invalid("path", None, "Invalid object id"));
         }
     }
     let mut op = Operation {
-        target: Some(Target {
-            kind: path.kind as i32,
-            bucket_id: path.bucket.clone(),
-            collection_id: path.collection.clone(),
-            object_id: path.id.clone().unwrap_or_default(),
-        }),
+        target: Some(target_of(path)),
         method: method as i32,
         caller: Some(caller),
         if_match: precondition(req, "If-Match")?,
@@ -231,11 +353,19 @@ pub async fn prepare(
         if path.kind == Kind::History {
             history_ids_as_text(&mut params);
         }
-        op.query = Some(list_query(app, &params));
+        let mut q = list_query(app, &params);
+        if method == pb::Method::Delete {
+            // Kinto's DELETE tokens work once: the owning shard keeps their
+            // nonces (`shard/src/domain/tokens.rs`).
+            q.used_nonce = params.token_nonce.clone();
+            params.next_nonce = Some(query::new_nonce());
+            q.next_nonce = params.next_nonce.clone();
+        }
+        op.query = Some(q);
         return Ok(Pending {
             shard,
             kind: path.kind,
-            op,
+            op: Box::new(op),
             finish: Finish::List {
                 method,
                 params: Box::new(params),
@@ -259,7 +389,7 @@ pub async fn prepare(
     Ok(Pending {
         shard,
         kind: path.kind,
-        op,
+        op: Box::new(op),
         finish: Finish::Object { method, fields },
     })
 }
@@ -423,6 +553,7 @@ fn list_query(app: &App, params: &ListParams) -> ListQuery {
             .map(|t| bytes_of(&Value::Object(t.clone())))
             .unwrap_or_default(),
         include_tombstones: params.has_timestamp_filter,
+        ..Default::default()
     }
 }
 
@@ -434,6 +565,42 @@ fn shard_of(app: &App, path: &ResourcePath, memo: Option<&Memo>) -> Option<usize
         PlacementKey::Bucket(bucket) => Some(super::memo::shard_of(memo, app, bucket)),
         key => Some(app.shards.shard_of_key(key)),
     }
+}
+
+/// `DELETE /buckets` deletes exactly one page of the merged order: every
+/// shard first says what it would delete (a dry run, where the
+/// preconditions are checked against the lists as they were), then deletes
+/// the chosen ids only. Each shard deleting its own first page would delete
+/// more than the page it answers.
+async fn delete_everywhere(app: &App, op: Operation) -> Result<OpResult, KintoError> {
+    let mut probe = op.clone();
+    if let Some(q) = probe.query.as_mut() {
+        (q.dry_run, q.used_nonce, q.next_nonce) = (true, None, None);
+    }
+    let page = fan_out(app, probe).await?;
+    let chosen: Vec<Value> = match serde_json::from_slice(&page.data_json) {
+        Ok(Value::Array(rows)) => rows.iter().filter_map(|r| r.get("id").cloned()).collect(),
+        _ => Vec::new(),
+    };
+    let mut op = op;
+    (op.if_match, op.if_none_match) = (None, None);
+    if let Some(q) = op.query.as_mut() {
+        q.filters.push(pb::Filter {
+            field: "id".into(),
+            op: pb::FilterOp::In as i32,
+            value_json: bytes_of(&Value::Array(chosen.clone())),
+        });
+    }
+    let mut done = fan_out(app, op).await?;
+    // The tombstones in the page's order, as Kinto deletes them.
+    let mut rows = match serde_json::from_slice(&done.data_json) {
+        Ok(Value::Array(rows)) => rows,
+        _ => Vec::new(),
+    };
+    rows.sort_by_key(|r| chosen.iter().position(|id| Some(id) == r.get("id")));
+    done.data_json = bytes_of(&Value::Array(rows));
+    done.has_more = page.has_more;
+    Ok(done)
 }
 
 /// Merges plural results from every shard: a k-way merge in the requested
@@ -466,8 +633,10 @@ async fn fan_out(app: &App, mut op: Operation) -> Result<OpResult, KintoError> {
                     crate::reply::decode_printed(Some(shard), "execute", &r.data_json)?;
                 rows.extend(items);
             }
-            // Not a permission matter: a shard is down or refused.
+            // Not a permission matter: a shard is down or refused, or (a
+            // DELETE's) `_token` was used.
             Err(e) if e.kind.spec().http_status >= 500 => return Err(e),
+            Err(e) if e.kind == ErrorKind::InvalidParameters => return Err(e),
             Err(e) => {
                 first_err.get_or_insert(e);
             }
@@ -645,7 +814,11 @@ pub(super) fn next_page(
     limit: u64,
 ) -> String {
     let keyset = query::keyset_of(last, &params.sort);
-    let token = query::encode_token(&keyset, params.token_offset + limit);
+    let offset = params.token_offset + limit;
+    let token = match &params.next_nonce {
+        Some(nonce) => query::encode_token_with_nonce(&keyset, offset, nonce),
+        None => query::encode_token(&keyset, offset),
+    };
     // Kinto keeps the parameters' order, replacing `_limit` and `_token` in
     // place (appended when absent); a repeated key keeps its first place.
     let mut params: Vec<(String, String)> = Vec::new();

@@ -9,7 +9,10 @@ mod order;
 mod token;
 
 pub use order::{compare_objects, compare_values, is_after, keyset_of, sort_by_keys};
-pub use token::{decode_token, encode_token, valid_timestamp, InvalidToken};
+pub use token::{
+    decode_token, encode_token, encode_token_with_nonce, new_nonce, token_nonce, valid_timestamp,
+    InvalidToken,
+};
 
 use serde_json::{Map, Value};
 use std::cmp::Ordering;

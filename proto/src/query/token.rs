@@ -11,12 +11,37 @@ use serde_json::{json, Map, Value};
 pub struct InvalidToken;
 
 pub fn encode_token(last_object: &Map<String, Value>, offset: u64) -> String {
+    encode_token_with_nonce(last_object, offset, &new_nonce())
+}
+
+/// A fresh nonce, as Kinto makes them.
+pub fn new_nonce() -> String {
+    format!("pagination-token-{}", uuid::Uuid::new_v4())
+}
+
+/// A token whose nonce was chosen beforehand (a DELETE's, which the shard
+/// keeps so that the token works once).
+pub fn encode_token_with_nonce(
+    last_object: &Map<String, Value>,
+    offset: u64,
+    nonce: &str,
+) -> String {
     let body = json!({
         "last_object": last_object,
         "offset": offset,
-        "nonce": format!("pagination-token-{}", uuid::Uuid::new_v4()),
+        "nonce": nonce,
     });
     base64::engine::general_purpose::STANDARD.encode(body.to_string())
+}
+
+/// The nonce of a token [`decode_token`] accepted: its text, or the JSON of
+/// any other value (which no shard issued, so a DELETE refuses it).
+pub fn token_nonce(token: &str) -> Option<String> {
+    let raw = python_b64decode(token)?;
+    match serde_json::from_slice::<Value>(&raw).ok()?.get("nonce")? {
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
 }
 
 /// Python's `b64decode` (not strict): characters outside the alphabet are

@@ -54,16 +54,16 @@ impl Draft {
     }
 
     /// A POST that creates: `data` from [`body_data`], with its id checked.
+    /// `permissions`: the request's, parsed (a POST checks them before it
+    /// looks for an existing object, as Kinto does).
     pub fn creating(
         req: &Request,
         id: &str,
         mut data: Map<String, Value>,
+        permissions: Option<patch::AclChange>,
     ) -> Result<Draft, KintoError> {
         let client_ts = split_reserved(&mut data, id)?;
-        let mut acl = match &req.permissions {
-            Some(p) => patch::replace_acl(patch::parse_permissions(req.target.kind, p)?),
-            None => Acl::new(),
-        };
+        let mut acl = permissions.map(patch::replace_acl).unwrap_or_default();
         patch::add_writer(&mut acl, req.writer(id).as_deref());
         Ok(Draft {
             data,

@@ -48,6 +48,7 @@ pub mod resource;
 pub mod schema;
 mod select;
 mod stamp;
+mod tokens;
 mod walk;
 
 use crate::storage::Storage;
@@ -112,6 +113,7 @@ pub struct Shard {
     locks: lock::WriteLocks,
     schemas: schema::SchemaCache,
     cache: cache::ShardCache,
+    nonces: tokens::Nonces,
 }
 
 impl Shard {
@@ -123,6 +125,7 @@ impl Shard {
             locks: lock::WriteLocks::new(),
             schemas: schema::SchemaCache::default(),
             cache,
+            nonces: Default::default(),
         }
     }
 

@@ -7,6 +7,7 @@ use super::acl::{allowed, Need, Principals};
 use super::authorize::visible_acl;
 use super::cache_expires;
 use super::draft::{self, Draft};
+use super::patch;
 use super::history::Change;
 use super::load::Loaded;
 use super::lock::WriteGuard;
@@ -58,9 +59,10 @@ impl Shard {
         } else {
             Need::Create
         };
-        self.authorize(t.kind, need, l.chain(true), who)?;
+        // Kinto finds a record's collection missing before any permission.
         Self::require_parent(t, &l)?;
-        check_preconditions(req, existing)?;
+        self.authorize(t.kind, need, l.chain(true), who)?;
+        self.check_preconditions_locked(req, existing).await?;
         let draft = Draft::replacing(req, &id, existing)?;
         let status = if existing.is_some() { 200 } else { 201 };
         self.write_object(t, &l, id, draft, who, status).await
@@ -76,11 +78,16 @@ impl Shard {
         let id = self.id_to_create(req, who, &data)?;
         let _guard = self.lock_for_write(t).await;
         let l = self.load(t, &id).await?;
-        self.authorize(t.kind, Need::Create, l.chain(false), who)?;
         Self::require_parent(t, &l)?;
+        self.authorize(t.kind, Need::Create, l.chain(false), who)?;
         if t.kind == Kind::Collection {
             cache_expires::coerce(&mut data, "data.cache_expires")?;
         }
+        // Validated before the existing object is answered, as Kinto does.
+        let permissions = match &req.permissions {
+            Some(p) => Some(patch::parse_permissions(t.kind, p)?),
+            None => None,
+        };
         if let Some(o) = l.existing() {
             // Kinto answers 200 with the existing object, unchanged.
             self.authorize(t.kind, Self::read_need(t.kind), l.chain(true), who)?;
@@ -92,8 +99,8 @@ impl Shard {
                 o.last_modified,
             ));
         }
-        check_preconditions(req, None)?;
-        let draft = Draft::creating(req, &id, data)?;
+        self.check_preconditions_locked(req, None).await?;
+        let draft = Draft::creating(req, &id, data, permissions)?;
         let target = Target {
             id: Some(id.clone()),
             ..t.clone()
@@ -248,6 +255,7 @@ impl Shard {
         let id = t.id.clone().unwrap_or_default();
         let guard = self.lock_for_write(t).await;
         let l = self.load(t, &id).await?;
+        Self::require_parent(t, &l)?;
         let Some(existing) = l.existing() else {
             let g = &self.settings.grants;
             let visible = allowed(t.kind, Need::Write, l.chain(false), who, g)

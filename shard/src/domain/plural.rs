@@ -29,6 +29,20 @@ fn since_bound(req: &Request) -> Option<u64> {
         .max()
 }
 
+/// A list's `If-None-Match` (304 on reads) and `If-Match` (412).
+fn preconditions(req: &Request, list_ts: u64, delete: bool) -> Result<(), KintoError> {
+    if let (Some(Pre::At(ts)), false) = (req.if_none_match, delete) {
+        if ts == list_ts {
+            return Err(KintoError::new(ErrorKind::NotModified).with_timestamp(list_ts));
+        }
+    }
+    let modified = matches!(req.if_match, Some(Pre::At(ts)) if ts != list_ts);
+    if req.if_none_match == Some(Pre::Any) || modified {
+        return Err(KintoError::new(ErrorKind::PreconditionFailed).with_timestamp(list_ts));
+    }
+    Ok(())
+}
+
 /// What a plural operation read and selected, once authorized.
 struct Listed {
     bucket: Option<Arc<StoredObject>>,
@@ -74,6 +88,15 @@ impl Shard {
         let l = self
             .load_list(req, who, Need::Write, guard.is_some())
             .await?;
+        if req.query.dry_run {
+            // What would be deleted (the gateway merges `DELETE /buckets`'
+            // pages from every shard before any deletes).
+            let page = l.page;
+            let data = Value::Array(page.rows.into_iter().map(|(j, _)| j).collect());
+            return Ok(Outcome::list(data, l.list_ts, page.total, page.has_more));
+        }
+        // After every check Kinto makes first (its 403 on shared lists too).
+        self.consume_token(req)?;
         let (matched, has_more) = (l.page.rows, l.page.has_more);
         let (tombstones, last_ts) = if t.kind == Kind::Bucket {
             self.delete_buckets(t, matched, l.list_ts).await?
@@ -82,12 +105,9 @@ impl Shard {
             self.delete_in_list(t, matched, l.list_ts, parents, who)
                 .await?
         };
-        Ok(Outcome::list(
-            Value::Array(tombstones),
-            last_ts,
-            0,
-            has_more,
-        ))
+        let outcome = Outcome::list(Value::Array(tombstones), last_ts, 0, has_more);
+        self.issue_token(req, &outcome);
+        Ok(outcome)
     }
 
     /// The load, authorize and preconditions steps of a plural operation,
@@ -123,14 +143,10 @@ impl Shard {
         } else {
             self.list_timestamp(t).await?
         };
-        if let (Some(Pre::At(ts)), false) = (req.if_none_match, delete) {
-            if ts == list_ts {
-                return Err(KintoError::new(ErrorKind::NotModified).with_timestamp(list_ts));
-            }
-        }
-        let modified = matches!(req.if_match, Some(Pre::At(ts)) if ts != list_ts);
-        if req.if_none_match == Some(Pre::Any) || modified {
-            return Err(KintoError::new(ErrorKind::PreconditionFailed).with_timestamp(list_ts));
+        // Kinto refuses a caller who may see nothing before its preconditions.
+        let shared_only = !full && !can_create;
+        if !shared_only {
+            preconditions(req, list_ts, delete)?;
         }
         let parent = t.parent_id();
         let with_tombstones = req.query.include_tombstones && full && !delete;
@@ -161,8 +177,10 @@ impl Shard {
         };
         let page =
             select::select_off_worker(rows, req.query.clone(), keep, req.budget.clone()).await?;
-        if !full && page.visible == 0 && !can_create {
+        if shared_only && page.visible == 0 {
             return Err(deny(who));
+        } else if shared_only {
+            preconditions(req, list_ts, delete)?;
         }
         Ok(Listed {
             bucket,

@@ -39,6 +39,21 @@ pub(super) fn check_preconditions(
 }
 
 impl Shard {
+    /// [`check_preconditions`] under the write lock: Kinto's 412 for a
+    /// missing object carries the list's timestamp.
+    pub(super) async fn check_preconditions_locked(
+        &self,
+        req: &Request,
+        existing: Option<&StoredObject>,
+    ) -> Result<(), KintoError> {
+        match check_preconditions(req, existing) {
+            Err(e) if existing.is_none() => {
+                Err(e.with_timestamp(self.list_timestamp_locked(&req.target).await?))
+            }
+            other => other,
+        }
+    }
+
     /// Kinto's schema rules for an object about to be written: stored
     /// schemas must be schemas (always, as Kinto's views check them), and
     /// with validation on, objects must match the schemas of their parents;

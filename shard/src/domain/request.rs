@@ -22,6 +22,12 @@ pub struct ListQuery {
     pub limit: Option<u64>,
     pub after: Option<Map<String, Value>>,
     pub include_tombstones: bool,
+    /// Plural DELETE: the nonce of the `_token` to consume, and the one to
+    /// keep for the `Next-Page` token (`tokens.rs`).
+    pub used_nonce: Option<String>,
+    pub next_nonce: Option<String>,
+    /// Plural DELETE: select only, as a list (`DELETE /buckets`' first step).
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -159,6 +165,9 @@ impl Request {
                 limit: (q.limit > 0).then_some(q.limit),
                 after,
                 include_tombstones: q.include_tombstones,
+                used_nonce: q.used_nonce,
+                next_nonce: q.next_nonce,
+                dry_run: q.dry_run,
             },
             forced_last_modified: o.forced_last_modified,
             generation: o.generation,

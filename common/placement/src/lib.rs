@@ -62,7 +62,19 @@ pub enum PlacementKey<'a> {
     Account(&'a str),
 }
 
-impl PlacementKey<'_> {
+impl<'a> PlacementKey<'a> {
+    /// What places an object: an account its own id, anything else the
+    /// bucket it is in (a bucket's own id). `None` for the lists that span
+    /// every shard (`/buckets`, `/accounts`).
+    pub fn of(account: bool, bucket: &'a str, id: Option<&'a str>) -> Option<Self> {
+        match (account, id) {
+            (true, Some(id)) => Some(PlacementKey::Account(id)),
+            (true, None) => None,
+            (false, _) if bucket.is_empty() => None,
+            (false, _) => Some(PlacementKey::Bucket(bucket)),
+        }
+    }
+
     /// The key's slot. A bucket hashes its id; an account hashes
     /// `account/<id>`, fed to the hash in two parts (no allocation).
     pub fn slot(&self) -> u32 {
@@ -140,6 +152,18 @@ mod tests {
         for id in ["a", "blog", "a", "", "a"] {
             assert_eq!(slot_of(id), hash_slot(id), "{id}");
         }
+    }
+
+    #[test]
+    fn accounts_are_placed_by_their_id_the_rest_by_bucket() {
+        let of = PlacementKey::of;
+        assert_eq!(
+            of(true, "", Some("alice")),
+            Some(PlacementKey::Account("alice"))
+        );
+        assert_eq!(of(true, "", None), None);
+        assert_eq!(of(false, "b", Some("r")), Some(PlacementKey::Bucket("b")));
+        assert_eq!(of(false, "", None), None);
     }
 
     #[test]

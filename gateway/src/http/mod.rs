@@ -200,11 +200,23 @@ async fn dispatch(
         Route::Resource(path) if path.bucket == "default" && cfg.plugin("default_bucket") => {
             let (req, path, implicit) =
                 default_bucket::resolve(&app.bucket_ids, cfg.readonly, req, &path, &caller)?;
-            let op = resources::prepare(app, &req, &path, caller, implicit, memo).await?;
+            let asked = resources::Asked {
+                req: &req,
+                path: &path,
+                caller,
+                implicit,
+            };
+            let op = resources::prepare(app, asked, memo).await?;
             Ok(Planned::Operation(op))
         }
         Route::Resource(path) => {
-            let op = resources::prepare(app, req, &path, caller, Default::default(), memo).await?;
+            let asked = resources::Asked {
+                req,
+                path: &path,
+                caller,
+                implicit: Default::default(),
+            };
+            let op = resources::prepare(app, asked, memo).await?;
             Ok(Planned::Operation(op))
         }
         route => endpoint(app, req, &caller, route)

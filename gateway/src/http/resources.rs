@@ -141,6 +141,15 @@ impl Finish {
     }
 }
 
+/// A request for one resource, as the dispatcher resolved it: who asks, and
+/// what Kinto's default bucket creates on the way.
+pub struct Asked<'a> {
+    pub req: &'a KRequest,
+    pub path: &'a ResourcePath,
+    pub caller: Caller,
+    pub implicit: Implicit,
+}
+
 /// Validates the request and builds its operation. Kinto refuses an
 /// invalid body, querystring, id or `If-Match` only after its permission and
 /// parent checks: such a 400 is answered after the shard's checks
@@ -148,12 +157,15 @@ impl Finish {
 /// have run yet.
 pub async fn prepare(
     app: &App,
-    req: &KRequest,
-    path: &ResourcePath,
-    caller: Caller,
-    implicit: Implicit,
+    asked: Asked<'_>,
     memo: Option<&Memo>,
 ) -> Result<Pending, KintoError> {
+    let Asked {
+        req,
+        path,
+        caller,
+        implicit,
+    } = asked;
     let who = caller.clone();
     match validate(app, req, path, caller, implicit, memo).await {
         Err(e)

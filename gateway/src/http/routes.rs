@@ -57,12 +57,7 @@ impl ResourcePath {
     /// What places the target: its bucket, or for an account its id. `None`
     /// for `/buckets` and `/accounts`, which span every shard.
     pub fn placement(&self) -> Option<PlacementKey<'_>> {
-        match (self.kind, self.id.as_deref()) {
-            (Kind::Account, Some(id)) => Some(PlacementKey::Account(id)),
-            (Kind::Account, None) => None,
-            _ if self.bucket.is_empty() => None,
-            _ => Some(PlacementKey::Bucket(&self.bucket)),
-        }
+        PlacementKey::of(self.kind == Kind::Account, &self.bucket, self.id.as_deref())
     }
 
     /// The ids of the parents in the path (bucket, then collection).

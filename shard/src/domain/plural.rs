@@ -51,6 +51,15 @@ struct Listed {
     page: select::Selected,
 }
 
+impl Listed {
+    /// The selected page, as the list's outcome.
+    fn into_page(self) -> Outcome {
+        let page = self.page;
+        let data = Value::Array(page.rows.into_iter().map(|(j, _)| j).collect());
+        Outcome::list(data, self.list_ts, page.total, page.has_more)
+    }
+}
+
 impl Shard {
     /// GET/HEAD on a plural: load, authorize, preconditions, the page.
     pub(super) async fn list(
@@ -58,15 +67,17 @@ impl Shard {
         req: &Request,
         who: &Principals,
     ) -> Result<Outcome, KintoError> {
-        let t = &req.target;
-        check_listable(t, who)?;
+        check_listable(&req.target, who)?;
         let l = self.load_list(req, who, Need::Read, false).await?;
-        let page = l.page;
-        let data = Value::Array(page.rows.into_iter().map(|(j, _)| j).collect());
-        let mut outcome = Outcome::list(data, l.list_ts, page.total, page.has_more);
-        if t.kind == Kind::Record && who.user_id.is_none() {
-            outcome.cache_expires = super::cache_expires::of(l.collection.as_deref());
-        }
+        // Kinto's record caching headers are for anonymous reads only.
+        let anonymous_records = req.target.kind == Kind::Record && who.user_id.is_none();
+        let cache_expires = if anonymous_records {
+            super::cache_expires::of(l.collection.as_deref())
+        } else {
+            None
+        };
+        let mut outcome = l.into_page();
+        outcome.cache_expires = cache_expires;
         Ok(outcome)
     }
 
@@ -91,9 +102,7 @@ impl Shard {
         if req.query.dry_run {
             // What would be deleted (the gateway merges `DELETE /buckets`'
             // pages from every shard before any deletes).
-            let page = l.page;
-            let data = Value::Array(page.rows.into_iter().map(|(j, _)| j).collect());
-            return Ok(Outcome::list(data, l.list_ts, page.total, page.has_more));
+            return Ok(l.into_page());
         }
         // After every check Kinto makes first (its 403 on shared lists too).
         self.consume_token(req)?;

@@ -40,12 +40,7 @@ impl Target {
     /// What places this target: its bucket, or for an account its id.
     /// `None` for the lists that span every shard (`/buckets`, `/accounts`).
     pub fn placement(&self) -> Option<PlacementKey<'_>> {
-        match (self.kind, self.id.as_deref()) {
-            (Kind::Account, Some(id)) => Some(PlacementKey::Account(id)),
-            (Kind::Account, None) => None,
-            _ if self.bucket.is_empty() => None,
-            _ => Some(PlacementKey::Bucket(&self.bucket)),
-        }
+        PlacementKey::of(self.kind == Kind::Account, &self.bucket, self.id.as_deref())
     }
 
     /// Kinto's `parent_id` of the objects of this list.

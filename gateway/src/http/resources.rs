@@ -236,6 +236,13 @@ async fn checks_first(
         implicit_bucket: implicit.bucket,
         implicit_collection: implicit.collection,
         body_json,
+        // A PATCH names its kind (the shard refuses an unspecified one); the
+        // probe never gets as far as applying it.
+        patch_kind: if method == pb::Method::Patch {
+            PatchKind::Merge as i32
+        } else {
+            PatchKind::Unspecified as i32
+        },
         ..Default::default()
     };
     // Kinto finds a missing object in its view, after the validators of the
@@ -261,6 +268,12 @@ async fn checks_first(
         }
         Err(e) if e.kind == ErrorKind::ObjectNotFound && !in_view => invalid,
         Err(e) if matches!(e.kind.spec().http_status, 401 | 403 | 404) => e,
+        // The probe must not fail: if it does, the client still gets its 400,
+        // and the fault is seen here.
+        Err(e) if e.kind.spec().http_status >= 500 => {
+            tracing::warn!(errno = e.kind.spec().errno, "checks-first probe failed");
+            invalid
+        }
         _ => invalid,
     }
 }

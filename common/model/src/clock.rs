@@ -4,6 +4,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+#[inline]
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -16,6 +17,7 @@ pub fn now_ms() -> u64 {
 /// the domain kept (Kinto docs §5.4): equal to the list's → bumped by one;
 /// newer → used as is and becomes the list's; older → used as is, and the
 /// list's timestamp does not move (Kinto API 1.18).
+#[inline]
 pub fn stamp(list: u64, client: Option<u64>) -> (u64, u64) {
     match client {
         Some(c) if c == list => (list + 1, list + 1),

@@ -8,6 +8,7 @@ use kinto_proto::KintoError;
 /// bound Kinto lacks: at most [`MAX_ID_BYTES`] bytes
 /// (`kinto_proto::limits`), since storage engines panic on keys of 64 KiB
 /// or more and an object's key holds up to three ids.
+#[inline]
 pub fn valid_id(id: &str) -> bool {
     if id.len() > MAX_ID_BYTES {
         return false;
@@ -23,6 +24,7 @@ pub fn valid_id(id: &str) -> bool {
 /// Account ids may also be e-mail addresses: Kinto's account id rule is
 /// `^[a-zA-Z0-9][+.@a-zA-Z0-9_-]*$`.
 /// Bounded to [`MAX_ID_BYTES`] like every id (see [`valid_id`]).
+#[inline]
 pub fn valid_id_for(kind: Kind, id: &str) -> bool {
     if kind != Kind::Account {
         return valid_id(id);

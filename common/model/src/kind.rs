@@ -27,6 +27,7 @@ impl Kind {
         Kind::History,
     ];
 
+    #[inline]
     pub fn from_pb(k: i32) -> Result<Kind, KintoError> {
         match pb::Kind::try_from(k) {
             Ok(pb::Kind::Bucket) => Ok(Kind::Bucket),
@@ -40,6 +41,7 @@ impl Kind {
     }
 
     /// Kinto's `resource_name`.
+    #[inline]
     pub fn name(self) -> &'static str {
         match self {
             Kind::Bucket => "bucket",
@@ -52,6 +54,7 @@ impl Kind {
     }
 
     /// The path segment of the plural endpoint.
+    #[inline]
     pub fn plural(self) -> &'static str {
         match self {
             Kind::Bucket => "buckets",
@@ -64,6 +67,7 @@ impl Kind {
     }
 
     /// Permission names an object of this kind accepts in its ACL.
+    #[inline]
     pub fn permissions(self) -> &'static [&'static str] {
         match self {
             Kind::Bucket => &["read", "write", "collection:create", "group:create"],

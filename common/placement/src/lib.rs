@@ -49,6 +49,7 @@ fn digest_slot(digest: &[u8]) -> u32 {
 }
 
 /// The shard that owns `slot` in the static map of `shard_count` shards.
+#[inline]
 fn static_owner(slot: u32, shard_count: u32) -> u32 {
     let n = shard_count.max(1);
     // Contiguous ranges: shard i owns [i*SLOTS/n, (i+1)*SLOTS/n).
@@ -66,6 +67,7 @@ impl<'a> PlacementKey<'a> {
     /// What places an object: an account its own id, anything else the
     /// bucket it is in (a bucket's own id). `None` for the lists that span
     /// every shard (`/buckets`, `/accounts`).
+    #[inline]
     pub fn of(account: bool, bucket: &'a str, id: Option<&'a str>) -> Option<Self> {
         match (account, id) {
             (true, Some(id)) => Some(PlacementKey::Account(id)),
@@ -77,6 +79,7 @@ impl<'a> PlacementKey<'a> {
 
     /// The key's slot. A bucket hashes its id; an account hashes
     /// `account/<id>`, fed to the hash in two parts (no allocation).
+    #[inline]
     pub fn slot(&self) -> u32 {
         match self {
             PlacementKey::Bucket(id) => slot_of(id),
@@ -121,19 +124,23 @@ impl ShardLayout {
         }
     }
 
+    #[inline]
     pub fn shards(&self) -> u32 {
         self.shards
     }
 
+    #[inline]
     pub fn generation(&self) -> u64 {
         self.generation
     }
 
     /// The shard that owns `key`.
+    #[inline]
     pub fn owner(&self, key: PlacementKey<'_>) -> u32 {
         self.owner_of_slot(key.slot())
     }
 
+    #[inline]
     pub fn owner_of_slot(&self, slot: u32) -> u32 {
         static_owner(slot, self.shards)
     }

@@ -166,18 +166,21 @@ pub async fn prepare(
         caller,
         implicit,
     } = asked;
-    let who = caller.clone();
-    match validate(app, req, path, caller, implicit, memo).await {
-        Err(e)
-            if memo.is_none()
-                && matches!(
-                    e.kind,
-                    ErrorKind::InvalidParameters | ErrorKind::UnsupportedMediaType
-                ) =>
+    // Only a request outside `/batch` may need the caller again: a batch's
+    // sub-requests (most operations under load) do not pay for the copy.
+    let who = memo.is_none().then(|| caller.clone());
+    match (validate(app, req, path, caller, implicit, memo).await, who) {
+        (Err(e), Some(who))
+            if matches!(
+                e.kind,
+                ErrorKind::InvalidParameters | ErrorKind::UnsupportedMediaType
+            ) =>
         {
-            Err(checks_first(app, req, path, who, implicit, e).await)
+            // Boxed: the probe's future is large and rare, and would
+            // otherwise enlarge every request's future.
+            Err(Box::pin(checks_first(app, req, path, who, implicit, e)).await)
         }
-        other => other,
+        (other, _) => other,
     }
 }
 

@@ -11,6 +11,14 @@
 //! ([`PlacementKey`]): no bucket id contains `/`, so the two never collide.
 //! Every crate places through this one; a placement key is spelled nowhere
 //! else.
+//!
+//! The live map (issue 19) is built here in pieces: [`map::ShardMap`] (the
+//! stored document), [`balance`] (the fewest moves to a new shard count) and
+//! [`file_store`] (the map of one machine).
+
+pub mod balance;
+pub mod file_store;
+pub mod map;
 
 use sha2::{Digest, Sha256};
 use std::fmt;

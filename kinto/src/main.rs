@@ -39,27 +39,29 @@ async fn main() -> ExitCode {
 }
 
 /// The shard count is fixed when a data directory is created: buckets are
-/// placed by it, so reopening with another count would hide data.
+/// placed by the shard map stored in `placement/` there, so reopening with
+/// another count would hide data. A directory made before the map was
+/// stored has `layout.json` with its count, which the first map keeps.
 fn check_layout(data_dir: &Path, shards: u32) -> Result<(), String> {
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
-    let file = data_dir.join("layout.json");
-    match std::fs::read(&file) {
+    let legacy = data_dir.join("layout.json");
+    let created_with = match std::fs::read(&legacy) {
         Ok(bytes) => {
             let v: Value =
-                serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
-            let existing = v["shards"].as_u64().unwrap_or(0);
-            if existing != u64::from(shards) {
-                return Err(format!(
-                    "{} was created with {existing} shards; start with KINTO_SHARDS={existing} (moving buckets between shards needs the operator)",
-                    data_dir.display()
-                ));
-            }
-            Ok(())
+                serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", legacy.display()))?;
+            u32::try_from(v["shards"].as_u64().unwrap_or(0)).unwrap_or(0)
         }
-        Err(_) => std::fs::write(&file, serde_json::json!({ "shards": shards }).to_string())
-            .map_err(|e| format!("cannot write {}: {e}", file.display())),
+        Err(_) => shards,
+    };
+    let map = kinto_placement::file_store::open_or_init(&data_dir.join("placement"), created_with)?;
+    let existing = map.shards.len();
+    if existing != shards as usize {
+        return Err(format!(
+            "{} was created with {existing} shards; start with KINTO_SHARDS={existing} \
+             (the count changes only by a rebalance, docs/placement.md)",
+            data_dir.display()
+        ));
     }
+    Ok(())
 }
 
 /// The settings of this binary alone (docs/configuration.md).

@@ -16,6 +16,10 @@ pub struct ShardConfig {
     pub shard_index: Option<u64>,
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub shard_count: Option<u64>,
+    /// Where the embedded deployment's shard map is kept (default
+    /// `data_dir/placement`); shards given the same directory share one map.
+    #[serde(default)]
+    pub placement_dir: Option<PathBuf>,
     /// 0 = fsync every commit; otherwise the journal is fsynced this often
     /// (writes are in the OS before they are acknowledged either way).
     #[serde(default, deserialize_with = "de_opt_u64")]

@@ -45,9 +45,26 @@ async fn run(cli: Cli) -> Result<(), String> {
             "shard_index {index} is not below shard_count {count}"
         ));
     }
-    let storage = kinto_shard::storage::Backend::connect(&cfg)
-        .await?
-        .open(&cfg, index, count)?;
+    let backend = kinto_shard::storage::Backend::connect(&cfg).await?;
+    if backend.is_local() {
+        // An embedded store holds the buckets of the map it was started
+        // with; another count would hide them.
+        let dir = cfg
+            .placement_dir
+            .clone()
+            .unwrap_or_else(|| cfg.data_dir.join("placement"));
+        let map = kinto_placement::file_store::open_or_init(&dir, count)?;
+        let stored = map.shards.len();
+        if stored != count as usize {
+            return Err(format!(
+                "{} holds a map of {stored} shards (generation {}), not {count}: start with \
+                 shard_count {stored}, or change the count by a rebalance (docs/placement.md)",
+                dir.display(),
+                map.generation
+            ));
+        }
+    }
+    let storage = backend.open(&cfg, index, count)?;
     let service = kinto_shard::server::build(storage, &raw, &cfg, index, count)?;
     if let Some(bind) = &cfg.metrics_bind {
         kinto_runtime::metrics::serve(bind).await?;

@@ -113,6 +113,27 @@ impl FileMapStore {
     }
 }
 
+/// The map stored in `dir`, or the static map of `shards` shards, stored
+/// now when there is none. The caller compares the stored map's shard count
+/// with its own and names its own setting when they differ: buckets are
+/// placed by the stored map, so serving with another count would hide them.
+pub fn open_or_init(dir: &Path, shards: u32) -> Result<ShardMap, String> {
+    let store = FileMapStore::new(dir);
+    if let Some(map) = store.load().map_err(|e| e.to_string())? {
+        return Ok(map);
+    }
+    let initial = ShardMap::initial(shards, &[]);
+    match store
+        .compare_and_set(None, &initial)
+        .map_err(|e| e.to_string())?
+    {
+        Swap::Done => Ok(initial),
+        // Another process of the deployment stored one first.
+        Swap::Stale(Some(map)) => Ok(map),
+        Swap::Stale(None) => Err(format!("{}: the map vanished", dir.display())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +205,16 @@ mod tests {
         });
         assert_eq!(wins, 1);
         assert_eq!(store.load().expect("load").map(|m| m.generation), Some(2));
+    }
+
+    #[test]
+    fn the_first_map_is_stored_and_then_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let map = open_or_init(dir.path(), 3).expect("first start");
+        assert_eq!(map, ShardMap::initial(3, &[]));
+        assert_eq!(open_or_init(dir.path(), 3).expect("same count"), map);
+        // The stored map wins over the count asked for.
+        assert_eq!(open_or_init(dir.path(), 4).expect("stored"), map);
     }
 
     #[test]

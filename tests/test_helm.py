@@ -264,6 +264,8 @@ class Kube:
     def __init__(self, directory, port):
         self.dir, self.base = Path(directory), f"https://127.0.0.1:{port}"
         self.http = requests.Session()
+        # REQUESTS_CA_BUNDLE and proxy variables would otherwise override the cluster's CA (and loopback).
+        self.http.trust_env = False
         self.http.verify = str(self.dir / "ca.crt")
         self.http.cert = (str(self.dir / "admin.crt"), str(self.dir / "admin.key"))
         self._resources = {}
@@ -372,3 +374,11 @@ def test_helm_install_and_upgrade_keep_the_generated_secret(kube, helm):
     r = kube.http.get(f"{kube.base}/apis/apps/v1/namespaces/{namespace}/statefulsets/{release}-kinto-rs-shard",
                       timeout=30)
     assert r.json()["spec"]["replicas"] == 2
+    # Another shard count would re-place buckets away from their data: refused without the explicit override.
+    r = run_helm(helm, "upgrade", release, *common, "--set", "shards.replicas=3", env=env, check=False)
+    assert r.returncode != 0 and "changing the shard count needs a rebalance" in r.stderr, r.stderr
+    run_helm(helm, "upgrade", release, *common, "--set", "shards.replicas=3", "--set", "shards.allowCountChange=true",
+             env=env)
+    r = kube.http.get(f"{kube.base}/apis/apps/v1/namespaces/{namespace}/statefulsets/{release}-kinto-rs-shard",
+                      timeout=30)
+    assert r.json()["spec"]["replicas"] == 3

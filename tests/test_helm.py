@@ -29,6 +29,7 @@ CASES = {
     "default": [],
     "embedded": ["-f", str(CHART / "ci/embedded-values.yaml")],
     "cql": ["-f", str(CHART / "ci/cql-values.yaml")],
+    "cql-existing-secrets": ["-f", str(CHART / "ci/cql-existing-secrets-values.yaml")],
 }
 
 
@@ -213,6 +214,20 @@ def test_no_secret_value_in_a_configmap(rendered, case):
     for workload in (one(docs, "Deployment", "-gateway"), one(docs, "StatefulSet", "-shard")):
         refs = [e.get("secretRef", {}).get("name") for e in container(workload)["envFrom"]]
         assert settings_secret["metadata"]["name"] in refs
+
+
+def test_secrets_managed_outside_the_chart_are_referenced_not_rendered(rendered):
+    docs = rendered["cql-existing-secrets"]
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    for workload in (one(docs, "Deployment", "-gateway"), one(docs, "StatefulSet", "-shard"), one(docs, "Job")):
+        assert [e["secretRef"]["name"] for e in container(workload)["envFrom"] if "secretRef" in e] == \
+            ["kinto-secrets"]
+    for workload in (one(docs, "Deployment", "-gateway"), one(docs, "StatefulSet", "-shard")):
+        volume = next(v for v in workload["spec"]["template"]["spec"]["volumes"] if v["name"] == "mtls")
+        assert volume["secret"]["secretName"] == "kinto-mtls"
+    shard = container(one(docs, "StatefulSet", "-shard"))
+    assert [p["name"] for p in shard["ports"]] == ["grpc"]
+    assert "KINTO_METRICS_BIND" not in configmap(docs, "shard")
 
 
 def test_a_secret_given_as_a_plain_setting_is_refused(helm):

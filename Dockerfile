@@ -10,6 +10,8 @@ ARG DEBIAN_RELEASE=bookworm
 FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS build
 # aws-lc-sys (rustls' crypto provider) and mimalloc compile C code: the image has a C compiler, and cmake
 # lets aws-lc-sys use its cmake build where its own one does not cover the platform.
+# Debian packages are not pinned (DL3008): a stable point release drops the old versions; the tag pins Debian.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends cmake \
  && rm -rf /var/lib/apt/lists/*
@@ -27,6 +29,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     done
 
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \

@@ -4,6 +4,8 @@ helm comes from tools/helm/setup; kube-apiserver and etcd from tools/kube/setup 
 proxy into a cache outside the clone). Every manifest rendered with the default values and with each file of
 helm/kinto-rs/ci/ goes through a server-side dry run with strict field validation, so a misspelt field or a
 value the API refuses fails here, not at an operator's install. Needs no Rust binary and no target.
+By hand, run tools/helm/setup and tools/kube/setup once first (tests/run does): their cold builds take longer
+than pytest's per-test timeout.
 """
 
 import base64

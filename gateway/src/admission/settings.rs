@@ -12,8 +12,9 @@ fn default_max_keys() -> usize {
 fn default_max_url_bytes() -> usize {
     16 * 1024
 }
+/// Waitress's (Kinto's server) `max_request_header_size`.
 fn default_max_header_bytes() -> usize {
-    64 * 1024
+    256 * 1024
 }
 fn default_max_headers() -> usize {
     100

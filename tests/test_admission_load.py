@@ -165,3 +165,38 @@ def test_three_times_capacity_is_refused_quickly_and_the_service_recovers(small)
     assert api.get(url).status_code == 200
     r = api.post(url, json={"data": {"v": 1}})
     assert r.status_code == 201, r.text
+
+
+def test_a_pressed_shard_asks_for_backoff(target):
+    """A shard with waiters puts a pressure hint on its replies, which the gateway turns into `Backoff`."""
+    server = make_server(target, "admission-pressed", {
+        "shard_max_concurrency": 1, "shard_max_queue": 1000, "shard_pressure_backoff_seconds": 7})
+    try:
+        api = Api(server, "alice")
+        bid = api.create_bucket()
+        cid = api.create_collection(bid)
+        url = f"/buckets/{bid}/collections/{cid}/records"
+        assert "Backoff" not in api.get(url).headers
+        backoffs, statuses, lock = [], set(), threading.Lock()
+        stop = time.monotonic() + 3
+
+        def load():
+            mine = Api(server, "alice")
+            while time.monotonic() < stop:
+                r = mine.post(url, json={"data": {"v": 1}})
+                with lock:
+                    statuses.add(r.status_code)
+                    backoffs.append(r.headers.get("Backoff"))
+
+        threads = [threading.Thread(target=load) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert statuses == {201}, statuses
+        assert "7" in backoffs, set(backoffs)
+        assert set(backoffs) <= {None, "7"}
+        # Idle again: no hint.
+        assert "Backoff" not in api.get(url).headers
+    finally:
+        server.cleanup()

@@ -125,8 +125,13 @@ impl Admission {
         one("address", self.address.as_ref());
         one("user", self.user.as_ref());
         one("app", self.app.as_ref());
-        for l in self.buckets.values() {
-            one("bucket", Some(l));
+        if !self.buckets.is_empty() {
+            let mut keys = 0;
+            for l in self.buckets.values() {
+                l.sweep();
+                keys += l.keys();
+            }
+            metrics::keys("bucket", keys);
         }
     }
 }

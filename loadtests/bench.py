@@ -10,7 +10,8 @@ Runs, per server: the storage.sync mix at saturation, the mix again throttled to
 rate (p99 at equal load), remote-settings polling; then the minimal axum ceiling. For every run: requests/s,
 p50/p95/p99/max, errors, the server's CPU time per request (all its processes: gunicorn workers and PostgreSQL
 backends for the reference) and the generator's CPU use. Writes `<out>/results.json` and prints Markdown.
-`--ceiling-rounds N` instead alternates the kinto-rs mix and both ceilings N times and reports the median
+`--noisy-neighbour` instead measures 100 tenants' p99 while one floods a bucket, with admission limits on and
+off (loadtests/noisy_neighbour.py). `--ceiling-rounds N` instead alternates the kinto-rs mix and both ceilings N times and reports the median
 ratio (`<out>/ceiling-rounds.json`): one pair of runs moves by ±25% on a shared VM.
 """
 
@@ -164,6 +165,16 @@ def main():
                     help="a setting of the kinto-rs server, as its environment variable (docs/configuration.md)")
     ap.add_argument("--ceiling-rounds", type=int, default=0,
                     help="only the mix against both ceilings, alternated this many times (median ratio)")
+    ap.add_argument("--noisy-neighbour", action="store_true",
+                    help="only the noisy-neighbour runs (loadtests/noisy_neighbour.py)")
+    ap.add_argument("--tenants", type=int, default=100, help="with --noisy-neighbour: tenants running the mix")
+    ap.add_argument("--tenants-rate", type=int, default=300,
+                    help="with --noisy-neighbour: the tenants' requests/s together")
+    ap.add_argument("--flooders", type=int, default=32, help="with --noisy-neighbour: goose users of the flood")
+    ap.add_argument("--flood-user-rate", type=int, default=50,
+                    help="with --noisy-neighbour: `ratelimit_user_per_second` when limits are on")
+    ap.add_argument("--bin-dir", default=None,
+                    help="with --noisy-neighbour: where kinto and kinto-load are (default: the release build)")
     args = ap.parse_args()
     for kv in args.set:
         if "=" not in kv or not kv.startswith("KINTO_"):
@@ -173,6 +184,10 @@ def main():
         return scale(args)
     if args.ceiling_rounds:
         return ceiling_rounds(args)
+    if args.noisy_neighbour:
+        import noisy_neighbour
+
+        return noisy_neighbour.run(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {"machine": {"cpus": os.cpu_count(), "server_cpu": SERVER_CPU, "generator_cpu": LOAD_CPU},

@@ -20,6 +20,7 @@ pub struct App {
     /// down, they get 503 rather than another identity (see `auth`).
     pub known_accounts: moka::sync::Cache<String, ()>,
     pub bucket_ids: crate::http::default_bucket::BucketIds,
+    pub admission: crate::admission::Admission,
 }
 
 impl App {
@@ -40,7 +41,9 @@ impl App {
             .build();
         let bucket_ids =
             crate::http::default_bucket::BucketIds::new(&config.default_bucket_hmac_secret);
+        let admission = crate::admission::Admission::new(&config.admission);
         Arc::new(App {
+            admission,
             config,
             shards,
             account_cache,

@@ -132,6 +132,9 @@ pub struct GatewayConfig {
     /// Kinto's `admin_assets_path`: the kinto-admin build (`tools/admin/fetch`).
     #[serde(default, deserialize_with = "de_opt_string")]
     pub admin_assets_path: Option<String>,
+    /// Rate limits, request limits and slow-client timeouts (`admission`).
+    #[serde(flatten)]
+    pub admission: crate::admission::settings::AdmissionSettings,
 }
 
 fn default_policies() -> Vec<String> {
@@ -150,6 +153,7 @@ impl GatewayConfig {
     pub fn from_raw(raw: &RawSettings) -> Result<Self, String> {
         let mut cfg: GatewayConfig = raw.parse()?;
         cfg.grants = kinto_model::grants::with_kinto_defaults(raw.grants());
+        cfg.admission.check()?;
         let policies = &cfg.multiauth_policies;
         let pos = |name: &str| policies.iter().position(|p| p == name);
         if let (Some(account), Some(basic)) = (pos("account"), pos("basicauth")) {

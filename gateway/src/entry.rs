@@ -1,11 +1,13 @@
 //! The axum entry point: one span and one log line per request around
 //! Kinto's dispatcher ([`crate::http::handle`]).
 
+use crate::admission;
 use crate::app::App;
 use crate::http::message::{KRequest, KResponse};
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderValue, Request, Response};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
@@ -29,7 +31,14 @@ async fn entry(State(app): State<Arc<App>>, request: Request<Body>) -> Response<
         http.status_code = tracing::field::Empty,
         kinto.errno = tracing::field::Empty,
     );
-    let resp = entry_inner(app, request).instrument(span.clone()).await;
+    let (mut resp, backoff) = crate::admission::hint::scope(entry_inner(app, request, route))
+        .instrument(span.clone())
+        .await;
+    if let Some(seconds) = backoff {
+        if !resp.headers.contains_key("backoff") {
+            resp.set("backoff", seconds.to_string());
+        }
+    }
     let status = resp.status.as_u16();
     let errno = resp.errno();
     span.record("http.status_code", i64::from(status));
@@ -51,18 +60,61 @@ async fn entry(State(app): State<Arc<App>>, request: Request<Body>) -> Response<
     into_http(resp)
 }
 
-async fn entry_inner(app: Arc<App>, request: Request<Body>) -> KResponse {
+/// Endpoints for load balancers and operators, never rate limited.
+const UNLIMITED_ROUTES: [&str; 4] = ["heartbeat", "lbheartbeat", "version", "metrics"];
+
+async fn entry_inner(app: Arc<App>, request: Request<Body>, route: &str) -> KResponse {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     let (parts, body) = request.into_parts();
+    let retry_after = app.config.retry_after_seconds;
+    let early =
+        match admission::requests::check_head(&app.config.admission, &parts.uri, &parts.headers) {
+            Err(e) => Some(KResponse::error(&e, retry_after)),
+            Ok(()) if UNLIMITED_ROUTES.contains(&route) => None,
+            Ok(()) => app
+                .admission
+                .at_entry(peer, &parts.headers)
+                .err()
+                .map(|rejection| rejection.response()),
+        };
+    if let Some(mut resp) = early {
+        // Refused unread: the connection cannot carry another request
+        // after a body that was never read, so the client must not reuse it.
+        if parts.version <= axum::http::Version::HTTP_11 {
+            resp.set_static("connection", "close");
+        }
+        return resp;
+    }
     let limit = app.config.max_body_bytes as usize;
     let raw_path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or_default().to_owned();
-    let resp = match axum::body::to_bytes(body, limit).await {
-        Err(_) => KResponse::error(
-            &kinto_proto::KintoError::new(kinto_proto::ErrorKind::RequestTooLarge)
-                .with_message(format!("Request body is larger than {limit} bytes")),
-            app.config.retry_after_seconds,
-        ),
-        Ok(bytes) => match percent_encoding::percent_decode_str(&raw_path).decode_utf8() {
+    let body_timeout = Duration::from_secs(app.config.admission.body_read_timeout_seconds.max(1));
+    let body = tokio::time::timeout(body_timeout, axum::body::to_bytes(body, limit)).await;
+    let resp = match body {
+        Err(_) => {
+            admission::refused("body_timeout");
+            KResponse::error(
+                &kinto_proto::KintoError::new(kinto_proto::ErrorKind::RequestTimeout).with_message(
+                    format!(
+                        "The request body did not arrive within {} seconds",
+                        body_timeout.as_secs()
+                    ),
+                ),
+                retry_after,
+            )
+        }
+        Ok(Err(_)) => {
+            admission::refused("body_too_large");
+            KResponse::error(
+                &kinto_proto::KintoError::new(kinto_proto::ErrorKind::RequestTooLarge)
+                    .with_message(format!("Request body is larger than {limit} bytes")),
+                app.config.retry_after_seconds,
+            )
+        }
+        Ok(Ok(bytes)) => match percent_encoding::percent_decode_str(&raw_path).decode_utf8() {
             Err(_) => KResponse::bad_request("Invalid URL path."),
             Ok(_)
                 if percent_encoding::percent_decode_str(&query)

@@ -2,9 +2,11 @@
 //! and the routing of each bucket to the shard that owns it (`routing`).
 //! It never touches storage: every operation is a gRPC call to a shard.
 
+pub mod admission;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod deadline;
 pub mod digest;
 pub mod entry;

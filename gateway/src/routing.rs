@@ -50,10 +50,15 @@ macro_rules! link_methods {
                     request: tonic::Request<$request>,
                 ) -> Result<tonic::Response<$reply>, tonic::Status> {
                     let request = crate::deadline::bound(request);
-                    match self {
+                    let reply = match self {
                         Link::Grpc(client) => client.$method(request).await,
                         Link::Local(service) => service.$method(request).await,
-                    }
+                    };
+                    crate::admission::hint::from_shard(match &reply {
+                        Ok(r) => r.metadata(),
+                        Err(s) => s.metadata(),
+                    });
+                    reply
                 }
             )*
         }

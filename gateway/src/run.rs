@@ -19,9 +19,10 @@ pub async fn serve_with(cfg: GatewayConfig, shards: ShardMap) -> Result<(), Stri
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(shards = shards.len(), "listening on {addr}");
     println!("listening on {addr}");
+    let admission = cfg.admission.clone();
     let app = App::new(cfg, shards);
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(kinto_runtime::process::shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
+    crate::admission::spawn_sweeper(std::sync::Arc::downgrade(&app));
+    let shutdown = kinto_runtime::process::shutdown_signal();
+    crate::connections::serve(listener, router(app), &admission, shutdown).await;
+    Ok(())
 }

@@ -8,7 +8,8 @@
 //! * `scale`: reads and writes of random users of a pre-populated server
 //!   (`kinto-populate`);
 //! * `ceiling`: the same JSON round trip against `kinto-ceiling`, the
-//!   minimal axum handler that bounds what the machine can do.
+//!   minimal axum handler that bounds what the machine can do;
+//! * `flood`: one tenant hammering one bucket (the noisy neighbour).
 //!
 //! Goose prints per-request throughput, latency percentiles and errors as a
 //! table and writes them as JSON with `--report-file report.json`.
@@ -24,6 +25,7 @@ async fn main() -> Result<(), GooseError> {
         .register_scenario(scenarios::polling::publisher()?)
         .register_scenario(scenarios::scale::scenario()?)
         .register_scenario(scenarios::ceiling::scenario()?)
+        .register_scenario(scenarios::flood::scenario()?)
         .execute()
         .await?;
     Ok(())

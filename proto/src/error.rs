@@ -39,6 +39,12 @@ pub enum ErrorKind {
     PreconditionFailed,
     /// 413 errno 113: the body is larger than `max_body_bytes`.
     RequestTooLarge,
+    /// 408 errno 107: the body did not arrive in time (`body_read_timeout_seconds`).
+    RequestTimeout,
+    /// 414 errno 113: the request target is longer than `max_url_bytes`.
+    UriTooLong,
+    /// 431 errno 113: more header bytes or headers than allowed.
+    HeadersTooLarge,
     /// 415 errno 107: `Content-Type` is not JSON.
     UnsupportedMediaType,
     /// 429 errno 117: rate limited.
@@ -83,6 +89,14 @@ impl ErrorKind {
             ServiceDeprecated => (410, 202, "Gone", G::Unimplemented),
             PreconditionFailed => (412, 114, "Precondition Failed", G::FailedPrecondition),
             RequestTooLarge => (413, 113, "Request Entity Too Large", G::InvalidArgument),
+            RequestTimeout => (408, 107, "Request Timeout", G::DeadlineExceeded),
+            UriTooLong => (414, 113, "URI Too Long", G::InvalidArgument),
+            HeadersTooLarge => (
+                431,
+                113,
+                "Request Header Fields Too Large",
+                G::InvalidArgument,
+            ),
             // Cornice's 415 is one of its validation errors.
             UnsupportedMediaType => (415, 107, "Invalid parameters", G::InvalidArgument),
             TooManyRequests => (429, 117, "Too Many Requests", G::ResourceExhausted),

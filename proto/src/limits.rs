@@ -12,6 +12,10 @@
 /// (`request_timeout_seconds`, read by gateways and shards alike).
 pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: u64 = 10;
 
+/// gRPC metadata a shard under pressure puts on its replies: the seconds of
+/// Kinto's `Backoff` header the gateway then sets.
+pub const BACKOFF_METADATA: &str = "kinto-backoff";
+
 /// An object id (bucket, collection, group, record, account), in bytes.
 /// Three ids make the longest stored key (a record's), plus a few bytes of
 /// separators and a timestamp: well under the engines' 64 KiB.

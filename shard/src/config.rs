@@ -50,6 +50,9 @@ pub struct ShardConfig {
     #[cfg(feature = "cql")]
     #[serde(flatten)]
     pub cql: CqlSettings,
+    /// Bounded concurrency and queues (`admission`).
+    #[serde(flatten)]
+    pub admission: crate::admission::GateSettings,
 }
 
 fn default_backend() -> String {

@@ -4,6 +4,7 @@
 //! rules to the buckets this node owns, and `storage` keeps the objects
 //! behind the [`storage::Storage`] trait.
 
+pub mod admission;
 pub mod config;
 pub mod domain;
 pub mod metrics;

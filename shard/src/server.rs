@@ -22,6 +22,8 @@ pub struct ShardService {
     /// The longest an operation may run (`request_timeout_seconds`), also
     /// when its caller sent no deadline or a longer one.
     timeout: Duration,
+    /// Bounded concurrency per shard and per bucket.
+    gate: crate::admission::Gate,
 }
 
 /// This shard's children of the operation metrics, resolved once rather than
@@ -99,11 +101,16 @@ impl ShardService {
             g.inc();
         }
         let started = std::time::Instant::now();
-        let result = self
-            .shard
-            .execute(op, budget.clone())
-            .instrument(span)
-            .await;
+        let bucket = op.target.as_ref().map_or("", |t| t.bucket_id.as_str());
+        let result = match self.gate.admit(bucket, budget.deadline()).await {
+            Ok(_pass) => {
+                self.shard
+                    .execute(op, budget.clone())
+                    .instrument(span)
+                    .await
+            }
+            Err(shed) => Err(shed),
+        };
         if let Some(g) = queue {
             g.dec();
         }
@@ -127,6 +134,16 @@ impl ShardService {
         Budget::lasting(timeout)
     }
 
+    /// Asks the gateway for a `Backoff` header while this shard is pressed.
+    fn hint_pressure(&self, metadata: &mut tonic::metadata::MetadataMap) {
+        if let Some(seconds) = self.gate.pressure() {
+            metadata.insert(
+                kinto_proto::limits::BACKOFF_METADATA,
+                tonic::metadata::MetadataValue::from(seconds),
+            );
+        }
+    }
+
     async fn persist(&self) -> Result<(), Status> {
         self.shard
             .storage()
@@ -143,10 +160,15 @@ impl ShardRpc for ShardService {
         let budget = self.budget(&metadata);
         let result = self.run(op, &metadata, &budget).await;
         self.persist().await?;
-        match result {
+        let mut reply = match result {
             Ok(r) => Ok(Response::new(r)),
             Err(e) => Err(e.to_status()),
+        };
+        match &mut reply {
+            Ok(r) => self.hint_pressure(r.metadata_mut()),
+            Err(s) => self.hint_pressure(s.metadata_mut()),
         }
+        reply
     }
 
     async fn execute_many(
@@ -167,7 +189,9 @@ impl ShardRpc for ShardService {
             });
         }
         self.persist().await?;
-        Ok(Response::new(OutcomeList { outcomes }))
+        let mut reply = Response::new(OutcomeList { outcomes });
+        self.hint_pressure(reply.metadata_mut());
+        Ok(reply)
     }
 
     async fn health(&self, _: Request<HealthRequest>) -> Result<Response<HealthReply>, Status> {
@@ -266,6 +290,7 @@ pub fn service(
         shard: Arc::new(shard),
         metrics: OpMetrics::new(index),
         timeout: cfg.request_timeout(),
+        gate: crate::admission::Gate::new(index, cfg.admission.clone()),
     })
 }
 

@@ -190,6 +190,16 @@ async fn dispatch(
     }
     headers::check_accept(req)?;
     let caller = memo::identify(memo, app, req.header("authorization")).await?;
+    // Once per HTTP request: a `/batch` counts once, not per sub-request.
+    if memo.is_none() && !matches!(route, Route::Heartbeat | Route::LbHeartbeat) {
+        let bucket = match &route {
+            Route::Resource(path) => Some(path.bucket.as_str()),
+            _ => None,
+        };
+        if let Err(rejection) = app.admission.for_caller(&caller, bucket) {
+            return Ok(Planned::Answer(rejection.response()));
+        }
+    }
     match route {
         Route::Resource(path)
             if accounts::disabled(&path, cfg.plugin("accounts"))

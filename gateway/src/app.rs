@@ -20,10 +20,14 @@ pub struct App {
     /// down, they get 503 rather than another identity (see `auth`).
     pub known_accounts: moka::sync::Cache<String, ()>,
     pub bucket_ids: crate::http::default_bucket::BucketIds,
+    /// The token policies (OpenID Connect, FxA) and their verdict cache.
+    pub identity: crate::auth::Tokens,
 }
 
 impl App {
-    pub fn new(config: GatewayConfig, shards: ShardMap) -> Arc<Self> {
+    /// `Err` only when the HTTP client of the identity providers cannot be
+    /// built (no TLS backend).
+    pub fn new(config: GatewayConfig, shards: ShardMap) -> Result<Arc<Self>, String> {
         // Refreshed on use, as Kinto's: an active user pays bcrypt once.
         let account_cache = moka::sync::Cache::builder()
             .max_capacity(100_000)
@@ -40,13 +44,15 @@ impl App {
             .build();
         let bucket_ids =
             crate::http::default_bucket::BucketIds::new(&config.default_bucket_hmac_secret);
-        Arc::new(App {
+        let identity = crate::auth::Tokens::new(&config.identity)?;
+        Ok(Arc::new(App {
             config,
             shards,
             account_cache,
             known_accounts,
             bucket_ids,
-        })
+            identity,
+        }))
     }
 
     /// `scheme://host` as clients reach us (`http_scheme`/`http_host` win).

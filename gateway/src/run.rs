@@ -19,7 +19,7 @@ pub async fn serve_with(cfg: GatewayConfig, shards: ShardMap) -> Result<(), Stri
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(shards = shards.len(), "listening on {addr}");
     println!("listening on {addr}");
-    let app = App::new(cfg, shards);
+    let app = App::new(cfg, shards)?;
     axum::serve(listener, router(app))
         .with_graceful_shutdown(kinto_runtime::process::shutdown_signal())
         .await

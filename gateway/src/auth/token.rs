@@ -1,0 +1,124 @@
+//! The token policies of a gateway (each OpenID Connect provider, FxA),
+//! their shared HTTP client and verdict cache, and their hello capabilities.
+
+use super::fxa::Fxa;
+use super::oidc::Oidc;
+use super::provider::Http;
+use super::token_cache::TokenCache;
+use crate::identity_config::IdentityConfig;
+use kinto_proto::KintoError;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+pub struct Tokens {
+    pub oidc: BTreeMap<String, Oidc>,
+    pub fxa: Option<Fxa>,
+    pub http: Http,
+    cache: TokenCache,
+}
+
+/// The token of `Bearer <token>` (scheme case-insensitive, as Kinto).
+pub fn bearer(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+impl Tokens {
+    pub fn new(cfg: &IdentityConfig) -> Result<Self, String> {
+        Ok(Tokens {
+            oidc: cfg
+                .oidc
+                .iter()
+                .map(|(name, c)| (name.clone(), Oidc::new(c.clone(), cfg)))
+                .collect(),
+            fxa: cfg.fxa.clone().map(|c| Fxa::new(c, cfg)),
+            http: Http::new(cfg.provider_timeout_seconds)?,
+            cache: TokenCache::new(cfg.token_cache_ttl_seconds, cfg.negative_ttl_seconds),
+        })
+    }
+
+    /// `(user id, app)` when policy `name` accepts `token`; `Err` (503) when
+    /// its provider cannot say.
+    pub async fn verify(
+        &self,
+        name: &str,
+        token: &str,
+    ) -> Result<Option<(String, Option<String>)>, KintoError> {
+        let (verified, apps) = if name == "fxa" {
+            let Some(fxa) = &self.fxa else {
+                return Ok(None);
+            };
+            let ttl = fxa.cfg.cache_ttl_seconds;
+            let v = self
+                .cache
+                .verdict(name, token, ttl, fxa.verify(&self.http, token))
+                .await?;
+            (v, &fxa.cfg.apps)
+        } else {
+            let Some(oidc) = self.oidc.get(name) else {
+                return Ok(None);
+            };
+            // A JWT from another issuer is not this provider's to judge
+            // (nor to fail with 503 when this provider is down).
+            if !oidc.may_have_issued(token) {
+                return Ok(None);
+            }
+            let ttl = oidc.cfg.verification_ttl_seconds;
+            let v = self
+                .cache
+                .verdict(name, token, ttl, oidc.verify(&self.http, token))
+                .await?;
+            (v, &oidc.cfg.apps)
+        };
+        Ok(verified
+            .as_ref()
+            .and_then(|v| super::apps::scoped(apps, v))
+            .map(|(user, app)| (format!("{name}:{user}"), app)))
+    }
+}
+
+/// `capabilities.openid` and `capabilities.fxa` of the hello view, as
+/// Kinto's plugin and kinto-fxa describe them. A provider whose discovery
+/// cannot be fetched now is listed with its configured issuer only.
+pub async fn capabilities(tokens: &Tokens, policies: &[String]) -> Map<String, Value> {
+    let mut caps = Map::new();
+    let mut providers = Vec::new();
+    for name in policies {
+        let Some(oidc) = tokens.oidc.get(name) else {
+            continue;
+        };
+        let discovery = oidc.discovery(&tokens.http).await.ok();
+        providers.push(json!({
+            "name": name,
+            "issuer": discovery.map_or(oidc.cfg.issuer.as_str(), |d| d.issuer.as_str()),
+            "auth_path": format!("/openid/{name}/login"),
+            "client_id": oidc.cfg.client_id,
+            "audience": oidc.cfg.audience,
+            "header_type": "Bearer",
+            "userinfo_endpoint": discovery.map(|d| d.userinfo_endpoint.as_str()),
+        }));
+    }
+    if !providers.is_empty() {
+        caps.insert(
+            "openid".into(),
+            json!({
+                "description": "OpenID connect support.",
+                "url": "http://kinto.readthedocs.io/en/stable/api/1.x/authentication.html",
+                "providers": providers,
+            }),
+        );
+    }
+    if let Some(fxa) = &tokens.fxa {
+        caps.insert(
+            "fxa".into(),
+            json!({
+                "description": "Firefox Accounts integration",
+                "url": "https://github.com/mozilla-services/kinto-fxa",
+                "oauth_uri": format!("{}/v1", fxa.cfg.oauth_uri),
+                "required_scope": fxa.cfg.required_scope,
+            }),
+        );
+    }
+    caps
+}

@@ -52,6 +52,7 @@ pub use account::may_be_account;
 use account::verify_account;
 pub use basic::basic_credentials;
 use basic::basic_user_id;
+pub use oidc::Oidc;
 pub use token::{capabilities, Tokens};
 
 use crate::app::App;

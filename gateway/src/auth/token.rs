@@ -9,13 +9,20 @@ use crate::identity_config::IdentityConfig;
 use kinto_proto::KintoError;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 pub struct Tokens {
     pub oidc: BTreeMap<String, Oidc>,
     pub fxa: Option<Fxa>,
     pub http: Http,
     cache: TokenCache,
+    /// The login flow's pending states: `(provider, state)` → callback and
+    /// deadline (each provider has its own `state_ttl_seconds`).
+    states: moka::sync::Cache<(String, String), (String, Instant)>,
 }
+
+/// Bounds the pending logins one gateway remembers.
+const MAX_PENDING_LOGINS: u64 = 100_000;
 
 /// The token of `Bearer <token>` (scheme case-insensitive, as Kinto).
 pub fn bearer(header: &str) -> Option<&str> {
@@ -35,7 +42,33 @@ impl Tokens {
             fxa: cfg.fxa.clone().map(|c| Fxa::new(c, cfg)),
             http: Http::new(cfg.provider_timeout_seconds)?,
             cache: TokenCache::new(cfg.token_cache_ttl_seconds, cfg.negative_ttl_seconds),
+            states: moka::sync::Cache::builder()
+                .max_capacity(MAX_PENDING_LOGINS)
+                .time_to_live(Duration::from_secs(
+                    cfg.oidc
+                        .values()
+                        .map(|c| c.state_ttl_seconds)
+                        .max()
+                        .unwrap_or(0),
+                ))
+                .build(),
         })
+    }
+
+    pub fn put_state(&self, provider: &str, state: &str, callback: String, ttl_seconds: u64) {
+        let deadline = Instant::now() + Duration::from_secs(ttl_seconds);
+        self.states.insert(
+            (provider.to_owned(), state.to_owned()),
+            (callback, deadline),
+        );
+    }
+
+    /// The callback of a pending login, which it ends (a state is used once).
+    pub fn take_state(&self, provider: &str, state: &str) -> Option<String> {
+        let (callback, deadline) = self
+            .states
+            .remove(&(provider.to_owned(), state.to_owned()))?;
+        (Instant::now() < deadline).then_some(callback)
     }
 
     /// `(user id, app)` when policy `name` accepts `token`; `Err` (503) when

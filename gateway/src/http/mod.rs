@@ -14,6 +14,8 @@ mod headers;
 mod memo;
 pub mod message;
 mod openapi;
+mod openid;
+mod openid_callback;
 mod permissions;
 mod plugin_hint;
 mod querystring;
@@ -88,8 +90,19 @@ fn finish(
     let result = result.map_err(|e| plugin_hint::annotate(cfg, route, e));
     let mut resp = result.unwrap_or_else(|e| KResponse::error(&e, cfg.retry_after_seconds));
     if resp.headers.contains_key("www-authenticate") {
-        // Kinto's challenge is every policy's, concatenated (all Basic here).
-        let challenge = vec!["Basic realm=\"Realm\""; cfg.multiauth_policies.len().max(1)];
+        // Kinto's challenge is every policy's, concatenated: Basic for
+        // accounts and basic auth, Bearer for the token policies.
+        let mut challenge: Vec<&str> = cfg
+            .multiauth_policies
+            .iter()
+            .map(|p| match p.as_str() {
+                "account" | "basicauth" => "Basic realm=\"Realm\"",
+                _ => "Bearer realm=\"Realm\"",
+            })
+            .collect();
+        if challenge.is_empty() {
+            challenge.push("Basic realm=\"Realm\"");
+        }
         resp.set("www-authenticate", challenge.join(", "));
     }
     if let (Some(r), StatusCode::METHOD_NOT_ALLOWED) = (route, resp.status) {
@@ -250,6 +263,10 @@ async fn endpoint(
         }
         Route::UserData(principal) => {
             permissions::delete_user_data(app, req, caller, &principal).await
+        }
+        Route::OpenId { provider, token } => {
+            only_get(req)?;
+            openid::handle(app, req, &provider, token).await
         }
         // Answered by `dispatch`: admin and metrics before the `Accept`
         // check, resources after it.

@@ -206,3 +206,81 @@ def test_no_secret_in_logs(server, idp):
     basic = __import__("base64").b64encode(f"logan:{password}".encode()).decode()
     for secret in (jwt_token, jwt_token.split(".")[2], opaque, "garbage-token-value", password, basic):
         assert secret not in logs
+
+
+def _follow_to(session, url, stop_prefix):
+    """Follows the provider's redirects and submits its login and consent forms until a redirect to
+    `stop_prefix`, which is returned (not followed)."""
+    import html
+    import re
+    from urllib.parse import urljoin
+
+    for _ in range(20):
+        r = session.get(url, allow_redirects=False, timeout=30)
+        while r.status_code in (302, 303, 307):
+            url = urljoin(url, r.headers["location"])
+            if url.startswith(stop_prefix):
+                return url
+            r = session.get(url, allow_redirects=False, timeout=30)
+        assert r.status_code == 200, r.text[:500]
+        (form,) = re.findall(r"<form.*?</form>", r.text, re.S)[:1]
+        action = html.unescape(re.search(r'action="([^"]+)"', form).group(1))
+        fields = {html.unescape(n): html.unescape(v) for n, v in
+                  re.findall(r'<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"', form)}
+        if 'name="login"' in form:
+            fields.update(login="lena", password="any")
+        r = session.post(urljoin(url, action), data=fields, allow_redirects=False, timeout=30)
+        assert r.status_code in (302, 303), r.text[:500]
+        url = urljoin(url, r.headers["location"])
+        if url.startswith(stop_prefix):
+            return url
+    raise AssertionError("no redirect to " + stop_prefix)
+
+
+def test_login_flow_gives_a_token_to_the_callback(server, idp):
+    import base64
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    token_url = server.url + "/openid/idp/token"
+    idp.redirect_uris = [token_url]
+    idp.restart()
+    callback = "http://127.0.0.1:9/cb#tokens="
+    s = requests.Session()
+    r = s.get(server.url + "/openid/idp/login", params={"callback": callback, "scope": "openid email"},
+              allow_redirects=False, timeout=30)
+    assert r.status_code == 307
+    location = r.headers["Location"]
+    assert location.startswith(idp.url + "/auth?")
+    q = parse_qs(urlsplit(location).query)
+    assert q["client_id"] == ["test-client"] and q["redirect_uri"] == [token_url]
+    assert q["response_type"] == ["code"] and len(q["state"][0]) == 64
+    back = _follow_to(s, location, token_url)
+    r = requests.get(back, allow_redirects=False, timeout=30)
+    assert r.status_code == 307, r.text
+    assert r.headers["Location"].startswith(callback)
+    answer = base64.b64decode(unquote(r.headers["Location"][len(callback):]))
+    import json
+
+    access_token = json.loads(answer)["access_token"]
+    assert whoami(server, access_token) == (200, "idp:lena")
+    # A state is used once.
+    again = requests.get(back, allow_redirects=False, timeout=30)
+    assert again.status_code == 400
+    assert again.json()["errno"] == 107 and again.json()["details"][0]["errno"] == 105
+
+
+@pytest.mark.parametrize("params, name", [
+    ({"callback": "http://evil.example.com/cb", "scope": "openid"}, "callback"),
+    ({"callback": "http://127.0.0.1:9/cb", "scope": "openid offline_access"}, "scope"),
+    ({"scope": "openid"}, "callback"),
+])
+def test_login_refuses_untrusted_callbacks_and_scopes(server, params, name):
+    r = requests.get(server.url + "/openid/idp/login", params=params, allow_redirects=False, timeout=30)
+    assert r.status_code == 400, r.text
+    assert r.json()["errno"] == 107 and r.json()["details"][0]["name"] == name
+
+
+def test_login_of_an_unknown_provider(server):
+    r = requests.get(server.url + "/openid/nope/login", params={"callback": "http://127.0.0.1:9/", "scope": "openid"},
+                     allow_redirects=False, timeout=30)
+    assert r.status_code == 400 and r.json()["details"][0]["name"] == "provider"

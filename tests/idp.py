@@ -163,3 +163,24 @@ def bearer(server, token):
 def whoami(server, token):
     r = requests.get(server.url + "/", headers={"Authorization": f"Bearer {token}"}, timeout=30)
     return r.status_code, r.json().get("user", {}).get("id") if r.status_code == 200 else r.json()
+
+
+# Fixtures shared by the identity tests: each module names its deployments in PROFILES (name -> settings for a
+# provider); `server` is the first one.
+@pytest.fixture(scope="module")
+def idp():
+    p = Idp(modules_or_skip()).start()
+    yield p
+    p.cleanup()
+
+
+@pytest.fixture(scope="module")
+def deployments(idp, request):
+    d = Deployments(idp, request.module.PROFILES)
+    yield d
+    d.close()
+
+
+@pytest.fixture
+def server(deployments, target, request):
+    return deployments.get(target, next(iter(request.module.PROFILES)))

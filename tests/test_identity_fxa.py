@@ -5,12 +5,12 @@ scope, kinto-fxa's user ids, and two apps (two OAuth clients) whose data stay ap
 Ours only: the reference would need kinto-fxa, which is not installed with it.
 """
 
-import time
 
 import pytest
 import requests
 
-from idp import Deployments, Idp, SYNC_SCOPE, modules_or_skip, whoami
+from idp import SYNC_SCOPE, whoami
+from idp import deployments, idp, server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.targets("single", "split")
 
@@ -27,23 +27,7 @@ def fxa_profile(idp):
     }
 
 
-@pytest.fixture(scope="module")
-def idp():
-    p = Idp(modules_or_skip()).start()
-    yield p
-    p.cleanup()
-
-
-@pytest.fixture(scope="module")
-def deployments(idp):
-    d = Deployments(idp, {"fxa": fxa_profile})
-    yield d
-    d.close()
-
-
-@pytest.fixture
-def server(deployments, target):
-    return deployments.get(target, "fxa")
+PROFILES = {"fxa": fxa_profile}
 
 
 def test_jwt_gives_kinto_fxa_user_ids(server, idp):

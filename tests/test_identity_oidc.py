@@ -10,7 +10,8 @@ import time
 import pytest
 import requests
 
-from idp import Deployments, Idp, SYNC_SCOPE, modules_or_skip, sign, unverified_claims, b64url, whoami
+from idp import b64url, sign, unverified_claims, whoami
+from idp import deployments, idp, server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.targets("single", "split")
 
@@ -34,23 +35,7 @@ def oidc_profile(idp):
     }
 
 
-@pytest.fixture(scope="module")
-def idp():
-    p = Idp(modules_or_skip()).start()
-    yield p
-    p.cleanup()
-
-
-@pytest.fixture(scope="module")
-def deployments(idp):
-    d = Deployments(idp, {"oidc": oidc_profile})
-    yield d
-    d.close()
-
-
-@pytest.fixture
-def server(deployments, target):
-    return deployments.get(target, "oidc")
+PROFILES = {"oidc": oidc_profile}
 
 
 def claims(idp, **over):

@@ -78,16 +78,13 @@ impl Tokens {
         name: &str,
         token: &str,
     ) -> Result<Option<(String, Option<String>)>, KintoError> {
-        let (verified, apps) = if name == "fxa" {
+        use futures::future::Either;
+        let (ttl, apps, check) = if name == "fxa" {
             let Some(fxa) = &self.fxa else {
                 return Ok(None);
             };
-            let ttl = fxa.cfg.cache_ttl_seconds;
-            let v = self
-                .cache
-                .verdict(name, token, ttl, fxa.verify(&self.http, token))
-                .await?;
-            (v, &fxa.cfg.apps)
+            let check = Either::Left(fxa.verify(&self.http, token));
+            (fxa.cfg.cache_ttl_seconds, &fxa.cfg.apps, check)
         } else {
             let Some(oidc) = self.oidc.get(name) else {
                 return Ok(None);
@@ -97,13 +94,10 @@ impl Tokens {
             if !oidc.may_have_issued(token) {
                 return Ok(None);
             }
-            let ttl = oidc.cfg.verification_ttl_seconds;
-            let v = self
-                .cache
-                .verdict(name, token, ttl, oidc.verify(&self.http, token))
-                .await?;
-            (v, &oidc.cfg.apps)
+            let check = Either::Right(oidc.verify(&self.http, token));
+            (oidc.cfg.verification_ttl_seconds, &oidc.cfg.apps, check)
         };
+        let verified = self.cache.verdict(name, token, ttl, check).await?;
         Ok(verified
             .as_ref()
             .and_then(|v| super::apps::scoped(apps, v))

@@ -21,10 +21,14 @@ pub struct App {
     pub known_accounts: moka::sync::Cache<String, ()>,
     pub bucket_ids: crate::http::default_bucket::BucketIds,
     pub admission: crate::admission::Admission,
+    /// The token policies (OpenID Connect, FxA) and their verdict cache.
+    pub identity: crate::auth::Tokens,
 }
 
 impl App {
-    pub fn new(config: GatewayConfig, shards: ShardMap) -> Arc<Self> {
+    /// `Err` only when the HTTP client of the identity providers cannot be
+    /// built (no TLS backend).
+    pub fn new(config: GatewayConfig, shards: ShardMap) -> Result<Arc<Self>, String> {
         // Refreshed on use, as Kinto's: an active user pays bcrypt once.
         let account_cache = moka::sync::Cache::builder()
             .max_capacity(100_000)
@@ -42,14 +46,16 @@ impl App {
         let bucket_ids =
             crate::http::default_bucket::BucketIds::new(&config.default_bucket_hmac_secret);
         let admission = crate::admission::Admission::new(&config.admission);
-        Arc::new(App {
+        let identity = crate::auth::Tokens::new(&config.identity)?;
+        Ok(Arc::new(App {
             admission,
             config,
             shards,
             account_cache,
             known_accounts,
             bucket_ids,
-        })
+            identity,
+        }))
     }
 
     /// `scheme://host` as clients reach us (`http_scheme`/`http_host` win).

@@ -100,7 +100,8 @@ pub struct GatewayConfig {
     /// `…flush`, `…admin`); see [`GatewayConfig::plugin`].
     #[serde(default, deserialize_with = "de_list")]
     pub includes: Vec<String>,
-    /// Kinto's `multiauth.policies`, in order: `account`, `basicauth`.
+    /// Kinto's `multiauth.policies`, in order: `account`, `basicauth`,
+    /// `fxa`, and OpenID Connect policies by name (see [`Self::identity`]).
     #[serde(default = "default_policies", deserialize_with = "de_list")]
     pub multiauth_policies: Vec<String>,
     /// Key of the default bucket id HMAC; empty by default, as in Kinto.
@@ -135,6 +136,9 @@ pub struct GatewayConfig {
     /// Rate limits, request limits and slow-client timeouts (`admission`).
     #[serde(flatten)]
     pub admission: crate::admission::settings::AdmissionSettings,
+    /// The token policies' settings (filled by `from_raw`).
+    #[serde(skip)]
+    pub identity: crate::identity_config::IdentityConfig,
 }
 
 fn default_policies() -> Vec<String> {
@@ -163,12 +167,8 @@ impl GatewayConfig {
                 return Err("multiauth_policies: `account` must come before `basicauth`".into());
             }
         }
-        if let Some(unknown) = policies
-            .iter()
-            .find(|p| !matches!(p.as_str(), "account" | "basicauth"))
-        {
-            return Err(format!("multiauth_policies: unknown policy `{unknown}`"));
-        }
+        // Refuses unknown policy names too.
+        cfg.identity = crate::identity_config::IdentityConfig::from_raw(raw, policies)?;
         if pos("account").is_some() && !cfg.plugin("accounts") {
             return Err(
                 "multiauth_policies has `account` but includes lacks kinto.plugins.accounts".into(),

@@ -11,6 +11,7 @@ pub mod deadline;
 pub mod digest;
 pub mod entry;
 pub mod http;
+pub mod identity_config;
 pub mod metrics;
 pub mod reply;
 pub mod routing;

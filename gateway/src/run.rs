@@ -20,7 +20,7 @@ pub async fn serve_with(cfg: GatewayConfig, shards: ShardMap) -> Result<(), Stri
     tracing::info!(shards = shards.len(), "listening on {addr}");
     println!("listening on {addr}");
     let admission = cfg.admission.clone();
-    let app = App::new(cfg, shards);
+    let app = App::new(cfg, shards)?;
     crate::admission::spawn_sweeper(std::sync::Arc::downgrade(&app));
     let shutdown = kinto_runtime::process::shutdown_signal();
     crate::connections::serve(listener, router(app), &admission, shutdown).await;

@@ -99,13 +99,19 @@ impl Admission {
         Ok(())
     }
 
-    /// The limits of an authenticated caller, for a request to `bucket`.
+    /// The limits of an authenticated caller, for a request to `bucket`;
+    /// `app` is the per-app scope of its token (`auth::Identity`).
     /// Anonymous requests are limited by address only.
-    pub fn for_caller(&self, caller: &Caller, bucket: Option<&str>) -> Result<(), Rejection> {
+    pub fn for_caller(
+        &self,
+        caller: &Caller,
+        app: Option<&str>,
+        bucket: Option<&str>,
+    ) -> Result<(), Rejection> {
         if caller.user_id.is_empty() {
             return Ok(());
         }
-        if let Some(app) = app_of(caller) {
+        if let Some(app) = app {
             decide(Limit::App, self.app.as_ref(), &app.to_owned())?;
         }
         match bucket.and_then(|b| self.buckets.get(b)) {
@@ -134,13 +140,6 @@ impl Admission {
             metrics::keys("bucket", keys);
         }
     }
-}
-
-/// The app of a per-app scoped user, if the caller is one.
-fn app_of(caller: &Caller) -> Option<&str> {
-    // MERGE(identity): read the caller's app here once `Caller` carries one.
-    let _ = caller;
-    None
 }
 
 fn decide<K: std::hash::Hash + Eq + Clone>(

@@ -8,14 +8,13 @@
 use crate::app::App;
 use crate::auth;
 use foldhash::HashMap;
-use kinto_proto::pb::Caller;
 use kinto_proto::KintoError;
 use std::sync::{Mutex, MutexGuard};
 
 #[derive(Default)]
 pub struct Memo {
     /// By `Authorization` header (`None`: no header).
-    callers: Mutex<HashMap<Option<String>, Caller>>,
+    callers: Mutex<HashMap<Option<String>, auth::Identity>>,
     /// Shard index by bucket id.
     shards: Mutex<HashMap<String, usize>>,
 }
@@ -33,23 +32,23 @@ impl Memo {
     }
 }
 
-/// [`auth::identify`], once per header in a batch. Failures (a shard that
-/// cannot answer) are not remembered.
+/// [`auth::identify_with_app`], once per header in a batch. Failures (a
+/// shard or a provider that cannot answer) are not remembered.
 pub async fn identify(
     memo: Option<&Memo>,
     app: &App,
     authorization: Option<&str>,
-) -> Result<Caller, KintoError> {
+) -> Result<auth::Identity, KintoError> {
     let Some(memo) = memo else {
-        return auth::identify(app, authorization).await;
+        return auth::identify_with_app(app, authorization).await;
     };
     let key = authorization.map(str::to_owned);
     if let Some(c) = lock(&memo.callers).get(&key) {
         return Ok(c.clone());
     }
-    let caller = auth::identify(app, authorization).await?;
-    lock(&memo.callers).insert(key, caller.clone());
-    Ok(caller)
+    let identity = auth::identify_with_app(app, authorization).await?;
+    lock(&memo.callers).insert(key, identity.clone());
+    Ok(identity)
 }
 
 /// The shard of a bucket, once per bucket in a batch.

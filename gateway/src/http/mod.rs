@@ -14,6 +14,8 @@ mod headers;
 mod memo;
 pub mod message;
 mod openapi;
+mod openid;
+mod openid_callback;
 mod permissions;
 mod plugin_hint;
 mod querystring;
@@ -88,8 +90,19 @@ fn finish(
     let result = result.map_err(|e| plugin_hint::annotate(cfg, route, e));
     let mut resp = result.unwrap_or_else(|e| KResponse::error(&e, cfg.retry_after_seconds));
     if resp.headers.contains_key("www-authenticate") {
-        // Kinto's challenge is every policy's, concatenated (all Basic here).
-        let challenge = vec!["Basic realm=\"Realm\""; cfg.multiauth_policies.len().max(1)];
+        // Kinto's challenge is every policy's, concatenated: Basic for
+        // accounts and basic auth, Bearer for the token policies.
+        let mut challenge: Vec<&str> = cfg
+            .multiauth_policies
+            .iter()
+            .map(|p| match p.as_str() {
+                "account" | "basicauth" => "Basic realm=\"Realm\"",
+                _ => "Bearer realm=\"Realm\"",
+            })
+            .collect();
+        if challenge.is_empty() {
+            challenge.push("Basic realm=\"Realm\"");
+        }
         resp.set("www-authenticate", challenge.join(", "));
     }
     if let (Some(r), StatusCode::METHOD_NOT_ALLOWED) = (route, resp.status) {
@@ -189,14 +202,20 @@ async fn dispatch(
         return admin::serve(cfg, rest).await.map(Planned::Answer);
     }
     headers::check_accept(req)?;
-    let caller = memo::identify(memo, app, req.header("authorization")).await?;
+    let crate::auth::Identity {
+        caller,
+        app: client_app,
+    } = memo::identify(memo, app, req.header("authorization")).await?;
     // Once per HTTP request: a `/batch` counts once, not per sub-request.
     if memo.is_none() && !matches!(route, Route::Heartbeat | Route::LbHeartbeat) {
         let bucket = match &route {
             Route::Resource(path) => Some(path.bucket.as_str()),
             _ => None,
         };
-        if let Err(rejection) = app.admission.for_caller(&caller, bucket) {
+        if let Err(rejection) = app
+            .admission
+            .for_caller(&caller, client_app.as_deref(), bucket)
+        {
             return Ok(Planned::Answer(rejection.response()));
         }
     }
@@ -260,6 +279,10 @@ async fn endpoint(
         }
         Route::UserData(principal) => {
             permissions::delete_user_data(app, req, caller, &principal).await
+        }
+        Route::OpenId { provider, token } => {
+            only_get(req)?;
+            openid::handle(app, req, &provider, token).await
         }
         // Answered by `dispatch`: admin and metrics before the `Accept`
         // check, resources after it.

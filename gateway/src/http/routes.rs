@@ -30,6 +30,12 @@ pub enum Route {
     },
     /// `DELETE /__user_data__/{principal}`.
     UserData(String),
+    /// `GET /openid/{provider}/login` (`token: false`) and
+    /// `GET /openid/{provider}/token` (`token: true`): the login flow.
+    OpenId {
+        provider: String,
+        token: bool,
+    },
     Resource(ResourcePath),
 }
 
@@ -90,6 +96,18 @@ pub fn parse(path: &str) -> Option<Route> {
         if rest.is_empty() || rest.starts_with('/') {
             return Some(Route::Admin(rest.to_owned()));
         }
+    }
+    if let Some(rest) = path.strip_prefix("/openid/") {
+        let (provider, step) = rest.split_once('/')?;
+        let token = match step {
+            "login" => false,
+            "token" => true,
+            _ => return None,
+        };
+        return (!provider.is_empty() && !provider.contains('/')).then(|| Route::OpenId {
+            provider: provider.to_owned(),
+            token,
+        });
     }
     if let Some(principal) = path.strip_prefix("/__user_data__/") {
         return (!principal.is_empty()).then(|| Route::UserData(principal.to_owned()));
@@ -165,6 +183,8 @@ pub fn label_of(path: &str) -> &'static str {
         Some(Route::Admin(_)) => "admin",
         Some(Route::Snapshot { .. }) => "snapshot",
         Some(Route::UserData(_)) => "user_data",
+        Some(Route::OpenId { token: false, .. }) => "openid_login",
+        Some(Route::OpenId { token: true, .. }) => "openid_token",
         Some(Route::Resource(p)) => match (p.kind, p.id.is_some()) {
             (Kind::Bucket, false) => "buckets",
             (Kind::Bucket, true) => "bucket",
@@ -210,7 +230,8 @@ impl Route {
             | Route::Contribute
             | Route::Api
             | Route::Metrics
-            | Route::Admin(_) => &["GET", "HEAD", "OPTIONS"],
+            | Route::Admin(_)
+            | Route::OpenId { .. } => &["GET", "HEAD", "OPTIONS"],
             Route::Batch | Route::Flush => &["POST", "OPTIONS"],
             Route::Permissions | Route::Snapshot { .. } => &["GET", "HEAD", "OPTIONS"],
             Route::UserData(_) => &["DELETE", "OPTIONS"],

@@ -42,6 +42,9 @@ pub async fn hello(app: &App, req: &KRequest, caller: &Caller) -> KResponse {
         },
         "capabilities": capabilities(cfg),
     });
+    if let Some(caps) = body["capabilities"].as_object_mut() {
+        caps.extend(crate::auth::capabilities(&app.identity, &cfg.multiauth_policies).await);
+    }
     if let Some(eos) = &cfg.eos {
         body["eos"] = Value::String(eos.clone());
     }

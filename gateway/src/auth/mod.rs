@@ -1,5 +1,8 @@
 //! Who is calling, by Kinto's `multiauth.policies` in their order: the first
-//! policy that recognises the credentials wins.
+//! policy that recognises the credentials wins. One file per policy:
+//! `account.rs`, `basic.rs`, `oidc.rs` (each OpenID Connect provider),
+//! `fxa.rs` (Firefox Accounts); the token policies share `token_cache.rs`,
+//! `jwt.rs`/`jwks.rs` and `provider.rs`, and `apps.rs` scopes users per app.
 //!
 //! * `account`: Basic `user:password` of an account of the accounts plugin,
 //!   checked against its bcrypt hash, fetched from the account's shard on
@@ -33,13 +36,28 @@
 //!   account this gateway has not seen lately is then treated as a wrong
 //!   password would be, and a 503 shows that a name is a known account.
 
+mod account;
+mod apps;
+mod basic;
+mod fxa;
+mod jwks;
+mod jwt;
+mod oidc;
+mod provider;
+mod scope;
+mod token;
+mod token_cache;
+
+pub use account::may_be_account;
+use account::verify_account;
+pub use basic::basic_credentials;
+use basic::basic_user_id;
+pub use oidc::Oidc;
+pub use token::{capabilities, Tokens};
+
 use crate::app::App;
-use crate::digest::hmac_hex;
-use base64::Engine;
-use kinto_model::{valid_id_for, Kind};
-use kinto_proto::limits::MAX_ID_BYTES;
 use kinto_proto::pb::Caller;
-use kinto_proto::{ErrorKind, KintoError};
+use kinto_proto::KintoError;
 
 pub const EVERYONE: &str = "system.Everyone";
 pub const AUTHENTICATED: &str = "system.Authenticated";
@@ -61,110 +79,61 @@ fn user(user_id: String) -> Caller {
     }
 }
 
+/// Who a request runs as, and for which app (Test Pilot-style per-app
+/// users, `apps.rs`): what per-app limits key on.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub caller: Caller,
+    /// The app of the OAuth client the token was issued to, when the
+    /// deployment maps clients to apps.
+    pub app: Option<String>,
+}
+
 /// The caller by the configured policies. Fails only when an account's
-/// shard cannot answer: guessing would run the request as someone else.
+/// shard or a token's provider cannot answer: guessing would run the
+/// request as someone else, or as no one.
 pub async fn identify(app: &App, authorization: Option<&str>) -> Result<Caller, KintoError> {
-    let cfg = &app.config;
-    let Some(header) = authorization else {
-        return Ok(anonymous());
-    };
-    for policy in &cfg.multiauth_policies {
-        match policy.as_str() {
-            "account" => {
-                if let Some((name, password)) = basic_credentials(header) {
-                    if verify_account(app, &name, &password).await? {
-                        return Ok(user(format!("account:{name}")));
-                    }
-                }
-            }
-            "basicauth" => {
-                if let Some(id) = basic_user_id(header, &cfg.userid_hmac_secret) {
-                    return Ok(user(id));
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(anonymous())
-}
-
-/// A bcrypt hash of Kinto's cost (`bcrypt.gensalt()`: 12) of a password no
-/// account has: what a name without an account is checked against, so that
-/// it costs what a wrong password of an existing account costs.
-const DUMMY_HASH: &str = "$2b$12$eqtM2AIOe.5rnPPEQXJmWe.AhqRgir7RbO0SbmrgqGJB7g7/Po4wW";
-
-/// Could `name` be an account id? Others are not accounts, whatever a shard
-/// says, so they are not looked up (nor hashed: the rule is public).
-pub fn may_be_account(name: &str) -> bool {
-    name.len() <= MAX_ID_BYTES && valid_id_for(Kind::Account, name)
-}
-
-/// Is `name:password` an account's credentials? `Err` only when the
-/// accounts shard is unavailable for a name known to be an account, or
-/// fails otherwise.
-async fn verify_account(app: &App, name: &str, password: &str) -> Result<bool, KintoError> {
-    if !may_be_account(name) {
-        return Ok(false);
-    }
-    let hash = match app.shards.account_hash(name).await {
-        Ok(hash) => hash,
-        Err(e) if e.kind == ErrorKind::Unavailable && !app.known_accounts.contains_key(name) => {
-            // No user or account name in the logs.
-            let shard = app
-                .shards
-                .shard_of_key(kinto_placement::PlacementKey::Account(name));
-            tracing::warn!(
-                shard,
-                error = %e,
-                "accounts shard unavailable: Basic credentials of a name not known \
-                 as an account go to the next policy"
-            );
-            crate::metrics::account_lookup_fallback();
-            return Ok(false);
-        }
-        Err(e) => return Err(e),
-    };
-    if hash.is_empty() {
-        app.known_accounts.invalidate(name);
-    } else {
-        app.known_accounts.insert(name.to_owned(), ());
-    }
-    // A name has no newline (`may_be_account`) and a stored hash is bcrypt's.
-    let key = hmac_hex(
-        &app.config.userid_hmac_secret,
-        &format!("accounts:{name}\n{hash}\n{password}"),
-    );
-    if let Some(verdict) = app.account_cache.get(&key) {
-        crate::metrics::account_cache(true);
-        return Ok(verdict);
-    }
-    crate::metrics::account_cache(false);
-    let exists = !hash.is_empty();
-    let against = if exists { hash } else { DUMMY_HASH.to_owned() };
-    let p = password.to_owned();
-    let matches = tokio::task::spawn_blocking(move || bcrypt::verify(p, &against).unwrap_or(false))
+    identify_with_app(app, authorization)
         .await
-        .map_err(KintoError::internal)?;
-    let verdict = exists && matches;
-    app.account_cache.insert(key, verdict);
-    Ok(verdict)
+        .map(|i| i.caller)
 }
 
-/// `(user, password)` of well-formed Basic credentials with a user name.
-pub fn basic_credentials(header: &str) -> Option<(String, String)> {
-    let (scheme, credentials) = header.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
+/// [`identify`], with the caller's app.
+pub async fn identify_with_app(
+    app: &App,
+    authorization: Option<&str>,
+) -> Result<Identity, KintoError> {
+    let cfg = &app.config;
+    let nobody = || Identity {
+        caller: anonymous(),
+        app: None,
+    };
+    let Some(header) = authorization else {
+        return Ok(nobody());
+    };
+    let bearer = token::bearer(header);
+    for policy in &cfg.multiauth_policies {
+        let found = match policy.as_str() {
+            "account" => match basic_credentials(header) {
+                Some((name, password)) if verify_account(app, &name, &password).await? => {
+                    Some((format!("account:{name}"), None))
+                }
+                _ => None,
+            },
+            "basicauth" => basic_user_id(header, &cfg.userid_hmac_secret).map(|id| (id, None)),
+            name => match bearer {
+                Some(t) => app.identity.verify(name, t).await?,
+                None => None,
+            },
+        };
+        if let Some((user_id, app_name)) = found {
+            return Ok(Identity {
+                caller: user(user_id),
+                app: app_name,
+            });
+        }
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(credentials.trim())
-        .ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let (user, password) = decoded.split_once(':')?;
-    if user.is_empty() {
-        return None;
-    }
-    Some((user.to_owned(), password.to_owned()))
+    Ok(nobody())
 }
 
 pub fn anonymous() -> Caller {
@@ -174,17 +143,13 @@ pub fn anonymous() -> Caller {
     }
 }
 
-fn basic_user_id(header: &str, secret: &str) -> Option<String> {
-    let (user, password) = basic_credentials(header)?;
-    Some(format!(
-        "basicauth:{}",
-        hmac_hex(secret, &format!("{user}:{password}"))
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use account::DUMMY_HASH;
+    use base64::Engine;
+    use kinto_proto::limits::MAX_ID_BYTES;
+    use kinto_proto::ErrorKind;
 
     #[test]
     fn matches_kintos_test_user() {
@@ -246,7 +211,7 @@ mod tests {
             .port();
         let shards = crate::routing::ShardMap::connect(&[format!("http://127.0.0.1:{port}")])
             .expect("shard map");
-        App::new(cfg, shards)
+        App::new(cfg, shards).expect("app")
     }
 
     fn basic(user: &str, password: &str) -> String {

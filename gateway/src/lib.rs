@@ -13,3 +13,4 @@ pub mod metrics;
 pub mod reply;
 pub mod routing;
 pub mod run;
+pub mod shard_tls;

@@ -59,12 +59,13 @@ def health(port, credentials=None):
         return call(b"", timeout=10)
 
 
-def credentials(ca_dir, client_dir=None):
+def credentials(ca_dir, client_dir=None, name="gateway"):
+    """Trusting `ca_dir`'s CA, with `client_dir`'s certificate `name` (none without `client_dir`)."""
     ca = (ca_dir / "ca.pem").read_bytes()
     if client_dir is None:
         return grpc.ssl_channel_credentials(root_certificates=ca)
-    return grpc.ssl_channel_credentials(root_certificates=ca, private_key=(client_dir / "gateway.key").read_bytes(),
-                                        certificate_chain=(client_dir / "gateway.pem").read_bytes())
+    return grpc.ssl_channel_credentials(root_certificates=ca, private_key=(client_dir / f"{name}.key").read_bytes(),
+                                        certificate_chain=(client_dir / f"{name}.pem").read_bytes())
 
 
 def refused(port, creds):
@@ -86,6 +87,12 @@ def test_a_caller_without_a_client_certificate_is_refused(shard):
 
 def test_a_client_certificate_from_another_ca_is_refused(shard, other_certs):
     refused(shard, credentials(channel_certs(), other_certs))
+
+
+def test_a_shards_certificate_is_no_client_certificate(shard):
+    """Same CA, but its extended key usage is server authentication only (tools/certs/generate)."""
+    certs = channel_certs()
+    refused(shard, credentials(certs, certs, name="shard"))
 
 
 def test_plaintext_to_a_tls_shard_is_refused(shard):

@@ -160,6 +160,14 @@ def test_a_shard_with_a_missing_key_file_exits_naming_it(tmp_path):
     exits_naming(run("kinto-shard", env), "grpc_server_key_file", "kinto-shard")
 
 
+def test_a_shard_whose_key_is_not_its_certificates_exits_naming_it(tmp_path):
+    env = shard_env(free_port(), tmp_path / "data")
+    env["KINTO_GRPC_SERVER_KEY_FILE"] = str(channel_certs() / "gateway.key")
+    result = run("kinto-shard", env)
+    exits_naming(result, "grpc_server_key_file", "kinto-shard")
+    assert "listening" not in result.stdout, result.stdout
+
+
 def test_a_shard_with_a_malformed_client_ca_exits_naming_it(tmp_path):
     (tmp_path / "junk.pem").write_text("not a certificate\n")
     env = shard_env(free_port(), tmp_path / "data")

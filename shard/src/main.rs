@@ -38,7 +38,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     if let Some(Command::Migrate) = cli.command {
         return migrate(&cfg).await;
     }
-    let tls = kinto_shard::tls::server_tls(&cfg)?;
+    let transport = kinto_shard::tls::transport(&cfg)?;
     let count = cfg.shard_count.unwrap_or(1).max(1) as u32;
     let index = cfg.shard_index.unwrap_or(0) as u32;
     if index >= count {
@@ -59,7 +59,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     kinto_shard::server::serve(
         service,
         listener,
-        tls,
+        transport,
         kinto_runtime::process::shutdown_signal(),
     )
     .await

@@ -283,23 +283,14 @@ pub fn build(
 }
 
 /// Serves `service` on an already-bound listener until `shutdown` resolves,
-/// over TLS when `tls` is given ([`crate::tls::server_tls`]).
+/// with `server` from [`crate::tls::transport`] (TLS or not).
 pub async fn serve(
     service: ShardServer<ShardService>,
     listener: tokio::net::TcpListener,
-    tls: Option<tonic::transport::ServerTlsConfig>,
+    mut server: tonic::transport::Server,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    let mut server = tonic::transport::Server::builder();
-    if let Some(tls) = tls {
-        server = server.tls_config(tls).map_err(|e| {
-            format!(
-                "grpc_server_cert_file, grpc_server_key_file, grpc_client_ca_file: {}",
-                kinto_runtime::tls::causes(&e)
-            )
-        })?;
-    }
     server
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, shutdown)

@@ -6,7 +6,7 @@
 use crate::config::ShardConfig;
 use kinto_runtime::tls;
 use std::time::Duration;
-use tonic::transport::ServerTlsConfig;
+use tonic::transport::{Server, ServerTlsConfig};
 
 /// A client that connects and never finishes its handshake is dropped after
 /// this, so it cannot hold a connection slot.
@@ -50,6 +50,21 @@ pub fn server_tls(cfg: &ShardConfig) -> Result<Option<ServerTlsConfig>, String> 
         config = config.client_ca_root(tls::certificates("grpc_client_ca_file", ca)?);
     }
     Ok(Some(config))
+}
+
+/// The gRPC server of `cfg`, its TLS (if any) already built, so a key that
+/// does not match its certificate stops start-up before the port opens.
+pub fn transport(cfg: &ShardConfig) -> Result<Server, String> {
+    let server = Server::builder();
+    match server_tls(cfg)? {
+        Some(tls) => server.tls_config(tls).map_err(|e| {
+            format!(
+                "grpc_server_cert_file, grpc_server_key_file, grpc_client_ca_file: {}",
+                tls::causes(&e)
+            )
+        }),
+        None => Ok(server),
+    }
 }
 
 /// Is the host of `bind` (`host:port`) loopback?

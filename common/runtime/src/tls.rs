@@ -51,13 +51,17 @@ pub fn is_loopback_host(host: &str) -> bool {
     }
 }
 
-/// An error with its sources, which tonic's transport errors keep the reason in.
+/// An error with its sources, which tonic's transport errors keep the reason
+/// in (a source some wrapper already prints is not repeated).
 pub fn causes(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
         source = s.source();
     }
     out

@@ -1,9 +1,11 @@
 """Start and stop the servers under test: ours (all-in-one or gateway + shards) and the reference Kinto.
 
-Every server listens on 127.0.0.1 only, on a port picked here. Each process writes its stdout and stderr
+Every server listens on 127.0.0.1 only, on a port picked here. Gateways call their shards over mutual TLS
+with certificates made once per session by tools/certs/generate (docs/security.md). Each process writes its stdout and stderr
 to tests/output/<label>.log so a failing run can be diagnosed after the fact.
 """
 
+import atexit
 import ctypes
 import os
 import shutil
@@ -133,6 +135,37 @@ def _env_settings(settings):
     return {"KINTO_" + k.upper(): str(v) for k, v in settings.items()}
 
 
+_channel_certs = None
+
+
+def channel_certs():
+    """The directory of the gateway -> shard certificates, generated once per session (tools/certs/generate)."""
+    global _channel_certs
+    if _channel_certs is None:
+        d = Path(tempfile.mkdtemp(prefix="kinto-rs-certs-"))
+        atexit.register(shutil.rmtree, d, True)
+        out = subprocess.run([str(REPO / "tools" / "certs" / "generate"), str(d)], capture_output=True, text=True,
+                             timeout=60, stdin=subprocess.DEVNULL)
+        if out.returncode != 0:
+            raise ServerError(f"tools/certs/generate failed: {out.stdout}{out.stderr}")
+        _channel_certs = d
+    return _channel_certs
+
+
+def shard_tls_env(certs):
+    """A shard's settings for mutual TLS: its certificate, and the CA its callers' certificates chain to."""
+    return {"KINTO_GRPC_SERVER_CERT_FILE": str(certs / "shard.pem"),
+            "KINTO_GRPC_SERVER_KEY_FILE": str(certs / "shard.key"),
+            "KINTO_GRPC_CLIENT_CA_FILE": str(certs / "ca.pem")}
+
+
+def gateway_tls_env(certs):
+    """A gateway's settings for mutual TLS: the shards' CA, and its own client certificate."""
+    return {"KINTO_GRPC_SERVER_CA_FILE": str(certs / "ca.pem"),
+            "KINTO_GRPC_CLIENT_CERT_FILE": str(certs / "gateway.pem"),
+            "KINTO_GRPC_CLIENT_KEY_FILE": str(certs / "gateway.key")}
+
+
 class Server:
     """A running target. `url` is the API root without trailing slash, e.g. http://127.0.0.1:1234/v1."""
 
@@ -218,6 +251,7 @@ class SplitServer(Server):
 
     def shard_env(self, i, port):
         env = _clean_env()
+        env.update(shard_tls_env(channel_certs()))
         # Kinto settings go to every process: the shards enforce grants, the gateway the rest.
         env.update(_env_settings(self.settings))
         env.update(KINTO_BIND=f"127.0.0.1:{port}", KINTO_DATA_DIR=self.data_dirs[i],
@@ -237,8 +271,9 @@ class SplitServer(Server):
                 self.procs.append(self._start_shard(i, port, deadline))
             port = free_port()
             env = _clean_env()
+            env.update(gateway_tls_env(channel_certs()))
             env.update(_env_settings(self.settings))
-            urls = ",".join(f"http://127.0.0.1:{p}" for p in self.shard_ports)
+            urls = ",".join(f"https://127.0.0.1:{p}" for p in self.shard_ports)
             env.update(KINTO_BIND=f"127.0.0.1:{port}", KINTO_SHARD_URLS=urls)
             self.procs.append(Proc(f"{self.label}-gateway", [BIN / "kinto-gateway"], env))
             self.url = f"http://127.0.0.1:{port}/v1"

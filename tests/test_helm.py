@@ -251,9 +251,13 @@ def test_mtls_certificates_reach_both_sides(rendered):
         volume = next(v for v in workload["spec"]["template"]["spec"]["volumes"] if v["name"] == "mtls")
         assert volume["secret"]["secretName"] == secret["metadata"]["name"]
         assert {i["key"] for i in volume["secret"]["items"]} == {"ca.crt", f"{side}.crt", f"{side}.key"}
-        files = {v for k, v in configmap(docs, side).items() if "_TLS_" in k}
+        files = {v for k, v in configmap(docs, side).items() if k.startswith("KINTO_GRPC_") and k.endswith("_FILE")}
+        assert "KINTO_GRPC_INSECURE" not in configmap(docs, side)
         assert files == {f"/etc/kinto/mtls/{i['path']}" for i in volume["secret"]["items"]}
     assert not [d for d in rendered["default"] if d["metadata"]["name"].endswith("-mtls")]
+    # Without mtls, pods off loopback need the explicit plaintext setting or the binaries refuse to start.
+    for side in ("gateway", "shard"):
+        assert configmap(rendered["default"], side)["KINTO_GRPC_INSECURE"] == "true"
 
 
 @pytest.mark.parametrize("case", CASES)

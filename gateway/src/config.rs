@@ -139,6 +139,19 @@ pub struct GatewayConfig {
     /// The token policies' settings (filled by `from_raw`).
     #[serde(skip)]
     pub identity: crate::identity_config::IdentityConfig,
+    /// The CA the shards' certificates must chain to; set, shards are called
+    /// over TLS (`https://` in `shard_urls`).
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub grpc_server_ca_file: Option<String>,
+    /// The gateway's client certificate chain and key, shown to shards that
+    /// require one (mutual TLS).
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub grpc_client_cert_file: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub grpc_client_key_file: Option<String>,
+    /// Call shards on addresses other than loopback without TLS.
+    #[serde(default)]
+    pub grpc_insecure: bool,
 }
 
 fn default_policies() -> Vec<String> {

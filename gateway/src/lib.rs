@@ -16,3 +16,4 @@ pub mod metrics;
 pub mod reply;
 pub mod routing;
 pub mod run;
+pub mod shard_tls;

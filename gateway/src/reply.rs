@@ -69,7 +69,13 @@ pub fn unusable(
 /// details, else an unusable reply.
 pub fn from_status(shard: usize, method: &'static str, status: &tonic::Status) -> KintoError {
     if status.details().is_empty() {
-        return unusable(Some(shard), method, Fault::Transport, status.code());
+        // The source says why a shard was unreachable (refused, timed out, a
+        // TLS handshake that failed): what an operator needs to fix it.
+        let cause = match std::error::Error::source(status) {
+            Some(source) => format!("{}: {}", status.code(), kinto_runtime::tls::causes(source)),
+            None => status.code().to_string(),
+        };
+        return unusable(Some(shard), method, Fault::Transport, cause);
     }
     serde_json::from_slice::<KintoError>(status.details()).unwrap_or_else(|e| {
         unusable(

@@ -107,8 +107,17 @@ impl ShardMap {
         Ok(ShardMap { clients, layout })
     }
 
-    /// Lazily-connecting clients for `urls`, in shard-index order.
+    /// Lazily-connecting plaintext clients for `urls`, in shard-index order.
     pub fn connect(urls: &[String]) -> Result<Self, String> {
+        Self::connect_with(urls, None)
+    }
+
+    /// Lazily-connecting clients for `urls`, in shard-index order, over TLS
+    /// when `tls` is given (`https://` URLs: `crate::shard_tls`).
+    pub fn connect_with(
+        urls: &[String],
+        tls: Option<&tonic::transport::ClientTlsConfig>,
+    ) -> Result<Self, String> {
         if urls.is_empty() {
             return Err("no shard_urls configured".into());
         }
@@ -120,6 +129,12 @@ impl ShardMap {
                     .connect_timeout(Duration::from_secs(2))
                     .timeout(Duration::from_secs(30))
                     .tcp_nodelay(true);
+                let ep = match tls {
+                    Some(tls) => ep.tls_config(tls.clone()).map_err(|e| {
+                        format!("shard url {u}: {}", kinto_runtime::tls::causes(&e))
+                    })?,
+                    None => ep,
+                };
                 Ok(Link::Grpc(client(BoxCloneSyncService::new(
                     ep.connect_lazy(),
                 ))))

@@ -7,7 +7,8 @@ use crate::routing::ShardMap;
 
 /// Serves the HTTP API until shutdown, reaching the shards of `shard_urls`.
 pub async fn serve_gateway(cfg: GatewayConfig) -> Result<(), String> {
-    let shards = ShardMap::connect(&cfg.shard_urls)?;
+    let tls = crate::shard_tls::client_tls(&cfg)?;
+    let shards = ShardMap::connect_with(&cfg.shard_urls, tls.as_ref())?;
     serve_with(cfg, shards).await
 }
 

@@ -47,6 +47,19 @@ pub struct ShardConfig {
     /// `embedded` (a store under `data_dir`) or `cql` (ScyllaDB / Cassandra, the `cql_*` settings).
     #[serde(default = "default_backend")]
     pub storage_backend: String,
+    /// The shard's certificate chain and key for its gRPC port (TLS).
+    #[serde(default, deserialize_with = "kinto_runtime::settings::de_opt_string")]
+    pub grpc_server_cert_file: Option<String>,
+    #[serde(default, deserialize_with = "kinto_runtime::settings::de_opt_string")]
+    pub grpc_server_key_file: Option<String>,
+    /// The CA gateways' client certificates must chain to; when set, a
+    /// caller without such a certificate is refused (mutual TLS), since the
+    /// shard believes the caller identity a request carries.
+    #[serde(default, deserialize_with = "kinto_runtime::settings::de_opt_string")]
+    pub grpc_client_ca_file: Option<String>,
+    /// Serve gRPC without mutual TLS on an address other than loopback.
+    #[serde(default)]
+    pub grpc_insecure: bool,
     #[cfg(feature = "cql")]
     #[serde(flatten)]
     pub cql: CqlSettings,

@@ -10,3 +10,4 @@ pub mod domain;
 pub mod metrics;
 pub mod server;
 pub mod storage;
+pub mod tls;

@@ -38,6 +38,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     if let Some(Command::Migrate) = cli.command {
         return migrate(&cfg).await;
     }
+    let transport = kinto_shard::tls::transport(&cfg)?;
     let count = cfg.shard_count.unwrap_or(1).max(1) as u32;
     let index = cfg.shard_index.unwrap_or(0) as u32;
     if index >= count {
@@ -72,7 +73,13 @@ async fn run(cli: Cli) -> Result<(), String> {
     let (listener, addr) = kinto_shard::server::bind(&cfg.bind).await?;
     tracing::info!("listening on {addr}");
     println!("listening on {addr}");
-    kinto_shard::server::serve(service, listener, kinto_runtime::process::shutdown_signal()).await
+    kinto_shard::server::serve(
+        service,
+        listener,
+        transport,
+        kinto_runtime::process::shutdown_signal(),
+    )
+    .await
 }
 
 /// `kinto-shard migrate`: brings the keyspace to this binary's schema version.

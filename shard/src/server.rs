@@ -307,14 +307,16 @@ pub fn build(
         .max_encoding_message_size(64 * 1024 * 1024))
 }
 
-/// Serves `service` on an already-bound listener until `shutdown` resolves.
+/// Serves `service` on an already-bound listener until `shutdown` resolves,
+/// with `server` from [`crate::tls::transport`] (TLS or not).
 pub async fn serve(
     service: ShardServer<ShardService>,
     listener: tokio::net::TcpListener,
+    mut server: tonic::transport::Server,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
+    server
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await

@@ -6,3 +6,4 @@ pub mod metrics;
 pub mod process;
 pub mod settings;
 pub mod telemetry;
+pub mod tls;

@@ -66,7 +66,7 @@ impl Storage for Counting {
 fn row(i: u64, ts: u64) -> StoredObject {
     let mut data = serde_json::Map::new();
     data.insert("n".into(), json!(i % 7));
-    if i % 5 != 0 {
+    if !i.is_multiple_of(5) {
         data.insert("title".into(), json!(format!("t{}", (i * 13) % 17)));
     }
     StoredObject {

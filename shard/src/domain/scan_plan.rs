@@ -50,14 +50,18 @@ impl ScanPlan {
     /// before it, and does not).
     pub fn of(q: &ListQuery, seek: bool) -> Self {
         let first = q.sort.first();
+        let (above, below) = modified_bounds(q);
         let (order, ordered) = match first.map(|k| (k.field.as_str(), k.descending)) {
             Some(("last_modified", true)) => (Order::ModifiedDesc, true),
             Some(("last_modified", false)) => (Order::ModifiedAsc, true),
             Some(("id", true)) => (Order::IdDesc, true),
             Some(("id", false)) => (Order::IdAsc, true),
+            // Any order serves a walk of every row; the index's range is
+            // all a `_since` needs to walk.
+            _ if above.is_some() => (Order::ModifiedDesc, false),
+            _ if below.is_some() => (Order::ModifiedAsc, false),
             _ => (Order::IdAsc, false),
         };
-        let (above, below) = modified_bounds(q);
         let after = q.after.as_ref().filter(|_| seek && ordered);
         let at = |t: u64| Cursor {
             last_modified: t,
@@ -67,7 +71,7 @@ impl ScanPlan {
         match order {
             // `(t, "")` excludes nothing at `t` ascending; descending, it
             // excludes exactly what lies at `t` and above.
-            Order::ModifiedDesc if ordered => {
+            Order::ModifiedDesc => {
                 starts.extend(below.map(at));
                 let last = after.and_then(|a| a.get("last_modified")?.as_u64());
                 starts.extend(last.map(|t| at(t.saturating_add(1))));
@@ -191,6 +195,19 @@ mod tests {
         let q = query("title", false, &[], Some(json!({"title": "x", "id": "a"})));
         let p = ScanPlan::of(&q, true);
         assert!(!p.ordered && p.from.is_none() && !p.is_partial());
+        // A `_since` walks only the index's range, whatever the sort.
+        let q = query(
+            "title",
+            false,
+            &[(Op::Gt, 10)],
+            Some(json!({"title": "x", "last_modified": 40})),
+        );
+        let p = ScanPlan::of(&q, true);
+        assert_eq!(
+            (p.order, p.ordered, p.from.clone()),
+            (Order::ModifiedDesc, false, None)
+        );
+        assert!(p.is_partial() && p.range(None).stop == Some(10));
         let q = query("id", true, &[], Some(json!({"id": "m"})));
         let p = ScanPlan::of(&q, true);
         assert_eq!(

@@ -103,17 +103,22 @@ impl ScanPlan {
         }
     }
 
-    /// The store's walk, resumed at `from`; it ends where the filters' bound does.
-    pub fn range(&self, from: Option<Cursor>) -> Range {
+    /// The store's walk of a list from the plan's start; it ends where the
+    /// filters' bound does. Its `limit` is the caller's to set per call.
+    pub fn range<'a>(&self, parent: &'a str, resource: &'a str, tombstones: bool) -> Range<'a> {
         let stop = match self.order {
             Order::ModifiedDesc => self.above,
             Order::ModifiedAsc => self.below,
             _ => None,
         };
         Range {
+            parent,
+            resource,
             order: self.order,
-            from,
+            from: self.from.clone(),
             stop,
+            limit: 0,
+            tombstones,
         }
     }
 
@@ -207,7 +212,7 @@ mod tests {
             (p.order, p.ordered, p.from.clone()),
             (Order::ModifiedDesc, false, None)
         );
-        assert!(p.is_partial() && p.range(None).stop == Some(10));
+        assert!(p.is_partial() && p.range("", "record", false).stop == Some(10));
         let q = query("id", true, &[], Some(json!({"id": "m"})));
         let p = ScanPlan::of(&q, true);
         assert_eq!(

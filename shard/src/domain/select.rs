@@ -12,7 +12,7 @@
 use super::budget::Budget;
 use super::request::ListQuery;
 use super::scan_plan::ScanPlan;
-use crate::storage::{Cursor, Order, Range, Storage, StoredObject};
+use crate::storage::{Order, Range, Storage, StoredObject};
 use kinto_proto::query;
 use kinto_proto::KintoError;
 use serde_json::Value;
@@ -114,25 +114,16 @@ pub async fn select(
         rows: Vec::new(),
     };
     let (mut visible, mut total) = (0, 0);
-    let mut from = plan.from.clone();
+    let mut range = plan.range(w.parent, w.resource, w.with_tombstones);
     // One more than the page: the row that shows the page ends (not tied
     // with its last on `last_modified`).
-    let mut n = want
+    range.limit = want
         .map_or(MAX_CHUNK, |w| w.saturating_add(1))
         .clamp(MIN_CHUNK, MAX_CHUNK);
     let mut full = false;
     'walk: loop {
         budget.check()?;
-        let chunk = w
-            .storage
-            .scan(
-                w.parent,
-                w.resource,
-                &plan.range(from.take()),
-                n,
-                w.with_tombstones,
-            )
-            .await?;
+        let chunk = w.storage.scan(&range).await?;
         for (i, o) in chunk.rows.into_iter().enumerate() {
             if i % ROWS_PER_CHECK == ROWS_PER_CHECK - 1 {
                 budget.check()?;
@@ -164,8 +155,8 @@ pub async fn select(
             }
         }
         let Some(next) = chunk.next else { break };
-        from = Some(next);
-        n = n.saturating_mul(2).min(MAX_CHUNK);
+        range.from = Some(next);
+        range.limit = range.limit.saturating_mul(2).min(MAX_CHUNK);
         tokio::task::yield_now().await;
     }
     page.trim();
@@ -194,25 +185,25 @@ async fn any_visible(
     keep: &impl Fn(&StoredObject) -> bool,
     budget: &Budget,
 ) -> Result<bool, KintoError> {
-    let mut from: Option<Cursor> = None;
+    let mut range = Range {
+        parent: w.parent,
+        resource: w.resource,
+        order: Order::IdAsc,
+        from: None,
+        stop: None,
+        limit: MAX_CHUNK,
+        tombstones: false,
+    };
     loop {
         budget.check()?;
-        let range = Range {
-            order: Order::IdAsc,
-            from: from.take(),
-            stop: None,
-        };
-        let chunk = w
-            .storage
-            .scan(w.parent, w.resource, &range, MAX_CHUNK, false)
-            .await?;
+        let chunk = w.storage.scan(&range).await?;
         if chunk.rows.iter().any(keep) {
             return Ok(true);
         }
         let Some(next) = chunk.next else {
             return Ok(false);
         };
-        from = Some(next);
+        range.from = Some(next);
         tokio::task::yield_now().await;
     }
 }

@@ -61,20 +61,30 @@ async fn fill(s: &dyn Storage) {
 }
 
 /// Every row from `from` on, chunk by chunk, checking each chunk's bound.
-async fn walk(
-    s: &dyn Storage,
-    range: &Range,
-    n: usize,
-    tombstones: bool,
-) -> Vec<(String, u64, bool)> {
+/// A walk of `parent`'s records (or root buckets) in `order`, from the start,
+/// tombstones included, every row in one call.
+fn whole(parent: &str, order: Order) -> Range<'_> {
+    Range {
+        parent,
+        resource: if parent.is_empty() {
+            "bucket"
+        } else {
+            "record"
+        },
+        order,
+        from: None,
+        stop: None,
+        limit: usize::MAX,
+        tombstones: true,
+    }
+}
+
+async fn walk(s: &dyn Storage, range: &Range<'_>) -> Vec<(String, u64, bool)> {
     let mut out = Vec::new();
     let mut range = range.clone();
-    let order = range.order;
+    let (order, n) = (range.order, range.limit);
     for _ in 0..10 * ROWS {
-        let chunk = s
-            .scan(L, "record", &range, n, tombstones)
-            .await
-            .expect("scan");
+        let chunk = s.scan(&range).await.expect("scan");
         assert!(
             chunk.rows.len() <= n,
             "{order:?}: {} rows > {n}",
@@ -125,24 +135,26 @@ pub async fn scans_in_every_order(s: &dyn Storage) {
                 .iter()
                 .flat_map(|f| [(f, None), (f, Some(1100)), (f, Some(5100))])
             {
-                let range = Range {
-                    order,
+                let mut range = Range {
                     from: from.clone(),
                     stop,
+                    tombstones,
+                    ..whole(L, order)
                 };
                 let rows: Vec<StoredObject> = all
                     .iter()
                     .filter(|o| tombstones || !o.deleted)
                     .cloned()
                     .collect();
-                let expected: Vec<_> = from_whole_list(rows, &range, usize::MAX)
+                let expected: Vec<_> = from_whole_list(rows, &range)
                     .expect("reference")
                     .rows
                     .into_iter()
                     .map(|o| (o.id, o.last_modified, o.deleted))
                     .collect();
                 for n in [1, 7, 64, 1000] {
-                    let got = walk(s, &range, n, tombstones).await;
+                    range.limit = n;
+                    let got = walk(s, &range).await;
                     assert_eq!(got, expected, "{range:?} by {n}, tombstones {tombstones}");
                 }
             }
@@ -151,16 +163,16 @@ pub async fn scans_in_every_order(s: &dyn Storage) {
     // A first chunk reads about what it is asked for, not the list (the
     // newest rows are tombstones: a backend may skip them in this call or
     // leave the rest to the next).
-    let newest = Range {
-        order: Order::ModifiedDesc,
-        from: None,
-        stop: None,
+    let mut newest = Range {
+        limit: 3,
+        ..whole(L, Order::ModifiedDesc)
     };
-    let first = s.scan(L, "record", &newest, 3, true).await.expect("scan");
+    let first = s.scan(&newest).await.expect("scan");
     assert_eq!(first.rows.len(), 3);
     assert!(first.next.is_some());
     assert!(first.rows.iter().all(|o| o.last_modified >= 6000));
-    let live = s.scan(L, "record", &newest, 3, false).await.expect("scan");
+    newest.tombstones = false;
+    let live = s.scan(&newest).await.expect("scan");
     assert!(live.rows.len() <= 3 && live.next.is_some());
     assert!(live
         .rows
@@ -168,11 +180,11 @@ pub async fn scans_in_every_order(s: &dyn Storage) {
         .all(|o| !o.deleted && o.last_modified >= 5000));
     // A walk ends at its stop, not a chunk past it.
     let recent = Range {
-        order: Order::ModifiedDesc,
-        from: None,
         stop: Some(6290),
+        limit: 100,
+        ..whole(L, Order::ModifiedDesc)
     };
-    let since = s.scan(L, "record", &recent, 100, true).await.expect("scan");
+    let since = s.scan(&recent).await.expect("scan");
     assert!(since.next.is_none());
     assert!(since.rows.iter().all(|o| o.last_modified > 6290));
 }
@@ -195,21 +207,18 @@ pub async fn scans_the_root_list(s: &dyn Storage) {
         Order::ModifiedAsc,
         Order::ModifiedDesc,
     ] {
-        let range = Range {
-            order,
-            from: None,
-            stop: None,
-        };
-        let expected: Vec<String> = from_whole_list(all.clone(), &range, usize::MAX)
+        let mut range = whole("", order);
+        let expected: Vec<String> = from_whole_list(all.clone(), &range)
             .expect("reference")
             .rows
             .into_iter()
             .map(|o| o.id)
             .collect();
         let mut got = Vec::new();
-        let mut range = range;
+        range.limit = 6;
+        range.tombstones = false;
         loop {
-            let chunk = s.scan("", "bucket", &range, 6, false).await.expect("scan");
+            let chunk = s.scan(&range).await.expect("scan");
             assert!(chunk.rows.len() <= 6);
             got.extend(chunk.rows.into_iter().map(|o| o.id));
             match chunk.next {

@@ -308,15 +308,8 @@ impl Storage for EmbeddedStorage {
         Ok(out)
     }
 
-    async fn scan(
-        &self,
-        parent: &str,
-        resource: &str,
-        range: &Range,
-        n: usize,
-        with_tombstones: bool,
-    ) -> StorageResult<Chunk> {
-        self.scan_list(parent, resource, range, n, with_tombstones)
+    async fn scan(&self, range: &Range<'_>) -> StorageResult<Chunk> {
+        self.scan_list(range)
     }
 
     async fn timestamp(&self, parent: &str, resource: &str) -> StorageResult<Option<u64>> {

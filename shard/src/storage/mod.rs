@@ -248,22 +248,15 @@ pub trait Storage: Send + Sync + 'static {
         with_tombstones: bool,
     ) -> StorageResult<Vec<StoredObject>>;
 
-    /// Up to `n` rows of the list `(parent, resource)` along `range`,
-    /// tombstones only when
-    /// `with_tombstones`. Memory and work are bounded by `n` (plus the
+    /// Up to `range.limit` rows of a list along `range`. Memory and work are
+    /// bounded by that limit (plus the
     /// tombstones skipped), never by the list: this is how a list request
     /// reads one page of a large list. The default reads the whole list and
     /// suits only a backend that never holds large lists.
-    async fn scan(
-        &self,
-        parent: &str,
-        resource: &str,
-        range: &Range,
-        n: usize,
-        with_tombstones: bool,
-    ) -> StorageResult<Chunk> {
-        let rows = self.list(parent, resource, None, with_tombstones).await?;
-        scan::from_whole_list(rows, range, n)
+    async fn scan(&self, range: &Range<'_>) -> StorageResult<Chunk> {
+        let (parent, resource) = (range.parent, range.resource);
+        let rows = self.list(parent, resource, None, range.tombstones).await?;
+        scan::from_whole_list(rows, range)
     }
 
     /// The list's timestamp, if it was ever set.

@@ -66,18 +66,23 @@ impl Cursor {
     }
 }
 
-/// What a [`super::Storage::scan`] walks: an order, an exclusive start, and
-/// for `last_modified` orders a timestamp where the walk ends (exclusive:
-/// descending, the first row at or below it; ascending, at or above it),
-/// so a `_since` read stops at its bound instead of reading a chunk past it.
+/// What a [`super::Storage::scan`] walks: a list, an order, an exclusive
+/// start, and for `last_modified` orders a timestamp where the walk ends
+/// (exclusive: descending, the first row at or below it; ascending, at or
+/// above it), so a `_since` read stops at its bound instead of reading a
+/// chunk past it. At most `limit` rows a call; tombstones only when asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Range {
+pub struct Range<'a> {
+    pub parent: &'a str,
+    pub resource: &'a str,
     pub order: Order,
     pub from: Option<Cursor>,
     pub stop: Option<u64>,
+    pub limit: usize,
+    pub tombstones: bool,
 }
 
-impl Range {
+impl Range<'_> {
     /// Does `ts` lie at or past the walk's end?
     pub fn ends_at(&self, ts: u64) -> bool {
         match (self.order, self.stop) {
@@ -99,12 +104,8 @@ pub struct Chunk {
 
 /// A scan over a whole list read at once: for a backend without ordered
 /// reads, and the reference the conformance suite checks others against.
-pub fn from_whole_list(
-    mut rows: Vec<StoredObject>,
-    range: &Range,
-    n: usize,
-) -> StorageResult<Chunk> {
-    let order = range.order;
+pub fn from_whole_list(mut rows: Vec<StoredObject>, range: &Range<'_>) -> StorageResult<Chunk> {
+    let (order, n) = (range.order, range.limit);
     rows.retain(|o| {
         range
             .from

@@ -34,15 +34,8 @@ impl Storage for Counting {
     ) -> StorageResult<Vec<StoredObject>> {
         panic!("a list request read the whole list")
     }
-    async fn scan(
-        &self,
-        p: &str,
-        r: &str,
-        range: &Range,
-        n: usize,
-        t: bool,
-    ) -> StorageResult<Chunk> {
-        let chunk = self.inner.scan(p, r, range, n, t).await?;
+    async fn scan(&self, range: &Range<'_>) -> StorageResult<Chunk> {
+        let chunk = self.inner.scan(range).await?;
         self.rows.fetch_add(chunk.rows.len(), SeqCst);
         Ok(chunk)
     }
@@ -134,6 +127,26 @@ fn filter(field: &str, op: Op, value: serde_json::Value) -> Filter {
     }
 }
 
+/// A walk of the test list.
+fn walk(s: &Counting, with_tombstones: bool, count: bool, must_see: bool) -> Walk<'_> {
+    Walk {
+        storage: s,
+        parent: P,
+        resource: "record",
+        with_tombstones,
+        count,
+        must_see,
+    }
+}
+
+/// The page `q` selects of the whole test list.
+async fn page(s: &Counting, q: &ListQuery) -> Selected {
+    let all = walk(s, false, false, false);
+    select(all, q, |_| true, &Budget::default())
+        .await
+        .expect("selected")
+}
+
 /// What the selection must give: every visible, matching row, sorted.
 fn reference(all: &[StoredObject], q: &ListQuery, tombstones: bool) -> Vec<String> {
     let mut rows: Vec<(Value, &StoredObject)> = all
@@ -151,14 +164,7 @@ async fn all_pages(s: &Counting, q: &ListQuery, tombstones: bool) -> Vec<String>
     let mut q = q.clone();
     let mut out = Vec::new();
     loop {
-        let walk = Walk {
-            storage: s,
-            parent: P,
-            resource: "record",
-            with_tombstones: tombstones,
-            count: false,
-            must_see: false,
-        };
+        let walk = walk(s, tombstones, false, false);
         let page = select(walk, &q, |_| true, &Budget::default())
             .await
             .expect("selected");
@@ -225,14 +231,7 @@ async fn counts_live_matching_rows_when_asked() {
         limit: Some(5),
         ..Default::default()
     };
-    let walk = Walk {
-        storage: &s,
-        parent: P,
-        resource: "record",
-        with_tombstones: true,
-        count: true,
-        must_see: false,
-    };
+    let walk = walk(&s, true, true, false);
     let page = select(walk, &q, |_| true, &Budget::default())
         .await
         .expect("selected");
@@ -254,17 +253,7 @@ async fn a_page_reads_about_a_page_of_a_large_list() {
         limit: Some(10),
         ..Default::default()
     };
-    let walk = |s| Walk {
-        storage: s,
-        parent: P,
-        resource: "record",
-        with_tombstones: false,
-        count: false,
-        must_see: false,
-    };
-    let first = select(walk(&s), &q, |_| true, &Budget::default())
-        .await
-        .expect("selected");
+    let first = page(&s, &q).await;
     assert_eq!(first.rows.len(), 10);
     assert!(s.rows.load(SeqCst) <= 12, "read {}", s.rows.load(SeqCst));
     // Deep in the list, through a token: a seek, not a walk from the start.
@@ -275,9 +264,7 @@ async fn a_page_reads_about_a_page_of_a_large_list() {
             .unwrap_or_default(),
     );
     s.rows.store(0, SeqCst);
-    let deep = select(walk(&s), &q, |_| true, &Budget::default())
-        .await
-        .expect("selected");
+    let deep = page(&s, &q).await;
     assert_eq!(deep.rows.len(), 10);
     assert!(deep.rows.iter().all(|(_, o)| o.last_modified < 12_000));
     // The row at the token's own position is read and passed over: the
@@ -295,9 +282,7 @@ async fn a_page_reads_about_a_page_of_a_large_list() {
         limit: Some(100),
         ..Default::default()
     };
-    let since = select(walk(&s), &q, |_| true, &Budget::default())
-        .await
-        .expect("selected");
+    let since = page(&s, &q).await;
     assert!(since.rows.len() <= 9 && !since.has_more);
     assert!(s.rows.load(SeqCst) <= 20, "read {}", s.rows.load(SeqCst));
 }
@@ -310,14 +295,7 @@ async fn stops_with_a_503_once_the_budget_is_spent() {
         limit: Some(5),
         ..Default::default()
     };
-    let walk = Walk {
-        storage: &s,
-        parent: P,
-        resource: "record",
-        with_tombstones: false,
-        count: false,
-        must_see: false,
-    };
+    let walk = walk(&s, false, false, false);
     let spent = Budget::lasting(Duration::ZERO);
     let err = select(walk, &q, |_| true, &spent)
         .await
@@ -330,14 +308,6 @@ async fn stops_with_a_503_once_the_budget_is_spent() {
 async fn tells_nothing_shared_from_nothing_in_range() {
     let (_dir, s) = store(200).await;
     let shared = |o: &StoredObject| o.id.as_str() < "r0010" && !o.deleted;
-    let walk = |s, must_see| Walk {
-        storage: s,
-        parent: P,
-        resource: "record",
-        with_tombstones: false,
-        count: false,
-        must_see,
-    };
     // A range where none of the shared rows lie: still "something shared".
     let q = ListQuery {
         filters: vec![filter("last_modified", Op::Gt, json!(10_198))],
@@ -345,22 +315,32 @@ async fn tells_nothing_shared_from_nothing_in_range() {
         limit: Some(5),
         ..Default::default()
     };
-    let page = select(walk(&s, true), &q, shared, &Budget::default())
+    let page = select(walk(&s, false, false, true), &q, shared, &Budget::default())
         .await
         .expect("selected");
     assert!(page.rows.is_empty());
     assert!(page.visible > 0);
-    let none = select(walk(&s, true), &q, |_| false, &Budget::default())
-        .await
-        .expect("selected");
+    let none = select(
+        walk(&s, false, false, true),
+        &q,
+        |_| false,
+        &Budget::default(),
+    )
+    .await
+    .expect("selected");
     assert_eq!(none.visible, 0);
     let all = ListQuery {
         sort: sort(&[]),
         ..Default::default()
     };
-    let page = select(walk(&s, false), &all, shared, &Budget::default())
-        .await
-        .expect("selected");
+    let page = select(
+        walk(&s, false, false, false),
+        &all,
+        shared,
+        &Budget::default(),
+    )
+    .await
+    .expect("selected");
     assert_eq!(page.visible, page.rows.len());
     assert!(page.visible > 0 && page.visible < 10);
 }

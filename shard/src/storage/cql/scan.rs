@@ -18,23 +18,14 @@ fn ts(t: u64) -> i64 {
 }
 
 impl CqlStorage {
-    pub(super) async fn scan_list(
-        &self,
-        parent: &str,
-        resource: &str,
-        range: &Range,
-        n: usize,
-        with_tombstones: bool,
-    ) -> StorageResult<Chunk> {
-        let n = n.max(1);
+    pub(super) async fn scan_list(&self, range: &Range<'_>) -> StorageResult<Chunk> {
+        let n = range.limit.max(1);
         let limit = i32::try_from(n).unwrap_or(i32::MAX);
         let order = range.order;
         let mut rows: Vec<StoredObject> = Vec::new();
         let mut hit_limit = false;
-        for group in self.parts(parent).chunks(PARTS_PER_QUERY) {
-            let got = self
-                .scan_parts(parent, resource, group.to_vec(), range, limit)
-                .await?;
+        for group in self.parts(range.parent).chunks(PARTS_PER_QUERY) {
+            let got = self.scan_parts(group.to_vec(), range, limit).await?;
             hit_limit |= got.len() >= n;
             rows.extend(got);
         }
@@ -53,7 +44,7 @@ impl CqlStorage {
         } else {
             None
         };
-        if !with_tombstones {
+        if !range.tombstones {
             rows.retain(|o| !o.deleted);
         }
         Ok(Chunk { rows, next })
@@ -61,12 +52,11 @@ impl CqlStorage {
 
     async fn scan_parts(
         &self,
-        parent: &str,
-        resource: &str,
         parts: Vec<i16>,
-        range: &Range,
+        range: &Range<'_>,
         limit: i32,
     ) -> StorageResult<Vec<StoredObject>> {
+        let (parent, resource) = (range.parent, range.resource);
         let s = &self.cluster.statements;
         let session = &self.cluster.session;
         let from = range.from.as_ref();

@@ -34,15 +34,9 @@ fn bounds(
 }
 
 impl EmbeddedStorage {
-    pub(super) fn scan_list(
-        &self,
-        parent: &str,
-        resource: &str,
-        range: &Range,
-        n: usize,
-        with_tombstones: bool,
-    ) -> StorageResult<Chunk> {
-        let (order, from, n) = (range.order, range.from.as_ref(), n.max(1));
+    pub(super) fn scan_list(&self, range: &Range<'_>) -> StorageResult<Chunk> {
+        let (parent, resource, with_tombstones) = (range.parent, range.resource, range.tombstones);
+        let (order, from, n) = (range.order, range.from.as_ref(), range.limit.max(1));
         let prefix = list_prefix(parent, resource);
         let mut chunk = Chunk::default();
         if prefix.len() > MAX_KEY_BYTES || from.is_some_and(|c| c.id.len() > MAX_KEY_BYTES) {
@@ -54,67 +48,65 @@ impl EmbeddedStorage {
         let descending = order.descending();
         let mut last = None;
         let mut taken = 0;
-        if order.by_modified() {
+        // Each step: its position, and the row there unless it is gone.
+        type Step = StorageResult<(Cursor, Option<StoredObject>)>;
+        let iter: Box<dyn Iterator<Item = Step>> = if order.by_modified() {
             let from = from.map(|c| change_key(parent, resource, c.last_modified, &c.id));
-            let iter = self.changes.range(bounds(&prefix, from, descending));
-            let iter: Box<dyn Iterator<Item = _>> = if descending {
-                Box::new(iter.rev())
-            } else {
-                Box::new(iter)
-            };
-            for (step, item) in iter.enumerate() {
-                if step >= steps || taken >= n {
-                    return Ok(Chunk {
-                        next: last,
-                        ..chunk
-                    });
-                }
+            let keys = self.changes.range(bounds(&prefix, from, descending));
+            Box::new(directed(keys, descending).map(|item| {
                 let key = item.key().map_err(unavailable)?;
                 let (ts, id) = split_change_key(&key[prefix.len()..])?;
-                if range.ends_at(ts) {
-                    return Ok(chunk);
-                }
-                last = Some(Cursor {
+                let at = Cursor {
                     last_modified: ts,
                     id: id.to_owned(),
-                });
-                let Some(v) = self
-                    .objects
-                    .get(object_key(parent, resource, id))
-                    .map_err(unavailable)?
-                else {
-                    continue;
                 };
-                let obj = decode(&v)?;
+                let key = object_key(parent, resource, id);
+                let obj = match self.objects.get(key).map_err(unavailable)? {
+                    Some(v) => Some(decode(&v)?),
+                    None => None,
+                };
                 // Replaced since the index was read: its new entry lies
                 // elsewhere in the walk.
-                if obj.last_modified != ts {
-                    continue;
-                }
-                taken += keep(&mut chunk.rows, obj, with_tombstones);
-            }
+                Ok((at, obj.filter(|o| o.last_modified == ts)))
+            }))
         } else {
             let from = from.map(|c| object_key(parent, resource, &c.id));
-            let iter = self.objects.range(bounds(&prefix, from, descending));
-            let iter: Box<dyn Iterator<Item = _>> = if descending {
-                Box::new(iter.rev())
-            } else {
-                Box::new(iter)
-            };
-            for (step, item) in iter.enumerate() {
-                if step >= steps || taken >= n {
-                    return Ok(Chunk {
-                        next: last,
-                        ..chunk
-                    });
-                }
+            let rows = self.objects.range(bounds(&prefix, from, descending));
+            Box::new(directed(rows, descending).map(|item| {
                 let (_, v) = item.into_inner().map_err(unavailable)?;
                 let obj = decode(&v)?;
-                last = Some(Cursor::of(&obj));
+                Ok((Cursor::of(&obj), Some(obj)))
+            }))
+        };
+        for (step, item) in iter.enumerate() {
+            if step >= steps || taken >= n {
+                return Ok(Chunk {
+                    next: last,
+                    ..chunk
+                });
+            }
+            let (at, obj) = item?;
+            if range.ends_at(at.last_modified) {
+                return Ok(chunk);
+            }
+            last = Some(at);
+            if let Some(obj) = obj {
                 taken += keep(&mut chunk.rows, obj, with_tombstones);
             }
         }
         Ok(chunk)
+    }
+}
+
+/// `iter` walked backwards when `descending`.
+fn directed<I: DoubleEndedIterator + 'static>(
+    iter: I,
+    descending: bool,
+) -> Box<dyn Iterator<Item = I::Item>> {
+    if descending {
+        Box::new(iter.rev())
+    } else {
+        Box::new(iter)
     }
 }
 

@@ -1,7 +1,7 @@
 """`bench.py --big-collection N`: list requests on one collection of N records (issue 21), and `/permissions`
 of a user among many buckets, on the reference Kinto and on kinto-rs in the same run.
 
-Per server: populate (records through `/batch`, 25 a request, a few in flight), then time each request
+Per server: populate (records through `/batch`, 25 a request, one at a time), then time each request
 several times and keep the median: the first page with the default sort, with `_sort=-last_modified`, with
 a filter; a full pagination with `_limit=1000`; `_since=<recent>`; and `GET /permissions` of a user owning
 a few buckets among `--big-buckets` buckets of another user.
@@ -14,11 +14,12 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 
 CHANNELS = ("release", "beta", "nightly", "aurora")
 BATCH = 25
 REPEAT = 5
+# A collection of its own per run: the reference's database outlives a run.
+COLLECTION = f"c{int(time.time())}"
 
 
 def auth(user):
@@ -43,17 +44,19 @@ def call(url, method="GET", body=None, user="bench", timeout=600):
 
 def batch(base, requests, user):
     status, _, body, _ = call(f"{base}/v1/batch", "POST", {"requests": requests}, user)
-    if status != 200 or any(r["status"] >= 400 for r in body["responses"]):
-        raise SystemExit(f"batch failed: {status} {str(body)[:300]}")
+    failed = [r for r in (body or {}).get("responses", []) if r["status"] >= 400]
+    if status != 200 or failed:
+        raise SystemExit(f"batch failed: {status} {str(failed or body)[:400]}")
 
 
-def populate(base, n, buckets, concurrency=4):
-    """Collection `/buckets/big/collections/c` of `n` records; `buckets` buckets of user `other` and three of
+def populate(base, n, buckets):
+    """One `/batch` at a time: Kinto on PostgreSQL refuses concurrent writes to one list (409, and the
+    whole batch rolled back). Collection `/buckets/big/collections/<COLLECTION>` of `n` records; `buckets` buckets of user `other` and three of
     `bench`. Returns the seconds it took."""
     t0 = time.time()
     call(f"{base}/v1/buckets/big", "PUT", {})
-    call(f"{base}/v1/buckets/big/collections/c", "PUT", {})
-    path = "/buckets/big/collections/c/records"
+    call(f"{base}/v1/buckets/big/collections/{COLLECTION}", "PUT", {})
+    path = f"/buckets/big/collections/{COLLECTION}/records"
 
     def records(start):
         return [{"method": "POST", "path": path,
@@ -64,9 +67,10 @@ def populate(base, n, buckets, concurrency=4):
         return [{"method": "PUT", "path": f"/buckets/other-{i}", "body": {}}
                 for i in range(start, min(start + BATCH, buckets))]
 
-    with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(lambda s: batch(base, records(s), "bench"), range(0, n, BATCH)))
-        list(pool.map(lambda s: batch(base, other_buckets(s), "other"), range(0, buckets, BATCH)))
+    for start in range(0, n, BATCH):
+        batch(base, records(start), "bench")
+    for start in range(0, buckets, BATCH):
+        batch(base, other_buckets(start), "other")
     for i in range(3):
         call(f"{base}/v1/buckets/mine-{i}", "PUT", {})
     return round(time.time() - t0, 1)
@@ -95,7 +99,7 @@ def paginate(url):
 
 
 def measure(base, n):
-    records = f"{base}/v1/buckets/big/collections/c/records"
+    records = f"{base}/v1/buckets/big/collections/{COLLECTION}/records"
     _, _, body, _ = call(f"{records}?_limit=10")
     recent = body["data"][-1]["last_modified"]
     r = {

@@ -309,7 +309,7 @@ impl Storage for EmbeddedStorage {
     }
 
     async fn scan(&self, range: &Range<'_>) -> StorageResult<Chunk> {
-        self.scan_list(range)
+        self.scan_list(range).await
     }
 
     async fn timestamp(&self, parent: &str, resource: &str) -> StorageResult<Option<u64>> {

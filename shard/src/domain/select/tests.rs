@@ -255,7 +255,14 @@ async fn a_page_reads_about_a_page_of_a_large_list() {
     };
     let first = page(&s, &q).await;
     assert_eq!(first.rows.len(), 10);
-    assert!(s.rows.load(SeqCst) <= 12, "read {}", s.rows.load(SeqCst));
+    // A chunk of the index may hold tombstones (one row in 23 here): the
+    // next chunk, twice the first, then completes the page. A page's worth,
+    // of a list of thousands.
+    assert!(
+        s.rows.load(SeqCst) <= 3 * 12,
+        "read {}",
+        s.rows.load(SeqCst)
+    );
     // Deep in the list, through a token: a seek, not a walk from the start.
     q.after = Some(
         json!({"last_modified": 12_000, "id": "x"})

@@ -34,66 +34,90 @@ fn bounds(
 }
 
 impl EmbeddedStorage {
-    pub(super) fn scan_list(&self, range: &Range<'_>) -> StorageResult<Chunk> {
-        let (parent, resource, with_tombstones) = (range.parent, range.resource, range.tombstones);
-        let (order, from, n) = (range.order, range.from.as_ref(), range.limit.max(1));
-        let prefix = list_prefix(parent, resource);
-        let mut chunk = Chunk::default();
+    pub(super) async fn scan_list(&self, range: &Range<'_>) -> StorageResult<Chunk> {
+        let prefix = list_prefix(range.parent, range.resource);
+        let from = range.from.as_ref();
         if prefix.len() > MAX_KEY_BYTES || from.is_some_and(|c| c.id.len() > MAX_KEY_BYTES) {
-            return Ok(chunk);
+            return Ok(Chunk::default());
         }
-        // Tombstones skipped count as steps: one call's work stays bounded
-        // even across a long run of deletions.
-        let steps = n.saturating_mul(4).saturating_add(SCAN_SLACK);
-        let descending = order.descending();
-        let mut last = None;
-        let mut taken = 0;
-        // Each step: its position, and the row there unless it is gone.
-        type Step = StorageResult<(Cursor, Option<StoredObject>)>;
-        let iter: Box<dyn Iterator<Item = Step>> = if order.by_modified() {
-            let from = from.map(|c| change_key(parent, resource, c.last_modified, &c.id));
-            let keys = self.changes.range(bounds(&prefix, from, descending));
-            Box::new(directed(keys, descending).map(|item| {
-                let key = item.key().map_err(unavailable)?;
-                let (ts, id) = split_change_key(&key[prefix.len()..])?;
-                let at = Cursor {
-                    last_modified: ts,
-                    id: id.to_owned(),
-                };
-                let key = object_key(parent, resource, id);
-                let obj = match self.objects.get(key).map_err(unavailable)? {
-                    Some(v) => Some(decode(&v)?),
-                    None => None,
-                };
-                // Replaced since the index was read: its new entry lies
-                // elsewhere in the walk.
-                Ok((at, obj.filter(|o| o.last_modified == ts)))
-            }))
+        if range.order.by_modified() {
+            self.scan_index(range, &prefix).await
         } else {
-            let from = from.map(|c| object_key(parent, resource, &c.id));
-            let rows = self.objects.range(bounds(&prefix, from, descending));
-            Box::new(directed(rows, descending).map(|item| {
-                let (_, v) = item.into_inner().map_err(unavailable)?;
-                let obj = decode(&v)?;
-                Ok((Cursor::of(&obj), Some(obj)))
-            }))
-        };
-        for (step, item) in iter.enumerate() {
+            self.scan_ids(range, &prefix)
+        }
+    }
+
+    /// Up to `limit` rows of the primary order; tombstones skipped count as
+    /// steps, so one call's work stays bounded across a run of deletions.
+    fn scan_ids(&self, range: &Range<'_>, prefix: &[u8]) -> StorageResult<Chunk> {
+        let n = range.limit.max(1);
+        let steps = n.saturating_mul(4).saturating_add(SCAN_SLACK);
+        let descending = range.order.descending();
+        let from = (range.from.as_ref()).map(|c| object_key(range.parent, range.resource, &c.id));
+        let rows = self.objects.range(bounds(prefix, from, descending));
+        let mut chunk = Chunk::default();
+        let (mut last, mut taken) = (None, 0);
+        for (step, item) in directed(rows, descending).enumerate() {
             if step >= steps || taken >= n {
                 return Ok(Chunk {
                     next: last,
                     ..chunk
                 });
             }
-            let (at, obj) = item?;
-            if range.ends_at(at.last_modified) {
-                return Ok(chunk);
+            let (_, v) = item.into_inner().map_err(unavailable)?;
+            let obj = decode(&v)?;
+            last = Some(Cursor::of(&obj));
+            taken += keep(&mut chunk.rows, obj, range.tombstones);
+        }
+        Ok(chunk)
+    }
+
+    /// Up to `limit` entries of the `last_modified` index, keys only, then
+    /// their objects read as a `_since` read does (one prefix scan for a
+    /// small list, see `changed_objects`), put back in the index's order.
+    async fn scan_index(&self, range: &Range<'_>, prefix: &[u8]) -> StorageResult<Chunk> {
+        let (parent, resource) = (range.parent, range.resource);
+        let n = range.limit.max(1);
+        let descending = range.order.descending();
+        let from =
+            (range.from.as_ref()).map(|c| change_key(parent, resource, c.last_modified, &c.id));
+        let keys = self.changes.range(bounds(prefix, from, descending));
+        let mut at: Vec<Cursor> = Vec::new();
+        let mut ended = true;
+        for item in directed(keys, descending) {
+            if at.len() >= n {
+                ended = false;
+                break;
             }
-            last = Some(at);
-            if let Some(obj) = obj {
-                taken += keep(&mut chunk.rows, obj, with_tombstones);
+            let key = item.key().map_err(unavailable)?;
+            let (ts, id) = split_change_key(&key[prefix.len()..])?;
+            if range.ends_at(ts) {
+                break;
+            }
+            at.push(Cursor {
+                last_modified: ts,
+                id: id.to_owned(),
+            });
+        }
+        let ids = at.iter().map(|c| c.id.clone()).collect();
+        let mut found: std::collections::HashMap<String, StoredObject> = self
+            .changed_objects(prefix, parent, resource, ids)
+            .await?
+            .into_iter()
+            .map(|o| (o.id.clone(), o))
+            .collect();
+        let mut chunk = Chunk::default();
+        for c in &at {
+            // An object replaced since the index was read has its new entry
+            // elsewhere in the walk.
+            if let Some(obj) = found
+                .remove(&c.id)
+                .filter(|o| o.last_modified == c.last_modified)
+            {
+                keep(&mut chunk.rows, obj, range.tombstones);
             }
         }
+        chunk.next = if ended { None } else { at.pop() };
         Ok(chunk)
     }
 }

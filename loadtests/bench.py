@@ -163,6 +163,10 @@ def main():
                     help="with --scale: a second run per population throttled to this many req/s (equal load)")
     ap.add_argument("--set", action="append", default=[], metavar="KINTO_NAME=VALUE",
                     help="a setting of the kinto-rs server, as its environment variable (docs/configuration.md)")
+    ap.add_argument("--big-collection", type=int, default=0, metavar="N",
+                    help="only list requests on one collection of N records, and /permissions (big_collection.py)")
+    ap.add_argument("--big-buckets", type=int, default=1000,
+                    help="with --big-collection: buckets of another user around the measured user's")
     ap.add_argument("--ceiling-rounds", type=int, default=0,
                     help="only the mix against both ceilings, alternated this many times (median ratio)")
     ap.add_argument("--noisy-neighbour", action="store_true",
@@ -188,6 +192,8 @@ def main():
         import noisy_neighbour
 
         return noisy_neighbour.run(args)
+    if args.big_collection:
+        return big_collection(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {"machine": {"cpus": os.cpu_count(), "server_cpu": SERVER_CPU, "generator_cpu": LOAD_CPU},
@@ -392,6 +398,42 @@ def scale(args):
         a = s["at_rate"]
         print(f"| {n} users | {s['rps']} req/s | p50 {s['p50_ms']} ms | p99 {s['p99_ms']} ms | RSS {s['rss_mb']} MB | "
               f"at {a['rps']} req/s: p50 {a['p50_ms']} ms, p99 {a['p99_ms']} ms |")
+
+
+def big_collection(args):
+    """The reference, then kinto-rs, each populated with the same collection and buckets (big_collection.py)."""
+    import big_collection as big
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    n, buckets = args.big_collection, args.big_buckets
+    if not args.skip_reference:
+        print(f"reference Kinto 26.5 on PostgreSQL: {n} records, {buckets} buckets")
+        subprocess.run([str(REPO / "loadtests/reference/stop")], capture_output=True)
+        # Kinto reads `KINTO_<SETTING>` from its environment over its ini.
+        subprocess.run([str(REPO / "loadtests/reference/start")], check=True,
+                       env={**os.environ, "KINTO_REF_CPUS": SERVER_CPU, "KINTO_REF_WORKERS": "2",
+                            "KINTO_EXPERIMENTAL_PERMISSIONS_ENDPOINT": "true"})
+        try:
+            wait_up("http://127.0.0.1:8890")
+            results["reference"] = big.run("http://127.0.0.1:8890", n, buckets)
+        finally:
+            subprocess.run([str(REPO / "loadtests/reference/stop")], capture_output=True)
+    print(f"kinto-rs (embedded store): {n} records, {buckets} buckets")
+    data = Path(tempfile.mkdtemp(prefix="kinto-rs-big-"))
+    binary = Path(args.kinto).resolve() if args.kinto else REL / "kinto"
+    settings = {"KINTO_EXPERIMENTAL_PERMISSIONS_ENDPOINT": "true", **args.settings}
+    proc = start_ours(data, 8891, binary, settings)
+    try:
+        wait_up("http://127.0.0.1:8891")
+        results["kinto_rs"] = big.run("http://127.0.0.1:8891", n, buckets)
+        results["kinto_rs"]["rss_mb"] = round(rss_mb(proc.pid), 1)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        shutil.rmtree(data, ignore_errors=True)
+    (out / f"big-collection-{n}.json").write_text(json.dumps(results, indent=2))
+    print(big.table(results))
 
 
 def table(r):

@@ -45,6 +45,7 @@ mod preconditions;
 pub mod quota;
 mod request;
 pub mod resource;
+mod scan_plan;
 pub mod schema;
 mod select;
 mod stamp;

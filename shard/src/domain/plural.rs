@@ -9,25 +9,9 @@ use super::request::{Outcome, Pre, Request};
 use super::resource::{self, Kind, Target};
 use super::{select, Shard};
 use crate::storage::{StoredObject, Write};
-use kinto_proto::query::Op;
 use kinto_proto::{ErrorKind, KintoError};
 use serde_json::Value;
 use std::sync::Arc;
-
-/// The lower bound of `last_modified` that the filters imply, so the store
-/// can walk its timestamp index instead of the whole list.
-fn since_bound(req: &Request) -> Option<u64> {
-    req.query
-        .filters
-        .iter()
-        .filter(|f| f.field == "last_modified")
-        .filter_map(|f| match f.op {
-            Op::Gt => f.value.as_u64(),
-            Op::Min => f.value.as_u64().map(|v| v.saturating_sub(1)),
-            _ => None,
-        })
-        .max()
-}
 
 /// A list's `If-None-Match` (304 on reads) and `If-Match` (412).
 fn preconditions(req: &Request, list_ts: u64, delete: bool) -> Result<(), KintoError> {
@@ -159,33 +143,26 @@ impl Shard {
         }
         let parent = t.parent_id();
         let with_tombstones = req.query.include_tombstones && full && !delete;
-        let since = if with_tombstones {
-            since_bound(req)
-        } else {
-            None
+        let walk = select::Walk {
+            storage: self.storage.as_ref(),
+            parent: &parent,
+            resource: t.kind.name(),
+            with_tombstones,
+            count: req.method == kinto_proto::pb::Method::Head,
+            must_see: shared_only,
         };
-        let rows = self
-            .storage
-            .list(&parent, t.kind.name(), since, with_tombstones)
-            .await?;
-        req.budget.check()?;
         // Without the plural permission, only objects shared with the caller.
-        let keep: Box<dyn Fn(&StoredObject) -> bool + Send> = if full {
-            Box::new(|_| true)
-        } else {
-            let (kind, who, g) = (t.kind, who.clone(), g.clone());
-            let (bucket, collection) = (bucket.clone(), collection.clone());
-            Box::new(move |o| {
+        let keep = |o: &StoredObject| {
+            full || {
                 let chain = Chain {
                     bucket: bucket.as_deref(),
                     collection: collection.as_deref(),
                     object: Some(o),
                 };
-                !o.deleted && allowed(kind, need, chain, &who, &g)
-            })
+                !o.deleted && allowed(t.kind, need, chain, who, g)
+            }
         };
-        let page =
-            select::select_off_worker(rows, req.query.clone(), keep, req.budget.clone()).await?;
+        let page = select::select(walk, &req.query, keep, &req.budget).await?;
         if shared_only && page.visible == 0 {
             return Err(deny(who));
         } else if shared_only {

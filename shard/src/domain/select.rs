@@ -1,13 +1,18 @@
-//! The CPU half of a list: which stored rows the caller may see, which match
-//! the filters, in what order, and which fall on the page.
+//! Which stored rows the caller may see, which match the filters, in what
+//! order, and which fall on the page: streamed from the store in chunks
+//! ([`crate::storage::Storage::scan`]), so a request holds its page, never
+//! its list.
 //!
-//! It runs under a [`Budget`] and, for long lists, on tokio's blocking pool,
-//! so a costly filter or sort never holds one of the runtime's few worker
-//! threads (the heartbeat and every other request run there).
+//! When the store's order is the sort's (`last_modified` or `id` first) the
+//! walk starts at the `_token`'s position and stops once the page is full.
+//! Any other sort walks the whole list keeping only the best `_limit + 1`
+//! rows. It runs under a [`Budget`], yielding between chunks, so a long walk
+//! never holds one of the runtime's few worker threads.
 
 use super::budget::Budget;
 use super::request::ListQuery;
-use crate::storage::StoredObject;
+use super::scan_plan::ScanPlan;
+use crate::storage::{Order, Range, Storage, StoredObject};
 use kinto_proto::query;
 use kinto_proto::KintoError;
 use serde_json::Value;
@@ -15,152 +20,193 @@ use serde_json::Value;
 /// Rows checked between two looks at the budget.
 const ROWS_PER_CHECK: usize = 64;
 
-/// Lists up to this long are selected on the calling worker: handing them
-/// to another thread would cost more than selecting them.
-pub const INLINE_ROWS: usize = 256;
+/// Rows asked of the store per call: the first call asks for a page (plus
+/// one), each next call twice as many, up to this.
+const MAX_CHUNK: usize = 1024;
+const MIN_CHUNK: usize = 8;
 
 pub struct Selected {
     /// The page, each row with its JSON as Kinto shows it.
     pub rows: Vec<(Value, StoredObject)>,
-    /// Rows the caller may see (before filters); 0 tells "nothing shared".
+    /// Rows the caller may see (before filters) among those walked; 0 tells
+    /// "nothing shared" (see [`Walk::must_see`]).
     pub visible: usize,
-    /// Live rows matching the filters, on every page.
+    /// Live rows matching the filters, on every page: counted only when
+    /// [`Walk::count`] asks (Kinto reports it on HEAD only).
     pub total: u64,
     pub has_more: bool,
 }
 
-/// Selects the page of `rows` that `q` asks for, among those `keep` lets
-/// the caller see.
-pub fn select(
-    rows: Vec<StoredObject>,
+/// One list walk: where and what.
+pub struct Walk<'a> {
+    pub storage: &'a dyn Storage,
+    pub parent: &'a str,
+    pub resource: &'a str,
+    pub with_tombstones: bool,
+    /// Count every matching row (`total`): the walk then visits the whole
+    /// filtered range instead of stopping at the page.
+    pub count: bool,
+    /// Tell apart "nothing shared with the caller" from "nothing in this
+    /// range": when nothing visible was walked but the walk saw only part of
+    /// the list, look for one visible row elsewhere.
+    pub must_see: bool,
+}
+
+/// The page kept so far: in the store's order while it serves the sort
+/// (the walk stops once full), else the best rows seen (a bounded buffer,
+/// trimmed when it reaches twice the page).
+struct Page<'q> {
+    q: &'q ListQuery,
+    want: Option<usize>,
+    ordered: bool,
+    rows: Vec<(Value, StoredObject)>,
+}
+
+impl Page<'_> {
+    /// Keeps `row`; false when the walk may stop (an ordered page is full).
+    fn offer(&mut self, row: (Value, StoredObject), order: Order) -> bool {
+        let Some(want) = self.want else {
+            self.rows.push(row);
+            return true;
+        };
+        if self.ordered {
+            // Past the page, only rows tied with its last on `last_modified`
+            // may still belong to it (the sort then orders them by `id`).
+            let tied = |last: &(Value, StoredObject)| {
+                order.by_modified() && last.1.last_modified == row.1.last_modified
+            };
+            if self.rows.len() >= want && !self.rows.last().is_some_and(tied) {
+                return false;
+            }
+            self.rows.push(row);
+            return true;
+        }
+        self.rows.push(row);
+        if self.rows.len() >= want.saturating_mul(2).max(MIN_CHUNK) {
+            self.trim();
+        }
+        true
+    }
+
+    fn trim(&mut self) {
+        query::sort_by_keys(&mut self.rows, &self.q.sort, |r| &r.0);
+        if let Some(want) = self.want {
+            self.rows.truncate(want);
+        }
+    }
+}
+
+/// Selects the page `q` asks for, among the rows `keep` lets the caller see.
+pub async fn select(
+    w: Walk<'_>,
     q: &ListQuery,
     keep: impl Fn(&StoredObject) -> bool,
     budget: &Budget,
 ) -> Result<Selected, KintoError> {
-    let mut visible = 0;
-    let mut matched = Vec::new();
-    for (i, o) in rows.into_iter().enumerate() {
-        if i % ROWS_PER_CHECK == 0 {
-            budget.check()?;
+    let plan = ScanPlan::of(q, !w.count);
+    let want = q
+        .limit
+        .map(|l| usize::try_from(l.saturating_add(1)).unwrap_or(usize::MAX));
+    let mut page = Page {
+        q,
+        want,
+        ordered: plan.ordered,
+        rows: Vec::new(),
+    };
+    let (mut visible, mut total) = (0, 0);
+    let mut range = plan.range(w.parent, w.resource, w.with_tombstones);
+    // One more than the page: the row that shows the page ends (not tied
+    // with its last on `last_modified`).
+    range.limit = want
+        .map_or(MAX_CHUNK, |w| w.saturating_add(1))
+        .clamp(MIN_CHUNK, MAX_CHUNK);
+    let mut full = false;
+    'walk: loop {
+        budget.check()?;
+        let chunk = w.storage.scan(&range).await?;
+        for (i, o) in chunk.rows.into_iter().enumerate() {
+            if i % ROWS_PER_CHECK == ROWS_PER_CHECK - 1 {
+                budget.check()?;
+            }
+            if plan.is_beyond(&o) {
+                break 'walk;
+            }
+            if !keep(&o) {
+                continue;
+            }
+            visible += 1;
+            let json = o.to_json();
+            if !query::matches(&json, &q.filters) {
+                continue;
+            }
+            // Kinto counts live objects only, even when `_since` lists tombstones.
+            total += u64::from(!o.deleted);
+            if q.after
+                .as_ref()
+                .is_some_and(|a| !query::is_after(&json, &q.sort, a))
+            {
+                continue;
+            }
+            if !full && !page.offer((json, o), plan.order) {
+                full = true;
+                if !w.count {
+                    break 'walk;
+                }
+            }
         }
-        if !keep(&o) {
-            continue;
-        }
-        visible += 1;
-        let json = o.to_json();
-        if query::matches(&json, &q.filters) {
-            matched.push((json, o));
-        }
+        let Some(next) = chunk.next else { break };
+        range.from = Some(next);
+        range.limit = range.limit.saturating_mul(2).min(MAX_CHUNK);
+        tokio::task::yield_now().await;
     }
-    budget.check()?;
-    query::sort_by_keys(&mut matched, &q.sort, |r| &r.0);
-    budget.check()?;
-    // Kinto counts live objects only, even when `_since` lists tombstones.
-    let total = matched.iter().filter(|(_, o)| !o.deleted).count() as u64;
-    if let Some(after) = &q.after {
-        matched.retain(|(j, _)| query::is_after(j, &q.sort, after));
-    }
+    page.trim();
+    let mut rows = page.rows;
     let mut has_more = false;
     if let Some(limit) = q.limit {
-        if matched.len() as u64 > limit {
-            matched.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        if rows.len() as u64 > limit {
+            rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
             has_more = true;
         }
     }
+    if w.must_see && visible == 0 && plan.is_partial() {
+        visible = usize::from(any_visible(&w, &keep, budget).await?);
+    }
     Ok(Selected {
-        rows: matched,
+        rows,
         visible,
         total,
         has_more,
     })
 }
 
-/// [`select`], on the blocking pool when the list is long. If the future
-/// is dropped (the caller is gone) the selection stops at its next check.
-pub async fn select_off_worker(
-    rows: Vec<StoredObject>,
-    q: ListQuery,
-    keep: impl Fn(&StoredObject) -> bool + Send + 'static,
-    budget: Budget,
-) -> Result<Selected, KintoError> {
-    if rows.len() <= INLINE_ROWS {
-        return select(rows, &q, keep, &budget);
+/// Does the caller see any live row of the list? Walks until the first.
+async fn any_visible(
+    w: &Walk<'_>,
+    keep: &impl Fn(&StoredObject) -> bool,
+    budget: &Budget,
+) -> Result<bool, KintoError> {
+    let mut range = Range {
+        parent: w.parent,
+        resource: w.resource,
+        order: Order::IdAsc,
+        from: None,
+        stop: None,
+        limit: MAX_CHUNK,
+        tombstones: false,
+    };
+    loop {
+        budget.check()?;
+        let chunk = w.storage.scan(&range).await?;
+        if chunk.rows.iter().any(keep) {
+            return Ok(true);
+        }
+        let Some(next) = chunk.next else {
+            return Ok(false);
+        };
+        range.from = Some(next);
+        tokio::task::yield_now().await;
     }
-    let _cancel = budget.cancel_on_drop();
-    tokio::task::spawn_blocking(move || select(rows, &q, keep, &budget))
-        .await
-        .map_err(KintoError::internal)?
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use kinto_proto::query::{Filter, Op, SortKey};
-    use serde_json::json;
-    use std::time::Duration;
-
-    fn rows(n: usize) -> Vec<StoredObject> {
-        (0..n)
-            .map(|i| StoredObject {
-                id: format!("r{i:05}"),
-                last_modified: i as u64 + 1,
-                deleted: false,
-                data: json!({"n": i % 7}).as_object().cloned().unwrap_or_default(),
-                permissions: Default::default(),
-            })
-            .collect()
-    }
-
-    fn query() -> ListQuery {
-        ListQuery {
-            filters: vec![Filter {
-                field: "n".into(),
-                op: Op::Eq,
-                value: json!(3),
-            }],
-            sort: vec![SortKey {
-                field: "id".into(),
-                descending: false,
-            }],
-            limit: Some(5),
-            ..Default::default()
-        }
-    }
-
-    #[tokio::test]
-    async fn pages_the_matching_rows_in_order_inline_or_off_the_worker() {
-        for n in [50, INLINE_ROWS * 4] {
-            let s = select_off_worker(rows(n), query(), |_| true, Budget::default())
-                .await
-                .expect("selected");
-            let ids: Vec<&str> = s.rows.iter().map(|(_, o)| o.id.as_str()).collect();
-            assert_eq!(ids, ["r00003", "r00010", "r00017", "r00024", "r00031"]);
-            assert_eq!(s.total, (0..n).filter(|i| i % 7 == 3).count() as u64);
-            assert!(s.has_more);
-            assert_eq!(s.visible, n);
-        }
-    }
-
-    #[tokio::test]
-    async fn stops_with_a_503_once_the_budget_is_spent() {
-        let spent = Budget::lasting(Duration::ZERO);
-        let err = select_off_worker(rows(INLINE_ROWS * 4), query(), |_| true, spent)
-            .await
-            .err()
-            .expect("refused");
-        assert_eq!(err.kind.spec().http_status, 503);
-    }
-
-    #[test]
-    fn counts_only_the_rows_the_caller_may_see() {
-        let s = select(
-            rows(20),
-            &query(),
-            |o| o.id.as_str() < "r00010",
-            &Budget::default(),
-        )
-        .expect("selected");
-        assert_eq!(s.visible, 10);
-        assert_eq!(s.total, 1);
-    }
-}
+mod tests;

@@ -290,5 +290,7 @@ pub async fn run_all(s: &dyn Storage) {
     purge_tree_removes_below_only(s).await;
     commits_are_atomic_units(s).await;
     group_membership_index(s).await;
+    super::conformance_scan::scans_in_every_order(s).await;
+    super::conformance_scan::scans_the_root_list(s).await;
     flush_empties_everything(s).await;
 }

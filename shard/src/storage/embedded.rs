@@ -21,7 +21,9 @@
 //! every answer of the shard, reads included, persists first, so no answer
 //! reveals a commit that a killed process could lose.
 
-use super::{Storage, StorageError, StorageResult, StoredObject, Write};
+mod scan;
+
+use super::{Chunk, Range, Storage, StorageError, StorageResult, StoredObject, Write};
 use async_trait::async_trait;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use std::path::Path;
@@ -304,6 +306,10 @@ impl Storage for EmbeddedStorage {
             }
         }
         Ok(out)
+    }
+
+    async fn scan(&self, range: &Range<'_>) -> StorageResult<Chunk> {
+        self.scan_list(range).await
     }
 
     async fn timestamp(&self, parent: &str, resource: &str) -> StorageResult<Option<u64>> {

@@ -16,11 +16,15 @@ mod acl;
 pub mod cql;
 #[cfg(feature = "embedded")]
 pub mod embedded;
+pub mod scan;
 
 pub use acl::Acl;
+pub use scan::{Chunk, Cursor, Order, Range};
 
 #[cfg(test)]
 pub(crate) mod conformance;
+#[cfg(test)]
+mod conformance_scan;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -243,6 +247,17 @@ pub trait Storage: Send + Sync + 'static {
         since: Option<u64>,
         with_tombstones: bool,
     ) -> StorageResult<Vec<StoredObject>>;
+
+    /// Up to `range.limit` rows of a list along `range`. Memory and work are
+    /// bounded by that limit (plus the
+    /// tombstones skipped), never by the list: this is how a list request
+    /// reads one page of a large list. The default reads the whole list and
+    /// suits only a backend that never holds large lists.
+    async fn scan(&self, range: &Range<'_>) -> StorageResult<Chunk> {
+        let (parent, resource) = (range.parent, range.resource);
+        let rows = self.list(parent, resource, None, range.tombstones).await?;
+        scan::from_whole_list(rows, range)
+    }
 
     /// The list's timestamp, if it was ever set.
     async fn timestamp(&self, parent: &str, resource: &str) -> StorageResult<Option<u64>>;

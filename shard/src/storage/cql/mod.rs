@@ -12,11 +12,12 @@
 //! it). Batches are not isolated across partitions, which the single writer
 //! makes harmless: nobody else writes or reads its buckets meanwhile.
 
+mod scan;
 pub mod schema;
 pub mod settings;
 mod statements;
 
-use super::{Storage, StorageError, StorageResult, StoredObject, Write};
+use super::{Chunk, Range, Storage, StorageError, StorageResult, StoredObject, Write};
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use kinto_placement::{slot_of, PlacementKey, ShardLayout, SLOTS};
@@ -389,6 +390,10 @@ impl Storage for CqlStorage {
             out.retain(|o| !o.deleted);
         }
         Ok(out)
+    }
+
+    async fn scan(&self, range: &Range<'_>) -> StorageResult<Chunk> {
+        self.scan_list(range).await
     }
 
     async fn timestamp(&self, parent: &str, resource: &str) -> StorageResult<Option<u64>> {

@@ -24,6 +24,13 @@ pub struct Statements {
     pub add_member: PreparedStatement,
     pub remove_member: PreparedStatement,
     pub health: PreparedStatement,
+    /// Ordered reads (`scan.rs`), each run unpaged with a LIMIT: Cassandra
+    /// orders rows across the partitions of an IN only without paging.
+    pub scan_id_asc: PreparedStatement,
+    pub scan_id_desc: PreparedStatement,
+    pub scan_id_desc_first: PreparedStatement,
+    pub scan_changes_asc: PreparedStatement,
+    pub scan_changes_desc: PreparedStatement,
 }
 
 impl Statements {
@@ -111,6 +118,33 @@ impl Statements {
             .await?,
             health: prepare(format!(
                 "SELECT version FROM {ks}.schema_version WHERE component = 'storage'"
+            ))
+            .await?,
+            scan_id_asc: prepare(format!(
+                "SELECT body FROM {ks}.objects WHERE parent = ? AND resource = ? AND part IN ? \
+                 AND id > ? ORDER BY id ASC LIMIT ?"
+            ))
+            .await?,
+            scan_id_desc: prepare(format!(
+                "SELECT body FROM {ks}.objects WHERE parent = ? AND resource = ? AND part IN ? \
+                 AND id < ? ORDER BY id DESC LIMIT ?"
+            ))
+            .await?,
+            scan_id_desc_first: prepare(format!(
+                "SELECT body FROM {ks}.objects WHERE parent = ? AND resource = ? AND part IN ? \
+                 ORDER BY id DESC LIMIT ?"
+            ))
+            .await?,
+            scan_changes_asc: prepare(format!(
+                "SELECT body FROM {ks}.changes WHERE parent = ? AND resource = ? AND part IN ? \
+                 AND (last_modified, id) > (?, ?) AND (last_modified, id) < (?, ?) \
+                 ORDER BY last_modified ASC, id ASC LIMIT ?"
+            ))
+            .await?,
+            scan_changes_desc: prepare(format!(
+                "SELECT body FROM {ks}.changes WHERE parent = ? AND resource = ? AND part IN ? \
+                 AND (last_modified, id) < (?, ?) AND (last_modified, id) >= (?, ?) \
+                 ORDER BY last_modified DESC, id DESC LIMIT ?"
             ))
             .await?,
         })

@@ -1,0 +1,134 @@
+"""`bench.py --big-collection N`: list requests on one collection of N records (issue 21), and `/permissions`
+of a user among many buckets, on the reference Kinto and on kinto-rs in the same run.
+
+Per server: populate (records through `/batch`, 25 a request, one at a time), then time each request
+several times and keep the median: the first page with the default sort, with `_sort=-last_modified`, with
+a filter; a full pagination with `_limit=1000`; `_since=<recent>`; and `GET /permissions` of a user owning
+a few buckets among `--big-buckets` buckets of another user.
+"""
+
+import base64
+import json
+import statistics
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+CHANNELS = ("release", "beta", "nightly", "aurora")
+BATCH = 25
+REPEAT = 5
+# A collection of its own per run: the reference's database outlives a run.
+COLLECTION = f"c{int(time.time())}"
+
+
+def auth(user):
+    return "Basic " + base64.b64encode(f"{user}:{user}-secret".encode()).decode()
+
+
+def call(url, method="GET", body=None, user="bench", timeout=600):
+    """(status, headers, decoded body, seconds)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Authorization": auth(user), "Content-Type": "application/json"})
+    t0 = time.perf_counter()
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            raw = r.read()
+            status, headers = r.status, dict(r.headers)
+    except urllib.error.HTTPError as e:
+        raw, status, headers = e.read(), e.code, dict(e.headers)
+    elapsed = time.perf_counter() - t0
+    return status, headers, (json.loads(raw) if raw else None), elapsed
+
+
+def batch(base, requests, user):
+    status, _, body, _ = call(f"{base}/v1/batch", "POST", {"requests": requests}, user)
+    failed = [r for r in (body or {}).get("responses", []) if r["status"] >= 400]
+    if status != 200 or failed:
+        raise SystemExit(f"batch failed: {status} {str(failed or body)[:400]}")
+
+
+def populate(base, n, buckets):
+    """One `/batch` at a time: Kinto on PostgreSQL refuses concurrent writes to one list (409, and the
+    whole batch rolled back). Collection `/buckets/big/collections/<COLLECTION>` of `n` records; `buckets` buckets of user `other` and three of
+    `bench`. Returns the seconds it took."""
+    t0 = time.time()
+    call(f"{base}/v1/buckets/big", "PUT", {})
+    call(f"{base}/v1/buckets/big/collections/{COLLECTION}", "PUT", {})
+    path = f"/buckets/big/collections/{COLLECTION}/records"
+
+    def records(start):
+        return [{"method": "POST", "path": path,
+                 "body": {"data": {"build": {"channel": CHANNELS[i % len(CHANNELS)], "number": i}}}}
+                for i in range(start, min(start + BATCH, n))]
+
+    def other_buckets(start):
+        return [{"method": "PUT", "path": f"/buckets/other-{i}", "body": {}}
+                for i in range(start, min(start + BATCH, buckets))]
+
+    for start in range(0, n, BATCH):
+        batch(base, records(start), "bench")
+    for start in range(0, buckets, BATCH):
+        batch(base, other_buckets(start), "other")
+    for i in range(3):
+        call(f"{base}/v1/buckets/mine-{i}", "PUT", {})
+    return round(time.time() - t0, 1)
+
+
+def median_ms(url, user="bench"):
+    times = []
+    for _ in range(REPEAT):
+        status, _, _, s = call(url, user=user)
+        if status != 200:
+            raise SystemExit(f"{url}: {status}")
+        times.append(s)
+    return round(1000 * statistics.median(times), 2)
+
+
+def paginate(url):
+    """Seconds to follow `Next-Page` from `url` to the end, and the records seen."""
+    t0, seen = time.perf_counter(), 0
+    while url:
+        status, headers, body, _ = call(url)
+        if status != 200:
+            raise SystemExit(f"{url}: {status}")
+        seen += len(body["data"])
+        url = headers.get("Next-Page")
+    return round(time.perf_counter() - t0, 2), seen
+
+
+def measure(base, n):
+    records = f"{base}/v1/buckets/big/collections/{COLLECTION}/records"
+    _, _, body, _ = call(f"{records}?_limit=10")
+    recent = body["data"][-1]["last_modified"]
+    r = {
+        "first_page_ms": median_ms(f"{records}?_limit=10"),
+        "first_page_sorted_ms": median_ms(f"{records}?_limit=10&_sort=-last_modified"),
+        "first_page_filtered_ms": median_ms(f"{records}?_limit=10&build.channel=beta"),
+        "since_recent_ms": median_ms(f"{records}?_since={recent}"),
+        "permissions_ms": median_ms(f"{base}/v1/permissions"),
+    }
+    r["paginate_s"], seen = paginate(f"{records}?_limit=1000")
+    if seen != n:
+        raise SystemExit(f"full pagination saw {seen} records of {n}")
+    return r
+
+
+def run(base, n, buckets):
+    populate_s = populate(base, n, buckets)
+    return {"records": n, "buckets": buckets, "populate_seconds": populate_s, **measure(base, n)}
+
+
+def table(results):
+    keys = [("first_page_ms", "first page, default sort (ms)"),
+            ("first_page_sorted_ms", "first page, `_sort=-last_modified` (ms)"),
+            ("first_page_filtered_ms", "first page, `build.channel=beta` (ms)"),
+            ("paginate_s", "full pagination, `_limit=1000` (s)"),
+            ("since_recent_ms", "`_since=<recent>` (ms)"),
+            ("permissions_ms", "`/permissions` (ms)")]
+    sides = [s for s in ("reference", "kinto_rs") if s in results]
+    rows = ["| request | " + " | ".join(sides) + " |", "|---" * (len(sides) + 1) + "|"]
+    for k, label in keys:
+        rows.append(f"| {label} | " + " | ".join(str(results[s][k]) for s in sides) + " |")
+    return "\n".join(rows)

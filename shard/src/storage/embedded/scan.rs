@@ -1,0 +1,155 @@
+//! Ordered reads of one list in the embedded store: the primary keyspace for
+//! id orders, the `changes` index (keys only, then one lookup per row) for
+//! `last_modified` orders. Either walk is a range of one list's keys, in
+//! either direction, from an exclusive cursor.
+
+use super::{change_key, decode, list_prefix, object_key, unavailable, EmbeddedStorage};
+use super::{MAX_KEY_BYTES, SCAN_SLACK};
+use crate::storage::{Chunk, Cursor, Range, StorageError, StorageResult, StoredObject};
+use std::ops::Bound;
+
+/// The first key past every key of the list at `prefix` (which ends in `\0`,
+/// a byte no id, resource or parent holds).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    if let Some(last) = end.last_mut() {
+        *last = 1;
+    }
+    end
+}
+
+/// The range of a list's keys strictly past `from` (`from` already encoded
+/// as a key of that keyspace) in the walk's direction.
+fn bounds(
+    prefix: &[u8],
+    from: Option<Vec<u8>>,
+    descending: bool,
+) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let end = prefix_end(prefix);
+    match (from, descending) {
+        (None, _) => (Bound::Included(prefix.to_vec()), Bound::Excluded(end)),
+        (Some(k), false) => (Bound::Excluded(k), Bound::Excluded(end)),
+        (Some(k), true) => (Bound::Included(prefix.to_vec()), Bound::Excluded(k)),
+    }
+}
+
+impl EmbeddedStorage {
+    pub(super) async fn scan_list(&self, range: &Range<'_>) -> StorageResult<Chunk> {
+        let prefix = list_prefix(range.parent, range.resource);
+        let from = range.from.as_ref();
+        if prefix.len() > MAX_KEY_BYTES || from.is_some_and(|c| c.id.len() > MAX_KEY_BYTES) {
+            return Ok(Chunk::default());
+        }
+        if range.order.by_modified() {
+            self.scan_index(range, &prefix).await
+        } else {
+            self.scan_ids(range, &prefix)
+        }
+    }
+
+    /// Up to `limit` rows of the primary order; tombstones skipped count as
+    /// steps, so one call's work stays bounded across a run of deletions.
+    fn scan_ids(&self, range: &Range<'_>, prefix: &[u8]) -> StorageResult<Chunk> {
+        let n = range.limit.max(1);
+        let steps = n.saturating_mul(4).saturating_add(SCAN_SLACK);
+        let descending = range.order.descending();
+        let from = (range.from.as_ref()).map(|c| object_key(range.parent, range.resource, &c.id));
+        let rows = self.objects.range(bounds(prefix, from, descending));
+        let mut chunk = Chunk::default();
+        let (mut last, mut taken) = (None, 0);
+        for (step, item) in directed(rows, descending).enumerate() {
+            if step >= steps || taken >= n {
+                return Ok(Chunk {
+                    next: last,
+                    ..chunk
+                });
+            }
+            let (_, v) = item.into_inner().map_err(unavailable)?;
+            let obj = decode(&v)?;
+            last = Some(Cursor::of(&obj));
+            taken += keep(&mut chunk.rows, obj, range.tombstones);
+        }
+        Ok(chunk)
+    }
+
+    /// Up to `limit` entries of the `last_modified` index, keys only, then
+    /// their objects read as a `_since` read does (one prefix scan for a
+    /// small list, see `changed_objects`), put back in the index's order.
+    async fn scan_index(&self, range: &Range<'_>, prefix: &[u8]) -> StorageResult<Chunk> {
+        let (parent, resource) = (range.parent, range.resource);
+        let n = range.limit.max(1);
+        let descending = range.order.descending();
+        let from =
+            (range.from.as_ref()).map(|c| change_key(parent, resource, c.last_modified, &c.id));
+        let keys = self.changes.range(bounds(prefix, from, descending));
+        let mut at: Vec<Cursor> = Vec::new();
+        let mut ended = true;
+        for item in directed(keys, descending) {
+            if at.len() >= n {
+                ended = false;
+                break;
+            }
+            let key = item.key().map_err(unavailable)?;
+            let (ts, id) = split_change_key(&key[prefix.len()..])?;
+            if range.ends_at(ts) {
+                break;
+            }
+            at.push(Cursor {
+                last_modified: ts,
+                id: id.to_owned(),
+            });
+        }
+        let ids = at.iter().map(|c| c.id.clone()).collect();
+        let mut found: std::collections::HashMap<String, StoredObject> = self
+            .changed_objects(prefix, parent, resource, ids)
+            .await?
+            .into_iter()
+            .map(|o| (o.id.clone(), o))
+            .collect();
+        let mut chunk = Chunk::default();
+        for c in &at {
+            // An object replaced since the index was read has its new entry
+            // elsewhere in the walk.
+            if let Some(obj) = found
+                .remove(&c.id)
+                .filter(|o| o.last_modified == c.last_modified)
+            {
+                keep(&mut chunk.rows, obj, range.tombstones);
+            }
+        }
+        chunk.next = if ended { None } else { at.pop() };
+        Ok(chunk)
+    }
+}
+
+/// `iter` walked backwards when `descending`.
+fn directed<I: DoubleEndedIterator + 'static>(
+    iter: I,
+    descending: bool,
+) -> Box<dyn Iterator<Item = I::Item>> {
+    if descending {
+        Box::new(iter.rev())
+    } else {
+        Box::new(iter)
+    }
+}
+
+/// Appends `obj` unless it is a tombstone not asked for; 1 if appended.
+fn keep(rows: &mut Vec<StoredObject>, obj: StoredObject, with_tombstones: bool) -> usize {
+    if obj.deleted && !with_tombstones {
+        return 0;
+    }
+    rows.push(obj);
+    1
+}
+
+/// `be64(last_modified) id`, the part of a `changes` key after the list.
+fn split_change_key(rest: &[u8]) -> StorageResult<(u64, &str)> {
+    if rest.len() < 8 {
+        return Err(StorageError::Corrupt("short change key".into()));
+    }
+    let (ts, id) = rest.split_at(8);
+    let ts = super::decode_u64(ts)?;
+    let id = std::str::from_utf8(id).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    Ok((ts, id))
+}

@@ -169,6 +169,8 @@ def main():
                     help="with --big-collection: buckets of another user around the measured user's")
     ap.add_argument("--ceiling-rounds", type=int, default=0,
                     help="only the mix against both ceilings, alternated this many times (median ratio)")
+    ap.add_argument("--identity-rounds", type=int, default=0, metavar="N",
+                    help="only the identity benchmark: N rounds of the mix with FxA JWTs vs Basic (identity_bench.py)")
     ap.add_argument("--noisy-neighbour", action="store_true",
                     help="only the noisy-neighbour runs (loadtests/noisy_neighbour.py)")
     ap.add_argument("--tenants", type=int, default=100, help="with --noisy-neighbour: tenants running the mix")
@@ -188,6 +190,10 @@ def main():
         return scale(args)
     if args.ceiling_rounds:
         return ceiling_rounds(args)
+    if args.identity_rounds:
+        import identity_bench
+
+        return identity_bench.run(args)
     if args.noisy_neighbour:
         import noisy_neighbour
 

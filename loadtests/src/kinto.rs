@@ -16,10 +16,42 @@ pub fn basic(user: &str) -> String {
     format!("Basic {token}")
 }
 
-/// Makes `user` the identity of every request of this goose user.
+/// Bearer tokens to sign in with instead of Basic credentials: the lines of
+/// the file `KINTO_LOAD_BEARER_TOKENS` names, one per goose user in turn.
+/// The identity benchmark (`bench.py --identity-rounds`) compares the same
+/// mix signed in both ways.
+fn bearer_tokens() -> &'static [String] {
+    static TOKENS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    TOKENS.get_or_init(|| {
+        std::env::var("KINTO_LOAD_BEARER_TOKENS")
+            .ok()
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .map(|text| {
+                text.lines()
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
+}
+
+/// The `Authorization` value of the next goose user signed in as `name`.
+fn authorization(name: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let tokens = bearer_tokens();
+    if tokens.is_empty() {
+        return basic(name);
+    }
+    let i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("Bearer {}", tokens[i % tokens.len()])
+}
+
+/// Makes `user` the identity of every request of this goose user (Basic
+/// `name`, or the next bearer token when the run was given some).
 pub async fn sign_in(user: &mut GooseUser, name: &str) -> TransactionResult {
     let mut headers = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(&basic(name)) {
+    if let Ok(v) = HeaderValue::from_str(&authorization(name)) {
         headers.insert(AUTHORIZATION, v);
     }
     let builder = reqwest::Client::builder()

@@ -2,17 +2,13 @@
 // sends the browser to /v1/openid/<provider>/login, the provider's login and consent forms are filled, and the
 // admin comes back signed in with the token. Run by tests/test_identity_admin.py.
 //   node admin_openid.cjs <origin> <provider label> <login> <expected user id> <screenshot.png>
-const { chromium } = require("playwright-core");
+const { launch } = require("./chromium.cjs");
 
 const [origin, label, login, userId, shot] = process.argv.slice(2);
 const TIMEOUT = 20000;
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launch();
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   page.setDefaultTimeout(TIMEOUT);
   try {

@@ -2,19 +2,14 @@
 // signs in with a Kinto account, creates a bucket, a collection and a record through the forms, and leaves a
 // screenshot. Run by tests/test_admin_ui.py, which then reads the objects back through the HTTP API.
 //   node admin_ui.cjs <origin> <user> <password> <bucket> <collection> <title> <screenshot.png>
-const { chromium } = require("playwright-core");
+const { launch } = require("./chromium.cjs");
 
 const [origin, user, password, bucket, collection, title, shot] = process.argv.slice(2);
 const admin = `${origin}/v1/admin/`;
 const TIMEOUT = 20000;
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    // Headless, and nothing that phones out: this machine's network is closed.
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launch();
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   page.setDefaultTimeout(TIMEOUT);
   const step = async (name, fn) => {

@@ -348,11 +348,14 @@ pub fn parse_list_query(
                     value: Value::from(ts),
                 });
             }
-            ("id", Some(Err(value))) => p.filters.push(Filter {
-                field: "id".into(),
-                op: Op::Eq,
-                value,
-            }),
+            ("id", Some(Err(value))) => {
+                check_known("id", key, known_fields)?;
+                p.filters.push(Filter {
+                    field: "id".into(),
+                    op: Op::Eq,
+                    value,
+                })
+            }
             (k, _) if k.starts_with('_') => {}
             (k, _) => {
                 let f = filter(k, raw, now_ms)?;

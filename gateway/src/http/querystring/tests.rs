@@ -162,6 +162,10 @@ fn strict_resources_refuse_unknown_fields() {
     let pairs = vec![("foo".to_string(), "1".to_string())];
     let e = parse_list_query(&pairs, NOW, Some(&["uri"])).expect_err("must fail");
     assert_eq!(e.description, "Unknown filter field 'foo'");
+    // An empty id is read as a literal, still subject to the field list.
+    let pairs = vec![("id".to_string(), String::new())];
+    let e = parse_list_query(&pairs, NOW, Some(&["uri"])).expect_err("must fail");
+    assert_eq!(e.description, "Unknown filter field 'id'");
 }
 
 #[test]

@@ -35,7 +35,11 @@ def oidc_profile(idp):
     }
 
 
-PROFILES = {"oidc": oidc_profile}
+def scoped_profile(idp):
+    return {**oidc_profile(idp), "multiauth_policy_idp_required_scopes": "kinto"}
+
+
+PROFILES = {"oidc": oidc_profile, "scoped": scoped_profile}
 
 
 def claims(idp, **over):
@@ -269,3 +273,24 @@ def test_login_of_an_unknown_provider(server):
     r = requests.get(server.url + "/openid/nope/login", params={"callback": "http://127.0.0.1:9/", "scope": "openid"},
                      allow_redirects=False, timeout=30)
     assert r.status_code == 400 and r.json()["details"][0]["name"] == "provider"
+
+
+def test_required_scopes_for_jwt_and_opaque_tokens(deployments, target, idp):
+    server = deployments.get(target, "scoped")
+    # JWTs: the `scope` claim decides, checked locally.
+    assert whoami(server, idp.jwt("sam", scope="openid kinto")) == (200, "idp:sam")
+    assert refused(server, idp.jwt("sam", scope="openid email"))
+    # Opaque tokens: the provider's introspection endpoint says what they were granted.
+    assert whoami(server, idp.token("sam", scope="openid kinto")) == (200, "idp:sam")
+    assert refused(server, idp.token("sam", scope="openid email"))
+    # Providers that grant scopes as an `scp` array; a token with no scope claim at all.
+    key = idp.private_jwk()
+    assert whoami(server, sign(claims(idp, sub="sam", scope=None, scp=["openid", "kinto"]), key)) == (200, "idp:sam")
+    assert refused(server, sign(claims(idp, sub="sam", scope=None), key))
+
+
+def refused(server, token):
+    """A refused token is anonymous, as in Kinto: the hello view names no user, and a write is a 401."""
+    h = {"Authorization": f"Bearer {token}"}
+    r = requests.put(f"{server.url}/buckets/scoped-{int(time.time() * 1e6)}", headers=h, timeout=30)
+    return whoami(server, token) == (200, None) and r.status_code == 401

@@ -51,6 +51,9 @@ pub struct OidcConfig {
     pub verification_ttl_seconds: u64,
     /// Scopes the `/openid/<name>/login` flow may ask for.
     pub allowed_scopes: Vec<String>,
+    /// Scopes every token must have been granted (none: any token of the
+    /// provider will do, as in Kinto).
+    pub required_scopes: Vec<String>,
     /// fnmatch patterns of the callbacks the login flow may send tokens to.
     pub trusted_callback_urls: Vec<String>,
     pub state_ttl_seconds: u64,
@@ -122,6 +125,7 @@ impl IdentityConfig {
                     &get(&format!("{p}allowed_scopes"))
                         .unwrap_or_else(|| "openid email profile".into()),
                 ),
+                required_scopes: words(&get(&format!("{p}required_scopes")).unwrap_or_default()),
                 trusted_callback_urls: words(&callbacks),
                 state_ttl_seconds: num(&format!("{p}state_ttl_seconds"), 3600)?,
                 apps: apps(&flat, &format!("{p}clients_"))?,

@@ -9,6 +9,12 @@
 //! * Otherwise (an opaque token, or no audience configured) the userinfo
 //!   endpoint decides, as in Kinto, and its `userid_field` is the user.
 //!
+//! With `required_scopes`, a JWT must carry them in its `scope` (or `scp`)
+//! claim, and an opaque token is first checked at the provider's token
+//! introspection endpoint (RFC 7662), since userinfo does not say what a
+//! token was granted; a provider without one refuses every opaque token
+//! rather than let an unscoped one through.
+//!
 //! Discovery is read with reqwest and serde rather than the `openidconnect`
 //! crate: five fields of the document are used, and that crate would bring
 //! its own HTTP and crypto stacks besides the ones the gateway already has.
@@ -30,6 +36,17 @@ pub struct Discovery {
     pub token_endpoint: String,
     pub userinfo_endpoint: String,
     pub jwks_uri: String,
+    #[serde(default)]
+    pub introspection_endpoint: Option<String>,
+}
+
+/// What RFC 7662 introspection says of a token (the fields we read).
+#[derive(Debug, Deserialize)]
+struct Introspection {
+    #[serde(default)]
+    active: bool,
+    #[serde(default)]
+    scope: String,
 }
 
 pub struct Oidc {
@@ -86,7 +103,14 @@ impl Oidc {
                 typ: &[],
                 leeway_seconds: self.leeway,
             };
-            jwt::verify(jwks, http, token, &expect).await?
+            jwt::verify(jwks, http, token, &expect)
+                .await?
+                .filter(|c| self.has_required_scopes(&granted_scopes(c)))
+        } else if !self
+            .introspected_scopes_suffice(http, discovery, token)
+            .await?
+        {
+            None
         } else {
             match http
                 .get::<Map<String, Value>>(&discovery.userinfo_endpoint, Some(token))
@@ -97,6 +121,47 @@ impl Oidc {
             }
         };
         Ok(claims.and_then(|c| self.verified(&c)))
+    }
+
+    fn has_required_scopes(&self, granted: &[&str]) -> bool {
+        let ok = self
+            .cfg
+            .required_scopes
+            .iter()
+            .all(|r| granted.contains(&r.as_str()));
+        if !ok {
+            tracing::debug!("OpenID token refused: a required scope is missing");
+        }
+        ok
+    }
+
+    /// Does an opaque token have the required scopes? Always yes when none
+    /// is required (no call is made then).
+    async fn introspected_scopes_suffice(
+        &self,
+        http: &Http,
+        discovery: &Discovery,
+        token: &str,
+    ) -> Result<bool, KintoError> {
+        if self.cfg.required_scopes.is_empty() {
+            return Ok(true);
+        }
+        let Some(url) = &discovery.introspection_endpoint else {
+            tracing::debug!("OpenID opaque token refused: scopes required, no introspection");
+            return Ok(false);
+        };
+        let form = [
+            ("token", token),
+            ("client_id", self.cfg.client_id.as_str()),
+            ("client_secret", self.cfg.client_secret.as_str()),
+        ];
+        Ok(match http.post_form::<Introspection>(url, &form).await? {
+            Answer::Ok(i) => {
+                i.active
+                    && self.has_required_scopes(&i.scope.split_whitespace().collect::<Vec<_>>())
+            }
+            Answer::Refused => false,
+        })
     }
 
     fn verified(&self, claims: &Map<String, Value>) -> Option<Verified> {
@@ -113,5 +178,16 @@ impl Oidc {
             client_id,
             expires_at: claims.get("exp").and_then(Value::as_u64),
         })
+    }
+}
+
+/// The scopes a JWT access token was granted: RFC 9068's `scope` string, or
+/// the `scp` array some providers use.
+fn granted_scopes(claims: &Map<String, Value>) -> Vec<&str> {
+    match (claims.get("scope"), claims.get("scp")) {
+        (Some(Value::String(s)), _) => s.split_whitespace().collect(),
+        (_, Some(Value::Array(a))) => a.iter().filter_map(Value::as_str).collect(),
+        (_, Some(Value::String(s))) => s.split_whitespace().collect(),
+        _ => Vec::new(),
     }
 }

@@ -27,7 +27,15 @@ def fxa_profile(idp):
     }
 
 
-PROFILES = {"fxa": fxa_profile}
+APP_BURST = 3
+
+
+def fxa_app_limited_profile(idp):
+    # Admission control per app (issue 18): each app's users together share one rate.
+    return {**fxa_profile(idp), "ratelimit_app_per_second": 1, "ratelimit_app_burst": APP_BURST}
+
+
+PROFILES = {"fxa": fxa_profile, "app_limited": fxa_app_limited_profile}
 
 
 def test_jwt_gives_kinto_fxa_user_ids(server, idp):
@@ -83,3 +91,19 @@ def test_hello_advertises_fxa(server, idp):
     assert caps["fxa"]["required_scope"] == SYNC_SCOPE
     assert caps["fxa"]["oauth_uri"] == idp.url + "/v1"
     assert "basicauth" not in caps
+
+
+def test_rate_limits_per_app_are_independent(deployments, target, idp):
+    server = deployments.get(target, "app_limited")
+    a = {"Authorization": f"Bearer {idp.jwt('rhea', client='app-a')}"}
+    a2 = {"Authorization": f"Bearer {idp.jwt('otto', client='app-a')}"}
+    b = {"Authorization": f"Bearer {idp.jwt('rhea', client='app-b')}"}
+    statuses = [requests.get(server.url + "/buckets/default", headers=a, timeout=30).status_code
+                for _ in range(APP_BURST)]
+    assert statuses == [200] * APP_BURST
+    r = requests.get(server.url + "/buckets/default", headers=a, timeout=30)
+    assert r.status_code == 429 and r.json()["details"] == {"limit": "rate_app"}, r.text
+    assert int(r.headers["Retry-After"]) >= 1
+    # Another user of the same app shares its rate; the same person in the other app does not.
+    assert requests.get(server.url + "/", headers=a2, timeout=30).status_code == 429
+    assert requests.get(server.url + "/buckets/default", headers=b, timeout=30).status_code == 200

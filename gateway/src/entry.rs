@@ -74,11 +74,10 @@ async fn entry_inner(app: Arc<App>, request: Request<Body>, route: &str) -> KRes
         match admission::requests::check_head(&app.config.admission, &parts.uri, &parts.headers) {
             Err(e) => Some(KResponse::error(&e, retry_after)),
             Ok(()) if UNLIMITED_ROUTES.contains(&route) => None,
-            Ok(()) => app
-                .admission
-                .at_entry(peer, &parts.headers)
-                .err()
-                .map(|rejection| rejection.response()),
+            Ok(()) => match app.admission.at_entry(peer, &parts.headers) {
+                Ok(()) => None,
+                Err(rejection) => Some(app.admission.refuse(rejection).await),
+            },
         };
     if let Some(mut resp) = early {
         // Refused unread: the connection cannot carry another request

@@ -14,6 +14,7 @@ pub mod limiter;
 mod metrics;
 pub mod requests;
 pub mod settings;
+pub mod tarpit;
 
 use crate::http::message::KResponse;
 use kinto_proto::pb::Caller;
@@ -64,6 +65,7 @@ pub struct Admission {
     /// Overridden buckets, each with its own limit keyed by user id.
     buckets: foldhash::HashMap<String, Limiter<String>>,
     proxies: client_address::Proxies,
+    tarpit: tarpit::Tarpit,
 }
 
 impl Admission {
@@ -81,6 +83,10 @@ impl Admission {
                 .map(|(b, rate)| (b.clone(), Limiter::new(*rate, keys)))
                 .collect(),
             proxies: settings.proxies.clone(),
+            tarpit: tarpit::Tarpit::new(
+                Duration::from_millis(settings.ratelimit_refusal_delay_ms),
+                settings.ratelimit_max_delayed_refusals,
+            ),
         }
     }
 
@@ -118,6 +124,13 @@ impl Admission {
             Some(limiter) => decide(Limit::Bucket, Some(limiter), &caller.user_id),
             None => decide(Limit::User, self.user.as_ref(), &caller.user_id),
         }
+    }
+
+    /// The answer to a request `rejection` refused, once the tarpit has
+    /// held it.
+    pub async fn refuse(&self, rejection: Rejection) -> KResponse {
+        self.tarpit.hold(&rejection).await;
+        rejection.response()
     }
 
     /// Drops idle keys; reports how many each limiter keeps.

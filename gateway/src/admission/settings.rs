@@ -25,6 +25,12 @@ fn default_header_read_timeout() -> u64 {
 fn default_body_read_timeout() -> u64 {
     10
 }
+fn default_refusal_delay_ms() -> u64 {
+    500
+}
+fn default_max_delayed_refusals() -> usize {
+    4096
+}
 
 /// A rate: `per_second` requests on average, `burst` at once (at least 1;
 /// `per_second` rounded up when unset).
@@ -91,6 +97,13 @@ pub struct AdmissionSettings {
     /// instead of the user's rate.
     #[serde(default, deserialize_with = "de_list")]
     pub ratelimit_bucket_overrides: Vec<String>,
+    /// How long a 429 of a rate limit is held before it is sent (never
+    /// longer than its `Retry-After`; 0: at once). See `admission::tarpit`.
+    #[serde(default = "default_refusal_delay_ms")]
+    pub ratelimit_refusal_delay_ms: u64,
+    /// Most 429s held at once; beyond, they are sent at once.
+    #[serde(default = "default_max_delayed_refusals")]
+    pub ratelimit_max_delayed_refusals: usize,
     /// Keys remembered per limiter before idle ones are dropped early.
     #[serde(default = "default_max_keys")]
     pub ratelimit_max_keys: usize,

@@ -216,7 +216,7 @@ async fn dispatch(
             .admission
             .for_caller(&caller, client_app.as_deref(), bucket)
         {
-            return Ok(Planned::Answer(rejection.response()));
+            return Ok(Planned::Answer(app.admission.refuse(rejection).await));
         }
     }
     match route {

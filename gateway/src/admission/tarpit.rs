@@ -27,10 +27,11 @@ impl Tarpit {
     }
 
     /// Waits before `rejection` is answered: the configured delay, never
-    /// longer than its `Retry-After`, and not at all when too many
-    /// refusals are already held.
+    /// longer than the `Retry-After` it announces (whole seconds, so at
+    /// least one), and not at all when too many refusals are already held.
     pub async fn hold(&self, rejection: &Rejection) {
-        let delay = self.delay.min(rejection.retry_after);
+        let announced = Duration::from_secs(super::whole_seconds(rejection.retry_after));
+        let delay = self.delay.min(announced);
         if delay.is_zero() {
             return;
         }
@@ -76,14 +77,16 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn holds_for_the_delay_but_never_past_retry_after() {
+    async fn holds_for_the_delay_but_never_past_the_announced_retry_after() {
         let pit = Tarpit::new(Duration::from_millis(500), 10);
         let t = tokio::time::Instant::now();
-        pit.hold(&rejection(2000)).await;
+        // A refill due in 20 ms is announced as `Retry-After: 1`.
+        pit.hold(&rejection(20)).await;
         assert_eq!(t.elapsed(), Duration::from_millis(500));
+        let pit = Tarpit::new(Duration::from_millis(5000), 10);
         let t = tokio::time::Instant::now();
-        pit.hold(&rejection(100)).await;
-        assert_eq!(t.elapsed(), Duration::from_millis(100));
+        pit.hold(&rejection(1500)).await;
+        assert_eq!(t.elapsed(), Duration::from_secs(2));
     }
 
     #[tokio::test(start_paused = true)]

@@ -7,20 +7,14 @@ import json
 import os
 import subprocess
 
-import pytest
-
 from harness import OUTPUT, REPO
+from idp import installed_or_skip
 
 SCENARIOS = REPO / "tests" / "clients"
 
 
 def modules_or_skip():
-    modules = os.environ.get("KINTO_TEST_CLIENT_MODULES")
-    if modules:
-        return modules
-    if os.environ.get("CI"):
-        pytest.fail("CI is set but KINTO_TEST_CLIENT_MODULES is not (tools/clients/setup via tests/run)", pytrace=False)
-    pytest.skip("no client packages: run tests/run, or set KINTO_TEST_CLIENT_MODULES=$(tools/clients/setup)")
+    return installed_or_skip("KINTO_TEST_CLIENT_MODULES", "tools/clients/setup", "client packages")
 
 
 def run_scenario(name, payload, timeout=300):

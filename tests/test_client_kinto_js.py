@@ -13,7 +13,7 @@ import hashlib
 import pytest
 import requests
 
-from idp import SYNC_SCOPE
+from idp import fxa_settings
 from idp import deployments, idp  # noqa: F401 (fixtures)
 from node_clients import run_scenario
 
@@ -23,12 +23,7 @@ EXT2 = "second@example.org"
 
 
 def storage_sync_profile(idp):
-    return {
-        "multiauth_policies": "fxa",
-        "fxa_oauth_oauth_uri": idp.url,
-        "fxa_oauth_required_scope": SYNC_SCOPE,
-        "includes": "kinto.plugins.default_bucket",
-    }
+    return fxa_settings(idp)
 
 
 def basic_profile(idp):

@@ -9,7 +9,7 @@ Ours only: per-app users need kinto-fxa, which is not installed with the referen
 import pytest
 import requests
 
-from idp import SYNC_SCOPE
+from idp import fxa_settings
 from idp import deployments, idp, server  # noqa: F401 (fixtures)
 from node_clients import run_scenario
 
@@ -17,14 +17,7 @@ pytestmark = pytest.mark.targets("single", "split")
 
 
 def apps_profile(idp):
-    return {
-        "multiauth_policies": "fxa",
-        "fxa_oauth_oauth_uri": idp.url,
-        "fxa_oauth_required_scope": SYNC_SCOPE,
-        "fxa_oauth_clients_notes_client_id": "app-a",
-        "fxa_oauth_clients_send_client_id": "app-b",
-        "includes": "kinto.plugins.default_bucket",
-    }
+    return fxa_settings(idp, fxa_oauth_clients_notes_client_id="app-a", fxa_oauth_clients_send_client_id="app-b")
 
 
 PROFILES = {"apps": apps_profile}

@@ -5,6 +5,7 @@ exists; on `ref` it proves the test itself.
 """
 
 import itertools
+import re
 import threading
 import time
 
@@ -168,10 +169,19 @@ def test_retry_on_503_with_retry_after(target):
         server.cleanup()
 
 
+def rate_user_refusals(server):
+    text = Api(server).get("/__metrics__").text
+    found = re.search(r'^kinto_admission_rejections_total\{reason="rate_user"\} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
 @pytest.mark.targets("single", "split")
 def test_retry_on_429_with_retry_after(target):
     """Ours only (Kinto has no rate limits): over a user's rate, 429 with Retry-After, which the client waits out."""
-    server = make_server(target, "ratelimit-client", {"ratelimit_user_per_second": 1, "ratelimit_user_burst": 2})
+    # One request every 4 s after a burst of 2: seconds of margin before a token comes back, even though each
+    # refusal is held a moment (ratelimit_refusal_delay_ms).
+    settings = {"includes": "kinto.plugins.prometheus", "ratelimit_user_per_second": 0.25, "ratelimit_user_burst": 2}
+    server = make_server(target, "ratelimit-client", settings)
     try:
         # Near the end of the burst the limiter asks for Backoff, and kinto-http stops sending by itself.
         c = client(server)
@@ -183,9 +193,12 @@ def test_retry_on_429_with_retry_after(target):
         with pytest.raises(KintoException) as e:
             client(server).get_buckets()
         assert e.value.response.status_code == 429
+        refused = rate_user_refusals(server)
         started = time.monotonic()
         assert client(server, retry=5).get_buckets() is not None
-        assert time.monotonic() - started >= 0.5  # it waited for Retry-After before trying again
+        # Refused first, then it waited for Retry-After and tried again.
+        assert rate_user_refusals(server) > refused
+        assert time.monotonic() - started >= 1
     finally:
         server.cleanup()
 

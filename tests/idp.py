@@ -24,13 +24,24 @@ RESOURCE = "urn:kinto:api"
 CLIENTS = {"test-client": "test-secret", "app-a": "secret-a", "app-b": "secret-b"}
 
 
-def modules_or_skip():
-    modules = os.environ.get("KINTO_TEST_IDP_MODULES")
+def installed_or_skip(variable, setup, what):
+    """The directory tests/run exported in `variable` (from `setup`); without it skip, or fail under CI."""
+    modules = os.environ.get(variable)
     if modules:
         return modules
     if os.environ.get("CI"):
-        pytest.fail("CI is set but KINTO_TEST_IDP_MODULES is not (tools/idp/setup via tests/run)", pytrace=False)
-    pytest.skip("no test identity provider: run tests/run, or set KINTO_TEST_IDP_MODULES=$(tools/idp/setup)")
+        pytest.fail(f"CI is set but {variable} is not ({setup} via tests/run)", pytrace=False)
+    pytest.skip(f"no {what}: run tests/run, or set {variable}=$({setup})")
+
+
+def modules_or_skip():
+    return installed_or_skip("KINTO_TEST_IDP_MODULES", "tools/idp/setup", "test identity provider")
+
+
+def fxa_settings(idp, **extra):
+    """A deployment taking the provider's tokens as Firefox Accounts', with the default bucket, plus `extra`."""
+    return {"multiauth_policies": "fxa", "fxa_oauth_oauth_uri": idp.url, "fxa_oauth_required_scope": SYNC_SCOPE,
+            "includes": "kinto.plugins.default_bucket", **extra}
 
 
 class Idp:

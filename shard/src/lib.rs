@@ -8,6 +8,7 @@ pub mod admission;
 pub mod config;
 pub mod domain;
 pub mod metrics;
+pub mod placement;
 pub mod server;
 pub mod storage;
 pub mod tls;

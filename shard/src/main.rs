@@ -47,7 +47,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         ));
     }
     let backend = kinto_shard::storage::Backend::connect(&cfg).await?;
-    if backend.is_local() {
+    let map = if backend.is_local() {
         // An embedded store holds the buckets of the map it was started
         // with; another count would hide them.
         let dir = cfg
@@ -64,9 +64,12 @@ async fn run(cli: Cli) -> Result<(), String> {
                 map.generation
             ));
         }
-    }
+        kinto_shard::placement::watched(&dir, &map, cfg.placement_poll())?
+    } else {
+        kinto_shard::placement::fixed(count)
+    };
     let storage = backend.open(&cfg, index, count)?;
-    let service = kinto_shard::server::build(storage, &raw, &cfg, index, count)?;
+    let service = kinto_shard::server::build(storage, &raw, &cfg, index, map)?;
     if let Some(bind) = &cfg.metrics_bind {
         kinto_runtime::metrics::serve(bind).await?;
     }

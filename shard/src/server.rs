@@ -3,6 +3,7 @@
 use crate::domain::budget::{grpc_timeout, Budget};
 use crate::domain::{Shard, ShardSettings};
 use crate::storage::Storage;
+use kinto_placement::live::LiveMap;
 use kinto_proto::pb::shard_server::{Shard as ShardRpc, ShardServer};
 use kinto_proto::pb::{
     outcome, AccountHashReply, AccountHashRequest, FlushReply, FlushRequest, HealthReply,
@@ -200,7 +201,7 @@ impl ShardRpc for ShardService {
         Ok(Response::new(HealthReply {
             storage: ok,
             shard_index: s.index,
-            generation: s.layout.generation(),
+            generation: s.map.current().generation(),
         }))
     }
 
@@ -266,21 +267,23 @@ impl ShardRpc for ShardService {
     }
 }
 
-/// The service of shard `index` of `count` over `storage` (opened by
-/// [`crate::storage::Backend::open`] from `cfg`), for the all-in-one binary
-/// to call in-process; [`build`] wraps it for the network.
+/// The service of shard `index` over `storage` (opened by
+/// [`crate::storage::Backend::open`] from `cfg`), owning the slots `map`
+/// gives it, for the all-in-one binary to call in-process; [`build`] wraps
+/// it for the network.
 pub fn service(
     storage: Arc<dyn Storage>,
     raw: &RawSettings,
     cfg: &crate::config::ShardConfig,
     index: u32,
-    count: u32,
+    map: Arc<LiveMap>,
 ) -> Result<ShardService, String> {
+    crate::metrics::watch_map(&map, index);
     let shard = Shard::new(
         storage,
         ShardSettings {
             index,
-            layout: kinto_placement::ShardLayout::fixed(count),
+            map,
             grants: kinto_model::grants::with_kinto_defaults(raw.grants()),
             features: crate::domain::Features::from_raw(raw)?,
             cache_entries: cfg.cache_entries(),
@@ -294,15 +297,15 @@ pub fn service(
     })
 }
 
-/// The gRPC server of shard `index` of `count` over `storage`.
+/// The gRPC server of shard `index` over `storage`.
 pub fn build(
     storage: Arc<dyn Storage>,
     raw: &RawSettings,
     cfg: &crate::config::ShardConfig,
     index: u32,
-    count: u32,
+    map: Arc<LiveMap>,
 ) -> Result<ShardServer<ShardService>, String> {
-    Ok(ShardServer::new(service(storage, raw, cfg, index, count)?)
+    Ok(ShardServer::new(service(storage, raw, cfg, index, map)?)
         .max_decoding_message_size(64 * 1024 * 1024)
         .max_encoding_message_size(64 * 1024 * 1024))
 }

@@ -118,7 +118,11 @@ impl ShardService {
         self.metrics
             .observe(method, &result, started.elapsed().as_secs_f64());
         if let Err(e) = &result {
-            if e.kind.spec().http_status >= 500 {
+            // A refusal of a bucket this shard does not own is routine while
+            // the map changes: the gateway retries it.
+            if e.kind == kinto_proto::ErrorKind::WrongShard {
+                tracing::debug!(error = %e, "operation refused");
+            } else if e.kind.spec().http_status >= 500 {
                 tracing::error!(error = %e, "operation failed");
             }
         }

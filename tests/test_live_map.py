@@ -95,7 +95,8 @@ def deployment(tmp_path):
             "KINTO_PLACEMENT_DIR": str(placement), "KINTO_PLACEMENT_POLL_MS": "600000",
             "KINTO_INCLUDES": "kinto.plugins.prometheus",
         }, port, tmp_path / "gateway.log"))
-        yield {"url": f"http://127.0.0.1:{port}/v1", "placement": placement, "shard_metrics": shard_metrics}
+        yield {"url": f"http://127.0.0.1:{port}/v1", "placement": placement, "shard_metrics": shard_metrics,
+               "shard_urls": shard_urls}
     finally:
         for proc in reversed(procs):
             proc.terminate()
@@ -127,6 +128,27 @@ def test_a_bucket_of_a_handed_over_empty_slot_is_created_on_its_new_owner(deploy
     assert metric(shard0, "kinto_shard_operation_seconds_count", shard="0", method="put", outcome="201") == 1
     assert metric(shard1, "kinto_shard_operation_seconds_count", shard="1", method="put", outcome="ok") == 1
     assert requests.get(f"{url}/buckets/{bucket}", auth=AUTH, timeout=10).status_code == 200
+
+
+def admin(*args, **env):
+    out = subprocess.run([str(BIN / "kinto-shard"), "admin", *args], env={**_clean_env(), **env},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, (out.stdout, out.stderr)
+    return out.stdout
+
+
+def test_the_admin_cli_shows_a_shards_slots_and_plans_a_rebalance(deployment):
+    placement = deployment["placement"]
+    shard0, shard1 = deployment["shard_urls"]
+    assert "map generation 1\nowned slots 2048: 0..2048\nfrozen slots: none" in admin("status", "--url", shard0)
+    generation = change_map(placement, lambda table: table.__setitem__(5, 1))
+    wait_for(lambda: metric(deployment["shard_metrics"][1], "kinto_shard_map_generation") == generation)
+    assert f"map generation {generation}\nowned slots 2049: 5..6, 2048..4096" in admin("status", "--url", shard1)
+    plan = admin("plan", "--shards", "3", KINTO_PLACEMENT_DIR=str(placement))
+    assert plan.startswith(f"map generation {generation}: 2 shards -> 3, 1365 slots move\n"), plan
+    assert "-> shard 2" in plan and "-> shard 0" not in plan
+    # A plan moves nothing.
+    assert json.loads((placement / "map.json").read_text())["generation"] == generation
 
 
 def test_writers_see_no_error_while_the_map_changes(deployment):

@@ -4,6 +4,8 @@
 //! rules to the buckets this node owns, and `storage` keeps the objects
 //! behind the [`storage::Storage`] trait.
 
+pub mod admin;
+pub mod admin_cli;
 pub mod admission;
 pub mod config;
 pub mod domain;

@@ -4,6 +4,7 @@ use crate::domain::budget::{grpc_timeout, Budget};
 use crate::domain::{Shard, ShardSettings};
 use crate::storage::Storage;
 use kinto_placement::live::LiveMap;
+use kinto_proto::pb::shard_admin_server::ShardAdminServer;
 use kinto_proto::pb::shard_server::{Shard as ShardRpc, ShardServer};
 use kinto_proto::pb::{
     outcome, AccountHashReply, AccountHashRequest, FlushReply, FlushRequest, HealthReply,
@@ -314,10 +315,11 @@ pub fn build(
         .max_encoding_message_size(64 * 1024 * 1024))
 }
 
-/// Serves `service` on an already-bound listener until `shutdown` resolves,
+/// Serves `service` and `admin` (behind the same TLS) on an already-bound listener until `shutdown` resolves,
 /// with `server` from [`crate::tls::transport`] (TLS or not).
 pub async fn serve(
     service: ShardServer<ShardService>,
+    admin: ShardAdminServer<crate::admin::AdminService>,
     listener: tokio::net::TcpListener,
     mut server: tonic::transport::Server,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -325,6 +327,7 @@ pub async fn serve(
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     server
         .add_service(service)
+        .add_service(admin)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(|e| e.to_string())

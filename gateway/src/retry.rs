@@ -99,11 +99,7 @@ mod tests {
         let first = open_or_init(dir.path(), 2).expect("init");
         let live = LiveMap::stored(dir.path(), &first);
         // Slot 0 moves from shard 0 to shard 1 at generation 2.
-        let mut next = first.clone();
-        next.generation = 2;
-        let mut owners = next.owners();
-        owners[0] = 1;
-        next.set_owners(&owners);
+        let next = first.with_owner(0, 1);
         let store = FileMapStore::new(dir.path());
         assert_eq!(
             store.compare_and_set(Some(1), &next).expect("cas"),

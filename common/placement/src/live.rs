@@ -217,11 +217,7 @@ mod tests {
         let log = Arc::clone(&seen);
         live.on_change(move |p| lock(&log).push(p.generation()));
         assert!(!live.refresh().expect("unchanged"));
-        let mut next = first.clone();
-        next.generation = 2;
-        let mut owners = next.owners();
-        owners[0] = 1;
-        next.set_owners(&owners);
+        let next = first.with_owner(0, 1);
         let store = FileMapStore::new(dir.path());
         assert_eq!(
             store.compare_and_set(Some(1), &next).expect("cas"),

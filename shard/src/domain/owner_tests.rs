@@ -73,11 +73,7 @@ async fn a_shard_refuses_a_slot_it_does_not_own_at_its_generation() {
     assert_eq!(refused_at(run(&other, 1).await), Some(1));
 
     // Generation 2 gives `mine`'s slot to shard 1.
-    let mut next = first.clone();
-    next.generation = 2;
-    let mut owners = next.owners();
-    owners[slot as usize] = 1;
-    next.set_owners(&owners);
+    let next = first.with_owner(slot, 1);
     let store = FileMapStore::new(&placement);
     assert_eq!(
         store.compare_and_set(Some(1), &next).expect("cas"),

@@ -3,9 +3,10 @@
 //!
 //! Readers take the current [`Placement`] as one `Arc`: an operation checks
 //! or routes against a single generation even if the map changes meanwhile.
-//! A change is seen by polling (a `stat` of `map.json`, a read only when it
-//! changed) or at once by [`LiveMap::refresh`], which a gateway calls when a
-//! shard answers `WrongShard` and a shard when a caller is ahead of it.
+//! A change is seen by polling ([`LiveMap::poll`]: a `stat` of `map.json`,
+//! a read only when it changed) or at once by [`LiveMap::refresh`] (a read),
+//! which a gateway calls when a shard answers `WrongShard` and a shard when
+//! a caller is ahead of it.
 
 use crate::file_store::{FileMapStore, StoreError};
 use crate::map::ShardMap;
@@ -83,6 +84,9 @@ impl Placement {
 
 type Observer = Box<dyn Fn(&Placement) + Send + Sync>;
 
+/// How long after its last change `map.json` is read on every poll.
+const SETTLE: Duration = Duration::from_secs(1);
+
 /// The live map of one process.
 pub struct LiveMap {
     current: RwLock<Arc<Placement>>,
@@ -125,7 +129,8 @@ impl LiveMap {
             seen: Mutex::new(None),
             observers: Mutex::new(Vec::new()),
         };
-        *lock(&live.seen) = live.stamp();
+        // No stamp yet: the first poll reads the file, in case it changed
+        // since `map` was read.
         Arc::new(live)
     }
 
@@ -145,21 +150,39 @@ impl LiveMap {
         Some((meta.modified().ok()?, meta.len()))
     }
 
-    /// Reads the stored map if the file changed since it was last read, and
-    /// swaps it in if its generation is newer. Returns whether it did.
+    /// Reads the stored map if `map.json` changed since it was last read,
+    /// and swaps it in if its generation is newer. Returns whether it did.
+    /// A file modified in the last [`SETTLE`] is read again whatever its
+    /// stamp: a modification time is coarse (a clock tick), so two changes
+    /// of the same length within one tick would look alike.
+    pub fn poll(&self) -> Result<bool, StoreError> {
+        let stamp = self.stamp();
+        let settled =
+            stamp.is_some_and(|(modified, _)| modified.elapsed().is_ok_and(|age| age > SETTLE));
+        if settled && stamp == *lock(&self.seen) {
+            return Ok(false);
+        }
+        self.read(stamp)
+    }
+
+    /// Reads the stored map now, and swaps it in if its generation is
+    /// newer. Returns whether it did.
     pub fn refresh(&self) -> Result<bool, StoreError> {
+        self.read(self.stamp())
+    }
+
+    /// `stamp` is taken before the read: if the file changes in between,
+    /// the next poll sees another stamp and reads it again.
+    fn read(&self, stamp: Option<(SystemTime, u64)>) -> Result<bool, StoreError> {
         let Some(store) = &self.store else {
             return Ok(false);
         };
-        // Held through the read: concurrent refreshes read the file once.
-        let mut seen = lock(&self.seen);
-        let stamp = self.stamp();
-        if stamp.is_some() && stamp == *seen {
-            return Ok(false);
-        }
         let Some(map) = store.load()? else {
             return Ok(false);
         };
+        // Under the lock: of two concurrent reads, the older map cannot
+        // replace the newer one.
+        let mut seen = lock(&self.seen);
         *seen = stamp;
         if map.generation <= self.current().generation {
             return Ok(false);
@@ -194,7 +217,7 @@ impl LiveMap {
                 let Some(live) = weak.upgrade() else {
                     return;
                 };
-                if let Err(e) = live.refresh() {
+                if let Err(e) = live.poll() {
                     on_error(&e);
                 }
             })
@@ -217,6 +240,7 @@ mod tests {
         let log = Arc::clone(&seen);
         live.on_change(move |p| lock(&log).push(p.generation()));
         assert!(!live.refresh().expect("unchanged"));
+        assert!(!live.poll().expect("unchanged"));
         let next = first.with_owner(0, 1);
         let store = FileMapStore::new(dir.path());
         assert_eq!(
@@ -229,6 +253,15 @@ mod tests {
         assert_eq!(now.count_of(1), 2049);
         assert_eq!(now.ranges_of(1), vec![[0, 1], [2048, 4096]]);
         assert_eq!(*lock(&seen), vec![1, 2]);
+        // A change of the same length right after is still seen by a poll,
+        // however coarse the file's modification time.
+        let same_length = next.with_owner(0, 1);
+        assert_eq!(
+            store.compare_and_set(Some(2), &same_length).expect("cas"),
+            Swap::Done
+        );
+        assert!(live.poll().expect("changed again"));
+        assert_eq!(live.current().generation(), 3);
     }
 
     #[test]

@@ -53,12 +53,12 @@ def change_map(placement, edit):
         return stored["generation"]
 
 
-def start(binary, env, port, log):
+def start(binary, env, port, log, *args):
     """Starts `binary` with its log in the file `log` (a pipe nobody reads would fill and block it)."""
     full = _clean_env()
     full.update(env)
     with open(log, "w") as err:
-        proc = subprocess.Popen([str(BIN / binary)], env=full, stdout=subprocess.PIPE, stderr=err, text=True,
+        proc = subprocess.Popen([str(BIN / binary), *args], env=full, stdout=subprocess.PIPE, stderr=err, text=True,
                                 stdin=subprocess.DEVNULL)
     line = proc.stdout.readline()
     assert f"listening on 127.0.0.1:{port}" in line, (line, log.read_text())
@@ -209,3 +209,25 @@ def test_writers_see_no_error_while_the_map_changes(deployment):
     for b in buckets:
         r = requests.get(f"{url}/buckets/{b}/collections/c/records/r", auth=AUTH, timeout=10)
         assert r.status_code == 200, r.text
+
+
+def test_the_all_in_one_binary_serves_by_the_map_of_its_data_directory(tmp_path):
+    """`kinto` shares one live map between its gateway and shards: a handover of an empty slot there is served."""
+    port = free_port()
+    data = tmp_path / "data"
+    proc = start("kinto", {"KINTO_BIND": f"127.0.0.1:{port}", "KINTO_DATA_DIR": str(data), "KINTO_SHARDS": "2",
+                           "KINTO_PLACEMENT_POLL_MS": "20", "KINTO_INCLUDES": "kinto.plugins.prometheus"},
+                 port, tmp_path / "kinto.log", "--bare")
+    try:
+        url = f"http://127.0.0.1:{port}/v1"
+        bucket = next(b for b in (f"moved{i}" for i in range(10000)) if slot(b) < 2048)
+        generation = change_map(data / "placement", lambda table: table.__setitem__(slot(bucket), 1))
+        wait_for(lambda: metric(f"{url}/__metrics__", "kinto_shard_map_generation") == generation)
+        assert metric(f"{url}/__metrics__", "kinto_shard_slots", shard="1") == 2049
+        assert requests.put(f"{url}/buckets/{bucket}", auth=AUTH, timeout=10).status_code == 201
+        assert metric(f"{url}/__metrics__", "kinto_shard_operation_seconds_count", shard="1", method="put",
+                      outcome="ok") == 1
+        assert metric(f"{url}/__metrics__", "kinto_gateway_map_refresh_total") == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

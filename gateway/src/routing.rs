@@ -93,11 +93,17 @@ pub struct ShardMap {
 }
 
 /// The shard that owns the object `op` targets, if one does (not for the
-/// lists that span every shard).
+/// lists that span every shard). A POST of an account is placed by the id
+/// in its body, as the handler placed it.
 fn owner_of(op: &Operation, placement: &Placement) -> Option<usize> {
     let target = op.target.as_ref()?;
-    let id = Some(target.object_id.as_str()).filter(|id| !id.is_empty());
     let account = target.kind == kinto_proto::pb::Kind::Account as i32;
+    let posted = (account && target.object_id.is_empty())
+        .then(|| crate::http::accounts::posted_id(op).ok())
+        .flatten();
+    let id = posted
+        .as_deref()
+        .or(Some(target.object_id.as_str()).filter(|id| !id.is_empty()));
     PlacementKey::of(account, &target.bucket_id, id).map(|key| placement.owner(key) as usize)
 }
 
@@ -415,4 +421,41 @@ fn no_such_shard(index: usize) -> KintoError {
     KintoError::unavailable(format!(
         "shard {index} of the map has no address in shard_urls"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kinto_proto::pb::{Kind, Target};
+
+    fn op(kind: Kind, bucket: &str, id: &str, body: Option<&str>) -> Operation {
+        Operation {
+            target: Some(Target {
+                kind: kind as i32,
+                bucket_id: bucket.into(),
+                collection_id: String::new(),
+                object_id: id.into(),
+            }),
+            body_json: body.map(|b| b.as_bytes().to_vec()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_retried_operation_is_placed_as_its_handler_placed_it() {
+        let p = Placement::fixed(7);
+        let owner = |key| Some(p.owner(key) as usize);
+        let record = op(Kind::Record, "blog", "r1", None);
+        assert_eq!(owner_of(&record, &p), owner(PlacementKey::Bucket("blog")));
+        let account = op(Kind::Account, "", "alice", None);
+        assert_eq!(
+            owner_of(&account, &p),
+            owner(PlacementKey::Account("alice"))
+        );
+        let posted = op(Kind::Account, "", "", Some(r#"{"id": "bob"}"#));
+        assert_eq!(owner_of(&posted, &p), owner(PlacementKey::Account("bob")));
+        // The lists that span every shard have no owner.
+        assert_eq!(owner_of(&op(Kind::Account, "", "", None), &p), None);
+        assert_eq!(owner_of(&op(Kind::Bucket, "", "", None), &p), None);
+    }
 }

@@ -217,6 +217,7 @@ impl ShardMap {
                 index,
                 |p| owner_of(&op, p),
                 |index, generation| {
+                    // A copy per try: a refused operation is sent again.
                     let mut op = op.clone();
                     op.generation = generation;
                     call_execute(&clients, index, op)

@@ -231,3 +231,16 @@ def test_the_all_in_one_binary_serves_by_the_map_of_its_data_directory(tmp_path)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_gateway_refuses_a_stored_map_of_another_shard_count(tmp_path):
+    placement = tmp_path / "placement"
+    placement.mkdir()
+    stored = {"generation": 1, "shards": {"0": {"address": ""}, "1": {"address": ""}},
+                         "owners": [[0, 0], [2048, 1]]}
+    (placement / "map.json").write_text(json.dumps(stored))
+    env = {**_clean_env(), "KINTO_BIND": f"127.0.0.1:{free_port()}", "KINTO_PLACEMENT_DIR": str(placement),
+           "KINTO_SHARD_URLS": ",".join(f"http://127.0.0.1:{free_port()}" for _ in range(3))}
+    out = subprocess.run([str(BIN / "kinto-gateway")], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1, (out.stdout, out.stderr)
+    assert "map of 2 shards" in out.stderr and "shard_urls names 3" in out.stderr, out.stderr

@@ -152,6 +152,18 @@ pub struct GatewayConfig {
     /// Call shards on addresses other than loopback without TLS.
     #[serde(default)]
     pub grpc_insecure: bool,
+    /// The placement directory the shards of this machine share
+    /// (`kinto-shard`'s `placement_dir`): set, buckets are routed by the
+    /// live map stored there; unset, by the static map of `shard_urls`.
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub placement_dir: Option<String>,
+    /// How often the stored shard map is checked for a change.
+    #[serde(default = "default_placement_poll_ms")]
+    pub placement_poll_ms: u64,
+}
+
+fn default_placement_poll_ms() -> u64 {
+    1000
 }
 
 fn default_policies() -> Vec<String> {

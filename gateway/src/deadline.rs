@@ -18,6 +18,13 @@ pub async fn within<F: Future>(timeout: Duration, work: F) -> Option<F::Output> 
     tokio::time::timeout_at(deadline.into(), scoped).await.ok()
 }
 
+/// The time left to the current request (`None` outside a request).
+pub fn left() -> Option<Duration> {
+    DEADLINE
+        .try_with(|d| d.saturating_duration_since(Instant::now()))
+        .ok()
+}
+
 /// `request` with the current request's remaining time as its timeout
 /// (none outside a request: start-up, health checks of their own).
 pub fn bound<T>(mut request: tonic::Request<T>) -> tonic::Request<T> {

@@ -14,6 +14,7 @@ pub mod http;
 pub mod identity_config;
 pub mod metrics;
 pub mod reply;
+pub mod retry;
 pub mod routing;
 pub mod run;
 pub mod shard_tls;

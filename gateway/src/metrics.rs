@@ -83,3 +83,19 @@ pub fn shard_reply_error(shard: &str, kind: &str) {
         c.with_label_values(&[shard, kind]).inc();
     }
 }
+
+pub static MAP_REFRESHES: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
+    register_int_counter!(
+        "kinto_gateway_map_refresh_total",
+        "Newer shard maps the gateway read (by polling, or after a shard's refusal)."
+    )
+    .ok()
+});
+
+pub static WRONG_SHARD_RETRIES: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
+    register_int_counter!(
+        "kinto_gateway_wrong_shard_retries_total",
+        "Operations retried because a shard refused a bucket it does not own."
+    )
+    .ok()
+});

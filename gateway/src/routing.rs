@@ -1,11 +1,15 @@
 //! Which shard serves a bucket, and the gRPC clients to reach them.
 //!
-//! The map is static for now: shard `i` of the configured list owns the
-//! slot range given by `kinto_placement`. Generation 1 is sent with
-//! every call so a shard can refuse a stale router (docs/placement.md).
+//! Buckets are routed by the live shard map (`kinto_placement::live`): the
+//! map shared with the shards in the all-in-one binary, the one stored in
+//! `placement_dir` for `kinto-gateway`, or without one the static map of
+//! `shard_urls`. Every call carries the map's generation, so a shard can
+//! refuse a stale router, which then refreshes and retries (`retry`,
+//! docs/placement.md).
 
 use crate::reply;
-use kinto_placement::{PlacementKey, ShardLayout};
+use kinto_placement::live::{LiveMap, Placement};
+use kinto_placement::PlacementKey;
 use kinto_proto::pb::shard_client::ShardClient;
 use kinto_proto::pb::shard_server::Shard as ShardRpc;
 use kinto_proto::pb::{
@@ -81,10 +85,26 @@ pub type Call<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send 
 
 #[derive(Clone)]
 pub struct ShardMap {
-    clients: Vec<Link>,
+    /// By shard id.
+    clients: Arc<[Link]>,
     /// Which shard owns which slot; sent with every call (its generation)
     /// so a shard can refuse a stale router.
-    layout: ShardLayout,
+    map: Arc<LiveMap>,
+}
+
+/// The shard that owns the object `op` targets, if one does (not for the
+/// lists that span every shard). A POST of an account is placed by the id
+/// in its body, as the handler placed it.
+fn owner_of(op: &Operation, placement: &Placement) -> Option<usize> {
+    let target = op.target.as_ref()?;
+    let account = target.kind == kinto_proto::pb::Kind::Account as i32;
+    let posted = (account && target.object_id.is_empty())
+        .then(|| crate::http::accounts::posted_id(op).ok())
+        .flatten();
+    let id = posted
+        .as_deref()
+        .or(Some(target.object_id.as_str()).filter(|id| !id.is_empty()));
+    PlacementKey::of(account, &target.bucket_id, id).map(|key| placement.owner(key) as usize)
 }
 
 fn client(transport: Transport) -> ShardClient<Transport> {
@@ -94,8 +114,8 @@ fn client(transport: Transport) -> ShardClient<Transport> {
 }
 
 impl ShardMap {
-    /// Shards served in this process, in shard-index order.
-    pub fn in_process<S: ShardRpc>(services: Vec<S>) -> Result<Self, String> {
+    /// Shards served in this process, in shard-index order, placed by `map`.
+    pub fn in_process<S: ShardRpc>(services: Vec<S>, map: Arc<LiveMap>) -> Result<Self, String> {
         if services.is_empty() {
             return Err("no shards".into());
         }
@@ -103,20 +123,38 @@ impl ShardMap {
             .into_iter()
             .map(|s| Link::Local(Arc::new(s)))
             .collect();
-        let layout = ShardLayout::fixed(clients.len() as u32);
-        Ok(ShardMap { clients, layout })
+        Ok(ShardMap::with(clients, map))
     }
 
-    /// Lazily-connecting plaintext clients for `urls`, in shard-index order.
+    fn with(clients: Vec<Link>, map: Arc<LiveMap>) -> Self {
+        let start = map.current().generation();
+        map.on_change(move |p| {
+            if p.generation() != start {
+                if let Some(c) = crate::metrics::MAP_REFRESHES.as_ref() {
+                    c.inc();
+                }
+            }
+        });
+        ShardMap {
+            clients: clients.into(),
+            map,
+        }
+    }
+
+    /// Lazily-connecting plaintext clients for `urls`, in shard-index order,
+    /// placed by the static map.
     pub fn connect(urls: &[String]) -> Result<Self, String> {
-        Self::connect_with(urls, None)
+        let map = LiveMap::fixed(Placement::fixed(urls.len() as u32));
+        Self::connect_with(urls, None, map)
     }
 
     /// Lazily-connecting clients for `urls`, in shard-index order, over TLS
-    /// when `tls` is given (`https://` URLs: `crate::shard_tls`).
+    /// when `tls` is given (`https://` URLs: `crate::shard_tls`), placed by
+    /// `map`.
     pub fn connect_with(
         urls: &[String],
         tls: Option<&tonic::transport::ClientTlsConfig>,
+        map: Arc<LiveMap>,
     ) -> Result<Self, String> {
         if urls.is_empty() {
             return Err("no shard_urls configured".into());
@@ -140,8 +178,7 @@ impl ShardMap {
                 ))))
             })
             .collect::<Result<Vec<_>, String>>()?;
-        let layout = ShardLayout::fixed(clients.len() as u32);
-        Ok(ShardMap { clients, layout })
+        Ok(ShardMap::with(clients, map))
     }
 
     pub fn len(&self) -> usize {
@@ -159,23 +196,34 @@ impl ShardMap {
     }
 
     pub fn shard_of_key(&self, key: PlacementKey<'_>) -> usize {
-        self.layout.owner(key) as usize
+        self.map.current().owner(key) as usize
     }
 
-    /// Runs an operation on shard `index`. (Every call is a boxed `'static`
-    /// future: the compiler then sees at once that it is `Send`, which it
-    /// cannot prove through the generic client in handlers' futures.)
-    pub fn execute(&self, index: usize, mut op: Operation) -> Call<Result<OpResult, KintoError>> {
-        op.generation = self.layout.generation();
-        let mut client = self.clients[index].clone();
-        // The caller's trace context rides in the gRPC metadata.
-        let request = kinto_runtime::telemetry::inject(op);
+    /// The generation of the map in force.
+    pub fn generation(&self) -> u64 {
+        self.map.current().generation()
+    }
+
+    /// Runs an operation on shard `index`, or on the bucket's new owner
+    /// when that shard refuses it as not its own (`retry`). (Every call is
+    /// a boxed `'static` future: the compiler then sees at once that it is
+    /// `Send`, which it cannot prove through the generic client in
+    /// handlers' futures.)
+    pub fn execute(&self, index: usize, op: Operation) -> Call<Result<OpResult, KintoError>> {
+        let (clients, map) = (Arc::clone(&self.clients), Arc::clone(&self.map));
         Box::pin(async move {
-            client
-                .execute(request)
-                .await
-                .map(|r| r.into_inner())
-                .map_err(|s| reply::from_status(index, "execute", &s))
+            crate::retry::routed(
+                &map,
+                index,
+                |p| owner_of(&op, p),
+                |index, generation| {
+                    // A copy per try: a refused operation is sent again.
+                    let mut op = op.clone();
+                    op.generation = generation;
+                    call_execute(&clients, index, op)
+                },
+            )
+            .await
         })
     }
 
@@ -183,23 +231,38 @@ impl ShardMap {
     /// `/batch` that falls on that shard): one result per operation, each as
     /// [`ShardMap::execute`] would have answered it. If the call itself
     /// fails (shard down), or its reply cannot be paired with the
-    /// operations, every operation has that failure.
+    /// operations, every operation has that failure. Operations the shard
+    /// refused as not its own are then run again, in order, each on its
+    /// owner.
     pub fn execute_many(
         &self,
         index: usize,
-        mut ops: Vec<Operation>,
+        ops: Vec<Operation>,
     ) -> Call<Vec<Result<OpResult, KintoError>>> {
-        for op in &mut ops {
-            op.generation = self.layout.generation();
-        }
+        let generation = self.generation();
+        let this = self.clone();
         let count = ops.len();
-        let mut client = self.clients[index].clone();
-        let request = kinto_runtime::telemetry::inject(OperationList { operations: ops });
+        let mut client = self.clients.get(index).cloned();
+        let mut sent = ops.clone();
+        for op in &mut sent {
+            op.generation = generation;
+        }
+        let request = kinto_runtime::telemetry::inject(OperationList { operations: sent });
         Box::pin(async move {
-            match client.execute_many(request).await {
+            let Some(client) = client.as_mut() else {
+                return vec![Err(no_such_shard(index)); count];
+            };
+            let mut results = match client.execute_many(request).await {
                 Ok(r) => reply::outcomes(index, count, r.into_inner().outcomes),
                 Err(s) => vec![Err(reply::from_status(index, "execute_many", &s)); count],
+            };
+            for (result, op) in results.iter_mut().zip(ops) {
+                if matches!(result, Err(e) if e.kind == kinto_proto::ErrorKind::WrongShard) {
+                    let owner = owner_of(&op, &this.map.current()).unwrap_or(index);
+                    *result = this.execute(owner, op).await;
+                }
             }
+            results
         })
     }
 
@@ -227,7 +290,9 @@ impl ShardMap {
     /// The stored bcrypt hash of account `id` (empty when there is none).
     pub fn account_hash(&self, id: &str) -> Call<Result<String, KintoError>> {
         let index = self.shard_of_key(PlacementKey::Account(id));
-        let mut client = self.clients[index].clone();
+        let Some(mut client) = self.clients.get(index).cloned() else {
+            return Box::pin(std::future::ready(Err(no_such_shard(index))));
+        };
         let id = id.to_owned();
         Box::pin(async move {
             client
@@ -328,5 +393,70 @@ impl ShardMap {
         out.sort();
         out.dedup();
         Ok(out)
+    }
+}
+
+/// One `Execute` call to shard `index`.
+fn call_execute(
+    clients: &[Link],
+    index: usize,
+    op: Operation,
+) -> Call<Result<OpResult, KintoError>> {
+    let Some(mut client) = clients.get(index).cloned() else {
+        return Box::pin(std::future::ready(Err(no_such_shard(index))));
+    };
+    // The caller's trace context rides in the gRPC metadata.
+    let request = kinto_runtime::telemetry::inject(op);
+    Box::pin(async move {
+        client
+            .execute(request)
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| reply::from_status(index, "execute", &s))
+    })
+}
+
+/// The map names a shard this gateway has no address for: its map and its
+/// `shard_urls` disagree until the operator fixes one of them.
+fn no_such_shard(index: usize) -> KintoError {
+    KintoError::unavailable(format!(
+        "shard {index} of the map has no address in shard_urls"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kinto_proto::pb::{Kind, Target};
+
+    fn op(kind: Kind, bucket: &str, id: &str, body: Option<&str>) -> Operation {
+        Operation {
+            target: Some(Target {
+                kind: kind as i32,
+                bucket_id: bucket.into(),
+                collection_id: String::new(),
+                object_id: id.into(),
+            }),
+            body_json: body.map(|b| b.as_bytes().to_vec()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_retried_operation_is_placed_as_its_handler_placed_it() {
+        let p = Placement::fixed(7);
+        let owner = |key| Some(p.owner(key) as usize);
+        let record = op(Kind::Record, "blog", "r1", None);
+        assert_eq!(owner_of(&record, &p), owner(PlacementKey::Bucket("blog")));
+        let account = op(Kind::Account, "", "alice", None);
+        assert_eq!(
+            owner_of(&account, &p),
+            owner(PlacementKey::Account("alice"))
+        );
+        let posted = op(Kind::Account, "", "", Some(r#"{"id": "bob"}"#));
+        assert_eq!(owner_of(&posted, &p), owner(PlacementKey::Account("bob")));
+        // The lists that span every shard have no owner.
+        assert_eq!(owner_of(&op(Kind::Account, "", "", None), &p), None);
+        assert_eq!(owner_of(&op(Kind::Bucket, "", "", None), &p), None);
     }
 }

@@ -12,10 +12,12 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
 use kinto_gateway::config::GatewayConfig;
+use kinto_placement::map::ShardMap;
 use kinto_shard::config::ShardConfig;
 use serde_json::Value;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 mod init;
 
@@ -42,7 +44,7 @@ async fn main() -> ExitCode {
 /// placed by the shard map stored in `placement/` there, so reopening with
 /// another count would hide data. A directory made before the map was
 /// stored has `layout.json` with its count, which the first map keeps.
-fn check_layout(data_dir: &Path, shards: u32) -> Result<(), String> {
+fn check_layout(data_dir: &Path, shards: u32) -> Result<ShardMap, String> {
     let legacy = data_dir.join("layout.json");
     let created_with = match std::fs::read(&legacy) {
         Ok(bytes) => {
@@ -61,7 +63,7 @@ fn check_layout(data_dir: &Path, shards: u32) -> Result<(), String> {
             data_dir.display()
         ));
     }
-    Ok(())
+    Ok(map)
 }
 
 /// The settings of this binary alone (docs/configuration.md).
@@ -94,10 +96,15 @@ async fn run(cli: Cli) -> Result<(), String> {
     let count = raw.parse::<Composition>()?.shard_count()?;
     let backend = kinto_shard::storage::Backend::connect(&ShardConfig::from_raw(&raw)?).await?;
     // The embedded stores pin buckets to shard directories; a CQL keyspace is
-    // shared, and each shard reads only the slots it owns.
-    if backend.is_local() {
-        check_layout(&data_dir, count)?;
-    }
+    // shared, and each shard reads only the slots it owns. The gateway and
+    // every shard of this process serve by one live map.
+    let map = if backend.is_local() {
+        let stored = check_layout(&data_dir, count)?;
+        let poll = ShardConfig::from_raw(&raw)?.placement_poll();
+        kinto_shard::placement::watched(&data_dir.join("placement"), &stored, poll)?
+    } else {
+        kinto_shard::placement::fixed(count)
+    };
     let mut services = Vec::new();
     for i in 0..count {
         let mut shard_raw = raw.clone();
@@ -108,10 +115,14 @@ async fn run(cli: Cli) -> Result<(), String> {
         let cfg = ShardConfig::from_raw(&shard_raw)?;
         let storage = backend.open(&cfg, i, count)?;
         services.push(kinto_shard::server::service(
-            storage, &shard_raw, &cfg, i, count,
+            storage,
+            &shard_raw,
+            &cfg,
+            i,
+            Arc::clone(&map),
         )?);
     }
     tracing::info!(shards = count, data_dir = %data_dir.display(), "shards started");
-    let shards = kinto_gateway::routing::ShardMap::in_process(services)?;
+    let shards = kinto_gateway::routing::ShardMap::in_process(services, map)?;
     kinto_gateway::run::serve_with(gateway, shards).await
 }

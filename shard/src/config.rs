@@ -20,6 +20,9 @@ pub struct ShardConfig {
     /// `data_dir/placement`); shards given the same directory share one map.
     #[serde(default)]
     pub placement_dir: Option<PathBuf>,
+    /// How often the stored shard map is checked for a change (a `stat`).
+    #[serde(default, deserialize_with = "de_opt_u64")]
+    pub placement_poll_ms: Option<u64>,
     /// 0 = fsync every commit; otherwise the journal is fsynced this often
     /// (writes are in the OS before they are acknowledged either way).
     #[serde(default, deserialize_with = "de_opt_u64")]
@@ -97,6 +100,14 @@ impl ShardConfig {
         )
     }
 
+    pub fn placement_poll(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            self.placement_poll_ms
+                .unwrap_or(DEFAULT_PLACEMENT_POLL_MS)
+                .max(1),
+        )
+    }
+
     pub fn cache_bytes(&self) -> u64 {
         mib(self.storage_cache_mb.unwrap_or(DEFAULT_CACHE_MB))
     }
@@ -118,6 +129,10 @@ impl ShardConfig {
             .max(1))
     }
 }
+
+/// A second: a change is also seen at once by a shard a caller is ahead
+/// of, so polling only bounds how long an idle process lags.
+pub const DEFAULT_PLACEMENT_POLL_MS: u64 = 1000;
 
 /// fjall's own defaults, kept so a store sized by this file matches one
 /// opened by fjall's defaults (the storage bench uses them too).

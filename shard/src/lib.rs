@@ -4,10 +4,13 @@
 //! rules to the buckets this node owns, and `storage` keeps the objects
 //! behind the [`storage::Storage`] trait.
 
+pub mod admin;
+pub mod admin_cli;
 pub mod admission;
 pub mod config;
 pub mod domain;
 pub mod metrics;
+pub mod placement;
 pub mod server;
 pub mod storage;
 pub mod tls;

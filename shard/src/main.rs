@@ -24,6 +24,9 @@ struct Cli {
 enum Command {
     /// Create or upgrade the CQL keyspace and tables (`storage_backend = "cql"`); idempotent.
     Migrate,
+    /// Operator commands: a shard's status, a rebalance plan (docs/placement.md).
+    #[command(subcommand)]
+    Admin(kinto_shard::admin_cli::AdminCommand),
 }
 
 #[tokio::main]
@@ -35,8 +38,10 @@ async fn run(cli: Cli) -> Result<(), String> {
     let raw = cli.settings.load()?;
     let _telemetry = kinto_runtime::process::start_telemetry(&raw, "kinto-shard")?;
     let cfg = ShardConfig::from_raw(&raw)?;
-    if let Some(Command::Migrate) = cli.command {
-        return migrate(&cfg).await;
+    match cli.command {
+        Some(Command::Migrate) => return migrate(&cfg).await,
+        Some(Command::Admin(command)) => return kinto_shard::admin_cli::run(command, &cfg).await,
+        None => {}
     }
     let transport = kinto_shard::tls::transport(&cfg)?;
     let count = cfg.shard_count.unwrap_or(1).max(1) as u32;
@@ -47,7 +52,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         ));
     }
     let backend = kinto_shard::storage::Backend::connect(&cfg).await?;
-    if backend.is_local() {
+    let map = if backend.is_local() {
         // An embedded store holds the buckets of the map it was started
         // with; another count would hide them.
         let dir = cfg
@@ -64,9 +69,13 @@ async fn run(cli: Cli) -> Result<(), String> {
                 map.generation
             ));
         }
-    }
+        kinto_shard::placement::watched(&dir, &map, cfg.placement_poll())?
+    } else {
+        kinto_shard::placement::fixed(count)
+    };
     let storage = backend.open(&cfg, index, count)?;
-    let service = kinto_shard::server::build(storage, &raw, &cfg, index, count)?;
+    let admin = kinto_shard::admin::build(index, std::sync::Arc::clone(&map));
+    let service = kinto_shard::server::build(storage, &raw, &cfg, index, map)?;
     if let Some(bind) = &cfg.metrics_bind {
         kinto_runtime::metrics::serve(bind).await?;
     }
@@ -75,6 +84,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     println!("listening on {addr}");
     kinto_shard::server::serve(
         service,
+        admin,
         listener,
         transport,
         kinto_runtime::process::shutdown_signal(),

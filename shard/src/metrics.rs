@@ -4,7 +4,8 @@
 
 use prometheus::{
     register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec,
-    register_int_gauge_vec, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
+    register_int_gauge, register_int_gauge_vec, Histogram, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec,
 };
 use std::sync::LazyLock;
 
@@ -81,3 +82,35 @@ pub static COMMITS: LazyLock<Option<Histogram>> = LazyLock::new(|| {
     )
     .ok()
 });
+
+pub static MAP_GENERATION: LazyLock<Option<IntGauge>> = LazyLock::new(|| {
+    register_int_gauge!(
+        "kinto_shard_map_generation",
+        "The generation of the shard map this process serves by."
+    )
+    .ok()
+});
+
+pub static SLOTS: LazyLock<Option<IntGaugeVec>> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "kinto_shard_slots",
+        "Slots a shard owns in the map it serves by.",
+        &["shard"]
+    )
+    .ok()
+});
+
+/// Keeps the map gauges of shard `index` up to date with `map`.
+pub fn watch_map(map: &kinto_placement::live::LiveMap, index: u32) {
+    let slots = SLOTS
+        .as_ref()
+        .map(|g| g.with_label_values(&[index.to_string().as_str()]));
+    map.on_change(move |p| {
+        if let Some(g) = MAP_GENERATION.as_ref() {
+            g.set(i64::try_from(p.generation()).unwrap_or(i64::MAX));
+        }
+        if let Some(g) = &slots {
+            g.set(i64::try_from(p.count_of(index)).unwrap_or(i64::MAX));
+        }
+    });
+}

@@ -3,6 +3,8 @@
 use crate::domain::budget::{grpc_timeout, Budget};
 use crate::domain::{Shard, ShardSettings};
 use crate::storage::Storage;
+use kinto_placement::live::LiveMap;
+use kinto_proto::pb::shard_admin_server::ShardAdminServer;
 use kinto_proto::pb::shard_server::{Shard as ShardRpc, ShardServer};
 use kinto_proto::pb::{
     outcome, AccountHashReply, AccountHashRequest, FlushReply, FlushRequest, HealthReply,
@@ -117,7 +119,11 @@ impl ShardService {
         self.metrics
             .observe(method, &result, started.elapsed().as_secs_f64());
         if let Err(e) = &result {
-            if e.kind.spec().http_status >= 500 {
+            // A refusal of a bucket this shard does not own is routine while
+            // the map changes: the gateway retries it.
+            if e.kind == kinto_proto::ErrorKind::WrongShard {
+                tracing::debug!(error = %e, "operation refused");
+            } else if e.kind.spec().http_status >= 500 {
                 tracing::error!(error = %e, "operation failed");
             }
         }
@@ -200,7 +206,7 @@ impl ShardRpc for ShardService {
         Ok(Response::new(HealthReply {
             storage: ok,
             shard_index: s.index,
-            generation: s.layout.generation(),
+            generation: s.map.current().generation(),
         }))
     }
 
@@ -266,21 +272,23 @@ impl ShardRpc for ShardService {
     }
 }
 
-/// The service of shard `index` of `count` over `storage` (opened by
-/// [`crate::storage::Backend::open`] from `cfg`), for the all-in-one binary
-/// to call in-process; [`build`] wraps it for the network.
+/// The service of shard `index` over `storage` (opened by
+/// [`crate::storage::Backend::open`] from `cfg`), owning the slots `map`
+/// gives it, for the all-in-one binary to call in-process; [`build`] wraps
+/// it for the network.
 pub fn service(
     storage: Arc<dyn Storage>,
     raw: &RawSettings,
     cfg: &crate::config::ShardConfig,
     index: u32,
-    count: u32,
+    map: Arc<LiveMap>,
 ) -> Result<ShardService, String> {
+    crate::metrics::watch_map(&map, index);
     let shard = Shard::new(
         storage,
         ShardSettings {
             index,
-            layout: kinto_placement::ShardLayout::fixed(count),
+            map,
             grants: kinto_model::grants::with_kinto_defaults(raw.grants()),
             features: crate::domain::Features::from_raw(raw)?,
             cache_entries: cfg.cache_entries(),
@@ -294,23 +302,24 @@ pub fn service(
     })
 }
 
-/// The gRPC server of shard `index` of `count` over `storage`.
+/// The gRPC server of shard `index` over `storage`.
 pub fn build(
     storage: Arc<dyn Storage>,
     raw: &RawSettings,
     cfg: &crate::config::ShardConfig,
     index: u32,
-    count: u32,
+    map: Arc<LiveMap>,
 ) -> Result<ShardServer<ShardService>, String> {
-    Ok(ShardServer::new(service(storage, raw, cfg, index, count)?)
+    Ok(ShardServer::new(service(storage, raw, cfg, index, map)?)
         .max_decoding_message_size(64 * 1024 * 1024)
         .max_encoding_message_size(64 * 1024 * 1024))
 }
 
-/// Serves `service` on an already-bound listener until `shutdown` resolves,
+/// Serves `service` and `admin` (behind the same TLS) on an already-bound listener until `shutdown` resolves,
 /// with `server` from [`crate::tls::transport`] (TLS or not).
 pub async fn serve(
     service: ShardServer<ShardService>,
+    admin: ShardAdminServer<crate::admin::AdminService>,
     listener: tokio::net::TcpListener,
     mut server: tonic::transport::Server,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -318,6 +327,7 @@ pub async fn serve(
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     server
         .add_service(service)
+        .add_service(admin)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(|e| e.to_string())

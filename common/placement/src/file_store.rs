@@ -57,6 +57,11 @@ impl FileMapStore {
         self.dir.join(name)
     }
 
+    /// The map's file, which a watcher stats to see a change.
+    pub fn map_path(&self) -> PathBuf {
+        self.path(MAP)
+    }
+
     /// The stored map, or `None` before the first one is stored.
     pub fn load(&self) -> Result<Option<ShardMap>, StoreError> {
         let path = self.path(MAP);

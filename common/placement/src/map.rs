@@ -88,6 +88,19 @@ impl ShardMap {
         }
     }
 
+    /// The next generation of this map, with `slot` owned by `shard`. Only
+    /// safe for a slot that holds no data until moves exist (docs/placement.md).
+    pub fn with_owner(&self, slot: u32, shard: u32) -> ShardMap {
+        let mut next = self.clone();
+        next.generation += 1;
+        let mut table = next.owners();
+        if let Some(owner) = table.get_mut(slot as usize) {
+            *owner = shard;
+        }
+        next.set_owners(&table);
+        next
+    }
+
     /// Checks what a reader relies on: runs start at 0, increase, cover
     /// every slot, and name known shards; moves go between known shards.
     pub fn validate(&self) -> Result<(), InvalidMap> {

@@ -39,6 +39,8 @@ mod load;
 mod lock;
 mod members;
 mod object;
+#[cfg(test)]
+mod owner_tests;
 pub mod patch;
 mod plural;
 mod preconditions;
@@ -54,7 +56,8 @@ mod walk;
 
 use crate::storage::Storage;
 use acl::SettingsGrants;
-use kinto_placement::{PlacementKey, ShardLayout};
+use kinto_placement::live::LiveMap;
+use kinto_placement::PlacementKey;
 use kinto_proto::{pb, ErrorKind, KintoError};
 use load::live;
 pub use request::{Outcome, Pre, Request};
@@ -66,8 +69,9 @@ use std::sync::Arc;
 pub struct ShardSettings {
     pub index: u32,
     /// Which shard owns which slot (a route's bucket, or an account's
-    /// placement key in its place).
-    pub layout: ShardLayout,
+    /// placement key in its place), at the newest generation this shard
+    /// has read.
+    pub map: Arc<LiveMap>,
     pub grants: SettingsGrants,
     pub features: Features,
     /// Entries in each of the shard's caches (`shard_cache_entries`).
@@ -181,14 +185,30 @@ impl Shard {
         }
     }
 
-    /// Whether this shard owns `key` at the caller's map generation (0: the
-    /// caller routed by no map, as the shard's own follow-up calls).
+    /// Whether this shard owns `key` in the map it holds. A caller that
+    /// routed with an older generation is served when this shard owns the
+    /// key now (the shard's map is the newer truth); a caller ahead of this
+    /// shard makes it read the stored map first. A refusal names the
+    /// shard's generation, so the gateway knows whether to refresh its own
+    /// map or wait for this shard's (0: the caller routed by no map, as the
+    /// shard's own follow-up calls).
     fn check_placed_here(&self, key: PlacementKey<'_>, generation: u64) -> Result<(), KintoError> {
-        let layout = &self.settings.layout;
-        let owner = layout.owner(key);
-        if owner != self.settings.index || (generation != 0 && generation != layout.generation()) {
-            return Err(KintoError::new(ErrorKind::WrongShard)
-                .with_details(serde_json::json!({"key": key.to_string(), "owner": owner})));
+        let mut map = self.settings.map.current();
+        if generation > map.generation() {
+            if let Err(e) = self.settings.map.refresh() {
+                tracing::warn!(error = %e, "cannot read the shard map");
+            }
+            map = self.settings.map.current();
+        }
+        let owner = map.owner(key);
+        if owner != self.settings.index || generation > map.generation() {
+            return Err(
+                KintoError::new(ErrorKind::WrongShard).with_details(serde_json::json!({
+                    "key": key.to_string(),
+                    "owner": owner,
+                    "generation": map.generation(),
+                })),
+            );
         }
         Ok(())
     }

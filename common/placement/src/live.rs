@@ -1,0 +1,297 @@
+//! The map a running process serves and routes by, kept up to date with
+//! the stored one (docs/placement.md, section 3, "Watching the map").
+//!
+//! Readers take the current [`Placement`] as one `Arc`: an operation checks
+//! or routes against a single generation even if the map changes meanwhile.
+//! A change is seen by polling ([`LiveMap::poll`]: a `stat` of `map.json`,
+//! a read only when it changed) or at once by [`LiveMap::refresh`] (a read),
+//! which a gateway calls when a shard answers `WrongShard` and a shard when
+//! a caller is ahead of it.
+
+use crate::file_store::{FileMapStore, StoreError};
+use crate::map::ShardMap;
+use crate::{balance, PlacementKey, SLOTS};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::time::{Duration, SystemTime};
+
+/// One generation of the map, as a table of owners.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    generation: u64,
+    /// The owner of each slot (a 4096-entry table: a lookup per request).
+    owners: Vec<u32>,
+    /// Shards the map names.
+    shards: u32,
+}
+
+impl Placement {
+    /// The static map of `shards` shards at generation 1 (the CQL backend,
+    /// whose stored map is not yet read, and a gateway given no map).
+    pub fn fixed(shards: u32) -> Self {
+        let shards = shards.max(1);
+        Placement {
+            generation: 1,
+            owners: balance::contiguous(shards),
+            shards,
+        }
+    }
+
+    pub fn of(map: &ShardMap) -> Self {
+        Placement {
+            generation: map.generation,
+            owners: map.owners(),
+            shards: map.shards.keys().next_back().map_or(1, |last| last + 1),
+        }
+    }
+
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// One more than the greatest shard id the map names.
+    pub fn shards(&self) -> u32 {
+        self.shards
+    }
+
+    #[inline]
+    pub fn owner(&self, key: PlacementKey<'_>) -> u32 {
+        self.owner_of_slot(key.slot())
+    }
+
+    #[inline]
+    pub fn owner_of_slot(&self, slot: u32) -> u32 {
+        self.owners.get(slot as usize).copied().unwrap_or(0)
+    }
+
+    /// The slots `shard` owns, as `[first, end)` ranges in slot order.
+    pub fn ranges_of(&self, shard: u32) -> Vec<[u32; 2]> {
+        let mut ranges: Vec<[u32; 2]> = Vec::new();
+        for slot in (0..SLOTS).filter(|&s| self.owner_of_slot(s) == shard) {
+            match ranges.last_mut() {
+                Some(last) if last[1] == slot => last[1] = slot + 1,
+                _ => ranges.push([slot, slot + 1]),
+            }
+        }
+        ranges
+    }
+
+    /// How many slots `shard` owns.
+    pub fn count_of(&self, shard: u32) -> usize {
+        self.owners.iter().filter(|&&o| o == shard).count()
+    }
+}
+
+type Observer = Box<dyn Fn(&Placement) + Send + Sync>;
+
+/// How long after its last change `map.json` is read on every poll.
+const SETTLE: Duration = Duration::from_secs(1);
+
+/// The live map of one process.
+pub struct LiveMap {
+    current: RwLock<Arc<Placement>>,
+    /// Where the map is stored; `None`: the map never changes.
+    store: Option<FileMapStore>,
+    /// `map.json`'s modification time and length when last read.
+    seen: Mutex<Option<(SystemTime, u64)>>,
+    observers: Mutex<Vec<Observer>>,
+}
+
+impl std::fmt::Debug for LiveMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveMap")
+            .field("generation", &self.current().generation)
+            .field("stored", &self.store.is_some())
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl LiveMap {
+    /// A map that never changes.
+    pub fn fixed(placement: Placement) -> Arc<Self> {
+        Arc::new(LiveMap {
+            current: RwLock::new(Arc::new(placement)),
+            store: None,
+            seen: Mutex::new(None),
+            observers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The map stored in `dir`, starting from `map` (read from it at start-up).
+    pub fn stored(dir: &std::path::Path, map: &ShardMap) -> Arc<Self> {
+        let live = LiveMap {
+            current: RwLock::new(Arc::new(Placement::of(map))),
+            store: Some(FileMapStore::new(dir)),
+            seen: Mutex::new(None),
+            observers: Mutex::new(Vec::new()),
+        };
+        // No stamp yet: the first poll reads the file, in case it changed
+        // since `map` was read.
+        Arc::new(live)
+    }
+
+    /// The generation in force now.
+    pub fn current(&self) -> Arc<Placement> {
+        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Calls `f` with the current map now and after every change.
+    pub fn on_change(&self, f: impl Fn(&Placement) + Send + Sync + 'static) {
+        f(&self.current());
+        lock(&self.observers).push(Box::new(f));
+    }
+
+    fn stamp(&self) -> Option<(SystemTime, u64)> {
+        let meta = std::fs::metadata(self.store.as_ref()?.map_path()).ok()?;
+        Some((meta.modified().ok()?, meta.len()))
+    }
+
+    /// Reads the stored map if `map.json` changed since it was last read,
+    /// and swaps it in if its generation is newer. Returns whether it did.
+    /// A file modified in the last [`SETTLE`] is read again whatever its
+    /// stamp: a modification time is coarse (a clock tick), so two changes
+    /// of the same length within one tick would look alike.
+    pub fn poll(&self) -> Result<bool, StoreError> {
+        let stamp = self.stamp();
+        let settled =
+            stamp.is_some_and(|(modified, _)| modified.elapsed().is_ok_and(|age| age > SETTLE));
+        if settled && stamp == *lock(&self.seen) {
+            return Ok(false);
+        }
+        self.read(stamp)
+    }
+
+    /// Reads the stored map now, and swaps it in if its generation is
+    /// newer. Returns whether it did.
+    pub fn refresh(&self) -> Result<bool, StoreError> {
+        self.read(self.stamp())
+    }
+
+    /// `stamp` is taken before the read: if the file changes in between,
+    /// the next poll sees another stamp and reads it again.
+    fn read(&self, stamp: Option<(SystemTime, u64)>) -> Result<bool, StoreError> {
+        let Some(store) = &self.store else {
+            return Ok(false);
+        };
+        let Some(map) = store.load()? else {
+            return Ok(false);
+        };
+        // Under the lock: of two concurrent reads, the older map cannot
+        // replace the newer one.
+        let mut seen = lock(&self.seen);
+        *seen = stamp;
+        if map.generation <= self.current().generation {
+            return Ok(false);
+        }
+        let next = Arc::new(Placement::of(&map));
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&next);
+        drop(seen);
+        for f in lock(&self.observers).iter() {
+            f(&next);
+        }
+        Ok(true)
+    }
+
+    /// Polls the store every `every` on a thread of its own, for as long as
+    /// the map is in use. A stored map that cannot be read is logged by
+    /// `on_error` and the map in force kept: serving by the last good map is
+    /// safe, as shards check every operation against their own.
+    pub fn watch(
+        self: &Arc<Self>,
+        every: Duration,
+        on_error: impl Fn(&StoreError) + Send + 'static,
+    ) -> Result<(), String> {
+        if self.store.is_none() {
+            return Ok(());
+        }
+        let weak: Weak<Self> = Arc::downgrade(self);
+        let every = every.max(Duration::from_millis(1));
+        std::thread::Builder::new()
+            .name("placement-watch".into())
+            .spawn(move || loop {
+                std::thread::sleep(every);
+                let Some(live) = weak.upgrade() else {
+                    return;
+                };
+                if let Err(e) = live.poll() {
+                    on_error(&e);
+                }
+            })
+            .map(drop)
+            .map_err(|e| format!("cannot start the placement watcher: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::file_store::Swap;
+
+    #[test]
+    fn a_stored_change_is_seen_by_refresh_and_never_goes_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = crate::file_store::open_or_init(dir.path(), 2).expect("init");
+        let live = LiveMap::stored(dir.path(), &first);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        live.on_change(move |p| lock(&log).push(p.generation()));
+        assert!(!live.refresh().expect("unchanged"));
+        assert!(!live.poll().expect("unchanged"));
+        let next = first.with_owner(0, 1);
+        let store = FileMapStore::new(dir.path());
+        assert_eq!(
+            store.compare_and_set(Some(1), &next).expect("cas"),
+            Swap::Done
+        );
+        assert!(live.refresh().expect("changed"));
+        let now = live.current();
+        assert_eq!((now.generation(), now.owner_of_slot(0)), (2, 1));
+        assert_eq!(now.count_of(1), 2049);
+        assert_eq!(now.ranges_of(1), vec![[0, 1], [2048, 4096]]);
+        assert_eq!(*lock(&seen), vec![1, 2]);
+        // A change of the same length right after is still seen by a poll,
+        // however coarse the file's modification time.
+        let same_length = next.with_owner(0, 1);
+        assert_eq!(
+            store.compare_and_set(Some(2), &same_length).expect("cas"),
+            Swap::Done
+        );
+        assert!(live.poll().expect("changed again"));
+        assert_eq!(live.current().generation(), 3);
+    }
+
+    #[test]
+    fn the_watcher_swaps_the_map_in() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = crate::file_store::open_or_init(dir.path(), 1).expect("init");
+        let live = LiveMap::stored(dir.path(), &first);
+        live.watch(Duration::from_millis(5), |_| {}).expect("watch");
+        let mut next = first.clone();
+        next.generation = 7;
+        let store = FileMapStore::new(dir.path());
+        assert_eq!(
+            store.compare_and_set(Some(1), &next).expect("cas"),
+            Swap::Done
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while live.current().generation() != 7 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(live.current().generation(), 7);
+    }
+
+    #[test]
+    fn a_fixed_map_is_the_static_layout() {
+        let p = Placement::fixed(3);
+        let layout = crate::ShardLayout::fixed(3);
+        for slot in 0..SLOTS {
+            assert_eq!(p.owner_of_slot(slot), layout.owner_of_slot(slot));
+        }
+        assert_eq!((p.generation(), p.shards()), (1, 3));
+        assert!(!LiveMap::fixed(p).refresh().expect("no store"));
+    }
+}

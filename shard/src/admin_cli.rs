@@ -1,0 +1,167 @@
+//! `kinto-shard admin`: the operator's commands (docs/placement.md,
+//! section 7). `status` asks a running shard over `ShardAdmin`; `plan`
+//! prints the moves a rebalance would make, and makes none.
+
+use crate::config::ShardConfig;
+use kinto_placement::balance::{self, Move};
+use kinto_placement::file_store::FileMapStore;
+use kinto_proto::pb::shard_admin_client::ShardAdminClient;
+use kinto_proto::pb::{SlotRange, StatusRequest};
+use kinto_runtime::tls;
+use std::time::Duration;
+use tonic::transport::{ClientTlsConfig, Endpoint};
+
+#[derive(clap::Subcommand)]
+pub enum AdminCommand {
+    /// A shard's map generation, owned and frozen slots (ShardAdmin.Status).
+    Status {
+        /// The shard's gRPC address [default: http:// and this shard's `bind`].
+        #[arg(long)]
+        url: Option<String>,
+        /// The CA the shard's certificate chains to (for an https:// address).
+        #[arg(long)]
+        ca: Option<String>,
+        /// This client's certificate chain and key, for a shard that requires one.
+        #[arg(long, requires = "key")]
+        cert: Option<String>,
+        #[arg(long, requires = "cert")]
+        key: Option<String>,
+    },
+    /// The slot moves that would balance the stored map over `--shards`
+    /// shards (shard ids 0 to m-1); nothing is moved.
+    Plan {
+        #[arg(long)]
+        shards: u32,
+    },
+}
+
+pub async fn run(command: AdminCommand, cfg: &ShardConfig) -> Result<(), String> {
+    match command {
+        AdminCommand::Status { url, ca, cert, key } => {
+            let url = url.unwrap_or_else(|| format!("http://{}", cfg.bind));
+            let tls = client_tls(ca.as_deref(), cert.as_deref().zip(key.as_deref()))?;
+            status(&url, tls).await
+        }
+        AdminCommand::Plan { shards } => plan(cfg, shards),
+    }
+}
+
+fn client_tls(
+    ca: Option<&str>,
+    identity: Option<(&str, &str)>,
+) -> Result<Option<ClientTlsConfig>, String> {
+    let Some(ca) = ca else {
+        return match identity {
+            Some(_) => Err("--cert needs --ca: the shard's certificate must be checked".into()),
+            None => Ok(None),
+        };
+    };
+    let mut config = ClientTlsConfig::new().ca_certificate(tls::certificates("--ca", ca)?);
+    if let Some((cert, key)) = identity {
+        config = config.identity(tls::identity(("--cert", cert), ("--key", key))?);
+    }
+    Ok(Some(config))
+}
+
+async fn status(url: &str, tls: Option<ClientTlsConfig>) -> Result<(), String> {
+    let mut endpoint = Endpoint::from_shared(url.to_owned())
+        .map_err(|e| format!("bad url {url}: {e}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10));
+    if let Some(tls) = tls {
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| format!("{url}: {}", tls::causes(&e)))?;
+    }
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| format!("{url}: {}", tls::causes(&e)))?;
+    let reply = ShardAdminClient::new(channel)
+        .status(StatusRequest {})
+        .await
+        .map_err(|s| format!("{url}: {}: {}", s.code(), s.message()))?
+        .into_inner();
+    println!("shard {}", reply.shard_index);
+    println!("map generation {}", reply.generation);
+    println!(
+        "owned slots {}: {}",
+        reply.owned_count,
+        ranges(&reply.owned)
+    );
+    println!("frozen slots: {}", ranges(&reply.frozen));
+    Ok(())
+}
+
+/// `first..end` ranges (end excluded), or `none`.
+fn ranges(list: &[SlotRange]) -> String {
+    if list.is_empty() {
+        return "none".into();
+    }
+    let parts: Vec<String> = list
+        .iter()
+        .map(|r| format!("{}..{}", r.first, r.end))
+        .collect();
+    parts.join(", ")
+}
+
+fn plan(cfg: &ShardConfig, shards: u32) -> Result<(), String> {
+    if shards == 0 {
+        return Err("--shards must be at least 1".into());
+    }
+    let dir = cfg
+        .placement_dir
+        .clone()
+        .unwrap_or_else(|| cfg.data_dir.join("placement"));
+    let map = FileMapStore::new(&dir)
+        .load()
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{}: no stored shard map", dir.display()))?;
+    let owners = map.owners();
+    let wanted: Vec<u32> = (0..shards).collect();
+    let moves = balance::moves(&owners, &balance::balance(&owners, &wanted));
+    println!(
+        "map generation {}: {} shards -> {shards}, {} slots move",
+        map.generation,
+        map.shards.len(),
+        moves.len()
+    );
+    for line in move_runs(&moves) {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// One line per run of consecutive slots with the same source and target.
+fn move_runs(moves: &[Move]) -> Vec<String> {
+    let mut runs: Vec<(u32, u32, u32, u32)> = Vec::new();
+    for m in moves {
+        match runs.last_mut() {
+            Some(run) if run.1 == m.slot && (run.2, run.3) == (m.from, m.to) => run.1 += 1,
+            _ => runs.push((m.slot, m.slot + 1, m.from, m.to)),
+        }
+    }
+    runs.iter()
+        .map(|(first, end, from, to)| format!("slots {first}..{end}: shard {from} -> shard {to}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_prints_runs_of_moves() {
+        let owners = balance::contiguous(2);
+        let moves = balance::moves(&owners, &balance::balance(&owners, &[0, 1, 2]));
+        assert_eq!(moves.len(), 1365);
+        assert_eq!(
+            move_runs(&moves),
+            vec![
+                "slots 1366..2048: shard 0 -> shard 2",
+                "slots 3413..4096: shard 1 -> shard 2"
+            ]
+        );
+        assert!(move_runs(&[]).is_empty());
+    }
+}

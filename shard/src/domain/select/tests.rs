@@ -39,6 +39,12 @@ impl Storage for Counting {
         self.rows.fetch_add(chunk.rows.len(), SeqCst);
         Ok(chunk)
     }
+    async fn count(&self, p: &str, r: &str) -> StorageResult<u64> {
+        self.inner.count(p, r).await
+    }
+    async fn granted(&self, p: &str) -> StorageResult<Vec<crate::storage::Grant>> {
+        self.inner.granted(p).await
+    }
     async fn timestamp(&self, p: &str, r: &str) -> StorageResult<Option<u64>> {
         self.inner.timestamp(p, r).await
     }

@@ -12,12 +12,13 @@
 //! it). Batches are not isolated across partitions, which the single writer
 //! makes harmless: nobody else writes or reads its buckets meanwhile.
 
+mod indexes;
 mod scan;
 pub mod schema;
 pub mod settings;
 mod statements;
 
-use super::{Chunk, Range, Storage, StorageError, StorageResult, StoredObject, Write};
+use super::{Chunk, Grant, Range, Storage, StorageError, StorageResult, StoredObject, Write};
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use kinto_placement::{slot_of, PlacementKey, ShardLayout, SLOTS};
@@ -308,12 +309,18 @@ impl CqlStorage {
                             ));
                         }
                     }
+                    let (t, p2, r2) = (tenant.clone(), p.clone(), r.clone());
+                    out.push((
+                        s.drop_count.clone(),
+                        Box::new(move |ts| Box::new((ts, t, p2, r2)) as Row),
+                    ));
                     let tenant = tenant.clone();
                     out.push((
                         s.drop_list.clone(),
                         Box::new(move |ts| Box::new((ts, tenant, p, r)) as Row),
                     ));
                 }
+                self.plan_purge_index(&parent, out).await?;
             }
             Write::AddMember {
                 principal,
@@ -396,6 +403,14 @@ impl Storage for CqlStorage {
         self.scan_list(range).await
     }
 
+    async fn count(&self, parent: &str, resource: &str) -> StorageResult<u64> {
+        self.count_of(parent, resource).await
+    }
+
+    async fn granted(&self, principal: &str) -> StorageResult<Vec<Grant>> {
+        self.granted_to(principal).await
+    }
+
     async fn timestamp(&self, parent: &str, resource: &str) -> StorageResult<Option<u64>> {
         let tenant = self.tenant_of(parent);
         let result = self
@@ -452,10 +467,32 @@ impl Storage for CqlStorage {
                     _ => None,
                 })
                 .collect();
+            let replaced = self.replaced(&writes).await?;
             let mut planned = Vec::new();
-            for w in writes {
+            let mut deltas = indexes::CountDeltas::new();
+            let mut purged = Vec::new();
+            for (w, old) in writes.into_iter().zip(replaced) {
+                match &w {
+                    Write::Put {
+                        parent,
+                        resource,
+                        object,
+                        ..
+                    } => self.plan_put_index(
+                        parent,
+                        resource,
+                        old.as_ref(),
+                        object,
+                        &mut deltas,
+                        &mut planned,
+                    ),
+                    Write::PurgeTree { parent } => purged.push(parent.clone()),
+                    _ => {}
+                }
                 self.plan(w, &stamped, &mut planned).await?;
             }
+            // Last: each counter's write then has the batch's latest timestamp.
+            self.plan_counts(deltas, &purged, &mut planned).await?;
             if planned.is_empty() {
                 return Ok(());
             }
@@ -479,7 +516,9 @@ impl Storage for CqlStorage {
 
     async fn flush(&self) -> StorageResult<()> {
         let ks = &self.cluster.keyspace;
-        for table in ["objects", "changes", "lists", "members"] {
+        for table in [
+            "objects", "changes", "lists", "members", "counts", "grantees", "grants",
+        ] {
             self.cluster
                 .session
                 .query_unpaged(schema::ddl(format!("TRUNCATE {ks}.{table}")), ())
@@ -535,7 +574,7 @@ mod tests {
             schema::migrate(&session, ks, &settings.cql_replication)
                 .await
                 .expect("migrate"),
-            vec![schema::CURRENT]
+            (1..=schema::CURRENT).collect::<Vec<_>>()
         );
         // Idempotent: a second run applies nothing.
         assert!(schema::migrate(&session, ks, &settings.cql_replication)

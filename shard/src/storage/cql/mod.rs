@@ -13,6 +13,7 @@
 //! makes harmless: nobody else writes or reads its buckets meanwhile.
 
 mod indexes;
+mod reindex;
 mod scan;
 pub mod schema;
 pub mod settings;
@@ -694,6 +695,64 @@ mod tests {
             .expect("resurrect");
         let listed = store.list(p, "record", Some(0), true).await.expect("list");
         assert_eq!(listed, vec![v(20)]);
+        drop_keyspace(&settings).await;
+    }
+
+    /// A keyspace written before schema version 2 gets its counters and
+    /// principal index from `reindex`.
+    #[tokio::test]
+    async fn reindex_builds_counters_and_index_of_stored_objects() {
+        let Some((settings, cluster)) = fresh_cluster().await else {
+            return;
+        };
+        let store = cluster.storage(0, 1);
+        let p = "/buckets/b/collections/c";
+        let mut writes = Vec::new();
+        for (id, deleted) in [("a", false), ("b", false), ("t", true)] {
+            let mut object = StoredObject::tombstone(id, 1);
+            object.deleted = deleted;
+            if !deleted {
+                object.permissions.insert("read".into(), vec!["eve".into()]);
+            }
+            writes.push(Write::Put {
+                parent: p.into(),
+                resource: "record",
+                object,
+                previous_last_modified: None,
+            });
+        }
+        let mut bucket = StoredObject::tombstone("b", 1);
+        bucket.deleted = false;
+        writes.push(Write::Put {
+            parent: String::new(),
+            resource: "bucket",
+            object: bucket,
+            previous_last_modified: None,
+        });
+        store.commit(writes).await.expect("commit");
+        for table in ["counts", "grantees", "grants"] {
+            cluster
+                .session
+                .query_unpaged(
+                    schema::ddl(format!("TRUNCATE {}.{table}", cluster.keyspace())),
+                    (),
+                )
+                .await
+                .expect("truncate");
+        }
+        assert_eq!(store.count(p, "record").await.expect("count"), 0);
+        assert_eq!(cluster.reindex(1).await.expect("reindex"), 3);
+        assert_eq!(store.count(p, "record").await.expect("count"), 2);
+        assert_eq!(store.count("", "bucket").await.expect("count"), 1);
+        let mut ids: Vec<String> = store
+            .granted("eve")
+            .await
+            .expect("granted")
+            .into_iter()
+            .map(|g| g.id)
+            .collect();
+        ids.sort();
+        assert_eq!(ids, ["a", "b"]);
         drop_keyspace(&settings).await;
     }
 

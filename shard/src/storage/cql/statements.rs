@@ -24,6 +24,8 @@ pub struct Statements {
     pub add_member: PreparedStatement,
     pub remove_member: PreparedStatement,
     pub health: PreparedStatement,
+    /// Every object of the keyspace (the one-time re-index, `reindex.rs`).
+    pub every_object: PreparedStatement,
     pub get_count: PreparedStatement,
     pub set_count: PreparedStatement,
     pub drop_count: PreparedStatement,
@@ -127,6 +129,10 @@ impl Statements {
             .await?,
             health: prepare(format!(
                 "SELECT version FROM {ks}.schema_version WHERE component = 'storage'"
+            ))
+            .await?,
+            every_object: prepare(format!(
+                "SELECT parent, resource, body FROM {ks}.objects"
             ))
             .await?,
             get_count: prepare(format!(

@@ -18,7 +18,12 @@ fn obj(id: &str, ts: u64) -> StoredObject {
     }
 }
 
-fn put(parent: &str, resource: &'static str, o: StoredObject, prev: Option<u64>) -> Write {
+pub(super) fn put(
+    parent: &str,
+    resource: &'static str,
+    o: StoredObject,
+    prev: Option<u64>,
+) -> Write {
     Write::Put {
         parent: parent.into(),
         resource,

@@ -20,14 +20,7 @@ fn named(id: &str, ts: u64, acl: &[(&str, &[&str])]) -> StoredObject {
     }
 }
 
-fn put(parent: &str, resource: &'static str, o: StoredObject, prev: Option<u64>) -> Write {
-    Write::Put {
-        parent: parent.into(),
-        resource,
-        object: o,
-        previous_last_modified: prev,
-    }
-}
+use super::conformance::put;
 
 fn live(id: &str, ts: u64) -> StoredObject {
     named(id, ts, &[("write", &["alice"])])
@@ -224,4 +217,26 @@ pub async fn principal_index_follows_acls(s: &dyn Storage) {
     assert!(granted(s, "ann").await.is_empty());
     assert_eq!(granted(s, "ben").await, vec![at(other, "group", "g")]);
     assert_eq!(count(s, "", "bucket").await, buckets);
+}
+
+/// Records `a` and `b` readable by `eve` and a tombstone `t`, in list
+/// `(parent, record)`: what a store written before the indexes holds.
+pub(crate) fn eve_records(parent: &str) -> Vec<Write> {
+    [("a", false), ("b", false), ("t", true)]
+        .into_iter()
+        .map(|(id, deleted)| {
+            let object = match deleted {
+                true => StoredObject::tombstone(id, 1),
+                false => named(id, 1, &[("read", &["eve"])]),
+            };
+            put(parent, "record", object, None)
+        })
+        .collect()
+}
+
+/// The counter and index entries of [`eve_records`] are there.
+pub(crate) async fn assert_eve_indexed(s: &dyn Storage, parent: &str) {
+    assert_eq!(count(s, parent, "record").await, 2);
+    let ids: Vec<String> = granted(s, "eve").await.into_iter().map(|g| g.2).collect();
+    assert_eq!(ids, ["a", "b"]);
 }

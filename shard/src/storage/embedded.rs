@@ -581,20 +581,7 @@ mod tests {
         let p = "/buckets/b/collections/c";
         {
             let store = open(dir.path(), Duration::ZERO);
-            let mut writes = Vec::new();
-            for (id, deleted) in [("a", false), ("b", false), ("t", true)] {
-                let mut object = StoredObject::tombstone(id, 1);
-                object.deleted = deleted;
-                if !deleted {
-                    object.permissions.insert("read".into(), vec!["eve".into()]);
-                }
-                writes.push(Write::Put {
-                    parent: p.into(),
-                    resource: "record",
-                    object,
-                    previous_last_modified: None,
-                });
-            }
+            let writes = crate::storage::conformance_indexes::eve_records(p);
             store.commit(writes).await.expect("commit");
             // As an older version left it: objects, no indexes.
             store
@@ -604,15 +591,7 @@ mod tests {
             assert_eq!(store.count(p, "record").await.expect("count"), 0);
         }
         let store = open(dir.path(), Duration::ZERO);
-        assert_eq!(store.count(p, "record").await.expect("count"), 2);
-        let ids: Vec<String> = store
-            .granted("eve")
-            .await
-            .expect("granted")
-            .into_iter()
-            .map(|g| g.id)
-            .collect();
-        assert_eq!(ids, ["a", "b"]);
+        crate::storage::conformance_indexes::assert_eve_indexed(store.as_ref(), p).await;
     }
 
     #[tokio::test]

@@ -26,7 +26,7 @@ pub use scan::{Chunk, Cursor, Order, Range};
 #[cfg(test)]
 pub(crate) mod conformance;
 #[cfg(test)]
-mod conformance_indexes;
+pub(crate) mod conformance_indexes;
 #[cfg(test)]
 mod conformance_scan;
 

@@ -164,22 +164,10 @@ impl CqlStorage {
     }
 
     pub(super) async fn count_of(&self, parent: &str, resource: &str) -> StorageResult<u64> {
-        let tenant = self.tenant_of(parent);
-        let result = self
-            .cluster
-            .session
-            .execute_unpaged(
-                &self.cluster.statements.get_count,
-                (tenant.as_str(), parent, resource),
-            )
-            .await
-            .map_err(unavailable)?
-            .into_rows_result()
-            .map_err(unavailable)?;
-        let row = result
-            .maybe_first_row::<(Option<i64>,)>()
-            .map_err(unavailable)?;
-        Ok(row.and_then(|(n,)| n).map_or(0, |n| n.max(0) as u64))
+        let n = self
+            .list_value(&self.cluster.statements.get_count, parent, resource)
+            .await?;
+        Ok(n.map_or(0, |n| n.max(0) as u64))
     }
 
     /// The principal's entries, of the buckets and accounts this shard owns.

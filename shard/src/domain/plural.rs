@@ -278,3 +278,6 @@ fn check_listable(t: &Target, who: &Principals) -> Result<(), KintoError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,9 +10,13 @@
 use super::{root_slot, unavailable, Bind, CqlStorage, Row};
 use crate::storage::grants::{self, Grant};
 use crate::storage::{StorageResult, StoredObject, Write};
+use futures_util::TryStreamExt;
 use kinto_placement::slot_of;
 use scylla::statement::prepared::PreparedStatement;
 use std::collections::HashMap;
+
+/// Reads of replaced versions one commit keeps in flight at once.
+const READS_IN_FLIGHT: usize = 64;
 
 /// Count changes of one commit, by list.
 pub(super) type CountDeltas = HashMap<(String, &'static str), i64>;
@@ -24,22 +28,29 @@ impl CqlStorage {
         &self,
         writes: &[Write],
     ) -> StorageResult<Vec<Option<StoredObject>>> {
-        use crate::storage::Storage;
-        let reads = writes.iter().map(|w| async move {
-            match w {
-                Write::Put {
-                    parent,
-                    resource,
-                    object,
-                    previous_last_modified: Some(_),
-                } => self.get(parent, resource, &object.id).await,
-                _ => Ok(None),
+        let mut out = Vec::with_capacity(writes.len());
+        // A plural DELETE replaces a page of rows: a bounded number in flight.
+        for chunk in writes.chunks(READS_IN_FLIGHT) {
+            let reads = chunk.iter().map(|w| self.replaced_by(w));
+            for old in futures_util::future::join_all(reads).await {
+                out.push(old?);
             }
-        });
-        futures_util::future::join_all(reads)
-            .await
-            .into_iter()
-            .collect()
+        }
+        Ok(out)
+    }
+
+    /// The stored version `w` replaces, if it is a `Put` over one.
+    async fn replaced_by(&self, w: &Write) -> StorageResult<Option<StoredObject>> {
+        use crate::storage::Storage;
+        match w {
+            Write::Put {
+                parent,
+                resource,
+                object,
+                previous_last_modified: Some(_),
+            } => self.get(parent, resource, &object.id).await,
+            _ => Ok(None),
+        }
     }
 
     /// The index statements of a `Put` of `new` over `old`, and its count change.
@@ -182,7 +193,6 @@ impl CqlStorage {
             .rows_stream::<(String, String, String)>()
             .map_err(unavailable)?;
         let mut out = Vec::new();
-        use futures_util::TryStreamExt;
         while let Some((parent, resource, id)) = rows.try_next().await.map_err(unavailable)? {
             if self.owns(&parent, &resource, &id) {
                 out.push(Grant {

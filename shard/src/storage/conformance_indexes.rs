@@ -152,6 +152,8 @@ pub async fn principal_index_follows_acls(s: &dyn Storage) {
             put(other, "group", named("g", 4, &[("read", &["ben"])]), None),
             // No ACL: not indexed.
             put(c, "record", named("plain", 5, &[]), None),
+            // History entries copy their object's readers: not indexed.
+            put(b, "history", named("h", 5, &[("read", &["ann"])]), None),
         ],
     )
     .await;

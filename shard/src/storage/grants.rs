@@ -19,14 +19,25 @@ pub fn principals(acl: &Acl) -> BTreeSet<&str> {
     acl.values().flatten().map(String::as_str).collect()
 }
 
-/// The principals a `Put` of `new` over `old` removes from, and adds to, the
-/// index: a tombstone names none.
+/// Lists whose objects the index leaves out: a history entry copies the
+/// readers of the object it describes, so indexing them would grow every
+/// reader's entries with every change, and no reader of the index lists them.
+const UNINDEXED: &[&str] = &["history"];
+
+/// Does the index hold the objects of lists of `resource`?
+pub fn indexed(resource: &str) -> bool {
+    !UNINDEXED.contains(&resource)
+}
+
+/// The principals a `Put` of `new` over `old` in a list of `resource`
+/// removes from, and adds to, the index: a tombstone names none.
 pub fn changed<'a>(
+    resource: &str,
     old: Option<&'a StoredObject>,
     new: &'a StoredObject,
 ) -> (Vec<&'a str>, Vec<&'a str>) {
     let named = |o: Option<&'a StoredObject>| match o {
-        Some(o) if !o.deleted => principals(&o.permissions),
+        Some(o) if !o.deleted && indexed(resource) => principals(&o.permissions),
         _ => BTreeSet::new(),
     };
     let (before, after) = (named(old), named(Some(new)));
@@ -70,10 +81,12 @@ mod tests {
     fn a_put_moves_only_the_principals_that_changed() {
         let old = named("x", &["alice", "bob"]);
         let new = named("x", &["bob", "carol"]);
+        let changed = |old, new| changed("record", old, new);
         assert_eq!(changed(Some(&old), &new), (vec!["alice"], vec!["carol"]));
         assert_eq!(changed(None, &new), (vec![], vec!["bob", "carol"]));
         let tomb = StoredObject::tombstone("x", 2);
         assert_eq!(changed(Some(&old), &tomb), (vec!["alice", "bob"], vec![]));
+        assert_eq!(super::changed("history", None, &new), (vec![], vec![]));
         assert_eq!(count_delta(Some(&old), &tomb), -1);
         assert_eq!(count_delta(Some(&tomb), &new), 1);
         assert_eq!(count_delta(Some(&old), &new), 0);

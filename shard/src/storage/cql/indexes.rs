@@ -67,7 +67,7 @@ impl CqlStorage {
         if delta != 0 {
             *deltas.entry((parent.to_owned(), resource)).or_default() += delta;
         }
-        let (gone, added) = grants::changed(old, new);
+        let (gone, added) = grants::changed(resource, old, new);
         for (principals, add) in [(gone, false), (added, true)] {
             for p in principals {
                 self.plan_grant(add, p, parent, resource, &new.id, out);

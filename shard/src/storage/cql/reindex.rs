@@ -43,7 +43,8 @@ impl Cluster {
                 tenant(&parent).to_owned()
             };
             let ts = self.timestamps(1);
-            for p in grants::principals(&object.permissions) {
+            let named = grants::principals(&object.permissions);
+            for p in named.into_iter().filter(|_| grants::indexed(&resource)) {
                 let id = object.id.as_str();
                 self.session
                     .execute_unpaged(&s.add_grantee, (p, &parent, &resource, id, ts))

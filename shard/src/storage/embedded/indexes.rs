@@ -20,7 +20,7 @@ use std::collections::HashMap;
 
 /// Bumped when what the indexes hold changes: a store with another value is
 /// indexed again at open.
-const INDEX_VERSION: &[u8] = b"1";
+const INDEX_VERSION: &[u8] = b"2";
 const INDEX_KEY: &[u8] = b"indexes";
 
 /// Writes per batch of the one-time rebuild: bounded memory on a large store.
@@ -81,7 +81,7 @@ impl EmbeddedStorage {
         old: Option<&StoredObject>,
         new: &StoredObject,
     ) {
-        let (gone, added) = grants::changed(old, new);
+        let (gone, added) = grants::changed(resource, old, new);
         for p in gone {
             batch.remove(&self.grantees, grantee_key(p, parent, resource, &new.id));
             batch.remove(&self.grants, grant_key(parent, resource, &new.id, p));
@@ -180,7 +180,8 @@ impl EmbeddedStorage {
             let key = [&key[..], b"\0"].concat();
             let [parent, resource, _, _] = split4(&key)?;
             *counts.entry(timestamp_key(parent, resource)).or_default() += 1;
-            for p in grants::principals(&object.permissions) {
+            let named = grants::principals(&object.permissions);
+            for p in named.into_iter().filter(|_| grants::indexed(resource)) {
                 batch.insert(
                     &self.grantees,
                     grantee_key(p, parent, resource, &object.id),

@@ -150,8 +150,8 @@ pub async fn principal_index_follows_acls(s: &dyn Storage) {
             ),
             put(c, "record", named("r", 3, &[("write", &["ben"])]), None),
             put(other, "group", named("g", 4, &[("read", &["ben"])]), None),
-            // No ACL: not indexed.
-            put(c, "record", named("plain", 5, &[]), None),
+            // No ACL: not indexed; nor is an empty principal (Kinto keeps it).
+            put(c, "record", named("plain", 5, &[("read", &[""])]), None),
             // History entries copy their object's readers: not indexed.
             put(b, "history", named("h", 5, &[("read", &["ann"])]), None),
         ],
@@ -172,6 +172,7 @@ pub async fn principal_index_follows_acls(s: &dyn Storage) {
     );
     // A principal is matched whole, never by prefix.
     assert!(granted(s, "an").await.is_empty());
+    assert!(granted(s, "").await.is_empty());
     assert!(granted(s, "be").await.is_empty());
     // A new ACL moves only what changed.
     commit(

@@ -183,6 +183,10 @@ impl CqlStorage {
 
     /// The principal's entries, of the buckets and accounts this shard owns.
     pub(super) async fn granted_to(&self, principal: &str) -> StorageResult<Vec<Grant>> {
+        // Never indexed (see `grants::principals`), and not a partition key.
+        if principal.is_empty() {
+            return Ok(Vec::new());
+        }
         let pager = self
             .cluster
             .session

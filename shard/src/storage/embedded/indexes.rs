@@ -9,6 +9,11 @@
 //!   tree by prefix without decoding the tree's objects)
 //! - `meta`:     `indexes` → version, set once the two indexes cover the store
 //!
+//! What a commit pays: one point read of the version each `Put` replaces
+//! (only where the write says one exists: its liveness and old ACL) and one
+//! of each counter it moves, under a lock that serialises the store's
+//! commits (fjall's journal serialises their writes anyway).
+//!
 //! A store written before these existed has objects but no `meta` entry: it
 //! is indexed once, at open, by one walk of every object.
 

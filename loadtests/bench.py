@@ -167,6 +167,11 @@ def main():
                     help="only list requests on one collection of N records, and /permissions (big_collection.py)")
     ap.add_argument("--big-buckets", type=int, default=1000,
                     help="with --big-collection: buckets of another user around the measured user's")
+    ap.add_argument("--permissions-scale", default="", metavar="N,M",
+                    help="only `/permissions` of one user as the buckets of others grow to each population "
+                         "(permissions_scale.py)")
+    ap.add_argument("--permissions-writers", type=int, default=8,
+                    help="with --permissions-scale: concurrent `/batch` writers filling kinto-rs")
     ap.add_argument("--ceiling-rounds", type=int, default=0,
                     help="only the mix against both ceilings, alternated this many times (median ratio)")
     ap.add_argument("--identity-rounds", type=int, default=0, metavar="N",
@@ -200,6 +205,8 @@ def main():
         return noisy_neighbour.run(args)
     if args.big_collection:
         return big_collection(args)
+    if args.permissions_scale:
+        return permissions_scale(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {"machine": {"cpus": os.cpu_count(), "server_cpu": SERVER_CPU, "generator_cpu": LOAD_CPU},
@@ -440,6 +447,40 @@ def big_collection(args):
         shutil.rmtree(data, ignore_errors=True)
     (out / f"big-collection-{n}.json").write_text(json.dumps(results, indent=2))
     print(big.table(results))
+
+
+def permissions_scale(args):
+    """`/permissions` as the deployment grows, the reference then kinto-rs (permissions_scale.py)."""
+    import permissions_scale as ps
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    populations = [int(n) for n in args.permissions_scale.split(",") if n.strip()]
+    results = {}
+    settings = {"KINTO_EXPERIMENTAL_PERMISSIONS_ENDPOINT": "true"}
+    if not args.skip_reference:
+        print(f"reference Kinto 26.5 on PostgreSQL: /permissions at {populations} buckets")
+        subprocess.run([str(REPO / "loadtests/reference/stop")], capture_output=True)
+        subprocess.run([str(REPO / "loadtests/reference/start")], check=True,
+                       env={**os.environ, "KINTO_REF_CPUS": SERVER_CPU, "KINTO_REF_WORKERS": "2", **settings})
+        try:
+            wait_up("http://127.0.0.1:8890")
+            results["reference"] = ps.run("http://127.0.0.1:8890", populations, 1)
+        finally:
+            subprocess.run([str(REPO / "loadtests/reference/stop")], capture_output=True)
+    print(f"kinto-rs (embedded store): /permissions at {populations} buckets")
+    data = Path(tempfile.mkdtemp(prefix="kinto-rs-perms-"))
+    binary = Path(args.kinto).resolve() if args.kinto else REL / "kinto"
+    proc = start_ours(data, 8891, binary, {**settings, **args.settings})
+    try:
+        wait_up("http://127.0.0.1:8891")
+        results["kinto_rs"] = ps.run("http://127.0.0.1:8891", populations, args.permissions_writers)
+        results["kinto_rs_rss_mb"] = round(rss_mb(proc.pid), 1)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        shutil.rmtree(data, ignore_errors=True)
+    (out / "permissions-scale.json").write_text(json.dumps(results, indent=2))
+    print(ps.table(results))
 
 
 def table(r):

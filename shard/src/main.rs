@@ -121,5 +121,16 @@ async fn migrate_cql(cfg: &ShardConfig) -> Result<(), String> {
     } else {
         println!("keyspace {keyspace}: applied schema versions {applied:?}");
     }
+    // A keyspace that was at version 1 may hold objects: they get their
+    // counters and index entries now (a new keyspace applied 1 too).
+    if applied.contains(&2) && !applied.contains(&1) {
+        let shards = cfg.shard_count.unwrap_or(1).max(1) as u32;
+        let cluster = kinto_shard::storage::cql::Cluster::connect(&cfg.cql).await?;
+        let n = cluster
+            .reindex(shards)
+            .await
+            .map_err(|e| format!("indexing the stored objects: {e}"))?;
+        println!("keyspace {keyspace}: indexed {n} objects for {shards} shards");
+    }
     Ok(())
 }

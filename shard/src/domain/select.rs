@@ -209,4 +209,4 @@ async fn any_visible(
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

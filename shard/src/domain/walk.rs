@@ -1,12 +1,13 @@
 //! Endpoints about a principal rather than a bucket: `/permissions` and
-//! `/__user_data__/{principal}`. Each shard walks the objects it owns
+//! `/__user_data__/{principal}`. Each shard answers for the objects it owns
 //! (buckets, their groups, collections and records, and accounts); the
 //! gateway merges the shards' answers.
 //!
-//! The walk reads every object of the shard: fine for the rare GDPR deletion
-//! and for the admin UI's permissions page on small deployments, but linear
-//! in the shard's size (Kinto's PostgreSQL backend answers from an index of
-//! principals; an index is the next step if this becomes hot).
+//! Both start from the principal index ([`super::granted`]): the cost
+//! follows what the principals were granted. Only when the settings grant a
+//! caller a permission on every object of a kind (`bucket_read_principals`
+//! naming them, say) does `/permissions` walk every object of the shard, as
+//! every one of them is then in the answer.
 
 use super::acl::Principals;
 use super::resource::{Kind, Target};
@@ -16,9 +17,9 @@ use kinto_proto::{pb, KintoError};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
-struct Found {
-    target: Target,
-    object: StoredObject,
+pub(super) struct Found {
+    pub(super) target: Target,
+    pub(super) object: StoredObject,
 }
 
 impl Found {
@@ -79,8 +80,13 @@ impl Shard {
     /// Kinto's `/permissions` entries for the objects of this shard.
     pub async fn permissions(&self, caller: &pb::Caller) -> Result<Vec<Value>, KintoError> {
         let who = self.principals(caller).await?;
+        let found = if self.settings_grant_everything(&who) {
+            self.walk().await?
+        } else {
+            self.granted(&who.all, false).await?
+        };
         let mut entries = Vec::new();
-        for f in self.walk().await? {
+        for f in found {
             let perms = self.held(&f, &who);
             if perms.is_empty() {
                 continue;
@@ -117,10 +123,7 @@ impl Shard {
                 .permissions
                 .get(perm)
                 .is_some_and(|l| who.contains_any(l));
-            let setting = match perm.split_once(':') {
-                Some((child, _)) => format!("{child}_create_principals"),
-                None => format!("{}_{perm}_principals", kind.name()),
-            };
+            let setting = super::granted::setting_of(kind, perm);
             in_acl || grants.get(&setting).is_some_and(|l| who.contains_any(l))
         };
         let mut held = BTreeSet::new();
@@ -145,7 +148,7 @@ impl Shard {
 
     /// Kinto's `__user_data__` deletion for this shard's objects.
     pub async fn delete_user_data(&self, principal: &str) -> Result<(), KintoError> {
-        let mut found = self.walk().await?;
+        let mut found = self.granted([&principal.to_owned()], true).await?;
         // Ancestors first, so their cascade covers their children.
         found.sort_by_key(|f| f.uri());
         let mut deleted: Vec<String> = Vec::new();

@@ -18,7 +18,12 @@ fn obj(id: &str, ts: u64) -> StoredObject {
     }
 }
 
-fn put(parent: &str, resource: &'static str, o: StoredObject, prev: Option<u64>) -> Write {
+pub(super) fn put(
+    parent: &str,
+    resource: &'static str,
+    o: StoredObject,
+    prev: Option<u64>,
+) -> Write {
     Write::Put {
         parent: parent.into(),
         resource,
@@ -277,6 +282,8 @@ async fn flush_empties_everything(s: &dyn Storage) {
         .expect("groups")
         .is_empty());
     assert_eq!(s.timestamp("/x", "record").await.expect("ts"), None);
+    assert_eq!(s.count(C, "record").await.expect("count"), 0);
+    assert!(s.granted("alice").await.expect("granted").is_empty());
     s.health().await.expect("healthy");
 }
 
@@ -292,5 +299,7 @@ pub async fn run_all(s: &dyn Storage) {
     group_membership_index(s).await;
     super::conformance_scan::scans_in_every_order(s).await;
     super::conformance_scan::scans_the_root_list(s).await;
+    super::conformance_indexes::counts_follow_every_write(s).await;
+    super::conformance_indexes::principal_index_follows_acls(s).await;
     flush_empties_everything(s).await;
 }

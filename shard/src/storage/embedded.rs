@@ -10,6 +10,8 @@
 //! - `changes`:    `parent \0 resource \0 be64(last_modified) id` → empty
 //! - `timestamps`: `parent \0 resource` → be64
 //! - `members`:    `principal \0 group_uri` → empty
+//! - `counts`, `grantees`, `grants`, `meta`: the list counters and the
+//!   principal index ([`indexes`])
 //!
 //! Durability: a commit goes to the journal's in-process buffer;
 //! [`Storage::persist`], which the shard calls before it answers, hands the
@@ -21,9 +23,11 @@
 //! every answer of the shard, reads included, persists first, so no answer
 //! reveals a commit that a killed process could lose.
 
+mod indexes;
 mod scan;
 
-use super::{Chunk, Range, Storage, StorageError, StorageResult, StoredObject, Write};
+use super::grants;
+use super::{Chunk, Grant, Range, Storage, StorageError, StorageResult, StoredObject, Write};
 use async_trait::async_trait;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use std::path::Path;
@@ -36,6 +40,13 @@ pub struct EmbeddedStorage {
     changes: Keyspace,
     timestamps: Keyspace,
     members: Keyspace,
+    counts: Keyspace,
+    grantees: Keyspace,
+    grants: Keyspace,
+    meta: Keyspace,
+    /// Held from a commit's first read to its batch's commit: counters are
+    /// read, adjusted and written back, which concurrent commits would race.
+    commit_lock: std::sync::Mutex<()>,
     fsync_on_persist: bool,
     flushes: Flushes,
 }
@@ -163,10 +174,16 @@ impl EmbeddedStorage {
             changes: ks("changes")?,
             timestamps: ks("timestamps")?,
             members: ks("members")?,
+            counts: ks("counts")?,
+            grantees: ks("grantees")?,
+            grants: ks("grants")?,
+            meta: ks("meta")?,
+            commit_lock: std::sync::Mutex::new(()),
             fsync_on_persist: fsync_interval.is_zero(),
             flushes: Flushes::default(),
             db,
         });
+        store.index_if_missing()?;
         if !fsync_interval.is_zero() {
             let weak = std::sync::Arc::downgrade(&store);
             std::thread::Builder::new()
@@ -312,6 +329,21 @@ impl Storage for EmbeddedStorage {
         self.scan_list(range).await
     }
 
+    async fn count(&self, parent: &str, resource: &str) -> StorageResult<u64> {
+        let key = timestamp_key(parent, resource);
+        if key.len() > MAX_KEY_BYTES {
+            return Ok(0);
+        }
+        self.count_of(&key)
+    }
+
+    async fn granted(&self, principal: &str) -> StorageResult<Vec<Grant>> {
+        if principal.len() > MAX_KEY_BYTES {
+            return Ok(Vec::new());
+        }
+        self.granted_to(principal)
+    }
+
     async fn timestamp(&self, parent: &str, resource: &str) -> StorageResult<Option<u64>> {
         let key = timestamp_key(parent, resource);
         if key.len() > MAX_KEY_BYTES {
@@ -350,8 +382,15 @@ impl Storage for EmbeddedStorage {
         if let Some(len) = writes.iter().map(longest_key).find(|l| *l > MAX_KEY_BYTES) {
             return Err(StorageError::Corrupt(format!("a key of {len} bytes")));
         }
+        // A poisoned lock guards no data of its own: the store is still whole.
+        let _one_writer = self
+            .commit_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Persisted by `persist`, once per gRPC call, not here.
         let mut batch = self.db.batch().durability(None);
+        let mut deltas = indexes::CountDeltas::default();
+        let mut purged = Vec::new();
         for w in writes {
             match w {
                 Write::Put {
@@ -360,6 +399,18 @@ impl Storage for EmbeddedStorage {
                     object,
                     previous_last_modified,
                 } => {
+                    let key = object_key(&parent, resource, &object.id);
+                    let old = match previous_last_modified {
+                        Some(_) => self.objects.get(&key).map_err(unavailable)?,
+                        None => None,
+                    };
+                    let old = old.map(|v| decode(&v)).transpose()?;
+                    deltas.add(
+                        &parent,
+                        resource,
+                        grants::count_delta(old.as_ref(), &object),
+                    );
+                    self.index_put(&mut batch, &parent, resource, old.as_ref(), &object);
                     if let Some(prev) = previous_last_modified {
                         batch.remove(
                             &self.changes,
@@ -373,11 +424,7 @@ impl Storage for EmbeddedStorage {
                     );
                     let value = serde_json::to_vec(&object)
                         .map_err(|e| StorageError::Corrupt(e.to_string()))?;
-                    batch.insert(
-                        &self.objects,
-                        object_key(&parent, resource, &object.id),
-                        value,
-                    );
+                    batch.insert(&self.objects, key, value);
                 }
                 Write::Timestamp {
                     parent,
@@ -401,6 +448,8 @@ impl Storage for EmbeddedStorage {
                             }
                         }
                     }
+                    self.index_purge(&mut batch, [own.as_bytes(), below.as_bytes()])?;
+                    purged.push(parent);
                 }
                 Write::AddMember {
                     principal,
@@ -420,6 +469,7 @@ impl Storage for EmbeddedStorage {
                 }
             }
         }
+        self.write_counts(&mut batch, deltas, &purged)?;
         // A failed commit counts as written too: it left nothing to flush.
         self.flushes.begun.fetch_add(1, SeqCst);
         let result = batch.commit().map_err(unavailable);
@@ -449,18 +499,20 @@ impl Storage for EmbeddedStorage {
     }
 
     async fn flush(&self) -> StorageResult<()> {
-        let mut batch = self.db.batch();
-        for ks in [
+        let _one_writer = self
+            .commit_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // `meta` stays: the empty store's indexes are complete.
+        self.clear(&[
             &self.objects,
             &self.changes,
             &self.timestamps,
             &self.members,
-        ] {
-            for key in Self::keys_with_prefix(ks, b"")? {
-                batch.remove(ks, key);
-            }
-        }
-        batch.commit().map_err(unavailable)
+            &self.counts,
+            &self.grantees,
+            &self.grants,
+        ])
     }
 
     async fn health(&self) -> StorageResult<()> {
@@ -519,6 +571,27 @@ mod tests {
         }
         let store = open(dir.path(), Duration::from_secs(60));
         assert_eq!(store.timestamp("/p", "record").await.expect("ts"), Some(7));
+    }
+
+    /// A store written before the counters and the principal index existed
+    /// gets them at its next open.
+    #[tokio::test]
+    async fn a_store_without_indexes_is_indexed_at_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = "/buckets/b/collections/c";
+        {
+            let store = open(dir.path(), Duration::ZERO);
+            let writes = crate::storage::conformance_indexes::eve_records(p);
+            store.commit(writes).await.expect("commit");
+            // As an older version left it: objects, no indexes.
+            store
+                .clear(&[&store.counts, &store.grantees, &store.grants, &store.meta])
+                .expect("clear");
+            store.persist().await.expect("persist");
+            assert_eq!(store.count(p, "record").await.expect("count"), 0);
+        }
+        let store = open(dir.path(), Duration::ZERO);
+        crate::storage::conformance_indexes::assert_eve_indexed(store.as_ref(), p).await;
     }
 
     #[tokio::test]

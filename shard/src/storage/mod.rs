@@ -16,13 +16,17 @@ mod acl;
 pub mod cql;
 #[cfg(feature = "embedded")]
 pub mod embedded;
+mod grants;
 pub mod scan;
 
 pub use acl::Acl;
+pub use grants::Grant;
 pub use scan::{Chunk, Cursor, Order, Range};
 
 #[cfg(test)]
 pub(crate) mod conformance;
+#[cfg(test)]
+pub(crate) mod conformance_indexes;
 #[cfg(test)]
 mod conformance_scan;
 
@@ -114,7 +118,9 @@ impl serde::Serialize for KintoView<'_> {
 pub enum Write {
     /// Create or replace an object or a tombstone. `previous_last_modified`
     /// is the timestamp of the row being replaced, so the `_since` index
-    /// entry of the old version can be dropped without reading it again.
+    /// entry of the old version can be dropped without reading it again;
+    /// `None` promises there is no such row (the backend then skips reading
+    /// it to adjust the list's count and the principal index).
     Put {
         parent: String,
         resource: &'static str,
@@ -127,9 +133,10 @@ pub enum Write {
         resource: &'static str,
         value: u64,
     },
-    /// Remove every object, tombstone, index entry and list timestamp whose
-    /// parent is `parent` or lies below it (`parent/…`): the cascade of a
-    /// bucket or collection deletion. Kinto purges children's tombstones too.
+    /// Remove every object, tombstone, index entry, list count and list
+    /// timestamp whose parent is `parent` or lies below it (`parent/…`): the
+    /// cascade of a bucket or collection deletion. Kinto purges children's
+    /// tombstones too. A commit puts nothing below a tree it purges.
     PurgeTree { parent: String },
     /// Group membership index: `principal` is a member of `group_uri`.
     AddMember {
@@ -258,6 +265,17 @@ pub trait Storage: Send + Sync + 'static {
         let rows = self.list(parent, resource, None, range.tombstones).await?;
         scan::from_whole_list(rows, range)
     }
+
+    /// The live objects (tombstones excluded) of the list `(parent,
+    /// resource)`: a counter every commit adjusts in its own batch, so
+    /// reading it costs one key, whatever the list's size.
+    async fn count(&self, parent: &str, resource: &str) -> StorageResult<u64>;
+
+    /// Every object whose ACL names `principal` (under any permission), from
+    /// the principal index every commit maintains in its own batch: the cost
+    /// follows what the principal is granted, not what the store holds.
+    /// A backend shared by several shards returns this shard's objects only.
+    async fn granted(&self, principal: &str) -> StorageResult<Vec<Grant>>;
 
     /// The list's timestamp, if it was ever set.
     async fn timestamp(&self, parent: &str, resource: &str) -> StorageResult<Option<u64>>;

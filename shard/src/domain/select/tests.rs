@@ -12,12 +12,12 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
-const P: &str = "/buckets/b/collections/c";
+pub(crate) const P: &str = "/buckets/b/collections/c";
 
 /// A store that counts the rows it hands out, and refuses whole-list reads.
-struct Counting {
-    inner: Arc<EmbeddedStorage>,
-    rows: AtomicUsize,
+pub(crate) struct Counting {
+    pub(crate) inner: Arc<EmbeddedStorage>,
+    pub(crate) rows: AtomicUsize,
 }
 
 #[async_trait]
@@ -38,6 +38,12 @@ impl Storage for Counting {
         let chunk = self.inner.scan(range).await?;
         self.rows.fetch_add(chunk.rows.len(), SeqCst);
         Ok(chunk)
+    }
+    async fn count(&self, p: &str, r: &str) -> StorageResult<u64> {
+        self.inner.count(p, r).await
+    }
+    async fn granted(&self, p: &str) -> StorageResult<Vec<crate::storage::Grant>> {
+        self.inner.granted(p).await
     }
     async fn timestamp(&self, p: &str, r: &str) -> StorageResult<Option<u64>> {
         self.inner.timestamp(p, r).await
@@ -72,7 +78,7 @@ fn row(i: u64, ts: u64) -> StoredObject {
 }
 
 /// `rows` rows whose id and timestamp orders differ, a few tombstones.
-async fn store(rows: u64) -> (tempfile::TempDir, Counting) {
+pub(crate) async fn store(rows: u64) -> (tempfile::TempDir, Counting) {
     let dir = tempfile::tempdir().expect("tempdir");
     let inner = EmbeddedStorage::open(dir.path(), Duration::ZERO, 1 << 22, 1 << 22).expect("open");
     let put = |o: StoredObject| Write::Put {

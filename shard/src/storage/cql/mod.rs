@@ -12,12 +12,14 @@
 //! it). Batches are not isolated across partitions, which the single writer
 //! makes harmless: nobody else writes or reads its buckets meanwhile.
 
+mod indexes;
+mod reindex;
 mod scan;
 pub mod schema;
 pub mod settings;
 mod statements;
 
-use super::{Chunk, Range, Storage, StorageError, StorageResult, StoredObject, Write};
+use super::{Chunk, Grant, Range, Storage, StorageError, StorageResult, StoredObject, Write};
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use kinto_placement::{slot_of, PlacementKey, ShardLayout, SLOTS};
@@ -186,6 +188,29 @@ impl CqlStorage {
         self.owned[slot_of(bucket) as usize]
     }
 
+    /// The one `bigint` column `statement` reads from the list's row (in
+    /// `lists` or `counts`), if set.
+    async fn list_value(
+        &self,
+        statement: &PreparedStatement,
+        parent: &str,
+        resource: &str,
+    ) -> StorageResult<Option<i64>> {
+        let tenant = self.tenant_of(parent);
+        let result = self
+            .cluster
+            .session
+            .execute_unpaged(statement, (tenant.as_str(), parent, resource))
+            .await
+            .map_err(unavailable)?
+            .into_rows_result()
+            .map_err(unavailable)?;
+        let row = result
+            .maybe_first_row::<(Option<i64>,)>()
+            .map_err(unavailable)?;
+        Ok(row.and_then(|(v,)| v))
+    }
+
     /// Reads every row's body from `statement` run once per chunk of parts.
     async fn bodies(
         &self,
@@ -308,12 +333,18 @@ impl CqlStorage {
                             ));
                         }
                     }
+                    let (t, p2, r2) = (tenant.clone(), p.clone(), r.clone());
+                    out.push((
+                        s.drop_count.clone(),
+                        Box::new(move |ts| Box::new((ts, t, p2, r2)) as Row),
+                    ));
                     let tenant = tenant.clone();
                     out.push((
                         s.drop_list.clone(),
                         Box::new(move |ts| Box::new((ts, tenant, p, r)) as Row),
                     ));
                 }
+                self.plan_purge_index(&parent, out).await?;
             }
             Write::AddMember {
                 principal,
@@ -396,23 +427,19 @@ impl Storage for CqlStorage {
         self.scan_list(range).await
     }
 
+    async fn count(&self, parent: &str, resource: &str) -> StorageResult<u64> {
+        self.count_of(parent, resource).await
+    }
+
+    async fn granted(&self, principal: &str) -> StorageResult<Vec<Grant>> {
+        self.granted_to(principal).await
+    }
+
     async fn timestamp(&self, parent: &str, resource: &str) -> StorageResult<Option<u64>> {
-        let tenant = self.tenant_of(parent);
-        let result = self
-            .cluster
-            .session
-            .execute_unpaged(
-                &self.cluster.statements.get_timestamp,
-                (tenant.as_str(), parent, resource),
-            )
-            .await
-            .map_err(unavailable)?
-            .into_rows_result()
-            .map_err(unavailable)?;
-        let row = result
-            .maybe_first_row::<(Option<i64>,)>()
-            .map_err(unavailable)?;
-        Ok(row.and_then(|(ts,)| ts).map(|ts| ts as u64))
+        let ts = self
+            .list_value(&self.cluster.statements.get_timestamp, parent, resource)
+            .await?;
+        Ok(ts.map(|ts| ts as u64))
     }
 
     async fn groups_of(&self, principals: &[String]) -> StorageResult<Vec<String>> {
@@ -452,10 +479,32 @@ impl Storage for CqlStorage {
                     _ => None,
                 })
                 .collect();
+            let replaced = self.replaced(&writes).await?;
             let mut planned = Vec::new();
-            for w in writes {
+            let mut deltas = indexes::CountDeltas::new();
+            let mut purged = Vec::new();
+            for (w, old) in writes.into_iter().zip(replaced) {
+                match &w {
+                    Write::Put {
+                        parent,
+                        resource,
+                        object,
+                        ..
+                    } => self.plan_put_index(
+                        parent,
+                        resource,
+                        old.as_ref(),
+                        object,
+                        &mut deltas,
+                        &mut planned,
+                    ),
+                    Write::PurgeTree { parent } => purged.push(parent.clone()),
+                    _ => {}
+                }
                 self.plan(w, &stamped, &mut planned).await?;
             }
+            // Last: each counter's write then has the batch's latest timestamp.
+            self.plan_counts(deltas, &purged, &mut planned).await?;
             if planned.is_empty() {
                 return Ok(());
             }
@@ -479,7 +528,9 @@ impl Storage for CqlStorage {
 
     async fn flush(&self) -> StorageResult<()> {
         let ks = &self.cluster.keyspace;
-        for table in ["objects", "changes", "lists", "members"] {
+        for table in [
+            "objects", "changes", "lists", "members", "counts", "grantees", "grants",
+        ] {
             self.cluster
                 .session
                 .query_unpaged(schema::ddl(format!("TRUNCATE {ks}.{table}")), ())
@@ -535,7 +586,7 @@ mod tests {
             schema::migrate(&session, ks, &settings.cql_replication)
                 .await
                 .expect("migrate"),
-            vec![schema::CURRENT]
+            (1..=schema::CURRENT).collect::<Vec<_>>()
         );
         // Idempotent: a second run applies nothing.
         assert!(schema::migrate(&session, ks, &settings.cql_replication)
@@ -655,6 +706,42 @@ mod tests {
             .expect("resurrect");
         let listed = store.list(p, "record", Some(0), true).await.expect("list");
         assert_eq!(listed, vec![v(20)]);
+        drop_keyspace(&settings).await;
+    }
+
+    /// A keyspace written before schema version 2 gets its counters and
+    /// principal index from `reindex`.
+    #[tokio::test]
+    async fn reindex_builds_counters_and_index_of_stored_objects() {
+        let Some((settings, cluster)) = fresh_cluster().await else {
+            return;
+        };
+        let store = cluster.storage(0, 1);
+        let p = "/buckets/b/collections/c";
+        let mut writes = crate::storage::conformance_indexes::eve_records(p);
+        let mut bucket = StoredObject::tombstone("b", 1);
+        bucket.deleted = false;
+        writes.push(Write::Put {
+            parent: String::new(),
+            resource: "bucket",
+            object: bucket,
+            previous_last_modified: None,
+        });
+        store.commit(writes).await.expect("commit");
+        for table in ["counts", "grantees", "grants"] {
+            cluster
+                .session
+                .query_unpaged(
+                    schema::ddl(format!("TRUNCATE {}.{table}", cluster.keyspace())),
+                    (),
+                )
+                .await
+                .expect("truncate");
+        }
+        assert_eq!(store.count(p, "record").await.expect("count"), 0);
+        assert_eq!(cluster.reindex(1).await.expect("reindex"), 3);
+        assert_eq!(store.count("", "bucket").await.expect("count"), 1);
+        crate::storage::conformance_indexes::assert_eve_indexed(store.as_ref(), p).await;
         drop_keyspace(&settings).await;
     }
 

@@ -11,7 +11,7 @@ use scylla::statement::unprepared::Statement;
 use std::time::Duration;
 
 /// The version this binary reads and writes.
-pub const CURRENT: i32 = 1;
+pub const CURRENT: i32 = 2;
 
 /// A non-root list is spread over this many partitions by a hash of the id,
 /// so a 1M-record collection is 16 partitions of ~62k rows. Part of the
@@ -19,32 +19,55 @@ pub const CURRENT: i32 = 1;
 pub const SPLIT: u32 = 16;
 
 /// `{ks}` is replaced by the keyspace name.
-const MIGRATIONS: &[(i32, &[&str])] = &[(
-    1,
-    &[
-        // Objects and tombstones of one list: `part` is hash(id) mod SPLIT, or
-        // for the root lists (buckets, accounts) the placement slot of the id.
-        "CREATE TABLE IF NOT EXISTS {ks}.objects (
+const MIGRATIONS: &[(i32, &[&str])] = &[
+    (
+        1,
+        &[
+            // Objects and tombstones of one list: `part` is hash(id) mod SPLIT, or
+            // for the root lists (buckets, accounts) the placement slot of the id.
+            "CREATE TABLE IF NOT EXISTS {ks}.objects (
             parent text, resource text, part smallint, id text,
             last_modified bigint, body blob,
             PRIMARY KEY ((parent, resource, part), id))",
-        // The `_since` index, a copy of each current version keyed by its
-        // timestamp: a `_since` read is one slice per part, O(changes).
-        "CREATE TABLE IF NOT EXISTS {ks}.changes (
+            // The `_since` index, a copy of each current version keyed by its
+            // timestamp: a `_since` read is one slice per part, O(changes).
+            "CREATE TABLE IF NOT EXISTS {ks}.changes (
             parent text, resource text, part smallint, last_modified bigint, id text,
             body blob,
             PRIMARY KEY ((parent, resource, part), last_modified, id))",
-        // Every list of a tenant (bucket) with its timestamp: what a cascade
-        // deletion reads to find the partitions it drops.
-        "CREATE TABLE IF NOT EXISTS {ks}.lists (
+            // Every list of a tenant (bucket) with its timestamp: what a cascade
+            // deletion reads to find the partitions it drops.
+            "CREATE TABLE IF NOT EXISTS {ks}.lists (
             tenant text, parent text, resource text, timestamp bigint,
             PRIMARY KEY ((tenant), parent, resource))",
-        // Principal → groups naming it: read on every request (cached by the shard).
-        "CREATE TABLE IF NOT EXISTS {ks}.members (
+            // Principal → groups naming it: read on every request (cached by the shard).
+            "CREATE TABLE IF NOT EXISTS {ks}.members (
             principal text, group_uri text,
             PRIMARY KEY ((principal), group_uri))",
-    ],
-)];
+        ],
+    ),
+    (
+        2,
+        &[
+            // Live objects per list, rewritten in the commit that changes it
+            // (by the list's single writer); partitioned like `lists`, so a
+            // cascade drops the counters of the lists it finds there.
+            "CREATE TABLE IF NOT EXISTS {ks}.counts (
+            tenant text, parent text, resource text, live bigint,
+            PRIMARY KEY ((tenant), parent, resource))",
+            // Principal → objects whose ACL names it: `/permissions` and
+            // `__user_data__` read one partition per principal.
+            "CREATE TABLE IF NOT EXISTS {ks}.grantees (
+            principal text, parent text, resource text, id text,
+            PRIMARY KEY ((principal), parent, resource, id))",
+            // The same entries by tenant: what a cascade reads to drop the
+            // entries of the objects it removes.
+            "CREATE TABLE IF NOT EXISTS {ks}.grants (
+            tenant text, parent text, resource text, id text, principal text,
+            PRIMARY KEY ((tenant), parent, resource, id, principal))",
+        ],
+    ),
+];
 
 fn statement(template: &str, keyspace: &str) -> String {
     template.replace("{ks}", keyspace)

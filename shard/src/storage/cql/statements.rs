@@ -24,6 +24,17 @@ pub struct Statements {
     pub add_member: PreparedStatement,
     pub remove_member: PreparedStatement,
     pub health: PreparedStatement,
+    /// Every object of the keyspace (the one-time re-index, `reindex.rs`).
+    pub every_object: PreparedStatement,
+    pub get_count: PreparedStatement,
+    pub set_count: PreparedStatement,
+    pub drop_count: PreparedStatement,
+    pub grantees_of: PreparedStatement,
+    pub add_grantee: PreparedStatement,
+    pub remove_grantee: PreparedStatement,
+    pub grants_of_tenant: PreparedStatement,
+    pub add_grant: PreparedStatement,
+    pub remove_grant: PreparedStatement,
     /// Ordered reads (`scan.rs`), each run unpaged with a LIMIT: Cassandra
     /// orders rows across the partitions of an IN only without paging.
     pub scan_id_asc: PreparedStatement,
@@ -118,6 +129,51 @@ impl Statements {
             .await?,
             health: prepare(format!(
                 "SELECT version FROM {ks}.schema_version WHERE component = 'storage'"
+            ))
+            .await?,
+            every_object: prepare(format!(
+                "SELECT parent, resource, body FROM {ks}.objects"
+            ))
+            .await?,
+            get_count: prepare(format!(
+                "SELECT live FROM {ks}.counts WHERE tenant = ? AND parent = ? AND resource = ?"
+            ))
+            .await?,
+            set_count: prepare(format!(
+                "UPDATE {ks}.counts USING TIMESTAMP ? SET live = ? \
+                 WHERE tenant = ? AND parent = ? AND resource = ?"
+            ))
+            .await?,
+            drop_count: prepare(format!(
+                "DELETE FROM {ks}.counts USING TIMESTAMP ? WHERE tenant = ? AND parent = ? AND resource = ?"
+            ))
+            .await?,
+            grantees_of: prepare(format!(
+                "SELECT parent, resource, id FROM {ks}.grantees WHERE principal = ?"
+            ))
+            .await?,
+            add_grantee: prepare(format!(
+                "INSERT INTO {ks}.grantees (principal, parent, resource, id) VALUES (?, ?, ?, ?) \
+                 USING TIMESTAMP ?"
+            ))
+            .await?,
+            remove_grantee: prepare(format!(
+                "DELETE FROM {ks}.grantees USING TIMESTAMP ? \
+                 WHERE principal = ? AND parent = ? AND resource = ? AND id = ?"
+            ))
+            .await?,
+            grants_of_tenant: prepare(format!(
+                "SELECT parent, resource, id, principal FROM {ks}.grants WHERE tenant = ?"
+            ))
+            .await?,
+            add_grant: prepare(format!(
+                "INSERT INTO {ks}.grants (tenant, parent, resource, id, principal) \
+                 VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
+            ))
+            .await?,
+            remove_grant: prepare(format!(
+                "DELETE FROM {ks}.grants USING TIMESTAMP ? \
+                 WHERE tenant = ? AND parent = ? AND resource = ? AND id = ? AND principal = ?"
             ))
             .await?,
             scan_id_asc: prepare(format!(

@@ -1,0 +1,225 @@
+//! The list counters and the principal index of the embedded store, kept in
+//! the batch of the commit that changes them.
+//!
+//! Keyspaces (keys `\0`-separated, as in the others):
+//! - `counts`:   `parent \0 resource` → be64 live objects of the list
+//! - `grantees`: `principal \0 parent \0 resource \0 id` → empty (the index)
+//! - `grants`:   `parent \0 resource \0 id \0 principal` → empty (its
+//!   reverse, laid out like `objects`, so a cascade finds the entries of a
+//!   tree by prefix without decoding the tree's objects)
+//! - `meta`:     `indexes` → version, set once the two indexes cover the store
+//!
+//! What a commit pays: one point read of the version each `Put` replaces
+//! (only where the write says one exists: its liveness and old ACL) and one
+//! of each counter it moves, under a lock that serialises the store's
+//! commits (fjall's journal serialises their writes anyway).
+//!
+//! A store written before these existed has objects but no `meta` entry: it
+//! is indexed once, at open, by one walk of every object.
+
+use super::{decode, decode_u64, list_prefix, timestamp_key, unavailable, EmbeddedStorage};
+use crate::storage::grants::{self, Grant};
+use crate::storage::{StorageError, StorageResult, StoredObject};
+use fjall::{Keyspace, OwnedWriteBatch};
+use std::collections::HashMap;
+
+/// Bumped when what the indexes hold changes: a store with another value is
+/// indexed again at open.
+const INDEX_VERSION: &[u8] = b"2";
+const INDEX_KEY: &[u8] = b"indexes";
+
+/// Writes per batch of the one-time rebuild: bounded memory on a large store.
+const REBUILD_BATCH: usize = 10_000;
+
+fn grantee_key(principal: &str, parent: &str, resource: &str, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(principal.len() + parent.len() + resource.len() + id.len() + 3);
+    k.extend_from_slice(principal.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&list_prefix(parent, resource));
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn grant_key(parent: &str, resource: &str, id: &str, principal: &str) -> Vec<u8> {
+    let mut k = list_prefix(parent, resource);
+    k.extend_from_slice(id.as_bytes());
+    k.push(0);
+    k.extend_from_slice(principal.as_bytes());
+    k
+}
+
+fn utf8(bytes: &[u8]) -> StorageResult<&str> {
+    std::str::from_utf8(bytes).map_err(|e| StorageError::Corrupt(e.to_string()))
+}
+
+/// `a \0 b \0 c \0 d` → `[a, b, c, d]`; the last part may not hold `\0`
+/// either (ids and principals never do).
+fn split4(key: &[u8]) -> StorageResult<[&str; 4]> {
+    let mut parts = key.splitn(4, |b| *b == 0);
+    let mut next = || utf8(parts.next().unwrap_or_default());
+    let out = [next()?, next()?, next()?, next()?];
+    if out[3].is_empty() && out[2].is_empty() {
+        return Err(StorageError::Corrupt("index key has too few parts".into()));
+    }
+    Ok(out)
+}
+
+/// Count changes of one commit, by list key, applied once at its end.
+#[derive(Default)]
+pub(super) struct CountDeltas(HashMap<(String, &'static str), i64>);
+
+impl CountDeltas {
+    pub(super) fn add(&mut self, parent: &str, resource: &'static str, delta: i64) {
+        if delta != 0 {
+            *self.0.entry((parent.to_owned(), resource)).or_default() += delta;
+        }
+    }
+}
+
+impl EmbeddedStorage {
+    /// Adds to `batch` what a `Put` of `new` over `old` changes in the index.
+    pub(super) fn index_put(
+        &self,
+        batch: &mut OwnedWriteBatch,
+        parent: &str,
+        resource: &str,
+        old: Option<&StoredObject>,
+        new: &StoredObject,
+    ) {
+        let (gone, added) = grants::changed(resource, old, new);
+        for p in gone {
+            batch.remove(&self.grantees, grantee_key(p, parent, resource, &new.id));
+            batch.remove(&self.grants, grant_key(parent, resource, &new.id, p));
+        }
+        for p in added {
+            batch.insert(
+                &self.grantees,
+                grantee_key(p, parent, resource, &new.id),
+                [],
+            );
+            batch.insert(&self.grants, grant_key(parent, resource, &new.id, p), []);
+        }
+    }
+
+    /// Adds to `batch` the removal of the index entries and counters of the
+    /// tree at `prefixes` (its own lists, and those below).
+    pub(super) fn index_purge(
+        &self,
+        batch: &mut OwnedWriteBatch,
+        prefixes: [&[u8]; 2],
+    ) -> StorageResult<()> {
+        for prefix in prefixes {
+            for key in Self::keys_with_prefix(&self.grants, prefix)? {
+                let [parent, resource, id, principal] = split4(&key)?;
+                batch.remove(&self.grantees, grantee_key(principal, parent, resource, id));
+                batch.remove(&self.grants, key);
+            }
+            for key in Self::keys_with_prefix(&self.counts, prefix)? {
+                batch.remove(&self.counts, key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the new values of the counters `deltas` moves, skipping lists
+    /// in the `purged` trees (their counters go with them). The caller holds
+    /// `commit_lock`: the read-modify-write is exact.
+    pub(super) fn write_counts(
+        &self,
+        batch: &mut OwnedWriteBatch,
+        deltas: CountDeltas,
+        purged: &[String],
+    ) -> StorageResult<()> {
+        for ((parent, resource), delta) in deltas.0 {
+            if grants::in_purged(purged, &parent) {
+                continue;
+            }
+            let key = timestamp_key(&parent, resource);
+            let now = self.count_of(&key)?;
+            let next = now.saturating_add_signed(delta);
+            batch.insert(&self.counts, key, next.to_be_bytes());
+        }
+        Ok(())
+    }
+
+    pub(super) fn count_of(&self, key: &[u8]) -> StorageResult<u64> {
+        match self.counts.get(key).map_err(unavailable)? {
+            Some(v) => decode_u64(&v),
+            None => Ok(0),
+        }
+    }
+
+    pub(super) fn granted_to(&self, principal: &str) -> StorageResult<Vec<Grant>> {
+        let mut prefix = principal.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for key in Self::keys_with_prefix(&self.grantees, &prefix)? {
+            let [_, parent, resource, id] = split4(&key)?;
+            out.push(Grant {
+                parent: parent.to_owned(),
+                resource: resource.to_owned(),
+                id: id.to_owned(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Builds the counters and the principal index from the objects, once,
+    /// if this store was written before they existed (or by another version).
+    pub(super) fn index_if_missing(&self) -> StorageResult<()> {
+        let version = self.meta.get(INDEX_KEY).map_err(unavailable)?;
+        if version.as_deref() == Some(INDEX_VERSION) {
+            return Ok(());
+        }
+        tracing::info!("building the list counters and the principal index of this store");
+        self.clear(&[&self.counts, &self.grantees, &self.grants])?;
+        let mut counts: HashMap<Vec<u8>, u64> = HashMap::new();
+        let mut batch = self.db.batch();
+        let mut pending = 0;
+        for item in self.objects.prefix(b"") {
+            let (key, value) = item.into_inner().map_err(unavailable)?;
+            let object = decode(&value)?;
+            if object.deleted {
+                continue;
+            }
+            let key = [&key[..], b"\0"].concat();
+            let [parent, resource, _, _] = split4(&key)?;
+            *counts.entry(timestamp_key(parent, resource)).or_default() += 1;
+            let named = grants::principals(&object.permissions);
+            for p in named.into_iter().filter(|_| grants::indexed(resource)) {
+                batch.insert(
+                    &self.grantees,
+                    grantee_key(p, parent, resource, &object.id),
+                    [],
+                );
+                batch.insert(&self.grants, grant_key(parent, resource, &object.id, p), []);
+                pending += 2;
+            }
+            if pending >= REBUILD_BATCH {
+                std::mem::replace(&mut batch, self.db.batch())
+                    .commit()
+                    .map_err(unavailable)?;
+                pending = 0;
+            }
+        }
+        for (key, n) in counts {
+            batch.insert(&self.counts, key, n.to_be_bytes());
+        }
+        batch.insert(&self.meta, INDEX_KEY, INDEX_VERSION);
+        batch.commit().map_err(unavailable)?;
+        self.db
+            .persist(fjall::PersistMode::SyncAll)
+            .map_err(unavailable)
+    }
+
+    /// Removes every key of `keyspaces`.
+    pub(super) fn clear(&self, keyspaces: &[&Keyspace]) -> StorageResult<()> {
+        let mut batch = self.db.batch();
+        for ks in keyspaces {
+            for key in Self::keys_with_prefix(ks, b"")? {
+                batch.remove(ks, key);
+            }
+        }
+        batch.commit().map_err(unavailable)
+    }
+}

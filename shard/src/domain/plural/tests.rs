@@ -86,7 +86,7 @@ async fn an_unfiltered_head_counts_without_walking_the_list() {
         storage,
         ShardSettings {
             index: 0,
-            layout: kinto_placement::ShardLayout::fixed(1),
+            map: kinto_placement::live::LiveMap::fixed(kinto_placement::live::Placement::fixed(1)),
             grants: Default::default(),
             features: Default::default(),
             cache_entries: 100,

@@ -35,9 +35,9 @@ def call(url, method="GET", body=None, user="bench", timeout=600):
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             raw = r.read()
-            status, headers = r.status, dict(r.headers)
+            status, headers = r.status, {k.lower(): v for k, v in r.headers.items()}
     except urllib.error.HTTPError as e:
-        raw, status, headers = e.read(), e.code, dict(e.headers)
+        raw, status, headers = e.read(), e.code, {k.lower(): v for k, v in e.headers.items()}
     elapsed = time.perf_counter() - t0
     return status, headers, (json.loads(raw) if raw else None), elapsed
 
@@ -94,7 +94,7 @@ def paginate(url):
         if status != 200:
             raise SystemExit(f"{url}: {status}")
         seen += len(body["data"])
-        url = headers.get("Next-Page")
+        url = headers.get("next-page")
     return round(time.perf_counter() - t0, 2), seen
 
 

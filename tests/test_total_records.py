@@ -68,3 +68,28 @@ def test_shared_records_count_what_the_caller_sees(api, bob, bucket):
         api.create_record(bucket, cid, {"i": i}, rid=f"r{i}", permissions=perms)
     assert total(api, url) == 4
     assert total(bob, url) == 2
+
+
+def test_a_head_answers_the_count_alone(api, bob, bucket, paged_api):
+    """Kinto counts and returns before it pages: no `Next-Page` on a HEAD, whether the count comes from the counter
+    (unfiltered, the whole list visible), from the walk (filtered), or for a caller who sees only what is shared
+    with them; nor with `paginate_by` smaller than the list."""
+    cid = api.create_collection(bucket)
+    url = f"/buckets/{bucket}/collections/{cid}/records"
+    batch(api, [{"method": "PUT", "path": f"{url}/r{i}",
+                 "body": {"data": {"g": i % 2}, "permissions": {"read": [bob.principal] if i < 3 else []}}}
+                for i in range(6)], 201)
+    for query, count, who in (("?_limit=2", 6, api), ("?_limit=1&g=1", 3, api), ("?gt_g=-1&_limit=1", 6, api),
+                              ("?_limit=1", 3, bob)):
+        r = who.head(url + query)
+        assert r.status_code == 200, (query, r.status_code)
+        assert r.headers["Total-Records"] == str(count), query
+        assert "Next-Page" not in r.headers, (query, r.headers.get("Next-Page"))
+        assert not r.content
+    paged_bucket = paged_api.create_bucket()
+    paged_cid = paged_api.create_collection(paged_bucket)
+    paged = f"/buckets/{paged_bucket}/collections/{paged_cid}/records"
+    batch(paged_api, [{"method": "PUT", "path": f"{paged}/r{i}", "body": {"data": {}}} for i in range(7)], 201)
+    r = paged_api.head(paged)
+    assert r.headers["Total-Records"] == "7" and "Next-Page" not in r.headers
+    assert "Next-Page" in paged_api.get(paged).headers

@@ -771,7 +771,14 @@ fn list_response(
     params: &ListParams,
     r: OpResult,
 ) -> Result<KResponse, KintoError> {
-    if method != pb::Method::Head && !r.has_more && params.fields.is_none() {
+    if method == pb::Method::Head {
+        // Kinto answers a HEAD with the count alone: no page, no `Next-Page`.
+        let mut resp = KResponse::empty(200).with("content-type", "application/json");
+        resp.set("total-objects", r.total.to_string());
+        resp.set("total-records", r.total.to_string());
+        return Ok(list_headers(resp, method, params, &r, None));
+    }
+    if !r.has_more && params.fields.is_none() {
         // Nothing to read in the page: the shard's printed list passes through.
         let mut out = Vec::with_capacity(r.data_json.len() + 10);
         out.extend_from_slice(b"{\"data\":");
@@ -791,14 +798,7 @@ fn list_response(
     if let Some(f) = &params.fields {
         items = items.iter().map(|o| query::project(o, f)).collect();
     }
-    let resp = if method == pb::Method::Head {
-        let mut resp = KResponse::empty(200).with("content-type", "application/json");
-        resp.set("total-objects", r.total.to_string());
-        resp.set("total-records", r.total.to_string());
-        resp
-    } else {
-        KResponse::json(200, object([("data", Value::Array(items))]))
-    };
+    let resp = KResponse::json(200, object([("data", Value::Array(items))]));
     Ok(list_headers(resp, method, params, &r, next))
 }
 

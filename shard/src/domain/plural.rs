@@ -167,10 +167,18 @@ impl Shard {
                 !o.deleted && allowed(t.kind, need, chain, who, g)
             }
         };
-        let mut page = select::select(walk, &req.query, keep, &req.budget).await?;
-        if counted {
-            page.total = self.storage.count(&parent, t.kind.name()).await?;
-        }
+        // Kinto answers a HEAD with the count alone (no objects, no
+        // `Next-Page`): with the counter, no page is read at all.
+        let page = if counted {
+            select::Selected {
+                rows: Vec::new(),
+                visible: 0,
+                total: self.storage.count(&parent, t.kind.name()).await?,
+                has_more: false,
+            }
+        } else {
+            select::select(walk, &req.query, keep, &req.budget).await?
+        };
         if shared_only && page.visible == 0 {
             return Err(deny(who));
         } else if shared_only {

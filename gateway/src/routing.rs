@@ -257,7 +257,7 @@ impl ShardMap {
                 Err(s) => vec![Err(reply::from_status(index, "execute_many", &s)); count],
             };
             for (result, op) in results.iter_mut().zip(ops) {
-                if matches!(result, Err(e) if e.kind == kinto_proto::ErrorKind::WrongShard) {
+                if crate::retry::refused_for_placement(result) {
                     let owner = owner_of(&op, &this.map.current()).unwrap_or(index);
                     *result = this.execute(owner, op).await;
                 }

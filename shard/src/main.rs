@@ -74,8 +74,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         kinto_shard::placement::fixed(count)
     };
     let storage = backend.open(&cfg, index, count)?;
-    let admin = kinto_shard::admin::build(index, std::sync::Arc::clone(&map));
-    let service = kinto_shard::server::build(storage, &raw, &cfg, index, map)?;
+    let (service, admin) = kinto_shard::server::build(storage, &raw, &cfg, index, map)?;
     if let Some(bind) = &cfg.metrics_bind {
         kinto_runtime::metrics::serve(bind).await?;
     }

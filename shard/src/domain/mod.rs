@@ -34,6 +34,7 @@ mod cache_expires;
 pub use kinto_model::clock;
 mod commit;
 mod draft;
+mod fence;
 mod granted;
 mod history;
 mod load;
@@ -181,7 +182,10 @@ impl Shard {
         // `/buckets` and `/accounts` span every shard; a POST to them is
         // checked once its id is known (`check_placed_here`).
         match req.target.placement() {
-            Some(key) => self.check_placed_here(key, req.generation),
+            Some(key) => {
+                self.check_placed_here(key, req.generation)?;
+                self.check_fence(key, req)
+            }
             None => Ok(()),
         }
     }

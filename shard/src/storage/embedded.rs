@@ -24,7 +24,11 @@
 //! reveals a commit that a killed process could lose.
 
 mod indexes;
+#[cfg(test)]
+mod move_tests;
 mod scan;
+mod slot_copy;
+mod slots;
 
 use super::grants;
 use super::{Chunk, Grant, Range, Storage, StorageError, StorageResult, StoredObject, Write};
@@ -44,6 +48,10 @@ pub struct EmbeddedStorage {
     grantees: Keyspace,
     grants: Keyspace,
     meta: Keyspace,
+    /// The staged copies of slots moving here (`slot_copy`).
+    staged: Keyspace,
+    /// Which slots commits may write (`slots`).
+    fence: slots::Fence,
     /// Held from a commit's first read to its batch's commit: counters are
     /// read, adjusted and written back, which concurrent commits would race.
     commit_lock: std::sync::Mutex<()>,
@@ -178,6 +186,8 @@ impl EmbeddedStorage {
             grantees: ks("grantees")?,
             grants: ks("grants")?,
             meta: ks("meta")?,
+            staged: ks("staged")?,
+            fence: slots::Fence::default(),
             commit_lock: std::sync::Mutex::new(()),
             fsync_on_persist: fsync_interval.is_zero(),
             flushes: Flushes::default(),
@@ -387,6 +397,8 @@ impl Storage for EmbeddedStorage {
             .commit_lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The fence of a move: checked under the lock its freeze takes too.
+        self.fence.check(&writes)?;
         // Persisted by `persist`, once per gRPC call, not here.
         let mut batch = self.db.batch().durability(None);
         let mut deltas = indexes::CountDeltas::default();
@@ -518,6 +530,10 @@ impl Storage for EmbeddedStorage {
     async fn health(&self) -> StorageResult<()> {
         self.timestamps.get(b"\0health").map_err(unavailable)?;
         Ok(())
+    }
+
+    fn slot_moves(&self) -> Option<&dyn super::slots::SlotMoves> {
+        Some(self)
     }
 }
 

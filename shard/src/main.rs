@@ -55,16 +55,21 @@ async fn run(cli: Cli) -> Result<(), String> {
     let map = if backend.is_local() {
         // An embedded store holds the buckets of the map it was started
         // with; another count would hide them.
-        let dir = cfg
-            .placement_dir
-            .clone()
-            .unwrap_or_else(|| cfg.data_dir.join("placement"));
+        let dir = cfg.placement_dir();
         let map = kinto_placement::file_store::open_or_init(&dir, count)?;
         let stored = map.shards.len();
         if stored != count as usize {
             return Err(format!(
                 "{} holds a map of {stored} shards (generation {}), not {count}: start with \
                  shard_count {stored}, or change the count by a rebalance (docs/placement.md)",
+                dir.display(),
+                map.generation
+            ));
+        }
+        if !map.shards.contains_key(&index) {
+            return Err(format!(
+                "{} holds a map without shard {index} (generation {}): a new shard joins \
+                 with `kinto-shard admin join` first (docs/placement.md)",
                 dir.display(),
                 map.generation
             ));

@@ -30,6 +30,8 @@ pub struct Placement {
     /// Shards owning at least one slot, in id order: those a request that
     /// spans every shard must ask.
     holders: Vec<u32>,
+    /// Each shard's address in the map, by id (empty: none given).
+    addresses: Vec<String>,
 }
 
 impl Placement {
@@ -43,6 +45,7 @@ impl Placement {
             shards,
             moving: BTreeMap::new(),
             holders: (0..shards).collect(),
+            addresses: Vec::new(),
         }
     }
 
@@ -51,10 +54,20 @@ impl Placement {
         let mut holders: Vec<u32> = owners.clone();
         holders.sort_unstable();
         holders.dedup();
+        let shards = map.shards.keys().next_back().map_or(1, |last| last + 1);
+        let addresses = (0..shards)
+            .map(|id| {
+                map.shards
+                    .get(&id)
+                    .map(|e| e.address.clone())
+                    .unwrap_or_default()
+            })
+            .collect();
         Placement {
             generation: map.generation,
             owners,
-            shards: map.shards.keys().next_back().map_or(1, |last| last + 1),
+            shards,
+            addresses,
             moving: map.moving.iter().map(|(&s, m)| (s, m.to)).collect(),
             holders,
         }
@@ -64,6 +77,14 @@ impl Placement {
     #[inline]
     pub fn moving_to(&self, slot: u32) -> Option<u32> {
         self.moving.get(&slot).copied()
+    }
+
+    /// Where `shard` is reached, if the map says.
+    pub fn address(&self, shard: u32) -> Option<&str> {
+        self.addresses
+            .get(shard as usize)
+            .map(String::as_str)
+            .filter(|a| !a.is_empty())
     }
 
     /// Whether `shard` owns at least one slot.

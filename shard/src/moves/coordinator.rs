@@ -22,9 +22,6 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 /// How long the copy of one batch may take once frozen.
 const COPY_TIMEOUT: Duration = Duration::from_secs(120);
-/// How long a release or an acquire may take (the shards also follow the
-/// map by themselves).
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Coordinator {
     store: FileMapStore,
@@ -276,10 +273,13 @@ impl Coordinator {
             return self.fail(&batch, why).await;
         }
         // 3. Copy and verify.
-        let copied = tokio::time::timeout(COPY_TIMEOUT, copy(&mut from, &mut to, &request))
-            .await
-            .map_err(|_| "the copy timed out".to_string())
-            .and_then(|r| r);
+        let copied = tokio::time::timeout(
+            COPY_TIMEOUT,
+            copy(&mut from, &mut to, &request, self.freeze_timeout),
+        )
+        .await
+        .map_err(|_| "the copy timed out".to_string())
+        .and_then(|r| r);
         let entries = match copied {
             Ok(n) => n,
             Err(why) => return self.fail(&batch, why).await,
@@ -315,13 +315,13 @@ impl Coordinator {
             slots: batch.slots.clone(),
             generation: handed,
         };
-        if let Err(e) = settle(from.release(request.clone())).await {
+        if let Err(e) = settle(self.freeze_timeout, from.release(request.clone())).await {
             say(format!(
                 "warning: shard {} did not release yet ({e}); it will when it reads the map",
                 batch.from
             ));
         }
-        if let Err(e) = settle(to.acquire(request)).await {
+        if let Err(e) = settle(self.freeze_timeout, to.acquire(request)).await {
             say(format!(
                 "warning: shard {} did not acquire yet ({e}); it will when it reads the map",
                 batch.to
@@ -365,7 +365,7 @@ impl Coordinator {
             generation,
         };
         if let Ok(mut from) = self.client(&map, batch.from).await {
-            if let Err(e) = settle(from.unfreeze(request.clone())).await {
+            if let Err(e) = settle(self.freeze_timeout, from.unfreeze(request.clone())).await {
                 say(format!(
                     "warning: shard {} did not unfreeze yet ({e})",
                     batch.from
@@ -373,7 +373,7 @@ impl Coordinator {
             }
         }
         if let Ok(mut to) = self.client(&map, batch.to).await {
-            if let Err(e) = settle(to.release(request)).await {
+            if let Err(e) = settle(self.freeze_timeout, to.release(request)).await {
                 say(format!(
                     "warning: shard {} did not drop its copy yet ({e})",
                     batch.to
@@ -384,10 +384,13 @@ impl Coordinator {
     }
 }
 
+/// A release, acquire or unfreeze, bounded: the shards also follow the map
+/// by themselves, so one that does not answer is only reported.
 async fn settle<T>(
+    timeout: Duration,
     call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<(), String> {
-    match tokio::time::timeout(SETTLE_TIMEOUT, call).await {
+    match tokio::time::timeout(timeout, call).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(s)) => Err(s.message().to_owned()),
         Err(_) => Err("timed out".into()),
@@ -400,6 +403,7 @@ async fn copy(
     from: &mut ShardAdminClient<Channel>,
     to: &mut ShardAdminClient<Channel>,
     request: &SlotsRequest,
+    stall: Duration,
 ) -> Result<u64, String> {
     let mut pages = from
         .stream_slots(request.clone())
@@ -416,9 +420,10 @@ async fn copy(
             .await
             .map_err(|_| "the new owner hung up".to_string())?;
         let mut sent = None;
-        while let Some(page) = pages
-            .message()
+        // A paused or hung old owner stops the stream: give up on it.
+        while let Some(page) = tokio::time::timeout(stall, pages.message())
             .await
+            .map_err(|_| "the stream stalled".to_string())?
             .map_err(|s| format!("the stream broke: {}", s.message()))?
         {
             if !page.digest.is_empty() {

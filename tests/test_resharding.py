@@ -1,6 +1,6 @@
 """Online resharding on the embedded store (issue 19, docs/placement.md section 5): real `kinto-gateway` and
 `kinto-shard` processes on loopback share a placement directory, and `kinto-shard admin join|rebalance` moves slots
-between them while users keep writing (If-Match chains, /batch, default-bucket creation, new buckets). Afterwards
+between them while users keep writing (If-Match chains, /batch, default-bucket creation, new buckets, accounts). Afterwards
 every acknowledged write is there, every chain unbroken, every collection's timestamps strictly increasing, and every
 bucket listed once. Then the old owner SIGSTOPped, and a shard SIGKILLed, in the middle of a move.
 Ours only (Kinto has no shards)."""
@@ -17,7 +17,9 @@ import requests
 from harness import BASE_SETTINGS, BIN, _clean_env, _env_settings, free_port
 from test_live_map import metric, start, wait_for
 
-SETTINGS = {**BASE_SETTINGS, "includes": "kinto.plugins.default_bucket", "request_timeout_seconds": "30"}
+SETTINGS = {**BASE_SETTINGS, "includes": "kinto.plugins.default_bucket kinto.plugins.accounts",
+            "multiauth_policies": "account basicauth", "account_create_principals": "system.Everyone",
+            "request_timeout_seconds": "30"}
 
 
 class Deployment:
@@ -177,6 +179,10 @@ class Writers:
     def __enter__(self):
         for u in range(self.users):
             auth = (f"user{u}", "pw")
+            # Even users are accounts: their password is checked against their account's shard, which moves too.
+            if u % 2 == 0:
+                r = requests.put(f"{self.url}/accounts/user{u}", json={"data": {"password": "pw"}}, timeout=30)
+                assert r.status_code == 201, r.text
             assert requests.put(f"{self.url}/buckets/w{u}", auth=auth, timeout=30).status_code in (200, 201)
             for c in ("c", "bulk"):
                 r = requests.put(f"{self.url}/buckets/w{u}/collections/{c}", auth=auth, timeout=30)

@@ -185,7 +185,13 @@ impl ShardMap {
             return Err("no shard_urls configured".into());
         }
         let tls = tls.cloned();
-        let grow: Grow = Arc::new(move |u: &str| grpc_link(u, tls.as_ref()));
+        // Links the map adds are made on the map's watcher thread: a channel
+        // spawns its worker on this runtime.
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let grow: Grow = Arc::new(move |u: &str| {
+            let _entered = runtime.as_ref().map(|r| r.enter());
+            grpc_link(u, tls.as_ref())
+        });
         let clients = urls
             .iter()
             .map(|u| grow(u))
@@ -306,16 +312,28 @@ impl ShardMap {
     /// The stored bcrypt hash of account `id` (empty when there is none).
     pub fn account_hash(&self, id: &str) -> Call<Result<String, KintoError>> {
         let index = self.shard_of_key(PlacementKey::Account(id));
-        let Some(mut client) = self.links().get(index).cloned() else {
-            return Box::pin(std::future::ready(Err(no_such_shard(index))));
-        };
-        let id = id.to_owned();
+        let (this, id) = (self.clone(), id.to_owned());
         Box::pin(async move {
-            client
-                .account_hash(tonic::Request::new(AccountHashRequest { id }))
-                .await
-                .map(|r| r.into_inner().password_hash)
-                .map_err(|s| reply::from_status(index, "account_hash", &s))
+            // Retried like an operation: a moving account is refused, not missing.
+            crate::retry::routed(
+                &this.map,
+                index,
+                |p| Some(p.owner(PlacementKey::Account(&id)) as usize),
+                |index, _| {
+                    let (links, id) = (this.links(), id.clone());
+                    async move {
+                        let Some(mut client) = links.get(index).cloned() else {
+                            return Err(no_such_shard(index));
+                        };
+                        client
+                            .account_hash(tonic::Request::new(AccountHashRequest { id }))
+                            .await
+                            .map(|r| r.into_inner().password_hash)
+                            .map_err(|s| reply::from_status(index, "account_hash", &s))
+                    }
+                },
+            )
+            .await
         })
     }
 

@@ -14,12 +14,21 @@ impl Shard {
         key: PlacementKey<'_>,
         req: &Request,
     ) -> Result<(), KintoError> {
+        let read = matches!(req.method, pb::Method::Get | pb::Method::Head)
+            && !(req.implicit_bucket || req.implicit_collection);
+        self.check_slot(key, read)
+    }
+
+    /// [`Shard::check_fence`] for a read outside an operation.
+    pub(super) fn check_fence_read(&self, key: PlacementKey<'_>) -> Result<(), KintoError> {
+        self.check_slot(key, true)
+    }
+
+    fn check_slot(&self, key: PlacementKey<'_>, read: bool) -> Result<(), KintoError> {
         let Some(moves) = self.storage().slot_moves() else {
             return Ok(());
         };
         let slot = key.slot();
-        let read = matches!(req.method, pb::Method::Get | pb::Method::Head)
-            && !(req.implicit_bucket || req.implicit_collection);
         match moves.state(slot) {
             SlotState::Owned => Ok(()),
             SlotState::Frozen if read => Ok(()),

@@ -109,6 +109,20 @@ impl AdminService {
         }
     }
 
+    /// Unfreeze and Acquire: the map gives `slots` to this shard, which
+    /// takes them back (frozen) or over (staged).
+    async fn owned_here(&self, request: SlotsRequest) -> Result<Response<SlotsReply>, Status> {
+        let SlotsRequest { slots, generation } = request;
+        let map = self.map_at(generation).await?;
+        let index = self.index;
+        Self::each(
+            &slots,
+            |s| map.owner_of_slot(s) == index && map.moving_to(s).is_none(),
+            "the map does not give it to this shard",
+        )?;
+        self.settle(slots, generation, &[SlotState::Owned]).await
+    }
+
     /// Reconciles `slots` with the map, then checks they reached `state`.
     async fn settle(
         &self,
@@ -123,9 +137,7 @@ impl AdminService {
             mover
                 .reconcile(&map, Some(&slots))
                 .map_err(storage_failed)?;
-            let moves = mover
-                .moves()
-                .ok_or_else(|| Status::unimplemented("no moves"))?;
+            let moves = moves_of(&mover)?;
             Self::each(
                 &slots,
                 |s| state.contains(&moves.state(s)),
@@ -135,6 +147,13 @@ impl AdminService {
         })
         .await
     }
+}
+
+/// The store's moves of `mover`.
+fn moves_of(mover: &Mover) -> Result<&dyn crate::storage::slots::SlotMoves, Status> {
+    mover
+        .moves()
+        .ok_or_else(|| Status::unimplemented("this shard's store does not move slots"))
 }
 
 type PageStream = Pin<Box<dyn Stream<Item = Result<SlotPage, Status>> + Send>>;
@@ -194,15 +213,8 @@ impl ShardAdmin for AdminService {
         &self,
         request: Request<SlotsRequest>,
     ) -> Result<Response<SlotsReply>, Status> {
-        let SlotsRequest { slots, generation } = request.into_inner();
-        let map = self.map_at(generation).await?;
-        let index = self.index;
-        Self::each(
-            &slots,
-            |s| map.owner_of_slot(s) == index && map.moving_to(s).is_none(),
-            "the map does not give it back to this shard",
-        )?;
-        self.settle(slots, generation, &[SlotState::Owned]).await
+        // A rolled-back move: the map gives the slots back to this shard.
+        self.owned_here(request.into_inner()).await
     }
 
     type StreamSlotsStream = PageStream;
@@ -213,9 +225,7 @@ impl ShardAdmin for AdminService {
     ) -> Result<Response<PageStream>, Status> {
         let SlotsRequest { mut slots, .. } = request.into_inner();
         let mover = self.mover()?;
-        let moves = mover
-            .moves()
-            .ok_or_else(|| Status::unimplemented("no moves"))?;
+        let moves = moves_of(&mover)?;
         // Only a frozen slot holds still while it is read.
         Self::each(
             &slots,
@@ -229,13 +239,8 @@ impl ShardAdmin for AdminService {
             let mut digest = StreamDigest::default();
             for slot in slots {
                 let m = Arc::clone(&mover);
-                let entries = blocking(move || {
-                    m.moves()
-                        .ok_or_else(|| Status::unimplemented("no moves"))?
-                        .export(slot)
-                        .map_err(storage_failed)
-                })
-                .await;
+                let entries =
+                    blocking(move || moves_of(&m)?.export(slot).map_err(storage_failed)).await;
                 let entries = match entries {
                     Ok(e) => e,
                     Err(s) => {
@@ -324,20 +329,12 @@ impl ShardAdmin for AdminService {
                 .collect::<Result<Vec<_>, Status>>()?;
             if !entries.is_empty() {
                 let m = Arc::clone(&mover);
-                blocking(move || {
-                    m.moves()
-                        .ok_or_else(|| Status::unimplemented("no moves"))?
-                        .stage(entries)
-                        .map_err(storage_failed)
-                })
-                .await?;
+                blocking(move || moves_of(&m)?.stage(entries).map_err(storage_failed)).await?;
             }
             page = pages.next().await.transpose()?;
         }
         let digest = blocking(move || {
-            mover
-                .moves()
-                .ok_or_else(|| Status::unimplemented("no moves"))?
+            moves_of(&mover)?
                 .staged_digest(&slots)
                 .map_err(storage_failed)
         })
@@ -353,15 +350,7 @@ impl ShardAdmin for AdminService {
         &self,
         request: Request<SlotsRequest>,
     ) -> Result<Response<SlotsReply>, Status> {
-        let SlotsRequest { slots, generation } = request.into_inner();
-        let map = self.map_at(generation).await?;
-        let index = self.index;
-        Self::each(
-            &slots,
-            |s| map.owner_of_slot(s) == index && map.moving_to(s).is_none(),
-            "the map does not hand it to this shard",
-        )?;
-        self.settle(slots, generation, &[SlotState::Owned]).await
+        self.owned_here(request.into_inner()).await
     }
 
     async fn release(

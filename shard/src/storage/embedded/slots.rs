@@ -100,6 +100,16 @@ impl EmbeddedStorage {
         self.db.persist(PersistMode::SyncAll).map_err(unavailable)
     }
 
+    /// Owned ⇄ foreign, in memory only: what the map says at start-up anyway.
+    fn flip(&self, slots: &[u32], to: u8, what: &str) -> StorageResult<()> {
+        let _lock = self.locked();
+        self.expect(slots, &[SlotState::Foreign, SlotState::Owned], what)?;
+        for &slot in slots {
+            self.fence.set(slot, to);
+        }
+        Ok(())
+    }
+
     /// Checks that every slot of `slots` is in one of `from`.
     fn expect(&self, slots: &[u32], from: &[SlotState], what: &str) -> StorageResult<()> {
         for &slot in slots {
@@ -267,20 +277,10 @@ impl SlotMoves for EmbeddedStorage {
     }
 
     fn adopt(&self, slots: &[u32]) -> StorageResult<()> {
-        let _lock = self.locked();
-        self.expect(slots, &[SlotState::Foreign, SlotState::Owned], "adopt")?;
-        for &slot in slots {
-            self.fence.set(slot, OWNED);
-        }
-        Ok(())
+        self.flip(slots, OWNED, "adopt")
     }
 
     fn hide(&self, slots: &[u32]) -> StorageResult<()> {
-        let _lock = self.locked();
-        self.expect(slots, &[SlotState::Foreign, SlotState::Owned], "hide")?;
-        for &slot in slots {
-            self.fence.set(slot, FOREIGN);
-        }
-        Ok(())
+        self.flip(slots, FOREIGN, "hide")
     }
 }

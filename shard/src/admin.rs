@@ -135,7 +135,7 @@ impl AdminService {
         let generation = map.generation();
         blocking(move || {
             mover
-                .reconcile(&map, Some(&slots))
+                .reconcile(&map, Some(&slots), true)
                 .map_err(storage_failed)?;
             let moves = moves_of(&mover)?;
             Self::each(

@@ -11,7 +11,17 @@ use crate::storage::slots::{SlotMoves, SlotState};
 use crate::storage::StorageResult;
 use kinto_placement::live::{LiveMap, Placement};
 use kinto_placement::SLOTS;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// How long after reading a handoff a shard waits for the coordinator's
+/// `Acquire` before it acquires by itself. The coordinator releases the old
+/// owner's copy first, then calls `Acquire`: waiting keeps the two copies
+/// from being listed at once (`GET /buckets`, `/permissions`) unless the
+/// coordinator is gone or the old owner does not answer. Longer than the
+/// coordinator's wait for a release (`freeze_timeout_seconds`, default 5).
+const SELF_ACQUIRE_AFTER: Duration = Duration::from_secs(10);
 
 /// The moves of one shard over its store.
 pub struct Mover {
@@ -20,6 +30,8 @@ pub struct Mover {
     map: Arc<LiveMap>,
     /// One reconciliation or freeze at a time.
     busy: Mutex<()>,
+    /// A delayed acquire is pending ([`SELF_ACQUIRE_AFTER`]).
+    acquire_pending: AtomicBool,
 }
 
 /// What the map asks of one slot in a given state.
@@ -68,18 +80,49 @@ impl Mover {
             shard,
             map: Arc::clone(&map),
             busy: Mutex::new(()),
+            acquire_pending: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&mover);
         // Called with the current map at once: start-up finishes what a
         // stop interrupted.
         map.on_change(move |p| {
             if let Some(mover) = weak.upgrade() {
-                if let Err(e) = mover.reconcile(p, None) {
-                    tracing::error!(error = %e, "cannot bring the slots in line with the map");
-                }
+                mover.follow(p);
             }
         });
         Ok(Some(mover))
+    }
+
+    /// Follows a map change: every step at once but an acquire, which
+    /// waits for the coordinator's call or [`SELF_ACQUIRE_AFTER`].
+    fn follow(self: &Arc<Self>, p: &Placement) {
+        match self.reconcile(p, None, false) {
+            Ok(true) => self.acquire_later(),
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "cannot bring the slots in line with the map"),
+        }
+    }
+
+    fn acquire_later(self: &Arc<Self>) {
+        if self.acquire_pending.swap(true, SeqCst) {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("slot-acquire".into())
+            .spawn(move || {
+                std::thread::sleep(SELF_ACQUIRE_AFTER);
+                let Some(mover) = weak.upgrade() else { return };
+                mover.acquire_pending.store(false, SeqCst);
+                let current = mover.map.current();
+                if let Err(e) = mover.reconcile(&current, None, true) {
+                    tracing::error!(error = %e, "cannot acquire the slots the map hands over");
+                }
+            });
+        if let Err(e) = spawned {
+            self.acquire_pending.store(false, SeqCst);
+            tracing::error!(error = %e, "cannot wait to acquire the slots the map hands over");
+        }
     }
 
     pub fn index(&self) -> u32 {
@@ -119,10 +162,16 @@ impl Mover {
         result
     }
 
-    /// Brings `only` (or every slot) in line with `p`.
-    pub fn reconcile(&self, p: &Placement, only: Option<&[u32]>) -> StorageResult<()> {
+    /// Brings `only` (or every slot) in line with `p`; an acquire only
+    /// when `acquire`. Returns whether an acquire was left undone.
+    pub fn reconcile(
+        &self,
+        p: &Placement,
+        only: Option<&[u32]>,
+        acquire: bool,
+    ) -> StorageResult<bool> {
         let Some(moves) = self.moves() else {
-            return Ok(());
+            return Ok(false);
         };
         let _busy = self.busy();
         let all: Vec<u32>;
@@ -134,8 +183,13 @@ impl Mover {
             }
         };
         let mut steps: Vec<(Step, Vec<u32>)> = Vec::new();
+        let mut deferred = false;
         for &slot in slots {
             if let Some(s) = step(moves.state(slot), p, self.index, slot) {
+                if s == Step::Acquire && !acquire {
+                    deferred = true;
+                    continue;
+                }
                 match steps.iter_mut().find(|(k, _)| *k == s) {
                     Some((_, list)) => list.push(slot),
                     None => steps.push((s, vec![slot])),
@@ -143,7 +197,7 @@ impl Mover {
             }
         }
         if steps.is_empty() {
-            return Ok(());
+            return Ok(deferred);
         }
         // Before: nothing cached of an arriving slot survives; after: a
         // read racing the change cached nothing stale.
@@ -160,7 +214,7 @@ impl Mover {
         }
         self.shard.drop_caches();
         self.report();
-        Ok(())
+        Ok(deferred)
     }
 
     /// Slots in the given state.

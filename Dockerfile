@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# The kinto-rs image: kinto-gateway, kinto-shard and the all-in-one kinto, run as a non-root user.
+# The kinto-rs image: kinto-gateway, kinto-shard, kinto-operator and the all-in-one kinto, run as a non-root user.
 #   docker build -t kinto-rs:0.1.0 --build-arg KINTO_RS_COMMIT=$(git rev-parse HEAD) .
 # The Helm chart (helm/kinto-rs) runs the binaries by name; settings come as KINTO_* variables.
 
@@ -22,9 +22,9 @@ ARG KINTO_RS_COMMIT=unknown
 ENV KINTO_RS_COMMIT=${KINTO_RS_COMMIT}
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p kinto-gateway -p kinto-shard -p kinto \
+    cargo build --release --locked -p kinto-gateway -p kinto-shard -p kinto-operator -p kinto \
  && mkdir -p /out \
- && for bin in kinto-gateway kinto-shard kinto; do \
+ && for bin in kinto-gateway kinto-shard kinto-operator kinto; do \
       cp "target/release/$bin" /out/ && strip --strip-debug "/out/$bin"; \
     done
 

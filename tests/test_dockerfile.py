@@ -47,7 +47,7 @@ def test_image_runs_as_a_non_root_user_with_the_binaries_the_chart_runs():
         for line in template.read_text().splitlines():
             if line.strip().startswith("command: ["):
                 run_by_chart.add(line.split('"')[1])
-    assert run_by_chart == {"kinto-gateway", "kinto-shard"}
+    assert run_by_chart == {"kinto-gateway", "kinto-shard", "kinto-operator"}
     for binary in run_by_chart | {"kinto"}:
         assert build[build.index(binary) - 1] == "-p", binary
         assert binary in copied, binary

@@ -11,18 +11,13 @@ than pytest's per-test timeout.
 import base64
 import json
 import os
-import shutil
-import signal
 import subprocess
-import tempfile
-import time
-from pathlib import Path
 
 import pytest
-import requests
 import yaml
 
-from harness import REPO, free_port
+from harness import REPO
+from kube import running, tool
 
 CHART = REPO / "helm/kinto-rs"
 NAMESPACE = "kinto"
@@ -35,18 +30,9 @@ CASES = {
 }
 
 
-def _tool(env_var, script):
-    """What tests/run exported in `env_var`, else the tool's last line (pytest started by hand)."""
-    if os.environ.get(env_var):
-        return os.environ[env_var]
-    r = subprocess.run([str(REPO / script)], capture_output=True, text=True, timeout=3600)
-    assert r.returncode == 0, f"{script} failed:\n{r.stderr[-3000:]}"
-    return r.stdout.strip().splitlines()[-1]
-
-
 @pytest.fixture(scope="module")
 def helm():
-    return _tool("KINTO_TEST_HELM", "tools/helm/setup")
+    return tool("KINTO_TEST_HELM", "tools/helm/setup")
 
 
 def run_helm(helm, *args, check=True, env=None):
@@ -159,11 +145,12 @@ def test_cql_renders_the_migration_hook_and_no_volume(rendered):
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_network_policy_lets_only_gateways_reach_shards(rendered, case):
+def test_network_policy_lets_only_gateways_and_the_operator_reach_shards(rendered, case):
     docs = rendered[case]
     policy = one(docs, "NetworkPolicy", "-shard")["spec"]
     shard_labels = one(docs, "StatefulSet", "-shard")["spec"]["template"]["metadata"]["labels"]
     gateway_labels = one(docs, "Deployment", "-gateway")["spec"]["template"]["metadata"]["labels"]
+    operator_labels = one(docs, "Deployment", "-operator")["spec"]["template"]["metadata"]["labels"]
     selects = policy["podSelector"]["matchLabels"].items()
     assert selects <= shard_labels.items()
     assert not selects <= gateway_labels.items()
@@ -171,10 +158,13 @@ def test_network_policy_lets_only_gateways_reach_shards(rendered, case):
     grpc_rules = [rule for rule in policy["ingress"] if rule["ports"] == [{"port": "grpc", "protocol": "TCP"}]]
     assert len(grpc_rules) == 1
     peers = grpc_rules[0]["from"]
-    assert len(peers) == 1 and set(peers[0]) == {"podSelector"}
-    allowed = peers[0]["podSelector"]["matchLabels"].items()
-    assert allowed <= gateway_labels.items()
-    assert not allowed <= shard_labels.items()
+    # The gateways (Kinto's API) and the operator (the shards' admin API), each matched alone.
+    assert len(peers) == 2 and all(set(p) == {"podSelector"} for p in peers)
+    gateways, operator = (p["podSelector"]["matchLabels"].items() for p in peers)
+    assert gateways <= gateway_labels.items() and not gateways <= operator_labels.items()
+    assert operator <= operator_labels.items() and not operator <= gateway_labels.items()
+    for allowed in (gateways, operator):
+        assert not allowed <= shard_labels.items()
     # Other rules (metrics scraping) open only the metrics port.
     assert all(rule["ports"] == [{"port": "metrics", "protocol": "TCP"}] for rule in policy["ingress"]
                if rule is not grpc_rules[0])
@@ -277,88 +267,62 @@ def test_gateways_autoscale_and_both_tiers_have_disruption_budgets(rendered, cas
     assert one(docs, "PodDisruptionBudget", "-shard")["spec"]["maxUnavailable"] == 1
 
 
+@pytest.mark.parametrize("case", CASES)
+def test_the_operator_watches_a_cluster_of_the_charts_shards(rendered, case):
+    docs = rendered[case]
+    cluster = one(docs, "KintoCluster")
+    sts = one(docs, "StatefulSet", "-shard")
+    assert cluster["spec"]["shards"] == sts["spec"]["replicas"]
+    urls = configmap(docs, "gateway")["KINTO_SHARD_URLS"].split(",")
+    template = cluster["spec"]["shardAddressTemplate"]
+    assert [template.replace("{index}", str(i)) for i in range(len(urls))] == urls
+    operator = one(docs, "Deployment", "-operator")
+    pod = operator["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in container(operator)["env"]}
+    # Each replica is named by its pod in the Lease; the namespace is the release's.
+    assert env["KINTO_OPERATOR_IDENTITY"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["KINTO_OPERATOR_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    account = one(docs, "ServiceAccount", "-operator")["metadata"]["name"]
+    assert pod["serviceAccountName"] == account
+    binding = one(docs, "RoleBinding", "-operator")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}]
+    role = one(docs, "Role", "-operator")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    granted = {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"]
+               for r in rule["resources"]}
+    assert granted == {
+        ("kinto-rs.dev", "kintoclusters"): {"get", "list", "watch"},
+        ("kinto-rs.dev", "kintoclusters/status"): {"get", "patch", "update"},
+        ("coordination.k8s.io", "leases"): {"get", "create", "update"},
+        ("events.k8s.io", "events"): {"create", "patch"},
+    }
+    if values_file(case).get("mtls", {}).get("enabled"):
+        assert env["KINTO_GRPC_CLIENT_CERT_FILE"]["value"].startswith("/etc/kinto/mtls/")
+
+
 # --- a real kube-apiserver ----------------------------------------------------------------------------------
-
-class Kube:
-    """An API client with the admin certificate tools/kube/run made."""
-
-    def __init__(self, directory, port):
-        self.dir, self.base = Path(directory), f"https://127.0.0.1:{port}"
-        self.http = requests.Session()
-        # REQUESTS_CA_BUNDLE and proxy variables would otherwise override the cluster's CA (and loopback).
-        self.http.trust_env = False
-        self.http.verify = str(self.dir / "ca.crt")
-        self.http.cert = (str(self.dir / "admin.crt"), str(self.dir / "admin.key"))
-        self._resources = {}
-
-    def resource(self, api_version, kind):
-        """(plural, namespaced) of a kind, from the server's discovery documents."""
-        if api_version not in self._resources:
-            path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-            r = self.http.get(self.base + path, timeout=30)
-            assert r.status_code == 200, f"discovery {path}: {r.status_code} {r.text}"
-            self._resources[api_version] = {
-                res["kind"]: (res["name"], res["namespaced"]) for res in r.json()["resources"] if "/" not in res["name"]}
-        assert kind in self._resources[api_version], f"the server has no {kind} in {api_version}"
-        return self._resources[api_version][kind]
-
-    def collection(self, manifest, namespace):
-        api_version = manifest["apiVersion"]
-        plural, namespaced = self.resource(api_version, manifest["kind"])
-        prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-        return self.base + prefix + (f"/namespaces/{namespace}" if namespaced else "") + f"/{plural}"
-
-    def dry_run(self, manifest, namespace=NAMESPACE):
-        # Strict: a field the API does not know is an error, not silently dropped.
-        return self.http.post(self.collection(manifest, namespace), json=manifest, timeout=30,
-                              params={"dryRun": "All", "fieldValidation": "Strict"})
-
 
 @pytest.fixture(scope="module")
 def kube():
-    if os.environ.get("KINTO_TEST_NO_KUBE") == "1":
-        if os.environ.get("CI"):
-            pytest.fail("CI is set with KINTO_TEST_NO_KUBE=1: the chart would go unchecked by an API server")
-        pytest.skip("KINTO_TEST_NO_KUBE=1: the kube-apiserver checks of the chart are disabled")
-    bin_dir = _tool("KINTO_TEST_KUBE_BIN", "tools/kube/setup")
-    directory = tempfile.mkdtemp(prefix="kinto-rs-kube-")
-    port, etcd_port, peer_port = free_port(), free_port(), free_port()
-    log = open(Path(directory) / "run.log", "w")
-    proc = subprocess.Popen([str(REPO / "tools/kube/run"), directory, str(port), str(etcd_port), str(peer_port)],
-                            env={**os.environ, "KINTO_TEST_KUBE_BIN": bin_dir}, stdout=log, stderr=log,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + 150
-        while not (Path(directory) / "kubeconfig").exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("kube-apiserver did not start: " + (Path(directory) / "run.log").read_text()[-3000:]
-                            + "\n" + (Path(directory) / "apiserver.log").read_text()[-3000:], pytrace=False)
-            time.sleep(0.5)
-        k = Kube(directory, port)
-        r = k.http.post(f"{k.base}/api/v1/namespaces", json={
-            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}, timeout=30)
-        assert r.status_code == 201, r.text
+    with running(NAMESPACE) as k:
+        # As `helm install` does: the chart's CRDs first, so its KintoCluster can be checked against them.
+        for path in sorted((CHART / "crds").glob("*.yaml")):
+            crd = yaml.safe_load(path.read_text())
+            r = k.http.post(f"{k.base}/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=crd,
+                            params={"fieldValidation": "Strict"}, timeout=30)
+            assert r.status_code == 201, r.text
         yield k
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_the_api_server_refuses_what_it_should(kube, rendered):
     """The dry run below is a real check: the same server refuses a misspelt field and an invalid value."""
     sts = json.loads(json.dumps(one(rendered["default"], "StatefulSet", "-shard")))
     sts["spec"]["replica"] = 3
-    r = kube.dry_run(sts)
+    r = kube.dry_run(sts, NAMESPACE)
     assert r.status_code in (400, 422) and "replica" in r.text, r.text
     sts = json.loads(json.dumps(one(rendered["default"], "StatefulSet", "-shard")))
     sts["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] = "other"
-    r = kube.dry_run(sts)
+    r = kube.dry_run(sts, NAMESPACE)
     assert r.status_code == 422 and "selector" in r.text, r.text
 
 
@@ -366,7 +330,7 @@ def test_the_api_server_refuses_what_it_should(kube, rendered):
 def test_every_rendered_manifest_passes_a_server_side_dry_run(kube, rendered, case):
     refused = []
     for manifest in rendered[case]:
-        r = kube.dry_run(manifest)
+        r = kube.dry_run(manifest, NAMESPACE)
         if r.status_code != 201:
             refused.append(f"{manifest['kind']} {manifest['metadata']['name']}: {r.status_code} {r.text[:600]}")
     assert not refused, "\n".join(refused)

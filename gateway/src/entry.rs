@@ -135,7 +135,12 @@ async fn entry_inner(app: Arc<App>, request: Request<Body>, route: &str) -> KRes
                     json: None,
                 };
                 let timeout = Duration::from_secs(app.config.request_timeout_seconds.max(1));
-                match crate::deadline::within(timeout, crate::http::handle(&app, req)).await {
+                // Boxed: the dispatcher's future is large (every endpoint's
+                // states), and each wrapper around it (deadline, backoff
+                // scope, span, axum's own box) would otherwise copy it whole
+                // when it is built; see docs/benchmarks.md.
+                let work = Box::pin(crate::http::handle(&app, req));
+                match crate::deadline::within(timeout, work).await {
                     Some(resp) => resp,
                     None => KResponse::error(
                         &kinto_proto::KintoError::unavailable("request deadline passed")

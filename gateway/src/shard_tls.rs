@@ -14,32 +14,12 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The TLS configuration of `cfg` for every shard, or `None` for plaintext;
 /// `shard_urls` are checked against it.
 pub fn client_tls(cfg: &GatewayConfig) -> Result<Option<ClientTlsConfig>, String> {
-    let identity = tls::pair(
-        ("grpc_client_cert_file", &cfg.grpc_client_cert_file),
-        ("grpc_client_key_file", &cfg.grpc_client_key_file),
-    )?;
-    let config = match (&cfg.grpc_server_ca_file, identity) {
-        (None, Some(_)) => {
-            return Err(
-                "grpc_client_cert_file is set but grpc_server_ca_file is not: the shards' \
-                 certificates need a CA to be checked against"
-                    .into(),
-            )
-        }
-        (None, None) => None,
-        (Some(ca), identity) => {
-            let mut config = ClientTlsConfig::new()
-                .ca_certificate(tls::certificates("grpc_server_ca_file", ca)?)
-                .timeout(HANDSHAKE_TIMEOUT);
-            if let Some((cert, key)) = identity {
-                config = config.identity(tls::identity(
-                    ("grpc_client_cert_file", cert),
-                    ("grpc_client_key_file", key),
-                )?);
-            }
-            Some(config)
-        }
-    };
+    let config = tls::shard_client(
+        &cfg.grpc_server_ca_file,
+        &cfg.grpc_client_cert_file,
+        &cfg.grpc_client_key_file,
+    )?
+    .map(|c| c.timeout(HANDSHAKE_TIMEOUT));
     for url in &cfg.shard_urls {
         check_url(url, config.is_some(), cfg.grpc_insecure)?;
     }

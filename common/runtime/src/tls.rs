@@ -41,6 +41,39 @@ pub fn pair<'a>(
     }
 }
 
+/// The client side of the channel to the shards, from the settings
+/// `grpc_server_ca_file`, `grpc_client_cert_file` and `grpc_client_key_file`
+/// (the gateway's and the operator's): `None` for plaintext.
+pub fn shard_client(
+    ca: &Option<String>,
+    cert: &Option<String>,
+    key: &Option<String>,
+) -> Result<Option<tonic::transport::ClientTlsConfig>, String> {
+    let identity = pair(
+        ("grpc_client_cert_file", cert),
+        ("grpc_client_key_file", key),
+    )?;
+    match (ca, identity) {
+        (None, Some(_)) => Err(
+            "grpc_client_cert_file is set but grpc_server_ca_file is not: the shards' \
+             certificates need a CA to be checked against"
+                .into(),
+        ),
+        (None, None) => Ok(None),
+        (Some(ca), identity) => {
+            let mut config = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(certificates("grpc_server_ca_file", ca)?);
+            if let Some((cert, key)) = identity {
+                config = config.identity(self::identity(
+                    ("grpc_client_cert_file", cert),
+                    ("grpc_client_key_file", key),
+                )?);
+            }
+            Ok(Some(config))
+        }
+    }
+}
+
 /// Is `host` (an IP address, `[v6]`, or a name) this machine's loopback?
 /// Only then may the channel run without mutual TLS by default.
 pub fn is_loopback_host(host: &str) -> bool {

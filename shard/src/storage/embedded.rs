@@ -10,7 +10,7 @@
 //! - `changes`:    `parent \0 resource \0 be64(last_modified) id` → empty
 //! - `timestamps`: `parent \0 resource` → be64
 //! - `members`:    `principal \0 group_uri` → empty
-//! - `counts`, `grantees`, `grants`, `meta`: the list counters and the
+//! - `counts`, `grantees`, `meta`: the list counters and the
 //!   principal index ([`indexes`])
 //!
 //! Durability: a commit goes to the journal's in-process buffer;
@@ -46,14 +46,14 @@ pub struct EmbeddedStorage {
     members: Keyspace,
     counts: Keyspace,
     grantees: Keyspace,
-    grants: Keyspace,
     meta: Keyspace,
     /// The staged copies of slots moving here (`slot_copy`).
     staged: Keyspace,
     /// Which slots commits may write (`slots`).
     fence: slots::Fence,
-    /// Held from a commit's first read to its batch's commit: counters are
-    /// read, adjusted and written back, which concurrent commits would race.
+    /// Held from a commit's counter reads to its batch's commit: counters
+    /// are read, adjusted and written back, which concurrent commits (of two
+    /// buckets' lists, or of the shared top-level lists) would race.
     commit_lock: std::sync::Mutex<()>,
     fsync_on_persist: bool,
     flushes: Flushes,
@@ -177,6 +177,10 @@ impl EmbeddedStorage {
             })
             .map_err(unavailable)
         };
+        if db.keyspace_exists(indexes::OLD_REVERSE_KEYSPACE) {
+            let old = ks(indexes::OLD_REVERSE_KEYSPACE)?;
+            db.delete_keyspace(old).map_err(unavailable)?;
+        }
         let store = std::sync::Arc::new(EmbeddedStorage {
             objects: ks("objects")?,
             changes: ks("changes")?,
@@ -184,7 +188,6 @@ impl EmbeddedStorage {
             members: ks("members")?,
             counts: ks("counts")?,
             grantees: ks("grantees")?,
-            grants: ks("grants")?,
             meta: ks("meta")?,
             staged: ks("staged")?,
             fence: slots::Fence::default(),
@@ -392,13 +395,11 @@ impl Storage for EmbeddedStorage {
         if let Some(len) = writes.iter().map(longest_key).find(|l| *l > MAX_KEY_BYTES) {
             return Err(StorageError::Corrupt(format!("a key of {len} bytes")));
         }
-        // A poisoned lock guards no data of its own: the store is still whole.
-        let _one_writer = self
-            .commit_lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // The fence of a move: checked under the lock its freeze takes too.
-        self.fence.check(&writes)?;
+        // The batch is built without the store's lock: the caller holds the
+        // bucket's write lock (see [`Storage::commit`]), so the versions read
+        // here cannot change before the batch lands, and commits of other
+        // buckets prepare theirs in parallel.
+        let slots = self.fence.slots_of(&writes);
         // Persisted by `persist`, once per gRPC call, not here.
         let mut batch = self.db.batch().durability(None);
         let mut deltas = indexes::CountDeltas::default();
@@ -481,6 +482,14 @@ impl Storage for EmbeddedStorage {
                 }
             }
         }
+        // Only the counters' read-modify-write and the batch's commit are
+        // serialised. A poisoned lock guards no data of its own.
+        let _one_writer = self
+            .commit_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The fence of a move: checked under the lock its freeze takes too.
+        self.fence.check(&slots)?;
         self.write_counts(&mut batch, deltas, &purged)?;
         // A failed commit counts as written too: it left nothing to flush.
         self.flushes.begun.fetch_add(1, SeqCst);
@@ -523,7 +532,6 @@ impl Storage for EmbeddedStorage {
             &self.members,
             &self.counts,
             &self.grantees,
-            &self.grants,
         ])
     }
 
@@ -601,13 +609,32 @@ mod tests {
             store.commit(writes).await.expect("commit");
             // As an older version left it: objects, no indexes.
             store
-                .clear(&[&store.counts, &store.grantees, &store.grants, &store.meta])
+                .clear(&[&store.counts, &store.grantees, &store.meta])
                 .expect("clear");
             store.persist().await.expect("persist");
             assert_eq!(store.count(p, "record").await.expect("count"), 0);
         }
         let store = open(dir.path(), Duration::ZERO);
         crate::storage::conformance_indexes::assert_eve_indexed(store.as_ref(), p).await;
+    }
+
+    /// Earlier builds kept a reverse index beside the same index version;
+    /// it would hold disk space forever, so opening the store drops it.
+    #[tokio::test]
+    async fn the_old_reverse_index_is_dropped_at_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = open(dir.path(), Duration::ZERO);
+            let old = store
+                .db
+                .keyspace(indexes::OLD_REVERSE_KEYSPACE, Default::default)
+                .expect("keyspace");
+            old.insert(b"/p\0record\0x\0eve", []).expect("insert");
+            store.persist().await.expect("persist");
+            assert!(store.db.keyspace_exists(indexes::OLD_REVERSE_KEYSPACE));
+        }
+        let store = open(dir.path(), Duration::ZERO);
+        assert!(!store.db.keyspace_exists(indexes::OLD_REVERSE_KEYSPACE));
     }
 
     #[tokio::test]

@@ -292,6 +292,10 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Apply every write, all or none. Visible to readers when it returns;
     /// durable once [`Storage::persist`] returns.
+    ///
+    /// The caller serialises the writes of one bucket, and of the top-level
+    /// lists (the domain's write locks): a backend may read the versions a
+    /// commit replaces before it applies them, without a lock of its own.
     async fn commit(&self, writes: Vec<Write>) -> StorageResult<()>;
 
     /// Make every commit so far survive a kill of this process (and, with

@@ -4,15 +4,17 @@
 //! Keyspaces (keys `\0`-separated, as in the others):
 //! - `counts`:   `parent \0 resource` → be64 live objects of the list
 //! - `grantees`: `principal \0 parent \0 resource \0 id` → empty (the index)
-//! - `grants`:   `parent \0 resource \0 id \0 principal` → empty (its
-//!   reverse, laid out like `objects`, so a cascade finds the entries of a
-//!   tree by prefix without decoding the tree's objects)
-//! - `meta`:     `indexes` → version, set once the two indexes cover the store
+//! - `meta`:     `indexes` → version, set once the index covers the store
 //!
 //! What a commit pays: one point read of the version each `Put` replaces
-//! (only where the write says one exists: its liveness and old ACL) and one
-//! of each counter it moves, under a lock that serialises the store's
-//! commits (fjall's journal serialises their writes anyway).
+//! (only where the write says one exists: its liveness and old ACL), one
+//! index entry per principal an ACL gains or loses, and one read of each
+//! counter it moves, under a lock held only for those reads and the batch's
+//! commit (fjall's journal serialises the writes anyway).
+//!
+//! The index has no reverse (object → principals) of its own: a cascade
+//! reads the ACLs from the objects it deletes, which it walks anyway. So
+//! every record's creator costs one index entry, not two, on the hot path.
 //!
 //! A store written before these existed has objects but no `meta` entry: it
 //! is indexed once, at open, by one walk of every object.
@@ -26,6 +28,10 @@ use std::collections::HashMap;
 /// Bumped when what the indexes hold changes: a store with another value is
 /// indexed again at open.
 const INDEX_VERSION: &[u8] = b"2";
+
+/// A reverse index (object → principals) that earlier builds kept beside the
+/// same index version: dropped at open if present.
+pub(super) const OLD_REVERSE_KEYSPACE: &str = "grants";
 const INDEX_KEY: &[u8] = b"indexes";
 
 /// Writes per batch of the one-time rebuild: bounded memory on a large store.
@@ -37,14 +43,6 @@ fn grantee_key(principal: &str, parent: &str, resource: &str, id: &str) -> Vec<u
     k.push(0);
     k.extend_from_slice(&list_prefix(parent, resource));
     k.extend_from_slice(id.as_bytes());
-    k
-}
-
-fn grant_key(parent: &str, resource: &str, id: &str, principal: &str) -> Vec<u8> {
-    let mut k = list_prefix(parent, resource);
-    k.extend_from_slice(id.as_bytes());
-    k.push(0);
-    k.extend_from_slice(principal.as_bytes());
     k
 }
 
@@ -62,6 +60,16 @@ fn split4(key: &[u8]) -> StorageResult<[&str; 4]> {
         return Err(StorageError::Corrupt("index key has too few parts".into()));
     }
     Ok(out)
+}
+
+/// The object stored at `key` (`parent \0 resource \0 id`) unless it is a
+/// tombstone, with its key `\0`-terminated for [`split4`].
+fn live_object(key: &[u8], value: &[u8]) -> StorageResult<Option<(Vec<u8>, StoredObject)>> {
+    let object = decode(value)?;
+    if object.deleted {
+        return Ok(None);
+    }
+    Ok(Some(([key, b"\0"].concat(), object)))
 }
 
 /// Count changes of one commit, by list key, applied once at its end.
@@ -89,7 +97,6 @@ impl EmbeddedStorage {
         let (gone, added) = grants::changed(resource, old, new);
         for p in gone {
             batch.remove(&self.grantees, grantee_key(p, parent, resource, &new.id));
-            batch.remove(&self.grants, grant_key(parent, resource, &new.id, p));
         }
         for p in added {
             batch.insert(
@@ -97,7 +104,6 @@ impl EmbeddedStorage {
                 grantee_key(p, parent, resource, &new.id),
                 [],
             );
-            batch.insert(&self.grants, grant_key(parent, resource, &new.id, p), []);
         }
     }
 
@@ -109,10 +115,18 @@ impl EmbeddedStorage {
         prefixes: [&[u8]; 2],
     ) -> StorageResult<()> {
         for prefix in prefixes {
-            for key in Self::keys_with_prefix(&self.grants, prefix)? {
-                let [parent, resource, id, principal] = split4(&key)?;
-                batch.remove(&self.grantees, grantee_key(principal, parent, resource, id));
-                batch.remove(&self.grants, key);
+            for item in self.objects.prefix(prefix) {
+                let (key, value) = item.into_inner().map_err(unavailable)?;
+                let Some((key, object)) = live_object(&key, &value)? else {
+                    continue;
+                };
+                let [parent, resource, _, _] = split4(&key)?;
+                if !grants::indexed(resource) {
+                    continue;
+                }
+                for p in grants::principals(&object.permissions) {
+                    batch.remove(&self.grantees, grantee_key(p, parent, resource, &object.id));
+                }
             }
             for key in Self::keys_with_prefix(&self.counts, prefix)? {
                 batch.remove(&self.counts, key);
@@ -172,17 +186,15 @@ impl EmbeddedStorage {
             return Ok(());
         }
         tracing::info!("building the list counters and the principal index of this store");
-        self.clear(&[&self.counts, &self.grantees, &self.grants])?;
+        self.clear(&[&self.counts, &self.grantees])?;
         let mut counts: HashMap<Vec<u8>, u64> = HashMap::new();
         let mut batch = self.db.batch();
         let mut pending = 0;
         for item in self.objects.prefix(b"") {
             let (key, value) = item.into_inner().map_err(unavailable)?;
-            let object = decode(&value)?;
-            if object.deleted {
+            let Some((key, object)) = live_object(&key, &value)? else {
                 continue;
-            }
-            let key = [&key[..], b"\0"].concat();
+            };
             let [parent, resource, _, _] = split4(&key)?;
             *counts.entry(timestamp_key(parent, resource)).or_default() += 1;
             let named = grants::principals(&object.permissions);
@@ -192,8 +204,7 @@ impl EmbeddedStorage {
                     grantee_key(p, parent, resource, &object.id),
                     [],
                 );
-                batch.insert(&self.grants, grant_key(parent, resource, &object.id, p), []);
-                pending += 2;
+                pending += 1;
             }
             if pending >= REBUILD_BATCH {
                 std::mem::replace(&mut batch, self.db.batch())

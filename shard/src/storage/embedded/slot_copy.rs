@@ -8,10 +8,11 @@
 //! to the shard's buckets, not to their contents. Everything else is read
 //! by prefix (a bucket's lists: `/buckets/b \0…` and `/buckets/b/…`) or by
 //! point lookups of keys derived from those (the `_since` entry of a
-//! top-level object, the principal index's `grantees` from `grants`, group
-//! memberships from the groups' `members`).
+//! top-level object, the principal index's `grantees` from each object's
+//! ACL, group memberships from the groups' `members`).
 
 use super::{decode, decode_u64, list_prefix, timestamp_key, unavailable, EmbeddedStorage};
+use crate::storage::grants;
 use crate::storage::slots::SlotEntry;
 use crate::storage::{StorageError, StorageResult};
 use fjall::{Keyspace, OwnedWriteBatch};
@@ -25,7 +26,6 @@ const TIMESTAMPS: u8 = 3;
 const MEMBERS: u8 = 4;
 const COUNTS: u8 = 5;
 const GRANTEES: u8 = 6;
-const GRANTS: u8 = 7;
 
 /// The top-level lists whose objects are placed themselves.
 const ROOTS: [&str; 2] = ["bucket", "account"];
@@ -46,14 +46,20 @@ fn utf8(bytes: &[u8]) -> StorageResult<&str> {
     std::str::from_utf8(bytes).map_err(|e| StorageError::Corrupt(e.to_string()))
 }
 
-/// `parent \0 resource \0 id \0 principal` (grants) → `principal \0 parent
-/// \0 resource \0 id` (grantees).
-fn grantee_of(grant: &[u8]) -> Option<Vec<u8>> {
-    let cut = grant.iter().rposition(|b| *b == 0)?;
-    let mut k = grant[cut + 1..].to_vec();
-    k.push(0);
-    k.extend_from_slice(&grant[..cut]);
-    Some(k)
+/// The principal index's keys of the object stored at `key` (`parent \0
+/// resource \0 id`): `principal \0 parent \0 resource \0 id` for each
+/// principal its ACL names, as a commit indexes them (live objects only).
+fn grantee_keys(key: &[u8], value: &[u8]) -> StorageResult<Vec<Vec<u8>>> {
+    let mut parts = key.splitn(3, |b| *b == 0);
+    let (_, resource) = (parts.next(), utf8(parts.next().unwrap_or_default())?);
+    let object = decode(value)?;
+    if object.deleted || !grants::indexed(resource) {
+        return Ok(Vec::new());
+    }
+    Ok(grants::principals(&object.permissions)
+        .into_iter()
+        .map(|p| [p.as_bytes(), b"\0", key].concat())
+        .collect())
 }
 
 /// What moving a slot changes in the shard-wide lists (`/buckets`,
@@ -96,7 +102,6 @@ impl EmbeddedStorage {
             MEMBERS => &self.members,
             COUNTS => &self.counts,
             GRANTEES => &self.grantees,
-            GRANTS => &self.grants,
             _ => return None,
         })
     }
@@ -134,8 +139,8 @@ impl EmbeddedStorage {
         };
         for item in space.prefix(prefix) {
             let (key, value) = item.into_inner().map_err(unavailable)?;
-            if ks == GRANTS {
-                if let Some(grantee) = grantee_of(&key) {
+            if ks == OBJECTS {
+                for grantee in grantee_keys(&key, &value)? {
                     self.push_if_stored(out, slot, GRANTEES, grantee)?;
                 }
             }
@@ -163,9 +168,9 @@ impl EmbeddedStorage {
         change.extend_from_slice(&object.last_modified.to_be_bytes());
         change.extend_from_slice(object.id.as_bytes());
         self.push_if_stored(out, slot, CHANGES, change)?;
-        let mut grants = key.to_vec();
-        grants.push(0);
-        self.push_prefix(out, slot, GRANTS, &grants)?;
+        for grantee in grantee_keys(key, value)? {
+            self.push_if_stored(out, slot, GRANTEES, grantee)?;
+        }
         out.push(SlotEntry {
             slot,
             keyspace: OBJECTS,
@@ -179,7 +184,7 @@ impl EmbeddedStorage {
     fn bucket_entries(&self, out: &mut Vec<SlotEntry>, slot: u32, id: &str) -> StorageResult<()> {
         let uri = format!("/buckets/{id}");
         for prefix in [format!("{uri}\0"), format!("{uri}/")] {
-            for ks in [OBJECTS, CHANGES, TIMESTAMPS, COUNTS, GRANTS] {
+            for ks in [OBJECTS, CHANGES, TIMESTAMPS, COUNTS] {
                 self.push_prefix(out, slot, ks, prefix.as_bytes())?;
             }
         }
@@ -301,11 +306,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_grant_names_its_grantee_entry() {
-        let grant = b"/buckets/b\0collection\0c\0alice";
+    fn an_objects_acl_names_its_index_entries() {
+        let key = b"/buckets/b\0collection\0c";
+        let value = br#"{"id":"c","last_modified":1,"permissions":{"read":["alice"]}}"#;
         assert_eq!(
-            grantee_of(grant).as_deref(),
-            Some(&b"alice\0/buckets/b\0collection\0c"[..])
+            grantee_keys(key, value).expect("keys"),
+            vec![b"alice\0/buckets/b\0collection\0c".to_vec()]
         );
+        let tombstone = br#"{"id":"c","last_modified":1,"deleted":true}"#;
+        assert!(grantee_keys(key, tombstone).expect("keys").is_empty());
     }
 }

@@ -64,13 +64,18 @@ impl Fence {
         }
     }
 
+    /// The slots `writes` touch, while the fence is up (none before).
+    pub(super) fn slots_of(&self, writes: &[Write]) -> Vec<u32> {
+        if !self.attached.load(SeqCst) {
+            return Vec::new();
+        }
+        writes.iter().filter_map(slot_of_write).collect()
+    }
+
     /// Refuses a commit that touches a slot this store may not write. The
     /// caller holds the commit lock.
-    pub(super) fn check(&self, writes: &[Write]) -> StorageResult<()> {
-        if !self.attached.load(SeqCst) {
-            return Ok(());
-        }
-        for slot in writes.iter().filter_map(slot_of_write) {
+    pub(super) fn check(&self, slots: &[u32]) -> StorageResult<()> {
+        for &slot in slots {
             let state = self.get(slot);
             if state != SlotState::Owned {
                 return Err(refused(slot, state));

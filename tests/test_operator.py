@@ -1,0 +1,186 @@
+"""The operator (issue 20) against a real kube-apiserver + etcd (tests/kube.py): its generated CRD is accepted, two
+replicas share one Lease so that exactly one writes, the leader reports the layout the real `kinto-shard`
+processes serve by (ShardAdmin.Status) in the KintoCluster's status and events, a change of `spec.shards` is seen
+as the moves it needs, an unreachable shard degrades the cluster, and when the leader dies the other replica takes
+over. Moves themselves are run by the rebalance coordinator (docs/placement.md); this test covers the operator's
+own part. Ours only (Kinto has no operator)."""
+
+import json
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from harness import BIN, _clean_env, _die_with_parent, free_port
+from kube import running
+
+NAMESPACE = "kinto-op"
+GROUP, VERSION, PLURAL = "kinto-rs.dev", "v1alpha1", "kintoclusters"
+LEASE_SECONDS = 3
+
+
+@pytest.fixture(scope="module")
+def kube():
+    with running(NAMESPACE) as k:
+        yield k
+
+
+def wait_for(check, timeout, what):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def spawn(argv, env, log):
+    full = {**_clean_env(), **env}
+    with open(log, "w") as out:
+        return subprocess.Popen(argv, env=full, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                preexec_fn=_die_with_parent)
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def install_crd(kube):
+    crd = json.loads(subprocess.run([str(BIN / "kinto-operator"), "crd"], capture_output=True, text=True,
+                                    check=True, timeout=30).stdout)
+    base = f"{kube.base}/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    r = kube.http.post(base, json=crd, params={"fieldValidation": "Strict"}, timeout=30)
+    assert r.status_code == 201, r.text
+
+    def established():
+        got = kube.http.get(f"{base}/{crd['metadata']['name']}", timeout=30).json()
+        return any(c["type"] == "Established" and c["status"] == "True"
+                   for c in (got.get("status") or {}).get("conditions") or [])
+    wait_for(established, 30, "the CRD to be established")
+
+
+def cluster_url(kube, name=""):
+    url = f"{kube.base}/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}"
+    return f"{url}/{name}" if name else url
+
+
+def status_of(kube, name):
+    return kube.http.get(cluster_url(kube, name), timeout=30).json().get("status") or {}
+
+
+def set_shards(kube, name, shards):
+    r = kube.http.patch(cluster_url(kube, name), json={"spec": {"shards": shards}}, timeout=30,
+                        headers={"Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 200, r.text
+    return r.json()["metadata"]["generation"]
+
+
+def lease_holder(kube):
+    r = kube.http.get(f"{kube.base}/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/kinto-operator",
+                      timeout=30)
+    return r.json()["spec"].get("holderIdentity") if r.status_code == 200 else None
+
+
+def events_of(kube, name):
+    r = kube.http.get(f"{kube.base}/apis/events.k8s.io/v1/namespaces/{NAMESPACE}/events", timeout=30)
+    assert r.status_code == 200, r.text
+    return [e for e in r.json()["items"] if e.get("regarding", {}).get("name") == name]
+
+
+def condition(status, kind):
+    return next((c for c in status.get("conditions", []) if c["type"] == kind), {})
+
+
+def test_the_leader_reports_the_shards_layout_and_hands_over_when_it_dies(kube, tmp_path):
+    install_crd(kube)
+    # Shard i listens on 127.0.1.i (all of 127/8 is loopback), so one address template names them all, as a
+    # StatefulSet's stable pod names do in a cluster.
+    port = free_port()
+    placement = tmp_path / "placement"
+    shards, operators = [], {}
+    try:
+        for i in range(2):
+            shards.append(spawn([str(BIN / "kinto-shard")], {
+                "KINTO_BIND": f"127.0.1.{i}:{port}", "KINTO_DATA_DIR": str(tmp_path / f"shard-{i}"),
+                "KINTO_SHARD_INDEX": str(i), "KINTO_SHARD_COUNT": "2", "KINTO_PLACEMENT_DIR": str(placement),
+            }, tmp_path / f"shard-{i}.log"))
+        name = "kc"
+        r = kube.http.post(cluster_url(kube), json={
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "KintoCluster", "metadata": {"name": name},
+            "spec": {"shards": 2, "shardAddressTemplate": f"http://127.0.1.{{index}}:{port}"}},
+            params={"fieldValidation": "Strict"}, timeout=30)
+        assert r.status_code == 201, r.text
+        # The schema generated from the Rust types is enforced by the API server.
+        bad = kube.http.post(cluster_url(kube), json={
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "KintoCluster", "metadata": {"name": "bad"},
+            "spec": {"shards": 0, "shardAddressTemplate": "x"}}, timeout=30)
+        assert bad.status_code == 422, bad.text
+        for who in ("op-a", "op-b"):
+            operators[who] = spawn([str(BIN / "kinto-operator")], {
+                "KUBECONFIG": str(kube.dir / "kubeconfig"), "KINTO_OPERATOR_NAMESPACE": NAMESPACE,
+                "KINTO_OPERATOR_IDENTITY": who, "KINTO_OPERATOR_LEASE_SECONDS": str(LEASE_SECONDS),
+                "KINTO_OPERATOR_POLL_SECONDS": "1",
+            }, tmp_path / f"{who}.log")
+
+        status = wait_for(lambda: (s := status_of(kube, name)).get("phase") == "Balanced" and s, 60,
+                          "a Balanced status")
+        assert status["slotsPerShard"] == [2048, 2048]
+        assert status["mapGeneration"] == 1
+        assert status["observedGeneration"] == 1
+        assert status["slotsToMove"] == 0
+        leader = status["leader"]
+        assert leader in operators
+        assert lease_holder(kube) == leader
+        assert condition(status, "Balanced")["status"] == "True"
+        assert condition(status, "ShardsReachable")["status"] == "True"
+
+        # Asking for 3 shards: the leader sees the moves it needs (a third of the slots), not more.
+        generation = set_shards(kube, name, 3)
+        status = wait_for(lambda: (s := status_of(kube, name)).get("observedGeneration") == generation and s, 30,
+                          "the new spec to be observed")
+        assert status["phase"] == "Rebalancing"
+        assert status["slotsToMove"] == 1365
+        assert condition(status, "Balanced")["reason"] == "MovesPending"
+        # Shard 2 is not up: it owns nothing yet, so it holds the rebalance back without degrading the cluster.
+        assert "shard 2" in condition(status, "ShardsReachable")["message"]
+        assert any(e["reason"] == "Rebalancing" for e in events_of(kube, name))
+        assert status["leader"] == leader, "only the lease holder writes the status"
+
+        # A shard that owns slots and does not answer degrades the cluster, with a Warning event naming it.
+        stop(shards[1])
+        status = wait_for(lambda: (s := status_of(kube, name)).get("phase") == "Degraded" and s, 30,
+                          "a Degraded status")
+        assert "shard 1" in condition(status, "ShardsReachable")["message"]
+        assert any(e["reason"] == "Degraded" and e["type"] == "Warning" for e in events_of(kube, name))
+
+        # The leader dies without releasing its lease: the other replica takes over after a lease, and the
+        # status it writes names it.
+        operators[leader].kill()
+        operators[leader].wait()
+        other = next(w for w in operators if w != leader)
+        wait_for(lambda: lease_holder(kube) == other, 4 * LEASE_SECONDS + 10, "the other replica to take the lease")
+        generation = set_shards(kube, name, 2)
+        status = wait_for(lambda: (s := status_of(kube, name)).get("observedGeneration") == generation and s, 30,
+                          "the new leader to observe the spec")
+        assert status["leader"] == other
+        assert status["phase"] == "Degraded"
+    finally:
+        for proc in [*operators.values(), *shards]:
+            stop(proc)
+
+
+def test_the_generated_crd_is_the_one_the_chart_installs():
+    """helm/kinto-rs/crds/ holds the CRD `kinto-operator crd` prints, so the chart and the binary cannot drift."""
+    from harness import REPO
+    printed = json.loads(subprocess.run([str(BIN / "kinto-operator"), "crd"], capture_output=True, text=True,
+                                        check=True, timeout=30).stdout)
+    committed = yaml.safe_load((REPO / "helm/kinto-rs/crds/kintoclusters.yaml").read_text())
+    assert committed == printed

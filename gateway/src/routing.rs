@@ -94,6 +94,8 @@ pub struct ShardMap {
     /// Which shard owns which slot; sent with every call (its generation)
     /// so a shard can refuse a stale router.
     map: Arc<LiveMap>,
+    /// Makes links to shards the map adds (`None`: in process, no network).
+    grow: Option<Grow>,
 }
 
 /// The shard that owns the object `op` targets, if one does (not for the
@@ -135,17 +137,28 @@ impl ShardMap {
         let clients: Arc<std::sync::RwLock<Arc<[Link]>>> =
             Arc::new(std::sync::RwLock::new(clients.into()));
         let links = Arc::downgrade(&clients);
+        let on_change = grow.clone();
         map.on_change(move |p| {
             if p.generation() != start {
                 if let Some(c) = crate::metrics::MAP_REFRESHES.as_ref() {
                     c.inc();
                 }
             }
-            if let (Some(grow), Some(links)) = (&grow, links.upgrade()) {
+            if let (Some(grow), Some(links)) = (&on_change, links.upgrade()) {
                 add_links(&links, p, grow);
             }
         });
-        ShardMap { clients, map }
+        ShardMap { clients, map, grow }
+    }
+
+    /// The link to shard `index`. The map in force may name a shard a
+    /// moment before the watcher has made its link: it is made here then.
+    fn link(&self, index: usize) -> Option<Link> {
+        if let Some(link) = self.links().get(index) {
+            return Some(link.clone());
+        }
+        add_links(&self.clients, &self.map.current(), self.grow.as_ref()?);
+        self.links().get(index).cloned()
     }
 
     /// The links by shard id, as of now.
@@ -238,7 +251,7 @@ impl ShardMap {
                     // A copy per try: a refused operation is sent again.
                     let mut op = op.clone();
                     op.generation = generation;
-                    call_execute(&this.links(), index, op)
+                    call_execute(this.link(index), index, op)
                 },
             )
             .await
@@ -260,7 +273,7 @@ impl ShardMap {
         let generation = self.generation();
         let this = self.clone();
         let count = ops.len();
-        let mut client = self.links().get(index).cloned();
+        let mut client = self.link(index);
         let mut sent = ops.clone();
         for op in &mut sent {
             op.generation = generation;
@@ -320,9 +333,9 @@ impl ShardMap {
                 index,
                 |p| Some(p.owner(PlacementKey::Account(&id)) as usize),
                 |index, _| {
-                    let (links, id) = (this.links(), id.clone());
+                    let (link, id) = (this.link(index), id.clone());
                     async move {
-                        let Some(mut client) = links.get(index).cloned() else {
+                        let Some(mut client) = link else {
                             return Err(no_such_shard(index));
                         };
                         client
@@ -454,17 +467,14 @@ fn grpc_link(url: &str, tls: Option<&tonic::transport::ClientTlsConfig>) -> Resu
 /// Links to the shards `p` names beyond those known, at their addresses
 /// in the map (a rebalance adds shards: docs/placement.md, section 7).
 fn add_links(links: &std::sync::RwLock<Arc<[Link]>>, p: &Placement, grow: &Grow) {
-    let known = links
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .len();
+    let mut current = links
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let known = current.len();
     if p.shards() as usize <= known {
         return;
     }
-    let mut all: Vec<Link> = links
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .to_vec();
+    let mut all: Vec<Link> = current.to_vec();
     for id in known as u32..p.shards() {
         let Some(address) = p.address(id) else {
             // Ids are dense: a later shard cannot get this one's link.
@@ -478,18 +488,16 @@ fn add_links(links: &std::sync::RwLock<Arc<[Link]>>, p: &Placement, grow: &Grow)
             }
         }
     }
-    *links
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = all.into();
+    *current = all.into();
 }
 
-/// One `Execute` call to shard `index`.
+/// One `Execute` call to shard `index` over `link`.
 fn call_execute(
-    clients: &[Link],
+    link: Option<Link>,
     index: usize,
     op: Operation,
 ) -> Call<Result<OpResult, KintoError>> {
-    let Some(mut client) = clients.get(index).cloned() else {
+    let Some(mut client) = link else {
         return Box::pin(std::future::ready(Err(no_such_shard(index))));
     };
     // The caller's trace context rides in the gRPC metadata.

@@ -5,7 +5,9 @@ every acknowledged write is there, every chain unbroken, every collection's time
 bucket listed once. Then the old owner SIGSTOPped, and a shard SIGKILLed, in the middle of a move.
 Ours only (Kinto has no shards)."""
 
+import fcntl
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -15,7 +17,7 @@ import pytest
 import requests
 
 from harness import BASE_SETTINGS, BIN, _clean_env, _env_settings, free_port
-from test_live_map import metric, start, wait_for
+from test_live_map import metric, owners, slot, start, wait_for
 
 SETTINGS = {**BASE_SETTINGS, "includes": "kinto.plugins.default_bucket kinto.plugins.accounts",
             "multiauth_policies": "account basicauth", "account_create_principals": "system.Everyone",
@@ -328,3 +330,39 @@ def test_a_shard_killed_mid_move_loses_nothing(deployment):
     assert [f for f in writers.failures if f[1] != "request"] == []
     writers.verify()
     assert_settled(d, 3)
+
+
+def announce(d, slots, to):
+    """A coordinator that died after announcing a batch: the map shows `slots` moving to shard `to`."""
+    with open(d.placement / "lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stored = d.stored_map()
+        stored["generation"] += 1
+        stored["moving"] = {str(s): {"to": to} for s in slots}
+        tmp = d.placement / "map.json.tmp"
+        tmp.write_text(json.dumps(stored))
+        os.rename(tmp, d.placement / "map.json")
+
+
+def test_a_batch_left_moving_is_resumed_or_aborted(deployment):
+    d = deployment
+    auth = ("user0", "pw")
+    bucket = next(b for b in (f"r{i}" for i in range(10000)) if slot(b) < 8)
+    assert requests.put(f"{d.url}/buckets/{bucket}", auth=auth, timeout=30).status_code == 201
+    d.admin("join", "--shard", "2", "--address", f"http://127.0.0.1:{d.ports.setdefault(2, free_port())}")
+    d.start_shard(2, 3)
+    announce(d, range(8), 2)
+    # Aborted: the slots stay with shard 0, which still takes writes.
+    out = d.admin("abort").stdout
+    assert "rolled back 8 slots (0..=7) shard 0 -> shard 2" in out, out
+    assert "moving" not in d.stored_map()
+    r = requests.put(f"{d.url}/buckets/{bucket}/collections/c", auth=auth, timeout=30)
+    assert r.status_code == 201, r.text
+    # Resumed: the next rebalance finishes the batch first, then the rest.
+    announce(d, range(8), 2)
+    out = d.admin("rebalance", "--shards", "3").stdout
+    assert "resuming 8 slots (0..=7) shard 0 -> shard 2" in out and "balanced over 3 shards" in out, out
+    stored = d.stored_map()
+    assert owners(stored)[slot(bucket)] == 2
+    r = requests.get(f"{d.url}/buckets/{bucket}/collections/c", auth=auth, timeout=30)
+    assert r.status_code == 200, r.text

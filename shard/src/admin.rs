@@ -21,6 +21,11 @@ use tonic::{Request, Response, Status, Streaming};
 /// Entries per page of `StreamSlots`.
 const PAGE_ENTRIES: usize = 512;
 
+/// The longest `Stage` waits for the coordinator's next page: a coordinator
+/// that died mid-copy does not hold the call open (the staged copy is then
+/// dropped or redone by the next coordinator).
+const PAGE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub struct AdminService {
     index: u32,
     map: Arc<LiveMap>,
@@ -331,7 +336,10 @@ impl ShardAdmin for AdminService {
                 let m = Arc::clone(&mover);
                 blocking(move || moves_of(&m)?.stage(entries).map_err(storage_failed)).await?;
             }
-            page = pages.next().await.transpose()?;
+            page = tokio::time::timeout(PAGE_WAIT, pages.next())
+                .await
+                .map_err(|_| Status::deadline_exceeded("no page of the copy came in time"))?
+                .transpose()?;
         }
         let digest = blocking(move || {
             moves_of(&mover)?

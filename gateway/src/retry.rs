@@ -30,12 +30,15 @@ impl Backoff {
     }
 }
 
-fn wrong_shard(result: &Result<impl Sized, KintoError>) -> bool {
-    matches!(result, Err(e) if e.kind == ErrorKind::WrongShard)
+/// A refusal before any effect that another try may get past: the shard
+/// does not own the bucket (`WrongShard`), or its slot is frozen for a move
+/// (`Frozen`: served again once the move commits or rolls back).
+pub fn refused_for_placement(result: &Result<impl Sized, KintoError>) -> bool {
+    matches!(result, Err(e) if matches!(e.kind, ErrorKind::WrongShard | ErrorKind::Frozen))
 }
 
 /// Runs `call(shard, generation)` on the shard `route` picks in the map in
-/// force, again on `WrongShard` as the module says. `first` is the shard
+/// force, again on `WrongShard` or `Frozen` as the module says. `first` is the shard
 /// the caller already picked with the current map.
 pub async fn routed<T, F, Fut>(
     map: &LiveMap,
@@ -52,7 +55,7 @@ where
     let mut backoff = Backoff(FIRST_DELAY);
     loop {
         let result = call(shard, generation).await;
-        if !wrong_shard(&result) {
+        if !refused_for_placement(&result) {
             return result;
         }
         let newer = match map.refresh() {

@@ -83,13 +83,19 @@ link_methods! {
 /// One call to a shard, as a `Send + 'static` future.
 pub type Call<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
 
+/// Makes the link to a shard the map adds, from its address.
+type Grow = Arc<dyn Fn(&str) -> Result<Link, String> + Send + Sync>;
+
 #[derive(Clone)]
 pub struct ShardMap {
-    /// By shard id.
-    clients: Arc<[Link]>,
+    /// By shard id: those of `shard_urls`, then those the map added later
+    /// (reached at their address in the map).
+    clients: Arc<std::sync::RwLock<Arc<[Link]>>>,
     /// Which shard owns which slot; sent with every call (its generation)
     /// so a shard can refuse a stale router.
     map: Arc<LiveMap>,
+    /// Makes links to shards the map adds (`None`: in process, no network).
+    grow: Option<Grow>,
 }
 
 /// The shard that owns the object `op` targets, if one does (not for the
@@ -123,22 +129,54 @@ impl ShardMap {
             .into_iter()
             .map(|s| Link::Local(Arc::new(s)))
             .collect();
-        Ok(ShardMap::with(clients, map))
+        Ok(ShardMap::with(clients, map, None))
     }
 
-    fn with(clients: Vec<Link>, map: Arc<LiveMap>) -> Self {
+    fn with(clients: Vec<Link>, map: Arc<LiveMap>, grow: Option<Grow>) -> Self {
         let start = map.current().generation();
+        let clients: Arc<std::sync::RwLock<Arc<[Link]>>> =
+            Arc::new(std::sync::RwLock::new(clients.into()));
+        let links = Arc::downgrade(&clients);
+        let on_change = grow.clone();
         map.on_change(move |p| {
             if p.generation() != start {
                 if let Some(c) = crate::metrics::MAP_REFRESHES.as_ref() {
                     c.inc();
                 }
             }
+            if let (Some(grow), Some(links)) = (&on_change, links.upgrade()) {
+                add_links(&links, p, grow);
+            }
         });
-        ShardMap {
-            clients: clients.into(),
-            map,
+        ShardMap { clients, map, grow }
+    }
+
+    /// The link to shard `index`. The map in force may name a shard a
+    /// moment before the watcher has made its link: it is made here then.
+    fn link(&self, index: usize) -> Option<Link> {
+        if let Some(link) = self.links().get(index) {
+            return Some(link.clone());
         }
+        add_links(&self.clients, &self.map.current(), self.grow.as_ref()?);
+        self.links().get(index).cloned()
+    }
+
+    /// The links by shard id, as of now.
+    fn links(&self) -> Arc<[Link]> {
+        Arc::clone(
+            &self
+                .clients
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Shard ids a request spanning every shard asks: those owning slots.
+    fn holders(&self) -> Vec<usize> {
+        let placement = self.map.current();
+        (0..self.links().len())
+            .filter(|&i| placement.holds_slots(i as u32))
+            .collect()
     }
 
     /// Lazily-connecting plaintext clients for `urls`, in shard-index order,
@@ -159,34 +197,27 @@ impl ShardMap {
         if urls.is_empty() {
             return Err("no shard_urls configured".into());
         }
+        let tls = tls.cloned();
+        // Links the map adds are made on the map's watcher thread: a channel
+        // spawns its worker on this runtime.
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let grow: Grow = Arc::new(move |u: &str| {
+            let _entered = runtime.as_ref().map(|r| r.enter());
+            grpc_link(u, tls.as_ref())
+        });
         let clients = urls
             .iter()
-            .map(|u| {
-                let ep = Endpoint::from_shared(u.clone())
-                    .map_err(|e| format!("bad shard url {u}: {e}"))?
-                    .connect_timeout(Duration::from_secs(2))
-                    .timeout(Duration::from_secs(30))
-                    .tcp_nodelay(true);
-                let ep = match tls {
-                    Some(tls) => ep.tls_config(tls.clone()).map_err(|e| {
-                        format!("shard url {u}: {}", kinto_runtime::tls::causes(&e))
-                    })?,
-                    None => ep,
-                };
-                Ok(Link::Grpc(client(BoxCloneSyncService::new(
-                    ep.connect_lazy(),
-                ))))
-            })
+            .map(|u| grow(u))
             .collect::<Result<Vec<_>, String>>()?;
-        Ok(ShardMap::with(clients, map))
+        Ok(ShardMap::with(clients, map, Some(grow)))
     }
 
     pub fn len(&self) -> usize {
-        self.clients.len()
+        self.links().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.clients.is_empty()
+        self.links().is_empty()
     }
 
     /// The shard of a bucket (or of the key a route carries in place of a
@@ -210,7 +241,7 @@ impl ShardMap {
     /// `Send`, which it cannot prove through the generic client in
     /// handlers' futures.)
     pub fn execute(&self, index: usize, op: Operation) -> Call<Result<OpResult, KintoError>> {
-        let (clients, map) = (Arc::clone(&self.clients), Arc::clone(&self.map));
+        let (this, map) = (self.clone(), Arc::clone(&self.map));
         Box::pin(async move {
             crate::retry::routed(
                 &map,
@@ -220,7 +251,7 @@ impl ShardMap {
                     // A copy per try: a refused operation is sent again.
                     let mut op = op.clone();
                     op.generation = generation;
-                    call_execute(&clients, index, op)
+                    call_execute(this.link(index), index, op)
                 },
             )
             .await
@@ -242,7 +273,7 @@ impl ShardMap {
         let generation = self.generation();
         let this = self.clone();
         let count = ops.len();
-        let mut client = self.clients.get(index).cloned();
+        let mut client = self.link(index);
         let mut sent = ops.clone();
         for op in &mut sent {
             op.generation = generation;
@@ -257,7 +288,7 @@ impl ShardMap {
                 Err(s) => vec![Err(reply::from_status(index, "execute_many", &s)); count],
             };
             for (result, op) in results.iter_mut().zip(ops) {
-                if matches!(result, Err(e) if e.kind == kinto_proto::ErrorKind::WrongShard) {
+                if crate::retry::refused_for_placement(result) {
                     let owner = owner_of(&op, &this.map.current()).unwrap_or(index);
                     *result = this.execute(owner, op).await;
                 }
@@ -268,14 +299,18 @@ impl ShardMap {
 
     /// Runs an operation on every shard at once (cross-bucket endpoints).
     pub async fn execute_all(&self, op: Operation) -> Vec<Result<OpResult, KintoError>> {
-        let calls = (0..self.clients.len()).map(|i| self.execute(i, op.clone()));
+        let calls = self
+            .holders()
+            .into_iter()
+            .map(|i| self.execute(i, op.clone()));
         futures::future::join_all(calls).await
     }
 
     /// `(shard index, storage healthy)` for every shard; unreachable = false.
     pub async fn health(&self, timeout: Duration) -> Vec<bool> {
-        let calls = self.clients.iter().map(|c| {
-            let mut c = c.clone();
+        let links = self.links();
+        let calls = self.holders().into_iter().map(|i| {
+            let mut c = links[i].clone();
             let call: Call<bool> = Box::pin(async move {
                 matches!(
                     tokio::time::timeout(timeout, c.health(tonic::Request::new(HealthRequest {}))).await,
@@ -290,16 +325,28 @@ impl ShardMap {
     /// The stored bcrypt hash of account `id` (empty when there is none).
     pub fn account_hash(&self, id: &str) -> Call<Result<String, KintoError>> {
         let index = self.shard_of_key(PlacementKey::Account(id));
-        let Some(mut client) = self.clients.get(index).cloned() else {
-            return Box::pin(std::future::ready(Err(no_such_shard(index))));
-        };
-        let id = id.to_owned();
+        let (this, id) = (self.clone(), id.to_owned());
         Box::pin(async move {
-            client
-                .account_hash(tonic::Request::new(AccountHashRequest { id }))
-                .await
-                .map(|r| r.into_inner().password_hash)
-                .map_err(|s| reply::from_status(index, "account_hash", &s))
+            // Retried like an operation: a moving account is refused, not missing.
+            crate::retry::routed(
+                &this.map,
+                index,
+                |p| Some(p.owner(PlacementKey::Account(&id)) as usize),
+                |index, _| {
+                    let (link, id) = (this.link(index), id.clone());
+                    async move {
+                        let Some(mut client) = link else {
+                            return Err(no_such_shard(index));
+                        };
+                        client
+                            .account_hash(tonic::Request::new(AccountHashRequest { id }))
+                            .await
+                            .map(|r| r.into_inner().password_hash)
+                            .map_err(|s| reply::from_status(index, "account_hash", &s))
+                    }
+                },
+            )
+            .await
         })
     }
 
@@ -309,12 +356,13 @@ impl ShardMap {
         method: &'static str,
         call: impl Fn(Link) -> Call<Result<tonic::Response<T>, tonic::Status>>,
     ) -> Result<Vec<T>, KintoError> {
-        let calls = self.clients.iter().map(|c| call(c.clone()));
+        let (links, holders) = (self.links(), self.holders());
+        let calls = holders.iter().map(|&i| call(links[i].clone()));
         futures::future::join_all(calls)
             .await
             .into_iter()
-            .enumerate()
-            .map(|(i, r)| {
+            .zip(holders.iter().copied())
+            .map(|(r, i)| {
                 r.map(tonic::Response::into_inner)
                     .map_err(|s| reply::from_status(i, method, &s))
             })
@@ -368,8 +416,9 @@ impl ShardMap {
         &self,
         principals: &[String],
     ) -> Vec<Result<Vec<String>, KintoError>> {
-        let calls = self.clients.iter().enumerate().map(|(i, c)| {
-            let mut c = c.clone();
+        let links = self.links();
+        let calls = self.holders().into_iter().map(|i| {
+            let mut c = links[i].clone();
             let principals = principals.to_vec();
             let call: Call<_> = Box::pin(async move {
                 c.principals(tonic::Request::new(PrincipalsRequest { principals }))
@@ -396,13 +445,59 @@ impl ShardMap {
     }
 }
 
-/// One `Execute` call to shard `index`.
+/// A lazily-connecting gRPC link to the shard at `url`, over TLS when
+/// `tls` is given (`https://` URLs: `crate::shard_tls`).
+fn grpc_link(url: &str, tls: Option<&tonic::transport::ClientTlsConfig>) -> Result<Link, String> {
+    let ep = Endpoint::from_shared(url.to_owned())
+        .map_err(|e| format!("bad shard url {url}: {e}"))?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(30))
+        .tcp_nodelay(true);
+    let ep = match tls {
+        Some(tls) => ep
+            .tls_config(tls.clone())
+            .map_err(|e| format!("shard url {url}: {}", kinto_runtime::tls::causes(&e)))?,
+        None => ep,
+    };
+    Ok(Link::Grpc(client(BoxCloneSyncService::new(
+        ep.connect_lazy(),
+    ))))
+}
+
+/// Links to the shards `p` names beyond those known, at their addresses
+/// in the map (a rebalance adds shards: docs/placement.md, section 7).
+fn add_links(links: &std::sync::RwLock<Arc<[Link]>>, p: &Placement, grow: &Grow) {
+    let mut current = links
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let known = current.len();
+    if p.shards() as usize <= known {
+        return;
+    }
+    let mut all: Vec<Link> = current.to_vec();
+    for id in known as u32..p.shards() {
+        let Some(address) = p.address(id) else {
+            // Ids are dense: a later shard cannot get this one's link.
+            break;
+        };
+        match grow(address) {
+            Ok(link) => all.push(link),
+            Err(e) => {
+                tracing::error!(shard = id, error = %e, "cannot reach a shard the map added");
+                break;
+            }
+        }
+    }
+    *current = all.into();
+}
+
+/// One `Execute` call to shard `index` over `link`.
 fn call_execute(
-    clients: &[Link],
+    link: Option<Link>,
     index: usize,
     op: Operation,
 ) -> Call<Result<OpResult, KintoError>> {
-    let Some(mut client) = clients.get(index).cloned() else {
+    let Some(mut client) = link else {
         return Box::pin(std::future::ready(Err(no_such_shard(index))));
     };
     // The caller's trace context rides in the gRPC metadata.

@@ -148,6 +148,7 @@ mod tests {
                 .collect(),
             owned_count: ranges.iter().map(|(f, e)| e - f).sum(),
             frozen: vec![],
+            staged: vec![],
         }
     }
 

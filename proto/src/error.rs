@@ -56,6 +56,10 @@ pub enum ErrorKind {
     /// 503 errno 201 on the wire, but the gateway must refresh its shard map
     /// and retry: the shard does not own the bucket at that generation.
     WrongShard,
+    /// 503 errno 201 on the wire, but the gateway retries it as it does
+    /// `WrongShard`: the bucket's slot is frozen for a move (or its copy is
+    /// not yet acquired), and will be served again, here or by its new owner.
+    Frozen,
     /// 304: not an error to Kinto, but it ends the request the same way.
     NotModified,
     /// 507 errno 121: over quota.
@@ -103,6 +107,7 @@ impl ErrorKind {
             Internal => (500, 999, "Internal Server Error", G::Internal),
             Unavailable => (503, 201, "Service Unavailable", G::Unavailable),
             WrongShard => (503, 201, "Service Unavailable", G::OutOfRange),
+            Frozen => (503, 201, "Service Unavailable", G::Unavailable),
             NotModified => (304, 0, "Not Modified", G::FailedPrecondition),
             InsufficientStorage => (507, 121, "Insufficient Storage", G::ResourceExhausted),
         };
@@ -129,7 +134,7 @@ impl ErrorKind {
             }
             PreconditionFailed => "Resource was modified meanwhile",
             Internal => "A programmatic error occurred, developers have been informed.",
-            Unavailable | WrongShard => {
+            Unavailable | WrongShard | Frozen => {
                 "Service temporary unavailable due to overloading or maintenance, please retry later."
             }
             _ => return None,
@@ -223,7 +228,13 @@ impl KintoError {
         }
         match (&self.details, self.kind) {
             // Causes of 500/503 are for the logs, not for the client.
-            (Some(_), ErrorKind::Internal | ErrorKind::Unavailable | ErrorKind::WrongShard) => {}
+            (
+                Some(_),
+                ErrorKind::Internal
+                | ErrorKind::Unavailable
+                | ErrorKind::WrongShard
+                | ErrorKind::Frozen,
+            ) => {}
             (Some(d), _) => {
                 body.insert("details".into(), d.clone());
             }

@@ -1,20 +1,175 @@
 //! The `ShardAdmin` gRPC service (docs/placement.md, section 7): what a
-//! shard owns at which generation, for the operator and `kinto-shard admin`.
+//! shard owns at which generation, and the steps of a move for the
+//! coordinator (`kinto-shard admin rebalance`, the operator).
+//!
+//! Every move call first reads the stored map up to the caller's
+//! generation and checks that the map asks for the step, so a call from a
+//! confused coordinator can do no harm; every step is idempotent.
 
-use kinto_placement::live::LiveMap;
+use crate::moves::Mover;
+use crate::storage::slots::{SlotEntry, SlotState, StreamDigest};
+use futures::{Stream, StreamExt};
+use kinto_placement::live::{LiveMap, Placement};
 use kinto_proto::pb::shard_admin_server::{ShardAdmin, ShardAdminServer};
-use kinto_proto::pb::{SlotRange, StatusReply, StatusRequest};
+use kinto_proto::pb::{
+    self, SlotPage, SlotRange, SlotsReply, SlotsRequest, StageReply, StatusReply, StatusRequest,
+};
+use std::pin::Pin;
 use std::sync::Arc;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
+
+/// Entries per page of `StreamSlots`.
+const PAGE_ENTRIES: usize = 512;
+
+/// The longest `Stage` waits for the coordinator's next page: a coordinator
+/// that died mid-copy does not hold the call open (the staged copy is then
+/// dropped or redone by the next coordinator).
+const PAGE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub struct AdminService {
     index: u32,
     map: Arc<LiveMap>,
+    /// `None` on a store whose data stays put: moves are refused.
+    mover: Option<Arc<Mover>>,
 }
 
 /// The admin service of shard `index`, reporting from `map`.
-pub fn build(index: u32, map: Arc<LiveMap>) -> ShardAdminServer<AdminService> {
-    ShardAdminServer::new(AdminService { index, map })
+pub fn build(
+    index: u32,
+    map: Arc<LiveMap>,
+    mover: Option<Arc<Mover>>,
+) -> ShardAdminServer<AdminService> {
+    ShardAdminServer::new(AdminService { index, map, mover })
+}
+
+fn ranges(slots: &[u32]) -> Vec<SlotRange> {
+    let mut out: Vec<SlotRange> = Vec::new();
+    for &slot in slots {
+        match out.last_mut() {
+            Some(r) if r.end == slot => r.end += 1,
+            _ => out.push(SlotRange {
+                first: slot,
+                end: slot + 1,
+            }),
+        }
+    }
+    out
+}
+
+fn refused(e: impl std::fmt::Display) -> Status {
+    Status::failed_precondition(e.to_string())
+}
+
+fn storage_failed(e: crate::storage::StorageError) -> Status {
+    match e {
+        crate::storage::StorageError::Frozen(m) => Status::failed_precondition(m),
+        other => Status::unavailable(other.to_string()),
+    }
+}
+
+/// Runs blocking store work off the runtime's workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+}
+
+impl AdminService {
+    fn mover(&self) -> Result<Arc<Mover>, Status> {
+        self.mover
+            .clone()
+            .ok_or_else(|| Status::unimplemented("this shard's store does not move slots"))
+    }
+
+    /// The map at `generation` or later, read from the store if needed.
+    async fn map_at(&self, generation: u64) -> Result<Arc<Placement>, Status> {
+        if self.map.current().generation() < generation {
+            let map = Arc::clone(&self.map);
+            blocking(move || {
+                map.refresh()
+                    .map_err(|e| Status::unavailable(e.to_string()))
+            })
+            .await?;
+        }
+        let current = self.map.current();
+        if current.generation() < generation {
+            return Err(refused(format!(
+                "this shard's map is at generation {}, not {generation}",
+                current.generation()
+            )));
+        }
+        Ok(current)
+    }
+
+    /// Checks `ok` for every slot of the request, naming the first that fails.
+    fn each(slots: &[u32], ok: impl Fn(u32) -> bool, what: &str) -> Result<(), Status> {
+        match slots
+            .iter()
+            .find(|&&s| s >= kinto_placement::SLOTS || !ok(s))
+        {
+            Some(slot) => Err(refused(format!("slot {slot}: {what}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Unfreeze and Acquire: the map gives `slots` to this shard, which
+    /// takes them back (frozen) or over (staged).
+    async fn owned_here(&self, request: SlotsRequest) -> Result<Response<SlotsReply>, Status> {
+        let SlotsRequest { slots, generation } = request;
+        let map = self.map_at(generation).await?;
+        let index = self.index;
+        Self::each(
+            &slots,
+            |s| map.owner_of_slot(s) == index && map.moving_to(s).is_none(),
+            "the map does not give it to this shard",
+        )?;
+        self.settle(slots, generation, &[SlotState::Owned]).await
+    }
+
+    /// Reconciles `slots` with the map, then checks they reached `state`.
+    async fn settle(
+        &self,
+        slots: Vec<u32>,
+        generation: u64,
+        state: &'static [SlotState],
+    ) -> Result<Response<SlotsReply>, Status> {
+        let mover = self.mover()?;
+        let map = self.map_at(generation).await?;
+        let generation = map.generation();
+        blocking(move || {
+            mover
+                .reconcile(&map, Some(&slots), true)
+                .map_err(storage_failed)?;
+            let moves = moves_of(&mover)?;
+            Self::each(
+                &slots,
+                |s| state.contains(&moves.state(s)),
+                "not in the state the map asks for",
+            )?;
+            Ok(Response::new(SlotsReply { generation }))
+        })
+        .await
+    }
+}
+
+/// The store's moves of `mover`.
+fn moves_of(mover: &Mover) -> Result<&dyn crate::storage::slots::SlotMoves, Status> {
+    mover
+        .moves()
+        .ok_or_else(|| Status::unimplemented("this shard's store does not move slots"))
+}
+
+type PageStream = Pin<Box<dyn Stream<Item = Result<SlotPage, Status>> + Send>>;
+
+fn to_pb(e: SlotEntry) -> pb::SlotEntry {
+    pb::SlotEntry {
+        slot: e.slot,
+        keyspace: u32::from(e.keyspace),
+        key: e.key,
+        value: e.value,
+    }
 }
 
 #[tonic::async_trait]
@@ -26,12 +181,198 @@ impl ShardAdmin for AdminService {
             .into_iter()
             .map(|[first, end]| SlotRange { first, end })
             .collect();
+        let (frozen, staged) = match &self.mover {
+            Some(m) => (
+                ranges(&m.slots_in(SlotState::Frozen)),
+                ranges(&m.slots_in(SlotState::Staged)),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
         Ok(Response::new(StatusReply {
             shard_index: self.index,
             generation: placement.generation(),
             owned_count: owned.iter().map(|r| r.end - r.first).sum(),
             owned,
-            frozen: Vec::new(),
+            frozen,
+            staged,
         }))
+    }
+
+    async fn freeze(&self, request: Request<SlotsRequest>) -> Result<Response<SlotsReply>, Status> {
+        let SlotsRequest { slots, generation } = request.into_inner();
+        let mover = self.mover()?;
+        let map = self.map_at(generation).await?;
+        let index = self.index;
+        Self::each(
+            &slots,
+            |s| map.owner_of_slot(s) == index && map.moving_to(s).is_some(),
+            "the map does not move it away from this shard",
+        )?;
+        blocking(move || mover.freeze(&slots).map_err(storage_failed)).await?;
+        Ok(Response::new(SlotsReply {
+            generation: map.generation(),
+        }))
+    }
+
+    async fn unfreeze(
+        &self,
+        request: Request<SlotsRequest>,
+    ) -> Result<Response<SlotsReply>, Status> {
+        // A rolled-back move: the map gives the slots back to this shard.
+        self.owned_here(request.into_inner()).await
+    }
+
+    type StreamSlotsStream = PageStream;
+
+    async fn stream_slots(
+        &self,
+        request: Request<SlotsRequest>,
+    ) -> Result<Response<PageStream>, Status> {
+        let SlotsRequest { mut slots, .. } = request.into_inner();
+        let mover = self.mover()?;
+        let moves = moves_of(&mover)?;
+        // Only a frozen slot holds still while it is read.
+        Self::each(
+            &slots,
+            |s| moves.state(s) == SlotState::Frozen,
+            "not frozen",
+        )?;
+        slots.sort_unstable();
+        slots.dedup();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<SlotPage, Status>>(4);
+        tokio::spawn(async move {
+            let mut digest = StreamDigest::default();
+            for slot in slots {
+                let m = Arc::clone(&mover);
+                let entries =
+                    blocking(move || moves_of(&m)?.export(slot).map_err(storage_failed)).await;
+                let entries = match entries {
+                    Ok(e) => e,
+                    Err(s) => {
+                        let _ = tx.send(Err(s)).await;
+                        return;
+                    }
+                };
+                let mut entries = entries.into_iter().peekable();
+                while entries.peek().is_some() {
+                    let page: Vec<pb::SlotEntry> = entries
+                        .by_ref()
+                        .take(PAGE_ENTRIES)
+                        .inspect(|e| digest.add(e))
+                        .map(to_pb)
+                        .collect();
+                    let page = SlotPage {
+                        entries: page,
+                        ..Default::default()
+                    };
+                    if tx.send(Ok(page)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            let count = digest.count;
+            let last = SlotPage {
+                digest: digest.finish(),
+                count,
+                ..Default::default()
+            };
+            let _ = tx.send(Ok(last)).await;
+        });
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|page| (page, rx))
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn stage(
+        &self,
+        request: Request<Streaming<SlotPage>>,
+    ) -> Result<Response<StageReply>, Status> {
+        let mut pages = request.into_inner();
+        let first = pages
+            .next()
+            .await
+            .ok_or_else(|| Status::invalid_argument("no pages"))??;
+        let header = first
+            .header
+            .clone()
+            .ok_or_else(|| Status::invalid_argument("the first page names no slots"))?;
+        let mut slots = header.slots;
+        slots.sort_unstable();
+        slots.dedup();
+        let mover = self.mover()?;
+        let map = self.map_at(header.generation).await?;
+        let index = self.index;
+        Self::each(
+            &slots,
+            |s| map.moving_to(s) == Some(index),
+            "the map does not move it to this shard",
+        )?;
+        let (m, s) = (Arc::clone(&mover), slots.clone());
+        blocking(move || m.stage_begin(&s).map_err(storage_failed)).await?;
+        let mut page = Some(first);
+        while let Some(p) = page {
+            let entries = p
+                .entries
+                .into_iter()
+                .map(|e| {
+                    let keyspace = u8::try_from(e.keyspace)
+                        .map_err(|_| Status::invalid_argument("unknown keyspace"))?;
+                    if slots.binary_search(&e.slot).is_err() {
+                        return Err(Status::invalid_argument(format!(
+                            "slot {} is not staged by this call",
+                            e.slot
+                        )));
+                    }
+                    Ok(SlotEntry {
+                        slot: e.slot,
+                        keyspace,
+                        key: e.key,
+                        value: e.value,
+                    })
+                })
+                .collect::<Result<Vec<_>, Status>>()?;
+            if !entries.is_empty() {
+                let m = Arc::clone(&mover);
+                blocking(move || moves_of(&m)?.stage(entries).map_err(storage_failed)).await?;
+            }
+            page = tokio::time::timeout(PAGE_WAIT, pages.next())
+                .await
+                .map_err(|_| Status::deadline_exceeded("no page of the copy came in time"))?
+                .transpose()?;
+        }
+        let digest = blocking(move || {
+            moves_of(&mover)?
+                .staged_digest(&slots)
+                .map_err(storage_failed)
+        })
+        .await?;
+        let count = digest.count;
+        Ok(Response::new(StageReply {
+            digest: digest.finish(),
+            count,
+        }))
+    }
+
+    async fn acquire(
+        &self,
+        request: Request<SlotsRequest>,
+    ) -> Result<Response<SlotsReply>, Status> {
+        self.owned_here(request.into_inner()).await
+    }
+
+    async fn release(
+        &self,
+        request: Request<SlotsRequest>,
+    ) -> Result<Response<SlotsReply>, Status> {
+        let SlotsRequest { slots, generation } = request.into_inner();
+        let map = self.map_at(generation).await?;
+        let index = self.index;
+        Self::each(
+            &slots,
+            |s| map.owner_of_slot(s) != index && map.moving_to(s) != Some(index),
+            "the map still places it on this shard",
+        )?;
+        self.settle(slots, generation, &[SlotState::Foreign]).await
     }
 }

@@ -1,8 +1,11 @@
 //! `kinto-shard admin`: the operator's commands (docs/placement.md,
 //! section 7). `status` asks a running shard over `ShardAdmin`; `plan`
-//! prints the moves a rebalance would make, and makes none.
+//! prints the moves a rebalance would make, and makes none; `join` names a
+//! shard (and its address) in the map; `rebalance` runs the moves
+//! (`moves::coordinator`), `abort` rolls back a batch left moving.
 
 use crate::config::ShardConfig;
+use crate::moves::coordinator::Coordinator;
 use kinto_placement::balance::{self, Move};
 use kinto_placement::file_store::FileMapStore;
 use kinto_proto::pb::shard_admin_client::ShardAdminClient;
@@ -11,21 +14,60 @@ use kinto_runtime::tls;
 use std::time::Duration;
 use tonic::transport::{ClientTlsConfig, Endpoint};
 
+/// How the commands reach shards over TLS.
+#[derive(clap::Args)]
+pub struct TlsArgs {
+    /// The CA the shards' certificates chain to (for https:// addresses).
+    #[arg(long)]
+    ca: Option<String>,
+    /// This client's certificate chain and key, for shards that require one.
+    #[arg(long, requires = "key")]
+    cert: Option<String>,
+    #[arg(long, requires = "cert")]
+    key: Option<String>,
+}
+
+impl TlsArgs {
+    fn config(&self) -> Result<Option<ClientTlsConfig>, String> {
+        client_tls(
+            self.ca.as_deref(),
+            self.cert.as_deref().zip(self.key.as_deref()),
+        )
+    }
+}
+
 #[derive(clap::Subcommand)]
 pub enum AdminCommand {
-    /// A shard's map generation, owned and frozen slots (ShardAdmin.Status).
+    /// A shard's map generation, owned, frozen and staged slots (ShardAdmin.Status).
     Status {
         /// The shard's gRPC address [default: http:// and this shard's `bind`].
         #[arg(long)]
         url: Option<String>,
-        /// The CA the shard's certificate chains to (for an https:// address).
+        #[command(flatten)]
+        tls: TlsArgs,
+    },
+    /// Names shard `--shard` in the stored map with the address the
+    /// coordinator reaches it at; it owns nothing until a rebalance. A new
+    /// shard process is accepted once the map names it.
+    Join {
         #[arg(long)]
-        ca: Option<String>,
-        /// This client's certificate chain and key, for a shard that requires one.
-        #[arg(long, requires = "key")]
-        cert: Option<String>,
-        #[arg(long, requires = "cert")]
-        key: Option<String>,
+        shard: u32,
+        #[arg(long)]
+        address: String,
+    },
+    /// Moves slots until shards 0 to m-1 share them evenly, a batch at a
+    /// time (`move_batch_slots`), then drops the shards beyond from the map.
+    /// Resumes a batch the map shows moving.
+    Rebalance {
+        #[arg(long)]
+        shards: u32,
+        #[command(flatten)]
+        tls: TlsArgs,
+    },
+    /// Rolls back every batch the map shows moving (before its handoff).
+    Abort {
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// The slot moves that would balance the stored map over `--shards`
     /// shards (shard ids 0 to m-1); nothing is moved.
@@ -37,13 +79,33 @@ pub enum AdminCommand {
 
 pub async fn run(command: AdminCommand, cfg: &ShardConfig) -> Result<(), String> {
     match command {
-        AdminCommand::Status { url, ca, cert, key } => {
+        AdminCommand::Status { url, tls } => {
             let url = url.unwrap_or_else(|| format!("http://{}", cfg.bind));
-            let tls = client_tls(ca.as_deref(), cert.as_deref().zip(key.as_deref()))?;
-            status(&url, tls).await
+            status(&url, tls.config()?).await
         }
         AdminCommand::Plan { shards } => plan(cfg, shards),
+        AdminCommand::Join { shard, address } => {
+            let generation = coordinator(cfg, None).join(shard, &address)?;
+            println!("map generation {generation}: shard {shard} at {address}");
+            Ok(())
+        }
+        AdminCommand::Rebalance { shards, tls } => {
+            if shards == 0 {
+                return Err("--shards must be at least 1".into());
+            }
+            coordinator(cfg, tls.config()?).rebalance(shards).await
+        }
+        AdminCommand::Abort { tls } => coordinator(cfg, tls.config()?).abort().await,
     }
+}
+
+fn coordinator(cfg: &ShardConfig, tls: Option<ClientTlsConfig>) -> Coordinator {
+    Coordinator::new(
+        &cfg.placement_dir(),
+        tls,
+        cfg.move_batch_slots(),
+        cfg.freeze_timeout(),
+    )
 }
 
 fn client_tls(
@@ -90,6 +152,7 @@ async fn status(url: &str, tls: Option<ClientTlsConfig>) -> Result<(), String> {
         ranges(&reply.owned)
     );
     println!("frozen slots: {}", ranges(&reply.frozen));
+    println!("staged slots: {}", ranges(&reply.staged));
     Ok(())
 }
 
@@ -109,10 +172,7 @@ fn plan(cfg: &ShardConfig, shards: u32) -> Result<(), String> {
     if shards == 0 {
         return Err("--shards must be at least 1".into());
     }
-    let dir = cfg
-        .placement_dir
-        .clone()
-        .unwrap_or_else(|| cfg.data_dir.join("placement"));
+    let dir = cfg.placement_dir();
     let map = FileMapStore::new(&dir)
         .load()
         .map_err(|e| e.to_string())?

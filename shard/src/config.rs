@@ -23,6 +23,14 @@ pub struct ShardConfig {
     /// How often the stored shard map is checked for a change (a `stat`).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub placement_poll_ms: Option<u64>,
+    /// Slots moved together by `kinto-shard admin rebalance` (default 16):
+    /// each is frozen for the time its batch takes to copy.
+    #[serde(default, deserialize_with = "de_opt_u64")]
+    pub move_batch_slots: Option<u64>,
+    /// How long a rebalance waits for the old owner to freeze a batch (and
+    /// for the copy to start) before it rolls the batch back (default 5).
+    #[serde(default, deserialize_with = "de_opt_u64")]
+    pub freeze_timeout_seconds: Option<u64>,
     /// 0 = fsync every commit; otherwise the journal is fsynced this often
     /// (writes are in the OS before they are acknowledged either way).
     #[serde(default, deserialize_with = "de_opt_u64")]
@@ -98,6 +106,21 @@ impl ShardConfig {
                 .unwrap_or(kinto_proto::limits::DEFAULT_REQUEST_TIMEOUT_SECONDS)
                 .max(1),
         )
+    }
+
+    pub fn move_batch_slots(&self) -> usize {
+        self.move_batch_slots.unwrap_or(16).clamp(1, 4096) as usize
+    }
+
+    pub fn freeze_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.freeze_timeout_seconds.unwrap_or(5).max(1))
+    }
+
+    /// The directory of the stored shard map.
+    pub fn placement_dir(&self) -> PathBuf {
+        self.placement_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("placement"))
     }
 
     pub fn placement_poll(&self) -> std::time::Duration {

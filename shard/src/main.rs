@@ -55,10 +55,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let map = if backend.is_local() {
         // An embedded store holds the buckets of the map it was started
         // with; another count would hide them.
-        let dir = cfg
-            .placement_dir
-            .clone()
-            .unwrap_or_else(|| cfg.data_dir.join("placement"));
+        let dir = cfg.placement_dir();
         let map = kinto_placement::file_store::open_or_init(&dir, count)?;
         let stored = map.shards.len();
         if stored != count as usize {
@@ -69,13 +66,20 @@ async fn run(cli: Cli) -> Result<(), String> {
                 map.generation
             ));
         }
+        if !map.shards.contains_key(&index) {
+            return Err(format!(
+                "{} holds a map without shard {index} (generation {}): a new shard joins \
+                 with `kinto-shard admin join` first (docs/placement.md)",
+                dir.display(),
+                map.generation
+            ));
+        }
         kinto_shard::placement::watched(&dir, &map, cfg.placement_poll())?
     } else {
         kinto_shard::placement::fixed(count)
     };
     let storage = backend.open(&cfg, index, count)?;
-    let admin = kinto_shard::admin::build(index, std::sync::Arc::clone(&map));
-    let service = kinto_shard::server::build(storage, &raw, &cfg, index, map)?;
+    let (service, admin) = kinto_shard::server::build(storage, &raw, &cfg, index, map)?;
     if let Some(bind) = &cfg.metrics_bind {
         kinto_runtime::metrics::serve(bind).await?;
     }

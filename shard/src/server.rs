@@ -26,6 +26,8 @@ pub struct ShardService {
     timeout: Duration,
     /// Bounded concurrency per shard and per bucket.
     gate: crate::admission::Gate,
+    /// Keeps the store's slots in line with the map (embedded store).
+    mover: Option<Arc<crate::moves::Mover>>,
 }
 
 /// This shard's children of the operation metrics, resolved once rather than
@@ -284,35 +286,47 @@ pub fn service(
     map: Arc<LiveMap>,
 ) -> Result<ShardService, String> {
     crate::metrics::watch_map(&map, index);
-    let shard = Shard::new(
+    let shard = Arc::new(Shard::new(
         storage,
         ShardSettings {
             index,
-            map,
+            map: Arc::clone(&map),
             grants: kinto_model::grants::with_kinto_defaults(raw.grants()),
             features: crate::domain::Features::from_raw(raw)?,
             cache_entries: cfg.cache_entries(),
         },
-    );
+    ));
+    let mover = crate::moves::Mover::attach(index, Arc::clone(&shard), map)?;
     Ok(ShardService {
-        shard: Arc::new(shard),
+        shard,
         metrics: OpMetrics::new(index),
         timeout: cfg.request_timeout(),
         gate: crate::admission::Gate::new(index, cfg.admission.clone()),
+        mover,
     })
 }
 
-/// The gRPC server of shard `index` over `storage`.
+/// The gRPC servers of shard `index` over `storage`: `Shard`, and the
+/// `ShardAdmin` of its operator.
 pub fn build(
     storage: Arc<dyn Storage>,
     raw: &RawSettings,
     cfg: &crate::config::ShardConfig,
     index: u32,
     map: Arc<LiveMap>,
-) -> Result<ShardServer<ShardService>, String> {
-    Ok(ShardServer::new(service(storage, raw, cfg, index, map)?)
+) -> Result<
+    (
+        ShardServer<ShardService>,
+        ShardAdminServer<crate::admin::AdminService>,
+    ),
+    String,
+> {
+    let service = service(storage, raw, cfg, index, Arc::clone(&map))?;
+    let admin = crate::admin::build(index, map, service.mover.clone());
+    let service = ShardServer::new(service)
         .max_decoding_message_size(64 * 1024 * 1024)
-        .max_encoding_message_size(64 * 1024 * 1024))
+        .max_encoding_message_size(64 * 1024 * 1024);
+    Ok((service, admin))
 }
 
 /// Serves `service` and `admin` (behind the same TLS) on an already-bound listener until `shutdown` resolves,

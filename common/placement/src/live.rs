@@ -11,6 +11,7 @@
 use crate::file_store::{FileMapStore, StoreError};
 use crate::map::ShardMap;
 use crate::{balance, PlacementKey, SLOTS};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -22,6 +23,15 @@ pub struct Placement {
     owners: Vec<u32>,
     /// Shards the map names.
     shards: u32,
+    /// Slots in the middle of a move, with the shard they move to (their
+    /// owner above is the shard they move from, which serves them until the
+    /// handoff).
+    moving: BTreeMap<u32, u32>,
+    /// Shards owning at least one slot, in id order: those a request that
+    /// spans every shard must ask.
+    holders: Vec<u32>,
+    /// Each shard's address in the map, by id (empty: none given).
+    addresses: Vec<String>,
 }
 
 impl Placement {
@@ -33,15 +43,53 @@ impl Placement {
             generation: 1,
             owners: balance::contiguous(shards),
             shards,
+            moving: BTreeMap::new(),
+            holders: (0..shards).collect(),
+            addresses: Vec::new(),
         }
     }
 
     pub fn of(map: &ShardMap) -> Self {
+        let owners = map.owners();
+        let mut holders: Vec<u32> = owners.clone();
+        holders.sort_unstable();
+        holders.dedup();
+        let shards = map.shards.keys().next_back().map_or(1, |last| last + 1);
+        let addresses = (0..shards)
+            .map(|id| {
+                map.shards
+                    .get(&id)
+                    .map(|e| e.address.clone())
+                    .unwrap_or_default()
+            })
+            .collect();
         Placement {
             generation: map.generation,
-            owners: map.owners(),
-            shards: map.shards.keys().next_back().map_or(1, |last| last + 1),
+            owners,
+            shards,
+            addresses,
+            moving: map.moving.iter().map(|(&s, m)| (s, m.to)).collect(),
+            holders,
         }
+    }
+
+    /// The shard `slot` is moving to, if it is in the middle of a move.
+    #[inline]
+    pub fn moving_to(&self, slot: u32) -> Option<u32> {
+        self.moving.get(&slot).copied()
+    }
+
+    /// Where `shard` is reached, if the map says.
+    pub fn address(&self, shard: u32) -> Option<&str> {
+        self.addresses
+            .get(shard as usize)
+            .map(String::as_str)
+            .filter(|a| !a.is_empty())
+    }
+
+    /// Whether `shard` owns at least one slot.
+    pub fn holds_slots(&self, shard: u32) -> bool {
+        self.holders.binary_search(&shard).is_ok()
     }
 
     #[inline]
@@ -282,6 +330,17 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(live.current().generation(), 7);
+    }
+
+    #[test]
+    fn a_moving_slot_is_served_by_the_shard_it_moves_from() {
+        let map = ShardMap::initial(2, &[]).announce(&[3], 1);
+        let p = Placement::of(&map);
+        assert_eq!((p.owner_of_slot(3), p.moving_to(3)), (0, Some(1)));
+        assert_eq!(p.moving_to(4), None);
+        assert!(p.holds_slots(0) && p.holds_slots(1) && !p.holds_slots(2));
+        let done = Placement::of(&map.hand_off(&[3]));
+        assert_eq!((done.owner_of_slot(3), done.moving_to(3)), (1, None));
     }
 
     #[test]

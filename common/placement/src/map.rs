@@ -101,6 +101,45 @@ impl ShardMap {
         next
     }
 
+    /// The next generation, with `slots` announced as moving to `to` (their
+    /// owner keeps serving them: section 5, step 1).
+    pub fn announce(&self, slots: &[u32], to: u32) -> ShardMap {
+        let mut next = self.clone();
+        next.generation += 1;
+        for &slot in slots {
+            next.moving.insert(slot, Moving { to });
+        }
+        next
+    }
+
+    /// The next generation, with the moving `slots` owned by the shard they
+    /// move to: the commit point of their move (step 4).
+    pub fn hand_off(&self, slots: &[u32]) -> ShardMap {
+        let mut next = self.clone();
+        next.generation += 1;
+        let mut table = next.owners();
+        for slot in slots {
+            if let (Some(m), Some(owner)) =
+                (next.moving.remove(slot), table.get_mut(*slot as usize))
+            {
+                *owner = m.to;
+            }
+        }
+        next.set_owners(&table);
+        next
+    }
+
+    /// The next generation, with the moves of `slots` abandoned: their owner
+    /// keeps them (step 6).
+    pub fn roll_back(&self, slots: &[u32]) -> ShardMap {
+        let mut next = self.clone();
+        next.generation += 1;
+        for slot in slots {
+            next.moving.remove(slot);
+        }
+        next
+    }
+
     /// Checks what a reader relies on: runs start at 0, increase, cover
     /// every slot, and name known shards; moves go between known shards.
     pub fn validate(&self) -> Result<(), InvalidMap> {
@@ -120,9 +159,13 @@ impl ShardMap {
         {
             return bad(format!("slot {slot} is owned by unknown shard {owner}"));
         }
+        let owners = self.owners();
         for (slot, m) in &self.moving {
             if *slot >= SLOTS || !self.shards.contains_key(&m.to) {
                 return bad(format!("slot {slot} moves to unknown shard {}", m.to));
+            }
+            if owners.get(*slot as usize) == Some(&m.to) {
+                return bad(format!("slot {slot} moves to its own owner {}", m.to));
             }
         }
         Ok(())

@@ -246,9 +246,10 @@ impl KResponse {
         }
         match e.kind {
             ErrorKind::Unauthorized => r.set("www-authenticate", "Basic realm=\"Realm\""),
-            ErrorKind::Unavailable | ErrorKind::WrongShard | ErrorKind::Conflict => {
-                r.set("retry-after", retry_after.to_string())
-            }
+            ErrorKind::Unavailable
+            | ErrorKind::WrongShard
+            | ErrorKind::Frozen
+            | ErrorKind::Conflict => r.set("retry-after", retry_after.to_string()),
             _ => {}
         }
         if status >= 500 {

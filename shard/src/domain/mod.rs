@@ -34,6 +34,7 @@ mod cache_expires;
 pub use kinto_model::clock;
 mod commit;
 mod draft;
+mod fence;
 mod granted;
 mod history;
 mod load;
@@ -181,7 +182,10 @@ impl Shard {
         // `/buckets` and `/accounts` span every shard; a POST to them is
         // checked once its id is known (`check_placed_here`).
         match req.target.placement() {
-            Some(key) => self.check_placed_here(key, req.generation),
+            Some(key) => {
+                self.check_placed_here(key, req.generation)?;
+                self.check_fence(key, req)
+            }
             None => Ok(()),
         }
     }
@@ -215,7 +219,13 @@ impl Shard {
     }
 
     /// The bcrypt hash of a live account's password, `None` if there is none.
+    /// Refused (and retried by the gateway) while the account is not
+    /// served here: not this shard's, or its slot is between two owners,
+    /// where a missing account would read as a wrong password.
     pub async fn account_hash(&self, id: &str) -> Result<Option<String>, KintoError> {
+        let key = PlacementKey::Account(id);
+        self.check_placed_here(key, 0)?;
+        self.check_fence_read(key)?;
         let account = live(self.storage.get("", Kind::Account.name(), id).await?);
         Ok(account.and_then(|a| match a.data.get("password") {
             Some(serde_json::Value::String(h)) => Some(h.clone()),

@@ -24,7 +24,11 @@
 //! reveals a commit that a killed process could lose.
 
 mod indexes;
+#[cfg(test)]
+mod move_tests;
 mod scan;
+mod slot_copy;
+mod slots;
 
 use super::grants;
 use super::{Chunk, Grant, Range, Storage, StorageError, StorageResult, StoredObject, Write};
@@ -43,6 +47,10 @@ pub struct EmbeddedStorage {
     counts: Keyspace,
     grantees: Keyspace,
     meta: Keyspace,
+    /// The staged copies of slots moving here (`slot_copy`).
+    staged: Keyspace,
+    /// Which slots commits may write (`slots`).
+    fence: slots::Fence,
     /// Held from a commit's counter reads to its batch's commit: counters
     /// are read, adjusted and written back, which concurrent commits (of two
     /// buckets' lists, or of the shared top-level lists) would race.
@@ -181,6 +189,8 @@ impl EmbeddedStorage {
             counts: ks("counts")?,
             grantees: ks("grantees")?,
             meta: ks("meta")?,
+            staged: ks("staged")?,
+            fence: slots::Fence::default(),
             commit_lock: std::sync::Mutex::new(()),
             fsync_on_persist: fsync_interval.is_zero(),
             flushes: Flushes::default(),
@@ -389,6 +399,7 @@ impl Storage for EmbeddedStorage {
         // bucket's write lock (see [`Storage::commit`]), so the versions read
         // here cannot change before the batch lands, and commits of other
         // buckets prepare theirs in parallel.
+        let slots = self.fence.slots_of(&writes);
         // Persisted by `persist`, once per gRPC call, not here.
         let mut batch = self.db.batch().durability(None);
         let mut deltas = indexes::CountDeltas::default();
@@ -477,6 +488,8 @@ impl Storage for EmbeddedStorage {
             .commit_lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The fence of a move: checked under the lock its freeze takes too.
+        self.fence.check(&slots)?;
         self.write_counts(&mut batch, deltas, &purged)?;
         // A failed commit counts as written too: it left nothing to flush.
         self.flushes.begun.fetch_add(1, SeqCst);
@@ -525,6 +538,10 @@ impl Storage for EmbeddedStorage {
     async fn health(&self) -> StorageResult<()> {
         self.timestamps.get(b"\0health").map_err(unavailable)?;
         Ok(())
+    }
+
+    fn slot_moves(&self) -> Option<&dyn super::slots::SlotMoves> {
+        Some(self)
     }
 }
 

@@ -18,6 +18,7 @@ pub mod cql;
 pub mod embedded;
 mod grants;
 pub mod scan;
+pub mod slots;
 
 pub use acl::Acl;
 pub use grants::Grant;
@@ -157,6 +158,10 @@ pub enum StorageError {
     /// Stored bytes that do not decode: a bug or corruption.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// The write touches a slot this store may not write now (frozen for
+    /// a move, staged, or not its own): refused before any effect.
+    #[error("slot not writable here: {0}")]
+    Frozen(String),
 }
 
 impl From<StorageError> for kinto_proto::KintoError {
@@ -164,6 +169,8 @@ impl From<StorageError> for kinto_proto::KintoError {
         match e {
             StorageError::Unavailable(m) => kinto_proto::KintoError::unavailable(m),
             StorageError::Corrupt(m) => kinto_proto::KintoError::internal(m),
+            StorageError::Frozen(m) => kinto_proto::KintoError::new(kinto_proto::ErrorKind::Frozen)
+                .with_details(serde_json::Value::String(m)),
         }
     }
 }
@@ -305,6 +312,12 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Can the backend read and write now?
     async fn health(&self) -> StorageResult<()>;
+
+    /// The moves of a store that holds its slots' data itself (the
+    /// embedded backend), `None` where the data stays put.
+    fn slot_moves(&self) -> Option<&dyn slots::SlotMoves> {
+        None
+    }
 }
 
 #[cfg(test)]

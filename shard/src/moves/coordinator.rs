@@ -1,0 +1,463 @@
+//! The coordinator of a rebalance (docs/placement.md, section 5), run by
+//! `kinto-shard admin rebalance`: a batch of slots at a time, from one shard
+//! to another, each batch announced, frozen, copied, verified, handed off,
+//! released and acquired. Its whole state is the stored map, so a
+//! coordinator started again resumes a batch the map shows moving (every
+//! step is idempotent) and `abort` rolls such a batch back.
+//!
+//! The copy goes through the coordinator: it reads the old owner's
+//! `StreamSlots` and writes each page to the new owner's `Stage`, so the
+//! shards need no channel (nor client certificate) of their own to each
+//! other. Both ends compute the stream's SHA-256; the handoff happens only
+//! when they agree.
+
+use kinto_placement::balance;
+use kinto_placement::file_store::{FileMapStore, Swap};
+use kinto_placement::map::{ShardEntry, ShardMap};
+use kinto_proto::pb::shard_admin_client::ShardAdminClient;
+use kinto_proto::pb::{SlotPage, SlotsRequest};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+/// How long the copy of one batch may take once frozen.
+const COPY_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub struct Coordinator {
+    store: FileMapStore,
+    tls: Option<ClientTlsConfig>,
+    batch: usize,
+    freeze_timeout: Duration,
+}
+
+/// One batch: slots moving from one shard to another.
+struct Batch {
+    slots: Vec<u32>,
+    from: u32,
+    to: u32,
+}
+
+impl Batch {
+    fn describe(&self) -> String {
+        let first = self.slots.first().copied().unwrap_or_default();
+        let last = self.slots.last().copied().unwrap_or_default();
+        format!(
+            "{} slots ({first}..={last}) shard {} -> shard {}",
+            self.slots.len(),
+            self.from,
+            self.to
+        )
+    }
+}
+
+fn say(line: String) {
+    use std::io::Write;
+    println!("{line}");
+    // The progress of a long run, readable while it runs.
+    let _ = std::io::stdout().flush();
+}
+
+/// The batch the map shows moving (the first pair of shards, every slot of it).
+fn moving_batch(map: &ShardMap) -> Option<Batch> {
+    let owners = map.owners();
+    let mut groups: BTreeMap<(u32, u32), Vec<u32>> = BTreeMap::new();
+    for (&slot, m) in &map.moving {
+        let from = owners.get(slot as usize).copied().unwrap_or_default();
+        groups.entry((from, m.to)).or_default().push(slot);
+    }
+    let ((from, to), slots) = groups.into_iter().next()?;
+    Some(Batch { slots, from, to })
+}
+
+impl Coordinator {
+    pub fn new(
+        dir: &std::path::Path,
+        tls: Option<ClientTlsConfig>,
+        batch: usize,
+        freeze_timeout: Duration,
+    ) -> Self {
+        Coordinator {
+            store: FileMapStore::new(dir),
+            tls,
+            batch: batch.max(1),
+            freeze_timeout,
+        }
+    }
+
+    fn load(&self) -> Result<ShardMap, String> {
+        self.store
+            .load()
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "no stored shard map".to_string())
+    }
+
+    /// Stores `next` over `current`; `false` when another change came first.
+    fn swap(&self, current: &ShardMap, next: &ShardMap) -> Result<bool, String> {
+        match self
+            .store
+            .compare_and_set(Some(current.generation), next)
+            .map_err(|e| e.to_string())?
+        {
+            Swap::Done => Ok(true),
+            Swap::Stale(_) => Ok(false),
+        }
+    }
+
+    /// Adds shard `id` to the map (or changes its address), owning nothing:
+    /// a new `kinto-shard` is accepted once the map names it.
+    pub fn join(&self, id: u32, address: &str) -> Result<u64, String> {
+        loop {
+            let map = self.load()?;
+            if map.shards.get(&id).map(|e| e.address.as_str()) == Some(address) {
+                return Ok(map.generation);
+            }
+            let mut next = map.clone();
+            next.generation += 1;
+            next.shards.insert(
+                id,
+                ShardEntry {
+                    address: address.to_owned(),
+                },
+            );
+            if self.swap(&map, &next)? {
+                return Ok(next.generation);
+            }
+        }
+    }
+
+    async fn client(&self, map: &ShardMap, id: u32) -> Result<ShardAdminClient<Channel>, String> {
+        let address = map
+            .shards
+            .get(&id)
+            .map(|e| e.address.as_str())
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| {
+                format!("shard {id} has no address in the map: give it one with `admin join`")
+            })?;
+        let mut endpoint = Endpoint::from_shared(address.to_owned())
+            .map_err(|e| format!("bad address {address}: {e}"))?
+            .connect_timeout(Duration::from_secs(2));
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint
+                .tls_config(tls.clone())
+                .map_err(|e| format!("{address}: {}", kinto_runtime::tls::causes(&e)))?;
+        }
+        let channel = endpoint.connect().await.map_err(|e| {
+            format!(
+                "shard {id} at {address}: {}",
+                kinto_runtime::tls::causes(&e)
+            )
+        })?;
+        Ok(ShardAdminClient::new(channel)
+            .max_decoding_message_size(64 * 1024 * 1024)
+            .max_encoding_message_size(64 * 1024 * 1024))
+    }
+
+    /// Moves slots until shards `0..shards` own `SLOTS/shards` each, then
+    /// drops the shards beyond from the map.
+    pub async fn rebalance(&self, shards: u32) -> Result<(), String> {
+        let wanted: Vec<u32> = (0..shards).collect();
+        loop {
+            let map = self.load()?;
+            if let Some(id) = wanted.iter().find(|id| !map.shards.contains_key(id)) {
+                return Err(format!(
+                    "shard {id} is not in the map: add it with `admin join --shard {id} --address URL`"
+                ));
+            }
+            if let Some(batch) = moving_batch(&map) {
+                say(format!(
+                    "generation {}: resuming {}",
+                    map.generation,
+                    batch.describe()
+                ));
+                self.run(batch, map.generation).await?;
+                continue;
+            }
+            let owners = map.owners();
+            let moves = balance::moves(&owners, &balance::balance(&owners, &wanted));
+            let Some(first) = moves.first().copied() else {
+                return self.retire(shards);
+            };
+            let slots: Vec<u32> = moves
+                .iter()
+                .filter(|m| (m.from, m.to) == (first.from, first.to))
+                .take(self.batch)
+                .map(|m| m.slot)
+                .collect();
+            let next = map.announce(&slots, first.to);
+            if self.swap(&map, &next)? {
+                let batch = Batch {
+                    slots,
+                    from: first.from,
+                    to: first.to,
+                };
+                say(format!(
+                    "generation {}: announced {} ({} slots left)",
+                    next.generation,
+                    batch.describe(),
+                    moves.len()
+                ));
+                self.run(batch, next.generation).await?;
+            }
+        }
+    }
+
+    /// Drops from the map the shards beyond `shards` once they own nothing.
+    fn retire(&self, shards: u32) -> Result<(), String> {
+        loop {
+            let map = self.load()?;
+            let owners = map.owners();
+            let gone: Vec<u32> = map
+                .shards
+                .keys()
+                .copied()
+                .filter(|&id| id >= shards && !owners.contains(&id))
+                .collect();
+            if gone.is_empty() {
+                say(format!(
+                    "generation {}: balanced over {shards} shards",
+                    map.generation
+                ));
+                return Ok(());
+            }
+            let mut next = map.clone();
+            next.generation += 1;
+            for id in &gone {
+                next.shards.remove(id);
+            }
+            if self.swap(&map, &next)? {
+                say(format!(
+                    "generation {}: shards {gone:?} left the map",
+                    next.generation
+                ));
+            }
+        }
+    }
+
+    /// Rolls back every batch the map shows moving.
+    pub async fn abort(&self) -> Result<(), String> {
+        loop {
+            let map = self.load()?;
+            let Some(batch) = moving_batch(&map) else {
+                say(format!(
+                    "generation {}: no move in progress",
+                    map.generation
+                ));
+                return Ok(());
+            };
+            self.roll_back(&batch).await?;
+        }
+    }
+
+    /// Runs the steps after the announcement (at `generation`) of `batch`.
+    async fn run(&self, batch: Batch, generation: u64) -> Result<(), String> {
+        let map = self.load()?;
+        let mut to = match self.client(&map, batch.to).await {
+            Ok(c) => c,
+            Err(why) => return self.fail(&batch, why).await,
+        };
+        let mut from = match self.client(&map, batch.from).await {
+            Ok(c) => c,
+            Err(why) => return self.fail(&batch, why).await,
+        };
+        let request = SlotsRequest {
+            slots: batch.slots.clone(),
+            generation,
+        };
+        // 2. Freeze and drain.
+        let frozen = tokio::time::timeout(self.freeze_timeout, from.freeze(request.clone()))
+            .await
+            .map_err(|_| "the freeze timed out".to_string())
+            .and_then(|r| r.map_err(|s| format!("the freeze failed: {}", s.message())));
+        if let Err(why) = frozen {
+            return self.fail(&batch, why).await;
+        }
+        // 3. Copy and verify.
+        let copied = tokio::time::timeout(
+            COPY_TIMEOUT,
+            copy(&mut from, &mut to, &request, self.freeze_timeout),
+        )
+        .await
+        .map_err(|_| "the copy timed out".to_string())
+        .and_then(|r| r);
+        let entries = match copied {
+            Ok(n) => n,
+            Err(why) => return self.fail(&batch, why).await,
+        };
+        say(format!(
+            "copied {} ({entries} entries, digests agree)",
+            batch.describe()
+        ));
+        // 4. Hand off: the commit point.
+        let handed = loop {
+            let map = self.load()?;
+            if !batch
+                .slots
+                .iter()
+                .all(|s| map.moving.get(s).is_some_and(|m| m.to == batch.to))
+            {
+                return Err(format!(
+                    "the map changed under the move of {}",
+                    batch.describe()
+                ));
+            }
+            let next = map.hand_off(&batch.slots);
+            if self.swap(&map, &next)? {
+                break next.generation;
+            }
+        };
+        say(format!(
+            "generation {handed}: handed off {}",
+            batch.describe()
+        ));
+        // 5. Release, then acquire: no moment where both list the slots.
+        let request = SlotsRequest {
+            slots: batch.slots.clone(),
+            generation: handed,
+        };
+        if let Err(e) = settle(self.freeze_timeout, from.release(request.clone())).await {
+            say(format!(
+                "warning: shard {} did not release yet ({e}); it will when it reads the map",
+                batch.from
+            ));
+        }
+        if let Err(e) = settle(self.freeze_timeout, to.acquire(request)).await {
+            say(format!(
+                "warning: shard {} did not acquire yet ({e}); it will when it reads the map",
+                batch.to
+            ));
+        }
+        Ok(())
+    }
+
+    /// Rolls `batch` back, then reports why it failed.
+    async fn fail(&self, batch: &Batch, why: String) -> Result<(), String> {
+        self.roll_back(batch).await?;
+        Err(format!("rolled back {}: {why}", batch.describe()))
+    }
+
+    /// Step 6: the map gives the slots back to their owner, which unfreezes
+    /// them; the new owner drops its copy (both also do when they read the map).
+    async fn roll_back(&self, batch: &Batch) -> Result<(), String> {
+        let generation = loop {
+            let map = self.load()?;
+            let still: Vec<u32> = batch
+                .slots
+                .iter()
+                .copied()
+                .filter(|s| map.moving.contains_key(s))
+                .collect();
+            if still.is_empty() {
+                break map.generation;
+            }
+            let next = map.roll_back(&still);
+            if self.swap(&map, &next)? {
+                break next.generation;
+            }
+        };
+        say(format!(
+            "generation {generation}: rolled back {}",
+            batch.describe()
+        ));
+        let map = self.load()?;
+        let request = SlotsRequest {
+            slots: batch.slots.clone(),
+            generation,
+        };
+        if let Ok(mut from) = self.client(&map, batch.from).await {
+            if let Err(e) = settle(self.freeze_timeout, from.unfreeze(request.clone())).await {
+                say(format!(
+                    "warning: shard {} did not unfreeze yet ({e})",
+                    batch.from
+                ));
+            }
+        }
+        if let Ok(mut to) = self.client(&map, batch.to).await {
+            if let Err(e) = settle(self.freeze_timeout, to.release(request)).await {
+                say(format!(
+                    "warning: shard {} did not drop its copy yet ({e})",
+                    batch.to
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A release, acquire or unfreeze, bounded: the shards also follow the map
+/// by themselves, so one that does not answer is only reported.
+async fn settle<T>(
+    timeout: Duration,
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<(), String> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(s)) => Err(s.message().to_owned()),
+        Err(_) => Err("timed out".into()),
+    }
+}
+
+/// Streams the slots of `request` from `from` into `to`'s staged copy;
+/// returns the entry count once both digests agree.
+async fn copy(
+    from: &mut ShardAdminClient<Channel>,
+    to: &mut ShardAdminClient<Channel>,
+    request: &SlotsRequest,
+    stall: Duration,
+) -> Result<u64, String> {
+    let mut pages = from
+        .stream_slots(request.clone())
+        .await
+        .map_err(|s| format!("the old owner cannot stream: {}", s.message()))?
+        .into_inner();
+    let (tx, rx) = tokio::sync::mpsc::channel::<SlotPage>(4);
+    let header = SlotPage {
+        header: Some(request.clone()),
+        ..Default::default()
+    };
+    let forward = async move {
+        tx.send(header)
+            .await
+            .map_err(|_| "the new owner hung up".to_string())?;
+        let mut sent = None;
+        // A paused or hung old owner stops the stream: give up on it.
+        while let Some(page) = tokio::time::timeout(stall, pages.message())
+            .await
+            .map_err(|_| "the stream stalled".to_string())?
+            .map_err(|s| format!("the stream broke: {}", s.message()))?
+        {
+            if !page.digest.is_empty() {
+                sent = Some((page.digest.clone(), page.count));
+            }
+            if !page.entries.is_empty() {
+                let entries = SlotPage {
+                    entries: page.entries,
+                    ..Default::default()
+                };
+                tx.send(entries)
+                    .await
+                    .map_err(|_| "the new owner hung up".to_string())?;
+            }
+        }
+        sent.ok_or_else(|| "the stream ended without its digest".to_string())
+    };
+    let stream =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) });
+    let (sent, staged) = futures::future::join(forward, to.stage(stream)).await;
+    let (digest, count) = sent?;
+    let staged = staged
+        .map_err(|s| format!("the new owner cannot stage: {}", s.message()))?
+        .into_inner();
+    if staged.digest != digest || staged.count != count {
+        return Err(format!(
+            "the copy differs: {count} entries sent, {} staged, digests {}",
+            staged.count,
+            if staged.digest == digest {
+                "agree"
+            } else {
+                "differ"
+            }
+        ));
+    }
+    Ok(count)
+}

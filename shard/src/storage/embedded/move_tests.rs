@@ -1,0 +1,193 @@
+//! A slot moved between two embedded stores: what the new owner serves is
+//! what the old one held, and the old one can no longer write it.
+
+use super::EmbeddedStorage;
+use crate::storage::slots::{SlotMoves, SlotState, StreamDigest};
+use crate::storage::{Acl, Storage, StorageError, StoredObject, Write};
+use kinto_placement::PlacementKey;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn open(dir: &std::path::Path) -> Arc<EmbeddedStorage> {
+    EmbeddedStorage::open(dir, Duration::ZERO, 1 << 20, 1 << 20).expect("open")
+}
+
+fn object(id: &str, ts: u64, data: serde_json::Value, reader: &str) -> StoredObject {
+    let mut permissions = Acl::new();
+    permissions.insert("read".into(), vec![reader.to_owned()]);
+    StoredObject {
+        id: id.into(),
+        last_modified: ts,
+        deleted: false,
+        data: data.as_object().cloned().unwrap_or_default(),
+        permissions,
+    }
+}
+
+fn put(parent: &str, resource: &'static str, object: StoredObject) -> Write {
+    Write::Put {
+        parent: parent.into(),
+        resource,
+        object,
+        previous_last_modified: None,
+    }
+}
+
+fn stamp(parent: &str, resource: &'static str, value: u64) -> Write {
+    Write::Timestamp {
+        parent: parent.into(),
+        resource,
+        value,
+    }
+}
+
+/// A bucket with a group (one member), a collection, two records and a
+/// tombstone, each readable by `eve`.
+fn bucket(id: &str) -> Vec<Write> {
+    let b = format!("/buckets/{id}");
+    let c = format!("{b}/collections/c");
+    vec![
+        put("", "bucket", object(id, 10, serde_json::json!({}), "eve")),
+        stamp("", "bucket", 10),
+        put(
+            &b,
+            "group",
+            object("g", 11, serde_json::json!({"members": ["bob"]}), "eve"),
+        ),
+        Write::AddMember {
+            principal: "bob".into(),
+            group_uri: format!("{b}/groups/g"),
+        },
+        put(
+            &b,
+            "collection",
+            object("c", 12, serde_json::json!({}), "eve"),
+        ),
+        put(
+            &c,
+            "record",
+            object("r1", 13, serde_json::json!({"n": 1}), "eve"),
+        ),
+        put(
+            &c,
+            "record",
+            object("r2", 14, serde_json::json!({"n": 2}), "eve"),
+        ),
+        put(&c, "record", StoredObject::tombstone("r3", 15)),
+        stamp(&c, "record", 15),
+    ]
+}
+
+#[tokio::test]
+async fn a_slot_moves_whole_and_the_old_owner_is_fenced() {
+    let (da, db) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    let (a, b) = (open(da.path()), open(db.path()));
+    let slot = PlacementKey::Bucket("moved").slot();
+    let other = (0..100)
+        .map(|i| format!("stays{i}"))
+        .find(|id| PlacementKey::Bucket(id).slot() != slot)
+        .expect("a bucket of another slot");
+    a.commit(bucket("moved")).await.expect("commit");
+    a.commit(bucket(&other)).await.expect("commit");
+    a.attach(&|_| true).expect("attach a");
+    b.attach(&|_| false).expect("attach b");
+    let c = "/buckets/moved/collections/c";
+
+    a.freeze(&[slot]).expect("freeze");
+    assert_eq!(a.state(slot), SlotState::Frozen);
+    let refused = a.commit(vec![stamp(c, "record", 99)]).await;
+    assert!(
+        matches!(refused, Err(StorageError::Frozen(_))),
+        "{refused:?}"
+    );
+    // Other slots still take writes.
+    let kept = format!("/buckets/{other}/collections/c");
+    a.commit(vec![stamp(&kept, "record", 16)])
+        .await
+        .expect("other slot");
+
+    let entries = a.export(slot).expect("export");
+    let mut sent = StreamDigest::default();
+    entries.iter().for_each(|e| sent.add(e));
+    b.stage_begin(&[slot]).expect("stage");
+    assert_eq!(b.state(slot), SlotState::Staged);
+    b.stage(entries).expect("stage entries");
+    let got = b.staged_digest(&[slot]).expect("digest");
+    assert_eq!(got.count, sent.count);
+    assert_eq!(got.finish(), sent.finish());
+    // Staged data is not served.
+    assert_eq!(b.get(c, "record", "r1").await.expect("get"), None);
+
+    b.acquire(&[slot]).expect("acquire");
+    a.release(&[slot]).expect("release");
+    assert_eq!(
+        (a.state(slot), b.state(slot)),
+        (SlotState::Foreign, SlotState::Owned)
+    );
+
+    let r1 = b.get(c, "record", "r1").await.expect("get").expect("moved");
+    assert_eq!(r1.data["n"], 1);
+    assert_eq!(b.timestamp(c, "record").await.expect("ts"), Some(15));
+    assert_eq!(b.count(c, "record").await.expect("count"), 2);
+    assert_eq!(b.count("", "bucket").await.expect("count"), 1);
+    assert!(b.timestamp("", "bucket").await.expect("ts") >= Some(10));
+    let since = b.list(c, "record", Some(13), true).await.expect("since");
+    assert_eq!(since.len(), 2, "{since:?}");
+    assert_eq!(b.granted("eve").await.expect("granted").len(), 5);
+    let groups = b.groups_of(&["bob".into()]).await.expect("groups");
+    assert_eq!(groups, vec!["/buckets/moved/groups/g".to_owned()]);
+
+    // Nothing of it is left on the old owner, which still refuses it.
+    assert_eq!(a.get(c, "record", "r1").await.expect("get"), None);
+    assert_eq!(a.get("", "bucket", "moved").await.expect("get"), None);
+    assert_eq!(a.count("", "bucket").await.expect("count"), 1);
+    assert_eq!(a.granted("eve").await.expect("granted").len(), 5);
+    assert_eq!(a.groups_of(&["bob".into()]).await.expect("groups").len(), 1);
+    assert!(a.export(slot).expect("export").is_empty());
+    let late = a.commit(vec![stamp(c, "record", 100)]).await;
+    assert!(matches!(late, Err(StorageError::Frozen(_))), "{late:?}");
+    // Every step again changes nothing.
+    b.acquire(&[slot]).expect("acquire again");
+    a.release(&[slot]).expect("release again");
+    assert_eq!(b.count(c, "record").await.expect("count"), 2);
+}
+
+#[tokio::test]
+async fn a_freeze_and_a_staged_copy_survive_a_restart() {
+    let (da, db) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    let slot = PlacementKey::Bucket("moved").slot();
+    {
+        let (a, b) = (open(da.path()), open(db.path()));
+        a.commit(bucket("moved")).await.expect("commit");
+        a.attach(&|_| true).expect("attach");
+        b.attach(&|_| false).expect("attach");
+        a.freeze(&[slot]).expect("freeze");
+        b.stage_begin(&[slot]).expect("stage");
+        b.stage(a.export(slot).expect("export")).expect("entries");
+        b.staged_digest(&[slot]).expect("synced");
+    }
+    let (a, b) = (open(da.path()), open(db.path()));
+    a.attach(&|_| true).expect("attach");
+    b.attach(&|_| false).expect("attach");
+    assert_eq!(
+        (a.state(slot), b.state(slot)),
+        (SlotState::Frozen, SlotState::Staged)
+    );
+    let late = a
+        .commit(vec![stamp("/buckets/moved", "collection", 50)])
+        .await;
+    assert!(matches!(late, Err(StorageError::Frozen(_))), "{late:?}");
+    // A rolled-back move: the copy goes, the owner writes again.
+    b.release(&[slot]).expect("drop the copy");
+    assert!(b.staged_entries(slot).expect("staged").is_empty());
+    a.unfreeze(&[slot]).expect("unfreeze");
+    a.commit(vec![stamp("/buckets/moved", "collection", 50)])
+        .await
+        .expect("writable");
+}

@@ -1,0 +1,368 @@
+"""Online resharding on the embedded store (issue 19, docs/placement.md section 5): real `kinto-gateway` and
+`kinto-shard` processes on loopback share a placement directory, and `kinto-shard admin join|rebalance` moves slots
+between them while users keep writing (If-Match chains, /batch, default-bucket creation, new buckets, accounts). Afterwards
+every acknowledged write is there, every chain unbroken, every collection's timestamps strictly increasing, and every
+bucket listed once. Then the old owner SIGSTOPped, and a shard SIGKILLed, in the middle of a move.
+Ours only (Kinto has no shards)."""
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+from harness import BASE_SETTINGS, BIN, _clean_env, _env_settings, free_port
+from test_live_map import metric, owners, slot, start, wait_for
+
+SETTINGS = {**BASE_SETTINGS, "includes": "kinto.plugins.default_bucket kinto.plugins.accounts",
+            "multiauth_policies": "account basicauth", "account_create_principals": "system.Everyone",
+            "request_timeout_seconds": "30"}
+
+
+class Deployment:
+    """A gateway and shards started here, sharing `placement/` (shard `i` keeps its port across restarts)."""
+
+    def __init__(self, tmp_path):
+        self.tmp, self.placement = tmp_path, tmp_path / "placement"
+        self.ports, self.metrics, self.procs, self.starts = {}, {}, {}, 0
+
+    def shard_url(self, i):
+        return f"http://127.0.0.1:{self.ports[i]}"
+
+    def start_shard(self, i, count):
+        self.ports.setdefault(i, free_port())
+        self.metrics.setdefault(i, free_port())
+        self.starts += 1
+        env = {**_env_settings(SETTINGS), "KINTO_BIND": f"127.0.0.1:{self.ports[i]}",
+               "KINTO_DATA_DIR": str(self.tmp / f"shard-{i}"), "KINTO_SHARD_INDEX": str(i),
+               "KINTO_SHARD_COUNT": str(count), "KINTO_PLACEMENT_DIR": str(self.placement),
+               "KINTO_PLACEMENT_POLL_MS": "50", "KINTO_METRICS_BIND": f"127.0.0.1:{self.metrics[i]}"}
+        self.procs[i] = start("kinto-shard", env, self.ports[i], self.tmp / f"shard-{i}-{self.starts}.log")
+
+    def start(self, count=2):
+        for i in range(count):
+            self.start_shard(i, count)
+        port = free_port()
+        env = {**_env_settings(SETTINGS), "KINTO_BIND": f"127.0.0.1:{port}",
+               "KINTO_SHARD_URLS": ",".join(self.shard_url(i) for i in range(count)),
+               "KINTO_PLACEMENT_DIR": str(self.placement), "KINTO_PLACEMENT_POLL_MS": "100"}
+        self.procs["gateway"] = start("kinto-gateway", env, port, self.tmp / "gateway.log")
+        self.url = f"http://127.0.0.1:{port}/v1"
+        for i in range(count):
+            self.admin("join", "--shard", str(i), "--address", self.shard_url(i))
+        return self
+
+    def admin(self, *args, check=True):
+        env = {**_clean_env(), "KINTO_PLACEMENT_DIR": str(self.placement), "KINTO_MOVE_BATCH_SLOTS": "256",
+               "KINTO_FREEZE_TIMEOUT_SECONDS": "1"}
+        out = subprocess.run([str(BIN / "kinto-shard"), "admin", *args], env=env, capture_output=True, text=True,
+                             timeout=120)
+        if check:
+            assert out.returncode == 0, (out.stdout, out.stderr)
+        return out
+
+    def rebalance_in_background(self, shards):
+        env = {**_clean_env(), "KINTO_PLACEMENT_DIR": str(self.placement), "KINTO_MOVE_BATCH_SLOTS": "64",
+               "KINTO_FREEZE_TIMEOUT_SECONDS": "1"}
+        return subprocess.Popen([str(BIN / "kinto-shard"), "admin", "rebalance", "--shards", str(shards)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def grow(self, count):
+        """Names the new shards in the map, starts them, and moves their share to them."""
+        new = [i for i in range(count) if i not in self.ports]
+        for i in new:
+            self.ports[i] = free_port()
+            self.admin("join", "--shard", str(i), "--address", self.shard_url(i))
+        for i in new:
+            self.start_shard(i, count)
+        return self.admin("rebalance", "--shards", str(count))
+
+    def stored_map(self):
+        return json.loads((self.placement / "map.json").read_text())
+
+    def stop(self):
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.terminate()
+                proc.wait(timeout=30)
+
+
+@pytest.fixture
+def deployment(tmp_path):
+    d = Deployment(tmp_path)
+    try:
+        yield d.start()
+    finally:
+        d.stop()
+
+
+def stamp(r):
+    return int(r.headers["ETag"].strip('"'))
+
+
+class Writers:
+    """Users writing until stopped; every acknowledged write is remembered, every error kept."""
+
+    def __init__(self, url, users=4, tolerate=()):
+        self.url, self.users, self.tolerate = url, users, tolerate
+        self.failures, self.tolerated = [], 0
+        self.chains = {}  # user -> (last acknowledged n, its timestamp)
+        self.stamps = {}  # collection -> timestamps in the order acknowledged
+        self.records = {}  # (user, collection path) -> acknowledged record ids
+        self.buckets = {}  # user -> acknowledged new buckets
+        self.stop_flag = threading.Event()
+        self.threads = [threading.Thread(target=self.run, args=(u,)) for u in range(users)]
+
+    def check(self, u, status, text, what):
+        if status in (200, 201):
+            return True
+        if status in self.tolerate:
+            self.tolerated += 1
+        else:
+            self.failures.append((u, what, status, text[:300]))
+        return False
+
+    def run(self, u):
+        s, auth = requests.Session(), (f"user{u}", "pw")
+        base = f"{self.url}/buckets/w{u}/collections"
+        etag, k, uncertain = None, 0, False
+        while not self.stop_flag.is_set():
+            k += 1
+            try:
+                headers = {"If-Match": etag} if etag else {"If-None-Match": "*"}
+                r = s.put(f"{base}/c/records/r", json={"data": {"n": k}}, headers=headers, auth=auth, timeout=60)
+                if r.status_code == 412 and uncertain:
+                    # The tolerated failure had landed after all: the chain goes on from what is stored.
+                    r = s.get(f"{base}/c/records/r", auth=auth, timeout=60)
+                    k = r.json()["data"]["n"]
+                    self.stamps[f"w{u}/c"].append(stamp(r))
+                if self.check(u, r.status_code, r.text, "chain"):
+                    etag, uncertain = r.headers["ETag"], False
+                    self.chains[u] = (r.json()["data"]["n"], stamp(r))
+                    if r.request.method == "PUT":
+                        self.stamps.setdefault(f"w{u}/c", []).append(stamp(r))
+                elif r.status_code in self.tolerate:
+                    uncertain = True
+                elif r.status_code == 412:
+                    return
+                if k % 3 == 0:
+                    body = {"defaults": {"method": "PUT", "body": {"data": {"k": k}}}, "requests": [
+                        {"path": f"/buckets/w{u}/collections/bulk/records/{k}-a"},
+                        {"path": f"/buckets/w{u}/collections/bulk/records/{k}-b"},
+                        {"path": f"/buckets/default/collections/d/records/{k}"}]}
+                    r = s.post(f"{self.url}/batch", json=body, auth=auth, timeout=60)
+                    if self.check(u, r.status_code, r.text, "batch"):
+                        for sub, req in zip(r.json()["responses"], body["requests"]):
+                            if not self.check(u, sub["status"], str(sub), req["path"]):
+                                continue
+                            path = req["path"].rsplit("/records/", 1)
+                            self.records.setdefault((u, path[0]), []).append(path[1])
+                            if "/bulk/" in req["path"]:
+                                self.stamps.setdefault(f"w{u}/bulk", []).append(sub["body"]["data"]["last_modified"])
+                if k % 5 == 0:
+                    r = s.put(f"{self.url}/buckets/n{u}-{k}", auth=auth, timeout=60)
+                    if self.check(u, r.status_code, r.text, "bucket"):
+                        self.buckets.setdefault(u, []).append(f"n{u}-{k}")
+                if k % 7 == 0:
+                    r = s.put(f"{self.url}/buckets/default/collections/dd/records/{k}", json={"data": {}}, auth=auth,
+                              timeout=60)
+                    if self.check(u, r.status_code, r.text, "default"):
+                        self.records.setdefault((u, "/buckets/default/collections/dd"), []).append(str(k))
+            except requests.RequestException as e:
+                self.failures.append((u, "request", repr(e)))
+                time.sleep(0.1)
+
+    def __enter__(self):
+        for u in range(self.users):
+            auth = (f"user{u}", "pw")
+            # Even users are accounts: their password is checked against their account's shard, which moves too.
+            if u % 2 == 0:
+                r = requests.put(f"{self.url}/accounts/user{u}", json={"data": {"password": "pw"}}, timeout=30)
+                assert r.status_code == 201, r.text
+            assert requests.put(f"{self.url}/buckets/w{u}", auth=auth, timeout=30).status_code in (200, 201)
+            for c in ("c", "bulk"):
+                r = requests.put(f"{self.url}/buckets/w{u}/collections/{c}", auth=auth, timeout=30)
+                assert r.status_code in (200, 201), r.text
+        for t in self.threads:
+            t.start()
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join(timeout=90)
+
+    def verify(self):
+        """Every acknowledged write is served, chains and timestamps are whole, every bucket is listed once."""
+        for stamps in self.stamps.values():
+            assert all(a < b for a, b in zip(stamps, stamps[1:])), stamps
+        for u in range(self.users):
+            auth = (f"user{u}", "pw")
+            n, ts = self.chains[u]
+            r = requests.get(f"{self.url}/buckets/w{u}/collections/c/records/r", auth=auth, timeout=30)
+            assert r.status_code == 200 and r.json()["data"]["n"] == n and stamp(r) == ts, (u, n, ts, r.text)
+            # The next write of a moved collection stamps above every earlier one.
+            r = requests.put(f"{self.url}/buckets/w{u}/collections/c/records/r", json={"data": {"n": n + 1}},
+                             headers={"If-Match": f'"{ts}"'}, auth=auth, timeout=30)
+            assert r.status_code == 200 and stamp(r) > ts, r.text
+            self.chains[u] = (n + 1, stamp(r))
+            for (user, path), ids in self.records.items():
+                if user != u:
+                    continue
+                r = requests.get(f"{self.url}{path}/records?_limit=10000", auth=auth, timeout=30)
+                assert r.status_code == 200, r.text
+                assert set(ids) <= {rec["id"] for rec in r.json()["data"]}, (u, path)
+            r = requests.get(f"{self.url}/buckets?_limit=10000", auth=auth, timeout=30)
+            listed = [b["id"] for b in r.json()["data"]]
+            assert len(listed) == len(set(listed)), "a bucket listed by two shards"
+            assert set(self.buckets.get(u, [])) | {f"w{u}"} <= set(listed)
+        return sum(len(s) for s in self.stamps.values())
+
+
+def assert_settled(d, count):
+    stored = d.stored_map()
+    assert sorted(int(i) for i in stored["shards"]) == list(range(count))
+    assert "moving" not in stored
+    owners = {owner for _, owner in stored["owners"]}
+    assert owners == set(range(count))
+    for i in range(count):
+        m = f"http://127.0.0.1:{d.metrics[i]}/metrics"
+        wait_for(lambda: metric(m, "kinto_shard_map_generation") == stored["generation"])
+        assert metric(m, "kinto_shard_moves_in_progress") == 0
+    total = sum(metric(f"http://127.0.0.1:{d.metrics[i]}/metrics", "kinto_shard_slots") for i in range(count))
+    assert total == 4096
+
+
+def test_writers_see_no_error_while_the_shard_count_goes_2_5_3(deployment):
+    d = deployment
+    with Writers(d.url) as writers:
+        grown = d.grow(5)
+        assert "balanced over 5 shards" in grown.stdout, grown.stdout
+        shrunk = d.admin("rebalance", "--shards", "3")
+        assert "balanced over 3 shards" in shrunk.stdout and "shards [3, 4] left the map" in shrunk.stdout
+        time.sleep(0.5)
+    assert writers.failures == []
+    assert writers.verify() > 20
+    assert_settled(d, 3)
+    # The retired shards own nothing, and the gateway no longer asks them.
+    for i in (3, 4):
+        d.procs[i].terminate()
+        d.procs[i].wait(timeout=30)
+    assert requests.get(f"{d.url}/__heartbeat__", timeout=30).status_code == 200
+    writers.verify()
+    # A shard started with the old count is refused, naming the stored one.
+    out = subprocess.run([str(BIN / "kinto-shard")], env={
+        **_clean_env(), "KINTO_BIND": f"127.0.0.1:{free_port()}", "KINTO_DATA_DIR": str(d.tmp / "late"),
+        "KINTO_SHARD_INDEX": "0", "KINTO_SHARD_COUNT": "2", "KINTO_PLACEMENT_DIR": str(d.placement)},
+        capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "map of 3 shards" in out.stderr, out.stderr
+
+
+def watch(proc, word, then):
+    """Reads `proc`'s progress lines; calls `then` once, at the first line holding `word`."""
+    lines, done = [], [False]
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line)
+            if word in line and not done[0]:
+                done[0] = True
+                then()
+
+    t = threading.Thread(target=read)
+    t.start()
+    return lines, t
+
+
+def test_a_paused_old_owner_is_fenced_and_the_moves_finish(deployment):
+    """Shard 0 is SIGSTOPped as soon as a batch of its slots is copied, and resumed 2 s later: the handoff goes on
+    without it, it releases the slots when it reads the map, and what it was sent meanwhile is refused and
+    retried on the new owner."""
+    d = deployment
+    with Writers(d.url) as writers:
+        d.admin("join", "--shard", "2", "--address", f"http://127.0.0.1:{d.ports.setdefault(2, free_port())}")
+        d.start_shard(2, 3)
+        proc = d.rebalance_in_background(3)
+        lines, reader = watch(proc, "copied", lambda: d.procs[0].send_signal(signal.SIGSTOP))
+        wait_for(lambda: any("copied" in line for line in lines), timeout=60)
+        time.sleep(2)
+        d.procs[0].send_signal(signal.SIGCONT)
+        proc.wait(timeout=120)
+        reader.join(timeout=30)
+        if proc.returncode != 0:  # the pause hit a freeze or a copy: that batch rolled back; run again
+            assert any("rolled back" in line for line in lines), lines
+            d.admin("rebalance", "--shards", "3")
+        time.sleep(0.5)
+    assert writers.failures == [], "".join(lines)
+    writers.verify()
+    assert_settled(d, 3)
+
+
+def test_a_shard_killed_mid_move_loses_nothing(deployment):
+    """The new owner is SIGKILLed while a batch moves to it: the batch rolls back, and once it is restarted the
+    rebalance completes. Then the old owner is killed right after a copy: the move completes or rolls back."""
+    d = deployment
+    with Writers(d.url, tolerate=(503,)) as writers:
+        d.admin("join", "--shard", "2", "--address", f"http://127.0.0.1:{d.ports.setdefault(2, free_port())}")
+        d.start_shard(2, 3)
+        proc = d.rebalance_in_background(3)
+        lines, reader = watch(proc, "announced", lambda: d.procs[2].send_signal(signal.SIGKILL))
+        proc.wait(timeout=120)
+        reader.join(timeout=30)
+        assert proc.returncode != 0 and any("rolled back" in line for line in lines), lines
+        d.procs[2].wait(timeout=30)
+        d.start_shard(2, 3)
+        proc = d.rebalance_in_background(3)
+        lines, reader = watch(proc, "copied", lambda: d.procs[0].send_signal(signal.SIGKILL))
+        proc.wait(timeout=120)
+        reader.join(timeout=30)
+        d.procs[0].wait(timeout=30)
+        d.start_shard(0, 3)
+        d.admin("rebalance", "--shards", "3")
+        time.sleep(0.5)
+    assert [f for f in writers.failures if f[1] != "request"] == []
+    writers.verify()
+    assert_settled(d, 3)
+
+
+def announce(d, slots, to):
+    """A coordinator that died after announcing a batch: the map shows `slots` moving to shard `to`."""
+    with open(d.placement / "lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stored = d.stored_map()
+        stored["generation"] += 1
+        stored["moving"] = {str(s): {"to": to} for s in slots}
+        tmp = d.placement / "map.json.tmp"
+        tmp.write_text(json.dumps(stored))
+        os.rename(tmp, d.placement / "map.json")
+
+
+def test_a_batch_left_moving_is_resumed_or_aborted(deployment):
+    d = deployment
+    auth = ("user0", "pw")
+    bucket = next(b for b in (f"r{i}" for i in range(10000)) if slot(b) < 8)
+    assert requests.put(f"{d.url}/buckets/{bucket}", auth=auth, timeout=30).status_code == 201
+    d.admin("join", "--shard", "2", "--address", f"http://127.0.0.1:{d.ports.setdefault(2, free_port())}")
+    d.start_shard(2, 3)
+    announce(d, range(8), 2)
+    # Aborted: the slots stay with shard 0, which still takes writes.
+    out = d.admin("abort").stdout
+    assert "rolled back 8 slots (0..=7) shard 0 -> shard 2" in out, out
+    assert "moving" not in d.stored_map()
+    r = requests.put(f"{d.url}/buckets/{bucket}/collections/c", auth=auth, timeout=30)
+    assert r.status_code == 201, r.text
+    # Resumed: the next rebalance finishes the batch first, then the rest.
+    announce(d, range(8), 2)
+    out = d.admin("rebalance", "--shards", "3").stdout
+    assert "resuming 8 slots (0..=7) shard 0 -> shard 2" in out and "balanced over 3 shards" in out, out
+    stored = d.stored_map()
+    assert owners(stored)[slot(bucket)] == 2
+    r = requests.get(f"{d.url}/buckets/{bucket}/collections/c", auth=auth, timeout=30)
+    assert r.status_code == 200, r.text

@@ -473,7 +473,9 @@ def permissions_scale(args):
     proc = start_ours(data, 8891, binary, {**settings, **args.settings})
     try:
         wait_up("http://127.0.0.1:8891")
-        results["kinto_rs"] = ps.run("http://127.0.0.1:8891", populations, args.permissions_writers)
+        from page_cost import wait_idle
+        results["kinto_rs"] = ps.run("http://127.0.0.1:8891", populations, args.permissions_writers,
+                                     settle=lambda: wait_idle(proc.pid))
         results["kinto_rs_rss_mb"] = round(rss_mb(proc.pid), 1)
     finally:
         proc.terminate()

@@ -26,8 +26,9 @@ def grow(base, start, end, writers):
     return round(time.time() - t0, 1)
 
 
-def run(base, populations, writers):
-    """`{population: {"permissions_ms", "entries", "grow_seconds"}}` for one server."""
+def run(base, populations, writers, settle=None):
+    """`{population: {"permissions_ms", "entries", "grow_seconds"}}` for one server. `settle()`, if given, waits
+    until the server's background work after a growth (flushes, compactions) is done, before measuring."""
     for i in range(3):
         status, _, _, _ = call(f"{base}/v1/buckets/mine-{i}", "PUT", {})
         if status not in (200, 201):
@@ -36,6 +37,8 @@ def run(base, populations, writers):
     for n in sorted(populations):
         grown = grow(base, have, n, writers)
         have = max(have, n)
+        if settle:
+            settle()
         status, _, body, _ = call(f"{base}/v1/permissions")
         if status != 200:
             raise SystemExit(f"/permissions: {status}")

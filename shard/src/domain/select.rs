@@ -96,6 +96,22 @@ impl Page<'_> {
     }
 }
 
+/// The rows to ask of the store next. An ordered page that took every row
+/// of the last chunk (the token's own row aside) lacks only a few: asking
+/// for those few, not twice the last chunk, halves what a deep page reads.
+/// Otherwise rows are being filtered out: twice the last chunk.
+fn next_chunk(page: &Page<'_>, last: usize, read: usize, offered: usize) -> usize {
+    let took = page.rows.len().saturating_sub(offered);
+    match page.want {
+        Some(want) if page.ordered && took.saturating_add(1) >= read => {
+            // The rows missing, and one more: the row that shows the page ends.
+            want.saturating_sub(page.rows.len()).saturating_add(1)
+        }
+        _ => last.saturating_mul(2),
+    }
+    .clamp(MIN_CHUNK, MAX_CHUNK)
+}
+
 /// Selects the page `q` asks for, among the rows `keep` lets the caller see.
 pub async fn select(
     w: Walk<'_>,
@@ -115,15 +131,17 @@ pub async fn select(
     };
     let (mut visible, mut total) = (0, 0);
     let mut range = plan.range(w.parent, w.resource, w.with_tombstones);
-    // One more than the page: the row that shows the page ends (not tied
-    // with its last on `last_modified`).
+    // Two more than the page: the row that shows the page ends (not tied
+    // with its last on `last_modified`), and the token's own row, where a
+    // `last_modified` walk resumes.
     range.limit = want
-        .map_or(MAX_CHUNK, |w| w.saturating_add(1))
+        .map_or(MAX_CHUNK, |w| w.saturating_add(2))
         .clamp(MIN_CHUNK, MAX_CHUNK);
     let mut full = false;
     'walk: loop {
         budget.check()?;
         let chunk = w.storage.scan(&range).await?;
+        let (read, offered) = (chunk.rows.len(), page.rows.len());
         for (i, o) in chunk.rows.into_iter().enumerate() {
             if i % ROWS_PER_CHECK == ROWS_PER_CHECK - 1 {
                 budget.check()?;
@@ -156,7 +174,7 @@ pub async fn select(
         }
         let Some(next) = chunk.next else { break };
         range.from = Some(next);
-        range.limit = range.limit.saturating_mul(2).min(MAX_CHUNK);
+        range.limit = next_chunk(&page, range.limit, read, offered);
         tokio::task::yield_now().await;
     }
     page.trim();

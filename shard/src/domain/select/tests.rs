@@ -287,6 +287,20 @@ async fn a_page_reads_about_a_page_of_a_large_list() {
         "read {}",
         s.rows.load(SeqCst)
     );
+    // A deep page of a hundred, resumed from the previous page's last row,
+    // reads about a hundred rows (not a second chunk as large as the first).
+    let mut q = ListQuery {
+        sort: sort(&[]),
+        limit: Some(100),
+        ..Default::default()
+    };
+    let first = page(&s, &q).await;
+    let last = first.rows.last().map(|(j, _)| j.clone()).expect("a row");
+    q.after = Some(query::keyset_of(&last, &q.sort));
+    s.rows.store(0, SeqCst);
+    let next = page(&s, &q).await;
+    assert_eq!(next.rows.len(), 100);
+    assert!(s.rows.load(SeqCst) <= 115, "read {}", s.rows.load(SeqCst));
     // `_since` on the default order stops at the bound.
     s.rows.store(0, SeqCst);
     let q = ListQuery {

@@ -689,6 +689,7 @@ async fn fan_out(app: &App, mut op: Operation) -> Result<OpResult, KintoError> {
         total,
         has_more,
         cache_expires: None,
+        last_json: None,
     })
 }
 
@@ -771,14 +772,23 @@ fn list_response(
     params: &ListParams,
     r: OpResult,
 ) -> Result<KResponse, KintoError> {
-    if method != pb::Method::Head && !r.has_more && params.fields.is_none() {
-        // Nothing to read in the page: the shard's printed list passes through.
+    let last = r.last_json.as_deref().filter(|_| r.has_more);
+    if method != pb::Method::Head && (!r.has_more || last.is_some()) && params.fields.is_none() {
+        // Nothing to read in the page but its last row (the next page's
+        // keyset): the shard's printed list passes through.
+        let next = match last {
+            Some(last) => {
+                let last: Value = crate::reply::decode_printed(shard, "execute", last)?;
+                Some(next_page(app, req, params, &last, page_size(app, params)))
+            }
+            None => None,
+        };
         let mut out = Vec::with_capacity(r.data_json.len() + 10);
         out.extend_from_slice(b"{\"data\":");
         out.extend_from_slice(or_json(&r.data_json, b"[]"));
         out.push(b'}');
         let resp = KResponse::printed(200, out);
-        return Ok(list_headers(resp, method, params, &r, None));
+        return Ok(list_headers(resp, method, params, &r, next));
     }
     let mut items: Vec<Value> = crate::reply::decode_printed(shard, "execute", &r.data_json)?;
     let next = if r.has_more {

@@ -189,6 +189,8 @@ pub struct Outcome {
     pub has_more: bool,
     /// Record reads by anonymous callers: the collection's `cache_expires`.
     pub cache_expires: Option<i64>,
+    /// A list page with more to come: its last object, printed.
+    pub last: Option<Vec<u8>>,
 }
 
 /// An outcome's JSON: built as a value (lists), or one object printed
@@ -214,6 +216,7 @@ impl Outcome {
             total: 0,
             has_more: false,
             cache_expires: None,
+            last: None,
         }
     }
 
@@ -226,6 +229,37 @@ impl Outcome {
             total,
             has_more,
             cache_expires: None,
+            last: None,
+        }
+    }
+
+    /// A list page printed straight from the stored objects (no JSON value
+    /// is built for it), with its last object when more remain.
+    pub fn page<'a>(
+        rows: impl ExactSizeIterator<Item = &'a StoredObject>,
+        timestamp: u64,
+        total: u64,
+        has_more: bool,
+    ) -> Self {
+        let n = rows.len();
+        let mut out = Vec::with_capacity(n.saturating_mul(128).saturating_add(2));
+        let mut last = None;
+        out.push(b'[');
+        for (i, o) in rows.enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let start = out.len();
+            o.print_into(&mut out);
+            if has_more && i + 1 == n {
+                last = out.get(start..).map(<[u8]>::to_vec);
+            }
+        }
+        out.push(b']');
+        Outcome {
+            data: Data::Printed(out),
+            last,
+            ..Outcome::list(Value::Null, timestamp, total, has_more)
         }
     }
 
@@ -243,6 +277,7 @@ impl Outcome {
             total: self.total,
             has_more: self.has_more,
             cache_expires: self.cache_expires,
+            last_json: self.last,
         }
     }
 }

@@ -15,7 +15,7 @@ use super::scan_plan::ScanPlan;
 use crate::storage::{Order, Range, Storage, StoredObject};
 use kinto_proto::query;
 use kinto_proto::KintoError;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Rows checked between two looks at the budget.
 const ROWS_PER_CHECK: usize = 64;
@@ -96,6 +96,31 @@ impl Page<'_> {
     }
 }
 
+/// The part of `o` as Kinto shows it ([`StoredObject::to_json`]) that the
+/// query's fields `names` can reach: what filters and sorts read, without
+/// copying the rest of each row. A field path reaches the top-level keys that
+/// are the path cut at one of its dots, or whole ([`query::lookup`]).
+fn view(o: &StoredObject, names: &[&str]) -> Value {
+    let mut m = Map::new();
+    if !o.deleted {
+        for name in names {
+            let cuts = name.match_indices('.').map(|(i, _)| i);
+            for cut in cuts.chain([name.len()]) {
+                let key = name.get(..cut).unwrap_or_default();
+                if let Some(v) = o.data.get(key).filter(|_| !m.contains_key(key)) {
+                    m.insert(key.to_owned(), v.clone());
+                }
+            }
+        }
+    }
+    m.insert("id".into(), Value::String(o.id.clone()));
+    m.insert("last_modified".into(), Value::from(o.last_modified));
+    if o.deleted {
+        m.insert("deleted".into(), Value::Bool(true));
+    }
+    Value::Object(m)
+}
+
 /// The rows to ask of the store next. An ordered page that took every row
 /// of the last chunk (the token's own row aside) lacks only a few: asking
 /// for those few, not twice the last chunk, halves what a deep page reads.
@@ -137,6 +162,9 @@ pub async fn select(
     range.limit = want
         .map_or(MAX_CHUNK, |w| w.saturating_add(2))
         .clamp(MIN_CHUNK, MAX_CHUNK);
+    let names: Vec<&str> = (q.filters.iter().map(|f| f.field.as_str()))
+        .chain(q.sort.iter().map(|k| k.field.as_str()))
+        .collect();
     let mut full = false;
     'walk: loop {
         budget.check()?;
@@ -153,7 +181,7 @@ pub async fn select(
                 continue;
             }
             visible += 1;
-            let json = o.to_json();
+            let json = view(&o, &names);
             if !query::matches(&json, &q.filters) {
                 continue;
             }

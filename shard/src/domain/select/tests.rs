@@ -371,3 +371,25 @@ async fn tells_nothing_shared_from_nothing_in_range() {
     assert_eq!(page.visible, page.rows.len());
     assert!(page.visible > 0 && page.visible < 10);
 }
+
+/// A filter or sort finds in a row's view what it finds in the whole row,
+/// dotted keys and nested paths alike.
+#[test]
+fn a_view_holds_what_the_query_fields_reach() {
+    let data = json!({"a.b": 1, "a": {"b": {"c": 2}}, "x": [1], "y": "n", "id": "no"});
+    let mut o = row(1, 5);
+    o.data = data.as_object().cloned().unwrap_or_default();
+    let names = ["a.b", "a.b.c", "x", "z", "id", "last_modified", "y.q"];
+    let whole = o.to_json();
+    let v = view(&o, &names);
+    for name in names {
+        assert_eq!(
+            query::lookup(&v, name),
+            query::lookup(&whole, name),
+            "{name}"
+        );
+    }
+    assert!(v.get("y").is_some() && v.as_object().is_some_and(|m| m.len() == 6));
+    let tomb = StoredObject::tombstone("t", 9);
+    assert_eq!(view(&tomb, &names), tomb.to_json());
+}

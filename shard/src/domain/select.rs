@@ -35,6 +35,10 @@ pub struct Selected {
     /// [`Walk::count`] asks (Kinto reports it on HEAD only).
     pub total: u64,
     pub has_more: bool,
+    /// The most rows the page held at once: bounded by the page, not the
+    /// list (what the memory-bound tests check).
+    #[cfg(test)]
+    pub held: usize,
 }
 
 /// One list walk: where and what.
@@ -60,36 +64,40 @@ struct Page<'q> {
     want: Option<usize>,
     ordered: bool,
     rows: Vec<(Value, StoredObject)>,
+    /// See [`Selected::held`].
+    #[cfg_attr(not(test), allow(dead_code))]
+    held: usize,
 }
 
 impl Page<'_> {
     /// Keeps `row`; false when the walk may stop (an ordered page is full).
     fn offer(&mut self, row: (Value, StoredObject), order: Order) -> bool {
-        let Some(want) = self.want else {
-            self.rows.push(row);
-            return true;
+        // Past the page, only rows tied with its last on `last_modified`
+        // may still belong to it (the sort then orders them by `id`).
+        let tied = |last: &(Value, StoredObject)| {
+            order.by_modified() && last.1.last_modified == row.1.last_modified
         };
-        if self.ordered {
-            // Past the page, only rows tied with its last on `last_modified`
-            // may still belong to it (the sort then orders them by `id`).
-            let tied = |last: &(Value, StoredObject)| {
-                order.by_modified() && last.1.last_modified == row.1.last_modified
-            };
-            if self.rows.len() >= want && !self.rows.last().is_some_and(tied) {
-                return false;
-            }
-            self.rows.push(row);
-            return true;
+        let full = |want| self.rows.len() >= want && !self.rows.last().is_some_and(tied);
+        if self.ordered && self.want.is_some_and(full) {
+            return false;
         }
         self.rows.push(row);
-        if self.rows.len() >= want.saturating_mul(2).max(MIN_CHUNK) {
-            self.trim();
+        self.held = self.held.max(self.rows.len());
+        if let Some(want) = self.want.filter(|_| !self.ordered) {
+            if self.rows.len() >= want.saturating_mul(2).max(MIN_CHUNK) {
+                self.trim();
+            }
         }
         true
     }
 
     fn trim(&mut self) {
-        query::sort_by_keys(&mut self.rows, &self.q.sort, |r| &r.0);
+        // In the store's order, only rows tied on `last_modified` may be out
+        // of the sort's order (`id` then breaks the tie).
+        let tied = |w: &[(Value, StoredObject)]| w[0].1.last_modified == w[1].1.last_modified;
+        if !self.ordered || self.rows.windows(2).any(tied) {
+            query::sort_by_keys(&mut self.rows, &self.q.sort, |r| &r.0);
+        }
         if let Some(want) = self.want {
             self.rows.truncate(want);
         }
@@ -153,6 +161,7 @@ pub async fn select(
         want,
         ordered: plan.ordered,
         rows: Vec::new(),
+        held: 0,
     };
     let (mut visible, mut total) = (0, 0);
     let mut range = plan.range(w.parent, w.resource, w.with_tombstones);
@@ -222,6 +231,8 @@ pub async fn select(
         visible,
         total,
         has_more,
+        #[cfg(test)]
+        held: page.held,
     })
 }
 

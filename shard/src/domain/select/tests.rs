@@ -393,3 +393,37 @@ fn a_view_holds_what_the_query_fields_reach() {
     let tomb = StoredObject::tombstone("t", 9);
     assert_eq!(view(&tomb, &names), tomb.to_json());
 }
+
+/// A sort the store's orders do not serve walks the whole list, yet holds
+/// about a page of it at a time, never the list: the walk of a collection
+/// larger than the memory one request may use keeps only the best rows.
+#[tokio::test]
+async fn a_walk_of_the_whole_list_holds_a_page_not_the_list() {
+    let (_dir, s) = store(3000).await;
+    let all = s.inner.list(P, "record", None, false).await.expect("list");
+    for (sort, filters) in [
+        (sort(&[("title", false)]), vec![]),
+        (sort(&[("n", true)]), vec![filter("n", Op::Not, json!(1))]),
+        (
+            sort(&[("title", true)]),
+            vec![filter("title", Op::Eq, json!("t3"))],
+        ),
+    ] {
+        let q = ListQuery {
+            filters,
+            sort,
+            limit: Some(10),
+            ..Default::default()
+        };
+        s.rows.store(0, SeqCst);
+        let got = page(&s, &q).await;
+        // Every live row was read, in chunks of the store...
+        assert_eq!(s.rows.load(SeqCst), all.len());
+        // ...and at most twice the page (plus the row that shows more) held.
+        assert!(got.held <= 2 * 11, "held {} of {}", got.held, all.len());
+        let expected = reference(&all, &q, false);
+        let ids: Vec<String> = got.rows.iter().map(|(_, o)| o.id.clone()).collect();
+        assert_eq!(ids, expected[..ids.len()], "{q:?}");
+        assert_eq!(ids.len(), expected.len().min(10));
+    }
+}

@@ -6,8 +6,9 @@
 Populates a fresh data directory with `--records` small records (`/batch` of 25 POSTs, as
 `bench.py --big-collection`) with the server running natively, restarts it under
 `valgrind --tool=callgrind` on the same directory, sends one warm-up page, zeroes the counters, then
-follows `Next-Page` from the first page of `--query` (default sort) to the end and prints the server's
-instructions per page. Instruction counts are repeatable where wall times on a shared machine are not,
+follows `Next-Page` from the first page of `--query` (default sort), or of `--first` (another list, such as
+`/v1/permissions?_limit=100`), to the end (or sends one `--head` of it) and prints the server's instructions per
+page. Instruction counts are repeatable where wall times on a shared machine are not,
 so two builds (or two commits, both debug) compare exactly. `--keep FILE` keeps the dump for
 `callgrind_annotate --inclusive=yes FILE`. Standard library only.
 """
@@ -89,6 +90,8 @@ def main():
     ap.add_argument("--records", type=int, default=10000)
     ap.add_argument("--limit", type=int, default=1000)
     ap.add_argument("--query", default="", help="more querystring, e.g. `_sort=build.number`")
+    ap.add_argument("--first", help="another first page to follow, e.g. `/v1/permissions?_limit=1000`")
+    ap.add_argument("--head", action="store_true", help="one HEAD of the first page instead of paging")
     ap.add_argument("--port", type=int, default=8898)
     ap.add_argument("--keep", help="copy the callgrind dump of the measured part here")
     args = ap.parse_args()
@@ -101,6 +104,7 @@ def main():
     first = f"/v1/buckets/big/collections/c/records?_limit={args.limit}"
     if args.query:
         first += "&" + args.query
+    first = args.first or first
     try:
         proc = start(args.binary, env)
         try:
@@ -116,7 +120,11 @@ def main():
             conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=600)
             call(conn, "GET", first)  # warm-up: caches, connection
             subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
-            pages, records = paginate(conn, first)
+            if args.head:
+                call(conn, "HEAD", first)
+                pages, records = 1, 0
+            else:
+                pages, records = paginate(conn, first)
             subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
             # The measured part's dump, before the one written at exit.
             dumps = sorted(glob.glob(out + "*"), key=os.path.getmtime)

@@ -557,7 +557,7 @@ pub(super) fn page_size(app: &App, params: &ListParams) -> u64 {
     wanted.min(cfg.storage_max_fetch_size).max(1)
 }
 
-fn list_query(app: &App, params: &ListParams) -> ListQuery {
+pub(super) fn list_query(app: &App, params: &ListParams) -> ListQuery {
     ListQuery {
         filters: params
             .filters

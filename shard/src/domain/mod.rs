@@ -34,6 +34,7 @@ mod cache_expires;
 pub use kinto_model::clock;
 mod commit;
 mod draft;
+mod entries;
 mod granted;
 mod history;
 mod load;

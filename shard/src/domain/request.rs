@@ -106,19 +106,8 @@ fn patch_kind(method: pb::Method, kind: i32) -> Result<pb::PatchKind, KintoError
     }
 }
 
-impl Request {
-    pub fn decode(o: pb::Operation) -> Result<Request, KintoError> {
-        let target = Target::from_pb(
-            o.target
-                .as_ref()
-                .ok_or_else(|| KintoError::internal("operation without target"))?,
-        )?;
-        // 0 (unset) is no method, as an unknown one: the gateway's bug.
-        let method = pb::Method::try_from(o.method)
-            .ok()
-            .filter(|m| *m != pb::Method::Unspecified)
-            .ok_or_else(|| KintoError::internal("operation without method"))?;
-        let q = o.query.unwrap_or_default();
+impl ListQuery {
+    pub fn decode(q: pb::ListQuery) -> Result<ListQuery, KintoError> {
         let filters = q
             .filters
             .iter()
@@ -150,6 +139,32 @@ impl Request {
                 _ => return Err(KintoError::internal("pagination keyset is not an object")),
             }
         };
+        Ok(ListQuery {
+            filters,
+            sort,
+            limit: (q.limit > 0).then_some(q.limit),
+            after,
+            include_tombstones: q.include_tombstones,
+            used_nonce: q.used_nonce,
+            next_nonce: q.next_nonce,
+            dry_run: q.dry_run,
+        })
+    }
+}
+
+impl Request {
+    pub fn decode(o: pb::Operation) -> Result<Request, KintoError> {
+        let target = Target::from_pb(
+            o.target
+                .as_ref()
+                .ok_or_else(|| KintoError::internal("operation without target"))?,
+        )?;
+        // 0 (unset) is no method, as an unknown one: the gateway's bug.
+        let method = pb::Method::try_from(o.method)
+            .ok()
+            .filter(|m| *m != pb::Method::Unspecified)
+            .ok_or_else(|| KintoError::internal("operation without method"))?;
+        let query = ListQuery::decode(o.query.unwrap_or_default())?;
         Ok(Request {
             target,
             method,
@@ -159,16 +174,7 @@ impl Request {
             patch_kind: patch_kind(method, o.patch_kind)?,
             if_match: pre(o.if_match),
             if_none_match: pre(o.if_none_match),
-            query: ListQuery {
-                filters,
-                sort,
-                limit: (q.limit > 0).then_some(q.limit),
-                after,
-                include_tombstones: q.include_tombstones,
-                used_nonce: q.used_nonce,
-                next_nonce: q.next_nonce,
-                dry_run: q.dry_run,
-            },
+            query,
             forced_last_modified: o.forced_last_modified,
             generation: o.generation,
             implicit_bucket: o.implicit_bucket,

@@ -28,6 +28,8 @@ pub(crate) mod conformance;
 #[cfg(test)]
 pub(crate) mod conformance_indexes;
 #[cfg(test)]
+mod conformance_pages;
+#[cfg(test)]
 mod conformance_scan;
 
 use async_trait::async_trait;

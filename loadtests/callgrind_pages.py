@@ -32,12 +32,8 @@ CHANNELS = ("release", "beta", "nightly", "aurora")
 
 
 def call(conn, method, path, body=None):
-    headers = {"Authorization": AUTH}
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    conn.request(method, path, body=data, headers=headers)
+    data = None if body is None else json.dumps(body).encode()
+    conn.request(method, path, body=data, headers={"Authorization": AUTH, "Content-Type": "application/json"})
     r = conn.getresponse()
     payload = r.read()
     if r.status >= 400:
@@ -84,6 +80,16 @@ def stop(proc):
         proc.kill()
 
 
+def server_env(port, data):
+    """The server's environment: ours without KINTO_*, then Basic auth, one data directory."""
+    settings = {"BIND": f"127.0.0.1:{port}", "DATA_DIR": data, "USERID_HMAC_SECRET": "load-test-secret",
+                "MULTIAUTH_POLICIES": "basicauth", "BUCKET_CREATE_PRINCIPALS": "system.Authenticated",
+                "LOG_LEVEL": "warn"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KINTO_")}
+    env.update({f"KINTO_{k}": v for k, v in settings.items()})
+    return env
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", default="target/debug/kinto")
@@ -92,15 +98,12 @@ def main():
     ap.add_argument("--query", default="", help="more querystring, e.g. `_sort=build.number`")
     ap.add_argument("--first", help="another first page to follow, e.g. `/v1/permissions?_limit=1000`")
     ap.add_argument("--head", action="store_true", help="one HEAD of the first page instead of paging")
-    ap.add_argument("--port", type=int, default=8898)
     ap.add_argument("--keep", help="copy the callgrind dump of the measured part here")
+    ap.add_argument("--port", type=int, default=8898)
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="kinto-callgrind-pages-")
     out = os.path.join(work, "callgrind.out")
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KINTO_")},
-           "KINTO_BIND": f"127.0.0.1:{args.port}", "KINTO_DATA_DIR": os.path.join(work, "data"),
-           "KINTO_USERID_HMAC_SECRET": "load-test-secret", "KINTO_MULTIAUTH_POLICIES": "basicauth",
-           "KINTO_BUCKET_CREATE_PRINCIPALS": "system.Authenticated", "KINTO_LOG_LEVEL": "warn"}
+    env = server_env(args.port, os.path.join(work, "data"))
     first = f"/v1/buckets/big/collections/c/records?_limit={args.limit}"
     if args.query:
         first += "&" + args.query

@@ -166,18 +166,12 @@ mod tests {
             collection: collection.into(),
             id: Some("x".into()),
         };
-        let names = [
-            "uri",
-            "resource_name",
-            "id",
-            "bucket_id",
-            "collection_id",
-            "group_id",
-            "record_id",
-            "bucket_id.a",
-            "account_id",
-            "deleted",
-        ];
+        let kinds = ["bucket", "collection", "group", "record", "account"];
+        let ids: Vec<String> = kinds.iter().map(|k| format!("{k}_id")).collect();
+        let names: Vec<&str> = ["uri", "resource_name", "id", "bucket_id.a", "deleted"]
+            .into_iter()
+            .chain(ids.iter().map(String::as_str))
+            .collect();
         for t in [
             at(Kind::Bucket, "x", ""),
             at(Kind::Group, "b", ""),
@@ -187,7 +181,7 @@ mod tests {
         ] {
             let whole = skeleton(&t, "x");
             let v = view(&t, "x", &names);
-            for name in names {
+            for &name in &names {
                 assert_eq!(
                     query::lookup(&v, name),
                     query::lookup(&whole, name),

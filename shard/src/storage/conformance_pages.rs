@@ -14,19 +14,14 @@ use serde_json::{json, Value};
 const L: &str = "/buckets/b/collections/pages";
 const ROWS: u64 = 240;
 
+/// A row of the scan checks, most with a `title` too.
 fn row(i: u64, ts: u64) -> StoredObject {
-    let mut data = serde_json::Map::new();
-    data.insert("n".into(), json!(i % 7));
+    let mut o = super::conformance_scan::row(i, ts);
     if !i.is_multiple_of(5) {
-        data.insert("title".into(), json!(format!("t{}", (i * 13) % 17)));
+        o.data
+            .insert("title".into(), json!(format!("t{}", (i * 13) % 17)));
     }
-    StoredObject {
-        id: format!("r{i:03}"),
-        last_modified: ts,
-        deleted: false,
-        data,
-        permissions: Default::default(),
-    }
+    o
 }
 
 /// Ids and timestamps in unrelated orders, updated rows and tombstones.
@@ -53,7 +48,8 @@ async fn fill(s: &dyn Storage) {
     s.commit(changes).await.expect("commit");
 }
 
-fn sort(asked: &[(&str, bool)]) -> Vec<SortKey> {
+/// A sort as the gateway sends it: as asked, then `-last_modified`, `id`.
+pub(crate) fn sort(asked: &[(&str, bool)]) -> Vec<SortKey> {
     let key = |field: &str, descending| SortKey {
         field: field.into(),
         descending,
@@ -68,7 +64,7 @@ fn sort(asked: &[(&str, bool)]) -> Vec<SortKey> {
     s
 }
 
-fn filter(field: &str, op: Op, value: Value) -> Filter {
+pub(crate) fn filter(field: &str, op: Op, value: Value) -> Filter {
     Filter {
         field: field.into(),
         op,
@@ -76,8 +72,26 @@ fn filter(field: &str, op: Op, value: Value) -> Filter {
     }
 }
 
+/// Filter sets: none, on a field, and on `last_modified` above `gt`, within
+/// `[min, lt)`, and at most `max` (with another field).
+pub(crate) fn filter_sets(gt: u64, (min, lt): (u64, u64), max: u64) -> Vec<Vec<Filter>> {
+    vec![
+        vec![],
+        vec![filter("n", Op::Eq, json!(3))],
+        vec![filter("last_modified", Op::Gt, json!(gt))],
+        vec![
+            filter("last_modified", Op::Min, json!(min)),
+            filter("last_modified", Op::Lt, json!(lt)),
+        ],
+        vec![
+            filter("last_modified", Op::Max, json!(max)),
+            filter("n", Op::Not, json!(1)),
+        ],
+    ]
+}
+
 /// Every visible, matching row of the whole list, sorted: the expected ids.
-fn reference(all: &[StoredObject], q: &ListQuery, tombstones: bool) -> Vec<String> {
+pub(crate) fn reference(all: &[StoredObject], q: &ListQuery, tombstones: bool) -> Vec<String> {
     let mut rows: Vec<(Value, &StoredObject)> = all
         .iter()
         .filter(|o| tombstones || !o.deleted)
@@ -88,14 +102,15 @@ fn reference(all: &[StoredObject], q: &ListQuery, tombstones: bool) -> Vec<Strin
     rows.into_iter().map(|(_, o)| o.id.clone()).collect()
 }
 
-/// Every page, each resumed from the keyset of the previous one's last row.
-async fn all_pages(s: &dyn Storage, q: &ListQuery, tombstones: bool) -> Vec<String> {
+/// Every page of the list at `parent`, each resumed from the keyset of the
+/// previous one's last row.
+async fn all_pages(s: &dyn Storage, parent: &str, q: &ListQuery, tombstones: bool) -> Vec<String> {
     let mut q = q.clone();
     let mut out = Vec::new();
     loop {
         let walk = Walk {
             storage: s,
-            parent: L,
+            parent,
             resource: "record",
             with_tombstones: tombstones,
             count: false,
@@ -113,9 +128,15 @@ async fn all_pages(s: &dyn Storage, q: &ListQuery, tombstones: bool) -> Vec<Stri
     }
 }
 
-pub async fn pages_in_every_sort_and_filter(s: &dyn Storage) {
-    fill(s).await;
-    let all = s.list(L, "record", None, true).await.expect("list");
+/// Walks the records at `parent` page by page for every sort, each filter
+/// set and page size, with and without tombstones, against [`reference`]
+/// over `all` (the list read whole).
+pub(crate) async fn pages_match_the_reference(
+    s: &dyn Storage,
+    (parent, all): (&str, &[StoredObject]),
+    filters: &[Vec<Filter>],
+    limits: &[Option<u64>],
+) {
     let sorts = [
         sort(&[]),
         sort(&[("last_modified", false)]),
@@ -124,22 +145,9 @@ pub async fn pages_in_every_sort_and_filter(s: &dyn Storage) {
         sort(&[("title", false)]),
         sort(&[("n", true), ("title", false)]),
     ];
-    let filters = [
-        vec![],
-        vec![filter("n", Op::Eq, json!(3))],
-        vec![filter("last_modified", Op::Gt, json!(10_150))],
-        vec![
-            filter("last_modified", Op::Min, json!(10_050)),
-            filter("last_modified", Op::Lt, json!(20_100)),
-        ],
-        vec![
-            filter("last_modified", Op::Max, json!(10_030)),
-            filter("n", Op::Not, json!(1)),
-        ],
-    ];
     for sort in &sorts {
-        for filters in &filters {
-            for limit in [None, Some(7), Some(100)] {
+        for filters in filters {
+            for &limit in limits {
                 for tombstones in [false, true] {
                     let q = ListQuery {
                         filters: filters.clone(),
@@ -147,11 +155,18 @@ pub async fn pages_in_every_sort_and_filter(s: &dyn Storage) {
                         limit,
                         ..Default::default()
                     };
-                    let expected = reference(&all, &q, tombstones);
-                    let got = all_pages(s, &q, tombstones).await;
+                    let expected = reference(all, &q, tombstones);
+                    let got = all_pages(s, parent, &q, tombstones).await;
                     assert_eq!(got, expected, "{sort:?} {filters:?} {limit:?} {tombstones}");
                 }
             }
         }
     }
+}
+
+pub async fn pages_in_every_sort_and_filter(s: &dyn Storage) {
+    fill(s).await;
+    let filters = filter_sets(10_150, (10_050, 20_100), 10_030);
+    let all = s.list(L, "record", None, true).await.expect("list");
+    pages_match_the_reference(s, (L, &all), &filters, &[None, Some(7), Some(100)]).await;
 }

@@ -28,7 +28,7 @@ pub(crate) mod conformance;
 #[cfg(test)]
 pub(crate) mod conformance_indexes;
 #[cfg(test)]
-mod conformance_pages;
+pub(crate) mod conformance_pages;
 #[cfg(test)]
 mod conformance_scan;
 

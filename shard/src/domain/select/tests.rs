@@ -3,10 +3,13 @@
 //! every page by its keyset; and the rows one request reads from the store.
 
 use super::*;
+use crate::storage::conformance_pages::{
+    filter, filter_sets, pages_match_the_reference, reference, sort,
+};
 use crate::storage::embedded::EmbeddedStorage;
 use crate::storage::{Chunk, StorageResult, Write};
 use async_trait::async_trait;
-use kinto_proto::query::{Filter, Op, SortKey};
+use kinto_proto::query::Op;
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
@@ -106,33 +109,6 @@ pub(crate) async fn store(rows: u64) -> (tempfile::TempDir, Counting) {
     (dir, counting)
 }
 
-fn key(field: &str, descending: bool) -> SortKey {
-    SortKey {
-        field: field.into(),
-        descending,
-    }
-}
-
-/// A sort as the gateway sends it: as asked, then `-last_modified`, `id`.
-fn sort(asked: &[(&str, bool)]) -> Vec<SortKey> {
-    let mut s: Vec<SortKey> = asked.iter().map(|(f, d)| key(f, *d)).collect();
-    if !s.iter().any(|k| k.field == "last_modified") {
-        s.push(key("last_modified", true));
-    }
-    if !s.iter().any(|k| k.field == "id") {
-        s.push(key("id", false));
-    }
-    s
-}
-
-fn filter(field: &str, op: Op, value: serde_json::Value) -> Filter {
-    Filter {
-        field: field.into(),
-        op,
-        value,
-    }
-}
-
 /// A walk of the test list.
 fn walk(s: &Counting, with_tombstones: bool, count: bool, must_see: bool) -> Walk<'_> {
     Walk {
@@ -153,78 +129,13 @@ async fn page(s: &Counting, q: &ListQuery) -> Selected {
         .expect("selected")
 }
 
-/// What the selection must give: every visible, matching row, sorted.
-fn reference(all: &[StoredObject], q: &ListQuery, tombstones: bool) -> Vec<String> {
-    let mut rows: Vec<(Value, &StoredObject)> = all
-        .iter()
-        .filter(|o| tombstones || !o.deleted)
-        .map(|o| (o.to_json(), o))
-        .filter(|(j, _)| query::matches(j, &q.filters))
-        .collect();
-    query::sort_by_keys(&mut rows, &q.sort, |r| &r.0);
-    rows.into_iter().map(|(_, o)| o.id.clone()).collect()
-}
-
-/// Every page, each resumed from the keyset of the previous one's last row.
-async fn all_pages(s: &Counting, q: &ListQuery, tombstones: bool) -> Vec<String> {
-    let mut q = q.clone();
-    let mut out = Vec::new();
-    loop {
-        let walk = walk(s, tombstones, false, false);
-        let page = select(walk, &q, |_| true, &Budget::default())
-            .await
-            .expect("selected");
-        assert!(page.rows.len() as u64 <= q.limit.unwrap_or(u64::MAX));
-        out.extend(page.rows.iter().map(|(_, o)| o.id.clone()));
-        match (page.has_more, page.rows.last()) {
-            (true, Some((last, _))) => q.after = Some(query::keyset_of(last, &q.sort)),
-            _ => return out,
-        }
-    }
-}
-
 #[tokio::test]
 async fn every_sort_filter_and_page_size_gives_the_reference_pages() {
     let (_dir, s) = store(400).await;
+    let filters = filter_sets(10_300, (10_100, 10_200), 10_050);
+    let limits = [None, Some(1), Some(7), Some(100)];
     let all = s.inner.list(P, "record", None, true).await.expect("list");
-    let sorts = [
-        sort(&[]),
-        sort(&[("last_modified", false)]),
-        sort(&[("id", false)]),
-        sort(&[("id", true)]),
-        sort(&[("title", false)]),
-        sort(&[("n", true), ("title", false)]),
-    ];
-    let filters = [
-        vec![],
-        vec![filter("n", Op::Eq, json!(3))],
-        vec![filter("last_modified", Op::Gt, json!(10_300))],
-        vec![
-            filter("last_modified", Op::Min, json!(10_100)),
-            filter("last_modified", Op::Lt, json!(10_200)),
-        ],
-        vec![
-            filter("last_modified", Op::Max, json!(10_050)),
-            filter("n", Op::Not, json!(1)),
-        ],
-    ];
-    for sort in &sorts {
-        for filters in &filters {
-            for limit in [None, Some(1), Some(7), Some(100)] {
-                for tombstones in [false, true] {
-                    let q = ListQuery {
-                        filters: filters.clone(),
-                        sort: sort.clone(),
-                        limit,
-                        ..Default::default()
-                    };
-                    let expected = reference(&all, &q, tombstones);
-                    let got = all_pages(&s, &q, tombstones).await;
-                    assert_eq!(got, expected, "{sort:?} {filters:?} {limit:?} {tombstones}");
-                }
-            }
-        }
-    }
+    pages_match_the_reference(&s, (P, &all), &filters, &limits).await;
 }
 
 #[tokio::test]

@@ -132,13 +132,16 @@ fn view(o: &StoredObject, names: &[&str]) -> Value {
 /// The rows to ask of the store next. An ordered page that took every row
 /// of the last chunk (the token's own row aside) lacks only a few: asking
 /// for those few, not twice the last chunk, halves what a deep page reads.
-/// Otherwise rows are being filtered out: twice the last chunk.
+/// Scaled by what the store gave of what was asked, since it passes over
+/// tombstones (a long run of them grows the chunks fast). Otherwise rows
+/// are being filtered out: twice the last chunk.
 fn next_chunk(page: &Page<'_>, last: usize, read: usize, offered: usize) -> usize {
     let took = page.rows.len().saturating_sub(offered);
     match page.want {
         Some(want) if page.ordered && took.saturating_add(1) >= read => {
             // The rows missing, and one more: the row that shows the page ends.
-            want.saturating_sub(page.rows.len()).saturating_add(1)
+            let missing = want.saturating_sub(page.rows.len()).saturating_add(1);
+            missing.saturating_mul(last).div_ceil(read.max(1))
         }
         _ => last.saturating_mul(2),
     }

@@ -21,6 +21,8 @@ pub(crate) const P: &str = "/buckets/b/collections/c";
 pub(crate) struct Counting {
     pub(crate) inner: Arc<EmbeddedStorage>,
     pub(crate) rows: AtomicUsize,
+    /// The most rows one call handed out.
+    pub(crate) largest: AtomicUsize,
 }
 
 #[async_trait]
@@ -40,6 +42,7 @@ impl Storage for Counting {
     async fn scan(&self, range: &Range<'_>) -> StorageResult<Chunk> {
         let chunk = self.inner.scan(range).await?;
         self.rows.fetch_add(chunk.rows.len(), SeqCst);
+        self.largest.fetch_max(chunk.rows.len(), SeqCst);
         Ok(chunk)
     }
     async fn count(&self, p: &str, r: &str) -> StorageResult<u64> {
@@ -105,6 +108,7 @@ pub(crate) async fn store(rows: u64) -> (tempfile::TempDir, Counting) {
     let counting = Counting {
         inner,
         rows: AtomicUsize::new(0),
+        largest: AtomicUsize::new(0),
     };
     (dir, counting)
 }
@@ -330,8 +334,10 @@ async fn a_walk_of_the_whole_list_holds_a_page_not_the_list() {
         let got = page(&s, &q).await;
         // Every live row was read, in chunks of the store...
         assert_eq!(s.rows.load(SeqCst), all.len());
-        // ...and at most twice the page (plus the row that shows more) held.
+        // ...and at most twice the page (plus the row that shows more) held,
+        // next to one chunk of the store, never the list.
         assert!(got.held <= 2 * 11, "held {} of {}", got.held, all.len());
+        assert!(s.largest.load(SeqCst) <= MAX_CHUNK && MAX_CHUNK < all.len());
         let expected = reference(&all, &q, false);
         let ids: Vec<String> = got.rows.iter().map(|(_, o)| o.id.clone()).collect();
         assert_eq!(ids, expected[..ids.len()], "{q:?}");

@@ -14,7 +14,7 @@ use kinto_proto::pb::shard_client::ShardClient;
 use kinto_proto::pb::shard_server::Shard as ShardRpc;
 use kinto_proto::pb::{
     AccountHashReply, AccountHashRequest, Caller, FlushReply, FlushRequest, HealthReply,
-    HealthRequest, OpResult, Operation, OperationList, OutcomeList, PermissionsReply,
+    HealthRequest, ListQuery, OpResult, Operation, OperationList, OutcomeList, PermissionsReply,
     PermissionsRequest, PrincipalsReply, PrincipalsRequest, UserDataReply, UserDataRequest,
 };
 use kinto_proto::KintoError;
@@ -369,13 +369,19 @@ impl ShardMap {
             .collect()
     }
 
-    /// Every shard's `/permissions` entries for `caller`, concatenated.
-    pub async fn permissions(&self, caller: &Caller) -> Result<Vec<Value>, KintoError> {
+    /// Every shard's `/permissions` entries for `caller`, concatenated: all
+    /// of them, or each shard's part of the page `query` asks for.
+    pub async fn permissions(
+        &self,
+        caller: &Caller,
+        query: Option<ListQuery>,
+    ) -> Result<Vec<Value>, KintoError> {
         let replies = self
             .on_every_shard("permissions", |mut c| {
                 let caller = Some(caller.clone());
+                let query = query.clone();
                 Box::pin(async move {
-                    c.permissions(tonic::Request::new(PermissionsRequest { caller }))
+                    c.permissions(tonic::Request::new(PermissionsRequest { caller, query }))
                         .await
                 })
             })

@@ -245,10 +245,11 @@ impl ShardRpc for ShardService {
         &self,
         request: Request<PermissionsRequest>,
     ) -> Result<Response<PermissionsReply>, Status> {
-        let caller = request.into_inner().caller.unwrap_or_default();
+        let request = request.into_inner();
+        let caller = request.caller.unwrap_or_default();
         let entries = self
             .shard
-            .permissions(&caller)
+            .permissions(&caller, request.query)
             .await
             .map_err(|e| e.to_status())?;
         self.persist().await?;

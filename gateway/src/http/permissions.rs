@@ -7,7 +7,7 @@ use super::querystring::{parse_list_query, ListParams};
 use crate::app::App;
 use axum::http::Method;
 use kinto_proto::pb::Caller;
-use kinto_proto::query::{self, Filter, Op, SortKey};
+use kinto_proto::query::{self, SortKey};
 use kinto_proto::{ErrorKind, KintoError};
 use serde_json::{json, Value};
 
@@ -43,10 +43,6 @@ pub async fn list(app: &App, req: &KRequest, caller: &Caller) -> Result<KRespons
     // Their values are checked as on any list, then they are dropped.
     parse_list_query(&timestamp_filters, now, None).map_err(super::resources::query_error)?;
     check_fields(params.fields.as_deref())?;
-    let mut entries = app.shards.permissions(caller).await?;
-    if let Some(root) = root_entry(app, caller).await? {
-        entries.push(root);
-    }
     // Entries have no timestamp: Kinto drops the filters on it.
     let filters: Vec<_> = params
         .filters
@@ -54,8 +50,21 @@ pub async fn list(app: &App, req: &KRequest, caller: &Caller) -> Result<KRespons
         .filter(|f| f.field != "last_modified")
         .cloned()
         .collect();
-    entries.retain(|e| matches_in_order(e, &filters));
     let sort = sort_of(&pairs)?;
+    // A GET asks each shard for its part of the page only; a HEAD counts all.
+    let page = (req.method != Method::HEAD).then(|| {
+        let paged = ListParams {
+            filters: filters.clone(),
+            sort: sort.clone(),
+            ..params.clone()
+        };
+        super::resources::list_query(app, &paged)
+    });
+    let mut entries = app.shards.permissions(caller, page).await?;
+    if let Some(root) = root_entry(app, caller).await? {
+        entries.push(root);
+    }
+    entries.retain(|e| query::matches_in_order(e, &filters));
     query::sort_by_keys(&mut entries, &sort, |v| v);
     let mut resp = if req.method == Method::HEAD {
         // Kinto counts only on HEAD (filters apply, the token does not).
@@ -114,20 +123,6 @@ fn without_last_modified(pairs: Pairs) -> (Pairs, Pairs) {
         })
         .collect();
     (pairs, timestamp_filters)
-}
-
-/// Kinto filters these entries in memory whatever its storage backend, and
-/// there a `has_` filter replaces the result of the filters before it instead
-/// of joining it (`?in_bucket_id=b&has_deleted=false` lists the root entry).
-fn matches_in_order(entry: &Value, filters: &[Filter]) -> bool {
-    filters.iter().fold(true, |so_far, f| {
-        let this = query::matches(entry, std::slice::from_ref(f));
-        if f.op == Op::Has {
-            this
-        } else {
-            so_far && this
-        }
-    })
 }
 
 /// `_fields` names known fields only (Kinto checks them after the filters).

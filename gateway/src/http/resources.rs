@@ -557,7 +557,7 @@ pub(super) fn page_size(app: &App, params: &ListParams) -> u64 {
     wanted.min(cfg.storage_max_fetch_size).max(1)
 }
 
-fn list_query(app: &App, params: &ListParams) -> ListQuery {
+pub(super) fn list_query(app: &App, params: &ListParams) -> ListQuery {
     ListQuery {
         filters: params
             .filters
@@ -689,6 +689,7 @@ async fn fan_out(app: &App, mut op: Operation) -> Result<OpResult, KintoError> {
         total,
         has_more,
         cache_expires: None,
+        last_json: None,
     })
 }
 
@@ -778,14 +779,23 @@ fn list_response(
         resp.set("total-records", r.total.to_string());
         return Ok(list_headers(resp, method, params, &r, None));
     }
-    if !r.has_more && params.fields.is_none() {
-        // Nothing to read in the page: the shard's printed list passes through.
+    let last = r.last_json.as_deref().filter(|_| r.has_more);
+    if (!r.has_more || last.is_some()) && params.fields.is_none() {
+        // Nothing to read in the page but its last row (the next page's
+        // keyset): the shard's printed list passes through.
+        let next = match last {
+            Some(last) => {
+                let last: Value = crate::reply::decode_printed(shard, "execute", last)?;
+                Some(next_page(app, req, params, &last, page_size(app, params)))
+            }
+            None => None,
+        };
         let mut out = Vec::with_capacity(r.data_json.len() + 10);
         out.extend_from_slice(b"{\"data\":");
         out.extend_from_slice(or_json(&r.data_json, b"[]"));
         out.push(b'}');
         let resp = KResponse::printed(200, out);
-        return Ok(list_headers(resp, method, params, &r, None));
+        return Ok(list_headers(resp, method, params, &r, next));
     }
     let mut items: Vec<Value> = crate::reply::decode_printed(shard, "execute", &r.data_json)?;
     let next = if r.has_more {

@@ -203,6 +203,21 @@ pub fn matches(obj: &Value, filters: &[Filter]) -> bool {
     filters.iter().all(|f| matches_one(obj, f))
 }
 
+/// [`matches`] as Kinto filters the entries of `/permissions`: in memory
+/// whatever its storage backend, where a `has_` filter replaces the result of
+/// the filters before it instead of joining it (`?in_bucket_id=b&has_deleted=false`
+/// lists the root entry). The gateway and the shards filter alike.
+pub fn matches_in_order(obj: &Value, filters: &[Filter]) -> bool {
+    filters.iter().fold(true, |so_far, f| {
+        let this = matches_one(obj, f);
+        if f.op == Op::Has {
+            this
+        } else {
+            so_far && this
+        }
+    })
+}
+
 /// `_fields`: the listed (dotted) fields as partial sub-objects; `id`,
 /// `last_modified` and `deleted` are always kept.
 ///

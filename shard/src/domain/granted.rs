@@ -7,7 +7,7 @@ use super::acl::Principals;
 use super::resource::{Kind, Target};
 use super::walk::Found;
 use super::Shard;
-use crate::storage::Grant;
+use crate::storage::{Grant, StoredObject};
 use kinto_proto::KintoError;
 use std::collections::BTreeSet;
 
@@ -66,13 +66,14 @@ impl Shard {
         })
     }
 
-    /// The live objects whose ACL names any of `principals`, or that are
-    /// groups listing one as a member (`with_members`).
-    pub(super) async fn granted<'a>(
+    /// The objects whose ACL names any of `principals`, or that are groups
+    /// listing one as a member (`with_members`), as the index names them:
+    /// none is read (some may since be deleted).
+    pub(super) async fn granted_targets<'a>(
         &self,
         principals: impl IntoIterator<Item = &'a String>,
         with_members: bool,
-    ) -> Result<Vec<Found>, KintoError> {
+    ) -> Result<Vec<(Grant, Target)>, KintoError> {
         let mut grants = BTreeSet::new();
         let principals: Vec<String> = principals.into_iter().cloned().collect();
         for p in &principals {
@@ -93,17 +94,30 @@ impl Shard {
                 });
             }
         }
-        let mut out = Vec::with_capacity(grants.len());
-        for g in grants {
-            let Some(target) = target_of(&g) else {
-                continue;
-            };
-            let object = self.storage.get(&g.parent, &g.resource, &g.id).await?;
-            if let Some(object) = object.filter(|o| !o.deleted) {
+        let targets = grants.into_iter().filter_map(|g| Some((target_of(&g)?, g)));
+        Ok(targets.map(|(t, g)| (g, t)).collect())
+    }
+
+    /// The live objects of [`Shard::granted_targets`], read.
+    pub(super) async fn granted<'a>(
+        &self,
+        principals: impl IntoIterator<Item = &'a String>,
+        with_members: bool,
+    ) -> Result<Vec<Found>, KintoError> {
+        let targets = self.granted_targets(principals, with_members).await?;
+        let mut out = Vec::with_capacity(targets.len());
+        for (g, target) in targets {
+            if let Some(object) = self.live(&g).await? {
                 out.push(Found { target, object });
             }
         }
         Ok(out)
+    }
+
+    /// The live object a grant names.
+    pub(super) async fn live(&self, g: &Grant) -> Result<Option<StoredObject>, KintoError> {
+        let object = self.storage.get(&g.parent, &g.resource, &g.id).await?;
+        Ok(object.filter(|o| !o.deleted))
     }
 }
 

@@ -39,8 +39,8 @@ impl Listed {
     /// The selected page, as the list's outcome.
     fn into_page(self) -> Outcome {
         let page = self.page;
-        let data = Value::Array(page.rows.into_iter().map(|(j, _)| j).collect());
-        Outcome::list(data, self.list_ts, page.total, page.has_more)
+        let rows = page.rows.iter().map(|(_, o)| o);
+        Outcome::page(rows, self.list_ts, page.total, page.has_more)
     }
 }
 

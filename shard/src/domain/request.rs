@@ -106,19 +106,8 @@ fn patch_kind(method: pb::Method, kind: i32) -> Result<pb::PatchKind, KintoError
     }
 }
 
-impl Request {
-    pub fn decode(o: pb::Operation) -> Result<Request, KintoError> {
-        let target = Target::from_pb(
-            o.target
-                .as_ref()
-                .ok_or_else(|| KintoError::internal("operation without target"))?,
-        )?;
-        // 0 (unset) is no method, as an unknown one: the gateway's bug.
-        let method = pb::Method::try_from(o.method)
-            .ok()
-            .filter(|m| *m != pb::Method::Unspecified)
-            .ok_or_else(|| KintoError::internal("operation without method"))?;
-        let q = o.query.unwrap_or_default();
+impl ListQuery {
+    pub fn decode(q: pb::ListQuery) -> Result<ListQuery, KintoError> {
         let filters = q
             .filters
             .iter()
@@ -150,6 +139,32 @@ impl Request {
                 _ => return Err(KintoError::internal("pagination keyset is not an object")),
             }
         };
+        Ok(ListQuery {
+            filters,
+            sort,
+            limit: (q.limit > 0).then_some(q.limit),
+            after,
+            include_tombstones: q.include_tombstones,
+            used_nonce: q.used_nonce,
+            next_nonce: q.next_nonce,
+            dry_run: q.dry_run,
+        })
+    }
+}
+
+impl Request {
+    pub fn decode(o: pb::Operation) -> Result<Request, KintoError> {
+        let target = Target::from_pb(
+            o.target
+                .as_ref()
+                .ok_or_else(|| KintoError::internal("operation without target"))?,
+        )?;
+        // 0 (unset) is no method, as an unknown one: the gateway's bug.
+        let method = pb::Method::try_from(o.method)
+            .ok()
+            .filter(|m| *m != pb::Method::Unspecified)
+            .ok_or_else(|| KintoError::internal("operation without method"))?;
+        let query = ListQuery::decode(o.query.unwrap_or_default())?;
         Ok(Request {
             target,
             method,
@@ -159,16 +174,7 @@ impl Request {
             patch_kind: patch_kind(method, o.patch_kind)?,
             if_match: pre(o.if_match),
             if_none_match: pre(o.if_none_match),
-            query: ListQuery {
-                filters,
-                sort,
-                limit: (q.limit > 0).then_some(q.limit),
-                after,
-                include_tombstones: q.include_tombstones,
-                used_nonce: q.used_nonce,
-                next_nonce: q.next_nonce,
-                dry_run: q.dry_run,
-            },
+            query,
             forced_last_modified: o.forced_last_modified,
             generation: o.generation,
             implicit_bucket: o.implicit_bucket,
@@ -189,6 +195,8 @@ pub struct Outcome {
     pub has_more: bool,
     /// Record reads by anonymous callers: the collection's `cache_expires`.
     pub cache_expires: Option<i64>,
+    /// A list page with more to come: its last object, printed.
+    pub last: Option<Vec<u8>>,
 }
 
 /// An outcome's JSON: built as a value (lists), or one object printed
@@ -214,6 +222,7 @@ impl Outcome {
             total: 0,
             has_more: false,
             cache_expires: None,
+            last: None,
         }
     }
 
@@ -226,6 +235,37 @@ impl Outcome {
             total,
             has_more,
             cache_expires: None,
+            last: None,
+        }
+    }
+
+    /// A list page printed straight from the stored objects (no JSON value
+    /// is built for it), with its last object when more remain.
+    pub fn page<'a>(
+        rows: impl ExactSizeIterator<Item = &'a StoredObject>,
+        timestamp: u64,
+        total: u64,
+        has_more: bool,
+    ) -> Self {
+        let n = rows.len();
+        let mut out = Vec::with_capacity(n.saturating_mul(128).saturating_add(2));
+        let mut last = None;
+        out.push(b'[');
+        for (i, o) in rows.enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let start = out.len();
+            o.print_into(&mut out);
+            if has_more && i + 1 == n {
+                last = out.get(start..).map(<[u8]>::to_vec);
+            }
+        }
+        out.push(b']');
+        Outcome {
+            data: Data::Printed(out),
+            last,
+            ..Outcome::list(Value::Null, timestamp, total, has_more)
         }
     }
 
@@ -243,6 +283,7 @@ impl Outcome {
             total: self.total,
             has_more: self.has_more,
             cache_expires: self.cache_expires,
+            last_json: self.last,
         }
     }
 }

@@ -15,7 +15,7 @@ use super::scan_plan::ScanPlan;
 use crate::storage::{Order, Range, Storage, StoredObject};
 use kinto_proto::query;
 use kinto_proto::KintoError;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Rows checked between two looks at the budget.
 const ROWS_PER_CHECK: usize = 64;
@@ -35,6 +35,10 @@ pub struct Selected {
     /// [`Walk::count`] asks (Kinto reports it on HEAD only).
     pub total: u64,
     pub has_more: bool,
+    /// The most rows the page held at once: bounded by the page, not the
+    /// list (what the memory-bound tests check).
+    #[cfg(test)]
+    pub held: usize,
 }
 
 /// One list walk: where and what.
@@ -60,40 +64,88 @@ struct Page<'q> {
     want: Option<usize>,
     ordered: bool,
     rows: Vec<(Value, StoredObject)>,
+    /// See [`Selected::held`].
+    #[cfg_attr(not(test), allow(dead_code))]
+    held: usize,
 }
 
 impl Page<'_> {
     /// Keeps `row`; false when the walk may stop (an ordered page is full).
     fn offer(&mut self, row: (Value, StoredObject), order: Order) -> bool {
-        let Some(want) = self.want else {
-            self.rows.push(row);
-            return true;
+        // Past the page, only rows tied with its last on `last_modified`
+        // may still belong to it (the sort then orders them by `id`).
+        let tied = |last: &(Value, StoredObject)| {
+            order.by_modified() && last.1.last_modified == row.1.last_modified
         };
-        if self.ordered {
-            // Past the page, only rows tied with its last on `last_modified`
-            // may still belong to it (the sort then orders them by `id`).
-            let tied = |last: &(Value, StoredObject)| {
-                order.by_modified() && last.1.last_modified == row.1.last_modified
-            };
-            if self.rows.len() >= want && !self.rows.last().is_some_and(tied) {
-                return false;
-            }
-            self.rows.push(row);
-            return true;
+        let full = |want| self.rows.len() >= want && !self.rows.last().is_some_and(tied);
+        if self.ordered && self.want.is_some_and(full) {
+            return false;
         }
         self.rows.push(row);
-        if self.rows.len() >= want.saturating_mul(2).max(MIN_CHUNK) {
-            self.trim();
+        self.held = self.held.max(self.rows.len());
+        if let Some(want) = self.want.filter(|_| !self.ordered) {
+            if self.rows.len() >= want.saturating_mul(2).max(MIN_CHUNK) {
+                self.trim();
+            }
         }
         true
     }
 
     fn trim(&mut self) {
-        query::sort_by_keys(&mut self.rows, &self.q.sort, |r| &r.0);
+        // In the store's order, only rows tied on `last_modified` may be out
+        // of the sort's order (`id` then breaks the tie).
+        let tied = |w: &[(Value, StoredObject)]| w[0].1.last_modified == w[1].1.last_modified;
+        if !self.ordered || self.rows.windows(2).any(tied) {
+            query::sort_by_keys(&mut self.rows, &self.q.sort, |r| &r.0);
+        }
         if let Some(want) = self.want {
             self.rows.truncate(want);
         }
     }
+}
+
+/// The part of `o` as Kinto shows it ([`StoredObject::to_json`]) that the
+/// query's fields `names` can reach: what filters and sorts read, without
+/// copying the rest of each row. A field path reaches the top-level keys that
+/// are the path cut at one of its dots, or whole ([`query::lookup`]).
+fn view(o: &StoredObject, names: &[&str]) -> Value {
+    let mut m = Map::new();
+    if !o.deleted {
+        for name in names {
+            let cuts = name.match_indices('.').map(|(i, _)| i);
+            for cut in cuts.chain([name.len()]) {
+                let key = name.get(..cut).unwrap_or_default();
+                if let Some(v) = o.data.get(key).filter(|_| !m.contains_key(key)) {
+                    m.insert(key.to_owned(), v.clone());
+                }
+            }
+        }
+    }
+    m.insert("id".into(), Value::String(o.id.clone()));
+    m.insert("last_modified".into(), Value::from(o.last_modified));
+    if o.deleted {
+        m.insert("deleted".into(), Value::Bool(true));
+    }
+    Value::Object(m)
+}
+
+/// The rows to ask of the store next. An ordered page that took every row
+/// of the last chunk (the token's own row aside) lacks only a few: asking
+/// for those few, not twice the last chunk, halves what a deep page reads.
+/// Scaled by what the store gave of what was asked, since it passes over
+/// tombstones (a long run of them grows the chunks fast). Otherwise rows
+/// are being filtered out: twice the last chunk.
+fn next_chunk(page: &Page<'_>, last: usize, read: usize, offered: usize) -> usize {
+    let took = page.rows.len().saturating_sub(offered);
+    match page.want {
+        Some(want) if page.ordered && took.saturating_add(1) >= read => {
+            // The rows missing, and one more: the row that shows the page ends.
+            let missing = want.saturating_sub(page.rows.len()).saturating_add(1);
+            missing.saturating_mul(last).div_ceil(read.max(1))
+        }
+        _ => last.saturating_mul(2),
+    }
+    .clamp(MIN_CHUNK, MAX_CHUNK)
 }
 
 /// Selects the page `q` asks for, among the rows `keep` lets the caller see.
@@ -112,18 +164,24 @@ pub async fn select(
         want,
         ordered: plan.ordered,
         rows: Vec::new(),
+        held: 0,
     };
     let (mut visible, mut total) = (0, 0);
     let mut range = plan.range(w.parent, w.resource, w.with_tombstones);
-    // One more than the page: the row that shows the page ends (not tied
-    // with its last on `last_modified`).
+    // Two more than the page: the row that shows the page ends (not tied
+    // with its last on `last_modified`), and the token's own row, where a
+    // `last_modified` walk resumes.
     range.limit = want
-        .map_or(MAX_CHUNK, |w| w.saturating_add(1))
+        .map_or(MAX_CHUNK, |w| w.saturating_add(2))
         .clamp(MIN_CHUNK, MAX_CHUNK);
+    let names: Vec<&str> = (q.filters.iter().map(|f| f.field.as_str()))
+        .chain(q.sort.iter().map(|k| k.field.as_str()))
+        .collect();
     let mut full = false;
     'walk: loop {
         budget.check()?;
         let chunk = w.storage.scan(&range).await?;
+        let (read, offered) = (chunk.rows.len(), page.rows.len());
         for (i, o) in chunk.rows.into_iter().enumerate() {
             if i % ROWS_PER_CHECK == ROWS_PER_CHECK - 1 {
                 budget.check()?;
@@ -135,7 +193,7 @@ pub async fn select(
                 continue;
             }
             visible += 1;
-            let json = o.to_json();
+            let json = view(&o, &names);
             if !query::matches(&json, &q.filters) {
                 continue;
             }
@@ -156,7 +214,7 @@ pub async fn select(
         }
         let Some(next) = chunk.next else { break };
         range.from = Some(next);
-        range.limit = range.limit.saturating_mul(2).min(MAX_CHUNK);
+        range.limit = next_chunk(&page, range.limit, read, offered);
         tokio::task::yield_now().await;
     }
     page.trim();
@@ -176,6 +234,8 @@ pub async fn select(
         visible,
         total,
         has_more,
+        #[cfg(test)]
+        held: page.held,
     })
 }
 

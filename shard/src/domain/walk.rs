@@ -10,11 +10,12 @@
 //! every one of them is then in the answer.
 
 use super::acl::Principals;
+use super::request::ListQuery;
 use super::resource::{Kind, Target};
 use super::Shard;
 use crate::storage::{StoredObject, Write};
 use kinto_proto::{pb, KintoError};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeSet;
 
 pub(super) struct Found {
@@ -77,44 +78,29 @@ impl Shard {
         Ok(out)
     }
 
-    /// Kinto's `/permissions` entries for the objects of this shard.
-    pub async fn permissions(&self, caller: &pb::Caller) -> Result<Vec<Value>, KintoError> {
+    /// Kinto's `/permissions` entries for the objects of this shard: every
+    /// one, or the first of the `page` ([`super::entries`]).
+    pub async fn permissions(
+        &self,
+        caller: &pb::Caller,
+        page: Option<pb::ListQuery>,
+    ) -> Result<Vec<Value>, KintoError> {
+        let page = page.map(ListQuery::decode).transpose()?;
+        let page = page.as_ref();
         let who = self.principals(caller).await?;
-        let found = if self.settings_grant_everything(&who) {
-            self.walk().await?
-        } else {
-            self.granted(&who.all, false).await?
-        };
-        let mut entries = Vec::new();
-        for f in found {
-            let perms = self.held(&f, &who);
-            if perms.is_empty() {
-                continue;
-            }
-            let mut e = json!({
-                "uri": f.uri(),
-                "resource_name": f.target.kind.name(),
-                "permissions": perms.into_iter().collect::<Vec<_>>(),
-                "id": f.id(),
-            });
-            let t = &f.target;
-            if t.kind != Kind::Account {
-                e["bucket_id"] = t.bucket.clone().into();
-            }
-            if t.kind == Kind::Record {
-                e["collection_id"] = t.collection.clone().into();
-            }
-            e[format!("{}_id", t.kind.name())] = f.id().into();
-            entries.push(e);
+        if !self.settings_grant_everything(&who) {
+            return self.granted_entries(&who, page).await;
         }
-        Ok(entries)
+        let found = self.walk().await?;
+        let entries = found.iter().filter_map(|f| self.entry(f, &who)).collect();
+        Ok(super::entries::page_of(entries, page))
     }
 
     /// The permissions `who` holds on the object itself (its ACL or the
     /// settings), expanded within the object as Kinto does: `write` gives
     /// every permission of the object, `read` and `*:create` give
     /// `read:attributes` on buckets and collections.
-    fn held(&self, f: &Found, who: &Principals) -> BTreeSet<String> {
+    pub(super) fn held(&self, f: &Found, who: &Principals) -> BTreeSet<String> {
         let kind = f.target.kind;
         let grants = &self.settings.grants;
         let direct = |perm: &str| {

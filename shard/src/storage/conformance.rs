@@ -299,6 +299,7 @@ pub async fn run_all(s: &dyn Storage) {
     group_membership_index(s).await;
     super::conformance_scan::scans_in_every_order(s).await;
     super::conformance_scan::scans_the_root_list(s).await;
+    super::conformance_pages::pages_in_every_sort_and_filter(s).await;
     super::conformance_indexes::counts_follow_every_write(s).await;
     super::conformance_indexes::principal_index_follows_acls(s).await;
     flush_empties_everything(s).await;

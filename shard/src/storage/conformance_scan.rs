@@ -9,7 +9,7 @@ use serde_json::json;
 const L: &str = "/buckets/b/collections/scan";
 const ROWS: u64 = 300;
 
-fn row(i: u64, ts: u64) -> StoredObject {
+pub(super) fn row(i: u64, ts: u64) -> StoredObject {
     let mut data = serde_json::Map::new();
     data.insert("n".into(), json!(i % 7));
     StoredObject {

@@ -77,6 +77,10 @@ struct Flushes {
 /// storage.sync collection (tens of records) fits in it.
 const SCAN_SLACK: usize = 32;
 
+/// A scan for changed objects, past its slack, leaves the rest to point
+/// lookups once fewer than one step in this many finds an asked id.
+const SPARSE_SCAN: usize = 4;
+
 fn unavailable(e: impl std::fmt::Display) -> StorageError {
     StorageError::Unavailable(e.to_string())
 }
@@ -236,7 +240,12 @@ impl EmbeddedStorage {
         ids.dedup();
         let mut found = vec![false; ids.len()];
         let budget = 2 * ids.len() + SCAN_SLACK;
-        for item in self.objects.prefix(prefix).take(budget) {
+        for (step, item) in self.objects.prefix(prefix).take(budget).enumerate() {
+            // The ids are a sparse sample of a large list (a page of its
+            // index): most steps would miss, and a lookup costs less.
+            if step >= SCAN_SLACK && out.len() * SPARSE_SCAN < step {
+                break;
+            }
             let (key, value) = item.into_inner().map_err(unavailable)?;
             let id = &key[prefix.len()..];
             if ids.last().is_some_and(|max| id > max.as_bytes()) {

@@ -29,6 +29,8 @@ pub(crate) mod conformance;
 #[cfg(test)]
 pub(crate) mod conformance_indexes;
 #[cfg(test)]
+pub(crate) mod conformance_pages;
+#[cfg(test)]
 mod conformance_scan;
 
 use async_trait::async_trait;
@@ -65,13 +67,19 @@ impl StoredObject {
     /// [`StoredObject::to_json`], printed without building the value.
     pub fn print_json(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(128);
+        self.print_into(&mut out);
+        out
+    }
+
+    /// [`StoredObject::print_json`], appended to `out` (a list's page).
+    pub fn print_into(&self, out: &mut Vec<u8>) {
+        let start = out.len();
         // Writing into a `Vec` fails only for a map key that is not a
         // string, and these keys are strings.
-        if serde_json::to_writer(&mut out, &KintoView(self)).is_err() {
-            out.clear();
+        if serde_json::to_writer(&mut *out, &KintoView(self)).is_err() {
+            out.truncate(start);
             out.extend_from_slice(b"null");
         }
-        out
     }
 
     pub fn to_json(&self) -> Value {

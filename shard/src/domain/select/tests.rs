@@ -3,10 +3,13 @@
 //! every page by its keyset; and the rows one request reads from the store.
 
 use super::*;
+use crate::storage::conformance_pages::{
+    filter, filter_sets, pages_match_the_reference, reference, sort,
+};
 use crate::storage::embedded::EmbeddedStorage;
 use crate::storage::{Chunk, StorageResult, Write};
 use async_trait::async_trait;
-use kinto_proto::query::{Filter, Op, SortKey};
+use kinto_proto::query::Op;
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
@@ -18,6 +21,8 @@ pub(crate) const P: &str = "/buckets/b/collections/c";
 pub(crate) struct Counting {
     pub(crate) inner: Arc<EmbeddedStorage>,
     pub(crate) rows: AtomicUsize,
+    /// The most rows one call handed out.
+    pub(crate) largest: AtomicUsize,
 }
 
 #[async_trait]
@@ -37,6 +42,7 @@ impl Storage for Counting {
     async fn scan(&self, range: &Range<'_>) -> StorageResult<Chunk> {
         let chunk = self.inner.scan(range).await?;
         self.rows.fetch_add(chunk.rows.len(), SeqCst);
+        self.largest.fetch_max(chunk.rows.len(), SeqCst);
         Ok(chunk)
     }
     async fn count(&self, p: &str, r: &str) -> StorageResult<u64> {
@@ -102,35 +108,9 @@ pub(crate) async fn store(rows: u64) -> (tempfile::TempDir, Counting) {
     let counting = Counting {
         inner,
         rows: AtomicUsize::new(0),
+        largest: AtomicUsize::new(0),
     };
     (dir, counting)
-}
-
-fn key(field: &str, descending: bool) -> SortKey {
-    SortKey {
-        field: field.into(),
-        descending,
-    }
-}
-
-/// A sort as the gateway sends it: as asked, then `-last_modified`, `id`.
-fn sort(asked: &[(&str, bool)]) -> Vec<SortKey> {
-    let mut s: Vec<SortKey> = asked.iter().map(|(f, d)| key(f, *d)).collect();
-    if !s.iter().any(|k| k.field == "last_modified") {
-        s.push(key("last_modified", true));
-    }
-    if !s.iter().any(|k| k.field == "id") {
-        s.push(key("id", false));
-    }
-    s
-}
-
-fn filter(field: &str, op: Op, value: serde_json::Value) -> Filter {
-    Filter {
-        field: field.into(),
-        op,
-        value,
-    }
 }
 
 /// A walk of the test list.
@@ -153,78 +133,13 @@ async fn page(s: &Counting, q: &ListQuery) -> Selected {
         .expect("selected")
 }
 
-/// What the selection must give: every visible, matching row, sorted.
-fn reference(all: &[StoredObject], q: &ListQuery, tombstones: bool) -> Vec<String> {
-    let mut rows: Vec<(Value, &StoredObject)> = all
-        .iter()
-        .filter(|o| tombstones || !o.deleted)
-        .map(|o| (o.to_json(), o))
-        .filter(|(j, _)| query::matches(j, &q.filters))
-        .collect();
-    query::sort_by_keys(&mut rows, &q.sort, |r| &r.0);
-    rows.into_iter().map(|(_, o)| o.id.clone()).collect()
-}
-
-/// Every page, each resumed from the keyset of the previous one's last row.
-async fn all_pages(s: &Counting, q: &ListQuery, tombstones: bool) -> Vec<String> {
-    let mut q = q.clone();
-    let mut out = Vec::new();
-    loop {
-        let walk = walk(s, tombstones, false, false);
-        let page = select(walk, &q, |_| true, &Budget::default())
-            .await
-            .expect("selected");
-        assert!(page.rows.len() as u64 <= q.limit.unwrap_or(u64::MAX));
-        out.extend(page.rows.iter().map(|(_, o)| o.id.clone()));
-        match (page.has_more, page.rows.last()) {
-            (true, Some((last, _))) => q.after = Some(query::keyset_of(last, &q.sort)),
-            _ => return out,
-        }
-    }
-}
-
 #[tokio::test]
 async fn every_sort_filter_and_page_size_gives_the_reference_pages() {
     let (_dir, s) = store(400).await;
+    let filters = filter_sets(10_300, (10_100, 10_200), 10_050);
+    let limits = [None, Some(1), Some(7), Some(100)];
     let all = s.inner.list(P, "record", None, true).await.expect("list");
-    let sorts = [
-        sort(&[]),
-        sort(&[("last_modified", false)]),
-        sort(&[("id", false)]),
-        sort(&[("id", true)]),
-        sort(&[("title", false)]),
-        sort(&[("n", true), ("title", false)]),
-    ];
-    let filters = [
-        vec![],
-        vec![filter("n", Op::Eq, json!(3))],
-        vec![filter("last_modified", Op::Gt, json!(10_300))],
-        vec![
-            filter("last_modified", Op::Min, json!(10_100)),
-            filter("last_modified", Op::Lt, json!(10_200)),
-        ],
-        vec![
-            filter("last_modified", Op::Max, json!(10_050)),
-            filter("n", Op::Not, json!(1)),
-        ],
-    ];
-    for sort in &sorts {
-        for filters in &filters {
-            for limit in [None, Some(1), Some(7), Some(100)] {
-                for tombstones in [false, true] {
-                    let q = ListQuery {
-                        filters: filters.clone(),
-                        sort: sort.clone(),
-                        limit,
-                        ..Default::default()
-                    };
-                    let expected = reference(&all, &q, tombstones);
-                    let got = all_pages(&s, &q, tombstones).await;
-                    assert_eq!(got, expected, "{sort:?} {filters:?} {limit:?} {tombstones}");
-                }
-            }
-        }
-    }
+    pages_match_the_reference(&s, (P, &all), &filters, &limits).await;
 }
 
 #[tokio::test]
@@ -287,6 +202,20 @@ async fn a_page_reads_about_a_page_of_a_large_list() {
         "read {}",
         s.rows.load(SeqCst)
     );
+    // A deep page of a hundred, resumed from the previous page's last row,
+    // reads about a hundred rows (not a second chunk as large as the first).
+    let mut q = ListQuery {
+        sort: sort(&[]),
+        limit: Some(100),
+        ..Default::default()
+    };
+    let first = page(&s, &q).await;
+    let last = first.rows.last().map(|(j, _)| j.clone()).expect("a row");
+    q.after = Some(query::keyset_of(&last, &q.sort));
+    s.rows.store(0, SeqCst);
+    let next = page(&s, &q).await;
+    assert_eq!(next.rows.len(), 100);
+    assert!(s.rows.load(SeqCst) <= 115, "read {}", s.rows.load(SeqCst));
     // `_since` on the default order stops at the bound.
     s.rows.store(0, SeqCst);
     let q = ListQuery {
@@ -356,4 +285,62 @@ async fn tells_nothing_shared_from_nothing_in_range() {
     .expect("selected");
     assert_eq!(page.visible, page.rows.len());
     assert!(page.visible > 0 && page.visible < 10);
+}
+
+/// A filter or sort finds in a row's view what it finds in the whole row,
+/// dotted keys and nested paths alike.
+#[test]
+fn a_view_holds_what_the_query_fields_reach() {
+    let data = json!({"a.b": 1, "a": {"b": {"c": 2}}, "x": [1], "y": "n", "id": "no"});
+    let mut o = row(1, 5);
+    o.data = data.as_object().cloned().unwrap_or_default();
+    let names = ["a.b", "a.b.c", "x", "z", "id", "last_modified", "y.q"];
+    let whole = o.to_json();
+    let v = view(&o, &names);
+    for name in names {
+        assert_eq!(
+            query::lookup(&v, name),
+            query::lookup(&whole, name),
+            "{name}"
+        );
+    }
+    assert!(v.get("y").is_some() && v.as_object().is_some_and(|m| m.len() == 6));
+    let tomb = StoredObject::tombstone("t", 9);
+    assert_eq!(view(&tomb, &names), tomb.to_json());
+}
+
+/// A sort the store's orders do not serve walks the whole list, yet holds
+/// about a page of it at a time, never the list: the walk of a collection
+/// larger than the memory one request may use keeps only the best rows.
+#[tokio::test]
+async fn a_walk_of_the_whole_list_holds_a_page_not_the_list() {
+    let (_dir, s) = store(3000).await;
+    let all = s.inner.list(P, "record", None, false).await.expect("list");
+    for (sort, filters) in [
+        (sort(&[("title", false)]), vec![]),
+        (sort(&[("n", true)]), vec![filter("n", Op::Not, json!(1))]),
+        (
+            sort(&[("title", true)]),
+            vec![filter("title", Op::Eq, json!("t3"))],
+        ),
+    ] {
+        let q = ListQuery {
+            filters,
+            sort,
+            limit: Some(10),
+            ..Default::default()
+        };
+        s.rows.store(0, SeqCst);
+        let got = page(&s, &q).await;
+        // Every live row was read, in chunks of the store...
+        assert_eq!(s.rows.load(SeqCst), all.len());
+        // ...and at most twice the page (plus the row that shows more) held,
+        // next to one chunk of the store, never the list.
+        assert!(got.held <= 2 * 11, "held {} of {}", got.held, all.len());
+        assert!(s.largest.load(SeqCst) <= MAX_CHUNK && MAX_CHUNK < all.len());
+        let expected = reference(&all, &q, false);
+        let ids: Vec<String> = got.rows.iter().map(|(_, o)| o.id.clone()).collect();
+        assert_eq!(ids, expected[..ids.len()], "{q:?}");
+        assert_eq!(ids.len(), expected.len().min(10));
+    }
 }

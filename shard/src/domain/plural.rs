@@ -170,12 +170,7 @@ impl Shard {
         // Kinto answers a HEAD with the count alone (no objects, no
         // `Next-Page`): with the counter, no page is read at all.
         let page = if counted {
-            select::Selected {
-                rows: Vec::new(),
-                visible: 0,
-                total: self.storage.count(&parent, t.kind.name()).await?,
-                has_more: false,
-            }
+            select::Selected::count_only(self.storage.count(&parent, t.kind.name()).await?)
         } else {
             select::select(walk, &req.query, keep, &req.budget).await?
         };

@@ -41,6 +41,20 @@ pub struct Selected {
     pub held: usize,
 }
 
+impl Selected {
+    /// An answer that is a count alone (Kinto's HEAD): no row read.
+    pub fn count_only(total: u64) -> Self {
+        Selected {
+            rows: Vec::new(),
+            visible: 0,
+            total,
+            has_more: false,
+            #[cfg(test)]
+            held: 0,
+        }
+    }
+}
+
 /// One list walk: where and what.
 pub struct Walk<'a> {
     pub storage: &'a dyn Storage,

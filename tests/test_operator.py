@@ -12,7 +12,9 @@ import time
 import pytest
 import yaml
 
-from harness import BIN, _clean_env, _die_with_parent, free_port
+import requests
+
+from harness import BIN, _clean_env, _die_with_parent, _env_settings, free_port
 from kube import running
 
 NAMESPACE = "kinto-op"
@@ -58,7 +60,7 @@ def install_crd(kube):
                                     check=True, timeout=30).stdout)
     base = f"{kube.base}/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
     r = kube.http.post(base, json=crd, params={"fieldValidation": "Strict"}, timeout=30)
-    assert r.status_code == 201, r.text
+    assert r.status_code in (201, 409), r.text
 
     def established():
         got = kube.http.get(f"{base}/{crd['metadata']['name']}", timeout=30).json()
@@ -67,17 +69,17 @@ def install_crd(kube):
     wait_for(established, 30, "the CRD to be established")
 
 
-def cluster_url(kube, name=""):
-    url = f"{kube.base}/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}"
+def cluster_url(kube, name="", namespace=NAMESPACE):
+    url = f"{kube.base}/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
     return f"{url}/{name}" if name else url
 
 
-def status_of(kube, name):
-    return kube.http.get(cluster_url(kube, name), timeout=30).json().get("status") or {}
+def status_of(kube, name, namespace=NAMESPACE):
+    return kube.http.get(cluster_url(kube, name, namespace), timeout=30).json().get("status") or {}
 
 
-def set_shards(kube, name, shards):
-    r = kube.http.patch(cluster_url(kube, name), json={"spec": {"shards": shards}}, timeout=30,
+def set_shards(kube, name, shards, namespace=NAMESPACE):
+    r = kube.http.patch(cluster_url(kube, name, namespace), json={"spec": {"shards": shards}}, timeout=30,
                         headers={"Content-Type": "application/merge-patch+json"})
     assert r.status_code == 200, r.text
     return r.json()["metadata"]["generation"]
@@ -184,3 +186,95 @@ def test_the_generated_crd_is_the_one_the_chart_installs():
                                         check=True, timeout=30).stdout)
     committed = yaml.safe_load((REPO / "helm/kinto-rs/crds/kintoclusters.yaml").read_text())
     assert committed == printed
+
+
+def test_the_operator_moves_slots_to_the_shards_its_spec_asks_for(kube, tmp_path):
+    """An embedded deployment (one placement directory, as the operator's `operator_placement_dir`): growing
+    `spec.shards` from 2 to 4 names the new shards in the map, whose processes then start, and moves a quarter
+    of the slots to each; shrinking to 3 moves shard 3's slots away and drops it from the map. The data written
+    before is read back through the gateway after each change."""
+    install_crd(kube)
+    namespace = "kinto-moves"
+    r = kube.http.post(f"{kube.base}/api/v1/namespaces", json={
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}, timeout=30)
+    assert r.status_code == 201, r.text
+    port = free_port()
+    placement = tmp_path / "placement"
+    procs = {}
+    settings = _env_settings({"userid_hmac_secret": "operator-test", "bucket_create_principals":
+                              "system.Authenticated", "multiauth_policies": "basicauth"})
+
+    def start_shard(i, count):
+        procs[i] = spawn([str(BIN / "kinto-shard")], {
+            **settings, "KINTO_BIND": f"127.0.1.{i}:{port}", "KINTO_DATA_DIR": str(tmp_path / f"shard-{i}"),
+            "KINTO_SHARD_INDEX": str(i), "KINTO_SHARD_COUNT": str(count), "KINTO_PLACEMENT_DIR": str(placement),
+            "KINTO_PLACEMENT_POLL_MS": "50"}, tmp_path / f"shard-{i}.log")
+
+    def stored_map():
+        return json.loads((placement / "map.json").read_text())
+
+    try:
+        for i in range(2):
+            start_shard(i, 2)
+        gateway_port = free_port()
+        procs["gateway"] = spawn([str(BIN / "kinto-gateway")], {
+            **settings, "KINTO_BIND": f"127.0.0.1:{gateway_port}", "KINTO_PLACEMENT_DIR": str(placement),
+            "KINTO_SHARD_URLS": ",".join(f"http://127.0.1.{i}:{port}" for i in range(2)),
+            "KINTO_PLACEMENT_POLL_MS": "100"}, tmp_path / "gateway.log")
+        url = f"http://127.0.0.1:{gateway_port}/v1"
+        def up():
+            try:
+                return requests.get(f"{url}/__heartbeat__", timeout=5).status_code == 200
+            except requests.ConnectionError:
+                return False
+        wait_for(up, 30, "the gateway")
+        auth = ("alice", "secret")
+        written = {}
+        for b in range(24):
+            requests.put(f"{url}/buckets/ob{b}", auth=auth, timeout=10).raise_for_status()
+            requests.put(f"{url}/buckets/ob{b}/collections/c", auth=auth, timeout=10).raise_for_status()
+            r = requests.put(f"{url}/buckets/ob{b}/collections/c/records/r", json={"data": {"b": b}}, auth=auth,
+                             timeout=10)
+            assert r.status_code == 201, r.text
+            written[b] = r.json()["data"]["last_modified"]
+
+        def all_readable():
+            for b, stamp in written.items():
+                r = requests.get(f"{url}/buckets/ob{b}/collections/c/records/r", auth=auth, timeout=10)
+                assert r.status_code == 200, (b, r.status_code, r.text)
+                assert r.json()["data"]["last_modified"] == stamp
+        all_readable()
+
+        name = "moves"
+        r = kube.http.post(cluster_url(kube, namespace=namespace), json={
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "KintoCluster", "metadata": {"name": name},
+            "spec": {"shards": 2, "shardAddressTemplate": f"http://127.0.1.{{index}}:{port}",
+                     "moveBatchSlots": 256}}, timeout=30)
+        assert r.status_code == 201, r.text
+        procs["operator"] = spawn([str(BIN / "kinto-operator")], {
+            "KUBECONFIG": str(kube.dir / "kubeconfig"), "KINTO_OPERATOR_NAMESPACE": namespace,
+            "KINTO_OPERATOR_IDENTITY": "mover", "KINTO_OPERATOR_LEASE_SECONDS": str(LEASE_SECONDS),
+            "KINTO_OPERATOR_POLL_SECONDS": "1", "KINTO_OPERATOR_PLACEMENT_DIR": str(placement),
+            "KINTO_OPERATOR_FREEZE_TIMEOUT_SECONDS": "2"}, tmp_path / "operator.log")
+        wait_for(lambda: status_of(kube, name, namespace).get("phase") == "Balanced", 60, "a Balanced status")
+
+        # 2 -> 4: the operator names shards 2 and 3 in the map; only then can their processes start.
+        set_shards(kube, name, 4, namespace)
+        wait_for(lambda: {"2", "3"} <= set(stored_map()["shards"]), 30, "the new shards in the map")
+        for i in (2, 3):
+            start_shard(i, 4)
+        status = wait_for(lambda: (s := status_of(kube, name, namespace)).get("phase") == "Balanced"
+                          and s.get("slotsPerShard") == [1024] * 4 and s, 180, "the data spread over 4 shards")
+        assert status["slotsMoved"] == 2048
+        assert not stored_map().get("moving")
+        all_readable()
+
+        # 4 -> 3: shard 3's slots go to the others, then the map drops it.
+        set_shards(kube, name, 3, namespace)
+        wait_for(lambda: (s := status_of(kube, name, namespace)).get("phase") == "Balanced"
+                 and s.get("slotsPerShard") == [1366, 1365, 1365], 180, "the data spread over 3 shards")
+        wait_for(lambda: "3" not in stored_map()["shards"], 30, "shard 3 to leave the map")
+        all_readable()
+    finally:
+        for proc in procs.values():
+            stop(proc)

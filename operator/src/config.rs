@@ -28,6 +28,15 @@ pub struct OperatorConfig {
     /// The longest one call to a shard's admin API may take.
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub operator_shard_timeout_seconds: Option<u64>,
+    /// The placement directory of an embedded deployment's shard map (the
+    /// shards' `placement_dir`, a volume they share): set, the operator
+    /// runs the moves a spec asks for; unset, it only reports.
+    #[serde(default)]
+    pub operator_placement_dir: Option<std::path::PathBuf>,
+    /// How long a shard may take to freeze a batch of slots, and to answer
+    /// each step after it.
+    #[serde(default, deserialize_with = "de_opt_u64")]
+    pub operator_freeze_timeout_seconds: Option<u64>,
     #[serde(default, deserialize_with = "de_opt_string")]
     pub grpc_server_ca_file: Option<String>,
     #[serde(default, deserialize_with = "de_opt_string")]
@@ -78,6 +87,10 @@ impl OperatorConfig {
 
     pub fn shard_timeout(&self) -> Duration {
         Duration::from_secs(self.operator_shard_timeout_seconds.unwrap_or(5).max(1))
+    }
+
+    pub fn freeze_timeout(&self) -> Duration {
+        Duration::from_secs(self.operator_freeze_timeout_seconds.unwrap_or(5).max(1))
     }
 
     /// TLS to the shards' gRPC port, as the gateway's (docs/security.md).

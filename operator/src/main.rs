@@ -5,6 +5,7 @@
 mod config;
 mod crd;
 mod leader;
+mod moves;
 mod observe;
 mod reconcile;
 
@@ -66,11 +67,17 @@ async fn run(cli: Cli) -> Result<(), String> {
         controller: "kinto-operator".into(),
         instance: Some(identity.clone()),
     };
+    let tls = cfg.shard_tls()?;
+    let mover = cfg
+        .operator_placement_dir
+        .clone()
+        .map(|dir| moves::Mover::new(dir, tls.clone(), cfg.freeze_timeout(), Arc::clone(&elector)));
     let ctx = Arc::new(reconcile::Context {
         client: client.clone(),
         elector: Arc::clone(&elector),
+        mover,
         recorder: Recorder::new(client.clone(), reporter),
-        tls: cfg.shard_tls()?,
+        tls,
         poll: cfg.poll(),
         shard_timeout: cfg.shard_timeout(),
     });

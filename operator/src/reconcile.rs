@@ -4,6 +4,7 @@
 
 use crate::crd::{Condition, KintoCluster, KintoClusterStatus};
 use crate::leader::Elector;
+use crate::moves::Mover;
 use crate::observe::{self, Observed};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -16,6 +17,8 @@ use tonic::transport::ClientTlsConfig;
 pub struct Context {
     pub client: kube::Client,
     pub elector: Arc<Elector>,
+    /// Set when the operator may move slots (it was given the map's place).
+    pub mover: Option<Mover>,
     pub recorder: Recorder,
     pub tls: Option<ClientTlsConfig>,
     pub poll: Duration,
@@ -43,8 +46,24 @@ pub async fn reconcile(kc: Arc<KintoCluster>, ctx: Arc<Context>) -> Result<Actio
     let count = kc.spec.shards.max(previous.slots_per_shard.len() as u32);
     let replies = observe::shards(&kc.spec, count, ctx.tls.as_ref(), ctx.shard_timeout).await;
     let seen = observe::layout(&replies, kc.spec.shards);
+    let key = format!("{}/{name}", kc.namespace().unwrap_or_default());
+    let run = match &ctx.mover {
+        Some(mover) => {
+            drive(mover, &key, &kc, &seen);
+            Some(mover.state(&key))
+        }
+        None => None,
+    };
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    let status = next_status(&kc, &previous, &seen, ctx.elector.identity(), &now);
+    let mut status = next_status(&kc, &previous, &seen, ctx.elector.identity(), &now);
+    if let Some(run) = run {
+        status.slots_moved = run.moved;
+        if let (Some(why), false) = (&run.error, seen.balanced()) {
+            if let Some(c) = status.conditions.iter_mut().find(|c| c.type_ == "Balanced") {
+                c.message = format!("{}; the last rebalance stopped: {why}", c.message);
+            }
+        }
+    }
     if status != previous {
         let body = serde_json::json!({ "status": status });
         api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
@@ -71,6 +90,19 @@ pub async fn reconcile(kc: Arc<KintoCluster>, ctx: Arc<Context>) -> Result<Actio
         }
     }
     Ok(Action::requeue(ctx.poll))
+}
+
+/// Names the wanted shards in the map, and starts the moves once every one
+/// of them answers and the data is whole.
+fn drive(mover: &Mover, key: &str, kc: &KintoCluster, seen: &Observed) {
+    if let Err(e) = mover.join_wanted(&kc.spec) {
+        tracing::warn!(cluster = %key, error = %e, "cannot name the wanted shards in the map");
+        return;
+    }
+    let wanted_down = seen.unreachable.iter().any(|(i, _)| *i < kc.spec.shards);
+    if seen.whole() && !seen.balanced() && !wanted_down {
+        mover.start(key, &kc.spec);
+    }
 }
 
 pub fn error_policy(kc: Arc<KintoCluster>, error: &Error, ctx: Arc<Context>) -> Action {

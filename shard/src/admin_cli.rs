@@ -2,14 +2,14 @@
 //! section 7). `status` asks a running shard over `ShardAdmin`; `plan`
 //! prints the moves a rebalance would make, and makes none; `join` names a
 //! shard (and its address) in the map; `rebalance` runs the moves
-//! (`moves::coordinator`), `abort` rolls back a batch left moving.
+//! (the `kinto-rebalance` crate), `abort` rolls back a batch left moving.
 
 use crate::config::ShardConfig;
-use crate::moves::coordinator::Coordinator;
 use kinto_placement::balance::{self, Move};
 use kinto_placement::file_store::FileMapStore;
 use kinto_proto::pb::shard_admin_client::ShardAdminClient;
 use kinto_proto::pb::{SlotRange, StatusRequest};
+use kinto_rebalance::Coordinator;
 use kinto_runtime::tls;
 use std::time::Duration;
 use tonic::transport::{ClientTlsConfig, Endpoint};

@@ -3,7 +3,6 @@
 //! slot came or went ([`Mover::reconcile`]), and the `ShardAdmin` calls of a
 //! move (`admin.rs`) that drive the same steps.
 
-pub mod coordinator;
 mod metrics;
 mod reconcile;
 

@@ -1,5 +1,5 @@
 //! The coordinator of a rebalance (docs/placement.md, section 5), run by
-//! `kinto-shard admin rebalance`: a batch of slots at a time, from one shard
+//! `kinto-shard admin rebalance` and by the operator: a batch of slots at a time, from one shard
 //! to another, each batch announced, frozen, copied, verified, handed off,
 //! released and acquired. Its whole state is the stored map, so a
 //! coordinator started again resumes a batch the map shows moving (every
@@ -28,6 +28,23 @@ pub struct Coordinator {
     tls: Option<ClientTlsConfig>,
     batch: usize,
     freeze_timeout: Duration,
+    /// Asked before each new batch: false stops the rebalance there (an
+    /// operator replica that lost its lease).
+    guard: Option<Box<dyn Fn() -> bool + Send + Sync>>,
+    progress: Option<ProgressSink>,
+}
+
+type ProgressSink = Box<dyn Fn(&Progress) + Send + Sync>;
+
+/// What a rebalance reports after each batch it hands off.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// The map's generation after the batch.
+    pub generation: u64,
+    /// Slots of the batch.
+    pub slots: u32,
+    /// Slots that still had to move when the batch began (itself included).
+    pub left: u32,
 }
 
 /// One batch: slots moving from one shard to another.
@@ -81,6 +98,29 @@ impl Coordinator {
             tls,
             batch: batch.max(1),
             freeze_timeout,
+            guard: None,
+            progress: None,
+        }
+    }
+
+    /// Stops before any new batch once `keep_going` says no.
+    pub fn with_guard(mut self, keep_going: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        self.guard = Some(Box::new(keep_going));
+        self
+    }
+
+    /// Called after each batch is handed off.
+    pub fn with_progress(mut self, report: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Box::new(report));
+        self
+    }
+
+    fn may_go_on(&self) -> Result<(), String> {
+        match &self.guard {
+            Some(keep_going) if !keep_going() => Err(
+                "stopped before the next batch: this coordinator may no longer move slots".into(),
+            ),
+            _ => Ok(()),
         }
     }
 
@@ -165,6 +205,7 @@ impl Coordinator {
                 ));
             }
             if let Some(batch) = moving_batch(&map) {
+                self.may_go_on()?;
                 say(format!(
                     "generation {}: resuming {}",
                     map.generation,
@@ -178,6 +219,7 @@ impl Coordinator {
             let Some(first) = moves.first().copied() else {
                 return self.retire(shards);
             };
+            self.may_go_on()?;
             let slots: Vec<u32> = moves
                 .iter()
                 .filter(|m| (m.from, m.to) == (first.from, first.to))
@@ -197,7 +239,15 @@ impl Coordinator {
                     batch.describe(),
                     moves.len()
                 ));
+                let slots = batch.slots.len() as u32;
                 self.run(batch, next.generation).await?;
+                if let Some(report) = &self.progress {
+                    report(&Progress {
+                        generation: self.load()?.generation,
+                        slots,
+                        left: moves.len() as u32,
+                    });
+                }
             }
         }
     }

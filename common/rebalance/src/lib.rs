@@ -1,0 +1,7 @@
+//! The coordinator of a rebalance (docs/placement.md, section 5), in a crate
+//! of its own so that `kinto-shard admin` and the operator run the same
+//! steps, and the operator links no shard code.
+
+mod coordinator;
+
+pub use coordinator::{Coordinator, Progress};

@@ -191,8 +191,9 @@ def test_the_generated_crd_is_the_one_the_chart_installs():
 def test_the_operator_moves_slots_to_the_shards_its_spec_asks_for(kube, tmp_path):
     """An embedded deployment (one placement directory, as the operator's `operator_placement_dir`): growing
     `spec.shards` from 2 to 4 names the new shards in the map, whose processes then start, and moves a quarter
-    of the slots to each; shrinking to 3 moves shard 3's slots away and drops it from the map. The data written
-    before is read back through the gateway after each change."""
+    of the slots to each, even though the operator is killed in the middle (its successor resumes); shrinking
+    to 3 moves shard 3's slots away and drops it from the map. The data written before is read back through the
+    gateway after each change."""
     install_crd(kube)
     namespace = "kinto-moves"
     r = kube.http.post(f"{kube.base}/api/v1/namespaces", json={
@@ -249,13 +250,15 @@ def test_the_operator_moves_slots_to_the_shards_its_spec_asks_for(kube, tmp_path
         r = kube.http.post(cluster_url(kube, namespace=namespace), json={
             "apiVersion": f"{GROUP}/{VERSION}", "kind": "KintoCluster", "metadata": {"name": name},
             "spec": {"shards": 2, "shardAddressTemplate": f"http://127.0.1.{{index}}:{port}",
-                     "moveBatchSlots": 256}}, timeout=30)
+                     "moveBatchSlots": 64}}, timeout=30)
         assert r.status_code == 201, r.text
-        procs["operator"] = spawn([str(BIN / "kinto-operator")], {
-            "KUBECONFIG": str(kube.dir / "kubeconfig"), "KINTO_OPERATOR_NAMESPACE": namespace,
-            "KINTO_OPERATOR_IDENTITY": "mover", "KINTO_OPERATOR_LEASE_SECONDS": str(LEASE_SECONDS),
-            "KINTO_OPERATOR_POLL_SECONDS": "1", "KINTO_OPERATOR_PLACEMENT_DIR": str(placement),
-            "KINTO_OPERATOR_FREEZE_TIMEOUT_SECONDS": "2"}, tmp_path / "operator.log")
+        def start_operator(who):
+            procs[who] = spawn([str(BIN / "kinto-operator")], {
+                "KUBECONFIG": str(kube.dir / "kubeconfig"), "KINTO_OPERATOR_NAMESPACE": namespace,
+                "KINTO_OPERATOR_IDENTITY": who, "KINTO_OPERATOR_LEASE_SECONDS": str(LEASE_SECONDS),
+                "KINTO_OPERATOR_POLL_SECONDS": "1", "KINTO_OPERATOR_PLACEMENT_DIR": str(placement),
+                "KINTO_OPERATOR_FREEZE_TIMEOUT_SECONDS": "2"}, tmp_path / f"{who}.log")
+        start_operator("mover")
         wait_for(lambda: status_of(kube, name, namespace).get("phase") == "Balanced", 60, "a Balanced status")
 
         # 2 -> 4: the operator names shards 2 and 3 in the map; only then can their processes start.
@@ -263,9 +266,15 @@ def test_the_operator_moves_slots_to_the_shards_its_spec_asks_for(kube, tmp_path
         wait_for(lambda: {"2", "3"} <= set(stored_map()["shards"]), 30, "the new shards in the map")
         for i in (2, 3):
             start_shard(i, 4)
+        # The operator dies in the middle of the moves: its successor (after the lease) resumes them from the map.
+        wait_for(lambda: stored_map().get("moving"), 60, "a batch moving")
+        procs["mover"].kill()
+        procs["mover"].wait()
+        start_operator("successor")
         status = wait_for(lambda: (s := status_of(kube, name, namespace)).get("phase") == "Balanced"
                           and s.get("slotsPerShard") == [1024] * 4 and s, 180, "the data spread over 4 shards")
-        assert status["slotsMoved"] == 2048
+        assert status["leader"] == "successor"
+        assert 0 < status["slotsMoved"] <= 2048
         assert not stored_map().get("moving")
         all_readable()
 

@@ -28,6 +28,8 @@ import threading
 import time
 import urllib.parse
 
+from callgrind import total_ir, wait_up
+
 BATCH = 25
 CHANNELS = ("release", "beta", "nightly", "aurora")
 AUTH = "Basic " + base64.b64encode(b"bench:bench-secret").decode()
@@ -46,20 +48,6 @@ def request(conn, method, path, body=None):
     if r.status >= 400:
         raise SystemExit(f"{method} {path}: {r.status} {payload[:300]!r}")
     return r, (json.loads(payload) if payload else None)
-
-
-def wait_up(port, deadline=300):
-    t0 = time.time()
-    while time.time() - t0 < deadline:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            c.request("GET", "/v1/__heartbeat__")
-            if c.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit("server did not start")
 
 
 def populate(port, n, threads=4):
@@ -157,14 +145,6 @@ def wait_idle(pid, quiet_seconds=3, deadline=1800):
     return round(time.time() - t0, 1)
 
 
-def total_ir(path):
-    with open(path) as f:
-        for line in f:
-            if line.startswith(("summary:", "totals:")):
-                return int(line.split()[1])
-    raise SystemExit(f"no totals in {path}")
-
-
 def measure(binary, env, work, port, repeat, kinds):
     out = os.path.join(work, "callgrind.out")
     proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary],
@@ -172,7 +152,7 @@ def measure(binary, env, work, port, repeat, kinds):
     try:
         # Opening a large store replays its journal, some fifty times slower under valgrind.
         t0 = time.time()
-        wait_up(port, deadline=3600)
+        wait_up(port, False, deadline=3600)
         started = round(time.time() - t0, 1)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
         result = {"start_seconds_under_valgrind": started, "idle_wait_seconds": wait_idle(proc.pid)}
@@ -216,7 +196,7 @@ def main():
         try:
             native = subprocess.Popen([args.binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
-                wait_up(args.port)
+                wait_up(args.port, False, deadline=300)
                 t0 = time.time()
                 fill(args.port, n)
                 filled = time.time() - t0

@@ -145,7 +145,7 @@ def wait_idle(pid, quiet_seconds=3, deadline=1800):
     return round(time.time() - t0, 1)
 
 
-def measure(binary, env, work, port, repeat, kinds):
+def measure(binary, env, work, port, repeat, kinds, quiet):
     out = os.path.join(work, "callgrind.out")
     proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -155,7 +155,7 @@ def measure(binary, env, work, port, repeat, kinds):
         wait_up(port, False, deadline=3600)
         started = round(time.time() - t0, 1)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-        result = {"start_seconds_under_valgrind": started, "idle_wait_seconds": wait_idle(proc.pid)}
+        result = {"start_seconds_under_valgrind": started, "idle_wait_seconds": wait_idle(proc.pid, quiet)}
         for name, (method, path) in kinds(conn).items():
             request(conn, method, path)  # warm-up
             subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
@@ -179,6 +179,8 @@ def main():
     ap.add_argument("--sizes", default="10000,1000000")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--port", type=int, default=8898)
+    ap.add_argument("--quiet-seconds", type=int, default=10,
+                    help="seconds in a row of an idle server before measuring (its compactions done)")
     ap.add_argument("--permissions", action="store_true",
                     help="sizes are numbers of buckets of another user; measure GET /permissions of a user "
                          "owning three (issue 21: the same cost at 1,000,000 buckets as at 1,000)")
@@ -200,12 +202,13 @@ def main():
                 t0 = time.time()
                 fill(args.port, n)
                 filled = time.time() - t0
-                wait_idle(native.pid)
+                wait_idle(native.pid, args.quiet_seconds)
             finally:
                 native.terminate()
                 native.wait(120)
             results[n] = {"size": n, "populate_seconds": round(filled, 1),
-                          "instructions_per_request": measure(args.binary, env, work, args.port, args.repeat, kinds)}
+                          "instructions_per_request": measure(args.binary, env, work, args.port, args.repeat, kinds,
+                                                                     args.quiet_seconds)}
             print(json.dumps(results[n]), flush=True)
         finally:
             shutil.rmtree(work, ignore_errors=True)

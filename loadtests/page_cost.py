@@ -12,7 +12,8 @@ and the counters dumped: the instructions of the server per request. Kinds: the 
 with `_sort=-last_modified`, with a filter on a field a quarter of the records hold; the page behind the token of
 the 50th page of 10; `_since` a recent timestamp; `HEAD` for the count. Prints one JSON line per size, then the
 ratios of the largest size to the smallest. With `--permissions`, the sizes are numbers of buckets of another user,
-and the request is `GET /permissions` of a user owning three. Standard library only.
+and the request is `GET /permissions` of a user owning three. `--only` measures some kinds; `--keep DIR` keeps
+each kind's dump for `callgrind_annotate --inclusive=yes DIR/<size>/<kind>.cg`. Standard library only.
 """
 
 import argparse
@@ -145,7 +146,7 @@ def wait_idle(pid, quiet_seconds=3, deadline=1800):
     return round(time.time() - t0, 1)
 
 
-def measure(binary, env, work, port, repeat, kinds, quiet):
+def measure(binary, env, work, port, repeat, kinds, quiet, keep=None):
     out = os.path.join(work, "callgrind.out")
     proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -164,6 +165,9 @@ def measure(binary, env, work, port, repeat, kinds, quiet):
             subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
             dumps = sorted(glob.glob(out + "*"), key=os.path.getmtime)
             result[name] = total_ir(dumps[-1]) // repeat
+            if keep:
+                os.makedirs(keep, exist_ok=True)
+                shutil.copy(dumps[-1], os.path.join(keep, f"{name}.cg"))
         return result
     finally:
         proc.terminate()
@@ -181,11 +185,18 @@ def main():
     ap.add_argument("--port", type=int, default=8898)
     ap.add_argument("--quiet-seconds", type=int, default=10,
                     help="seconds in a row of an idle server before measuring (its compactions done)")
+    ap.add_argument("--keep", metavar="DIR",
+                    help="copy each kind's callgrind dump to DIR/<size>/<kind>.cg (for callgrind_annotate)")
+    ap.add_argument("--only", help="comma-separated kinds to measure (default: all)")
     ap.add_argument("--permissions", action="store_true",
                     help="sizes are numbers of buckets of another user; measure GET /permissions of a user "
                          "owning three (issue 21: the same cost at 1,000,000 buckets as at 1,000)")
     args = ap.parse_args()
-    fill, kinds = (populate_buckets, permissions_requests) if args.permissions else (populate, requests_of)
+    fill, all_kinds = (populate_buckets, permissions_requests) if args.permissions else (populate, requests_of)
+    only = set(args.only.split(",")) if args.only else None
+
+    def kinds(conn):
+        return {k: v for k, v in all_kinds(conn).items() if only is None or k in only}
     sizes = [int(s) for s in args.sizes.split(",")]
     results = {}
     for n in sizes:
@@ -208,7 +219,8 @@ def main():
                 native.wait(120)
             results[n] = {"size": n, "populate_seconds": round(filled, 1),
                           "instructions_per_request": measure(args.binary, env, work, args.port, args.repeat, kinds,
-                                                                     args.quiet_seconds)}
+                                                                     args.quiet_seconds,
+                                                                     args.keep and os.path.join(args.keep, str(n)))}
             print(json.dumps(results[n]), flush=True)
         finally:
             shutil.rmtree(work, ignore_errors=True)

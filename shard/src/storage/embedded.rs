@@ -240,7 +240,11 @@ impl EmbeddedStorage {
         ids.dedup();
         let mut found = vec![false; ids.len()];
         let budget = 2 * ids.len() + SCAN_SLACK;
-        for (step, item) in self.objects.prefix(prefix).take(budget).enumerate() {
+        // Keys before the smallest id asked cannot match: the walk starts at
+        // it, so a few recent changes of a large list cost a few steps.
+        let first = [prefix, ids[0].as_bytes()].concat();
+        let rows = self.objects.range(first..scan::prefix_end(prefix));
+        for (step, item) in rows.take(budget).enumerate() {
             // The ids are a sparse sample of a large list (a page of its
             // index): most steps would miss, and a lookup costs less.
             if step >= SCAN_SLACK && out.len() * SPARSE_SCAN < step {
@@ -568,6 +572,40 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(dir.path(), Duration::ZERO);
         crate::storage::conformance::run_all(store.as_ref()).await;
+    }
+
+    /// The changed objects of a large list are found wherever they sit in
+    /// it, past the smallest asked id, and not in a neighbouring list.
+    #[tokio::test]
+    async fn changed_objects_are_found_from_the_smallest_asked_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path(), Duration::ZERO);
+        let row = |list: &str, i: u64| {
+            crate::storage::conformance::put(
+                list,
+                "record",
+                crate::storage::conformance_scan::row(i, i + 1),
+                None,
+            )
+        };
+        let (list, next) = ("/buckets/b/collections/c", "/buckets/b/collections/c2");
+        let writes = (0..200)
+            .map(|i| row(list, i))
+            .chain((0..5).map(|i| row(next, i)));
+        store.commit(writes.collect()).await.expect("commit");
+        let asked = ["r150", "r151", "r199", "r200", "a-missing"];
+        let found = store
+            .changed_objects(
+                &list_prefix(list, "record"),
+                list,
+                "record",
+                asked.iter().map(|s| s.to_string()).collect(),
+            )
+            .await
+            .expect("changed");
+        let mut ids: Vec<String> = found.into_iter().map(|o| o.id).collect();
+        ids.sort();
+        assert_eq!(ids, ["r150", "r151", "r199"]);
     }
 
     /// Commits the timestamp of list `/p` records.

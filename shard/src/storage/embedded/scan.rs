@@ -10,7 +10,7 @@ use std::ops::Bound;
 
 /// The first key past every key of the list at `prefix` (which ends in `\0`,
 /// a byte no id, resource or parent holds).
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+pub(super) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     if let Some(last) = end.last_mut() {
         *last = 1;

@@ -100,10 +100,13 @@ def main():
     ap.add_argument("--head", action="store_true", help="one HEAD of the first page instead of paging")
     ap.add_argument("--keep", help="copy the callgrind dump of the measured part here")
     ap.add_argument("--port", type=int, default=8898)
+    ap.add_argument("--set", action="append", default=[], metavar="KINTO_NAME=VALUE",
+                    help="a setting of the server (docs/configuration.md), repeatable")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="kinto-callgrind-pages-")
     out = os.path.join(work, "callgrind.out")
     env = server_env(args.port, os.path.join(work, "data"))
+    env.update(dict(kv.split("=", 1) for kv in args.set))
     first = f"/v1/buckets/big/collections/c/records?_limit={args.limit}"
     if args.query:
         first += "&" + args.query

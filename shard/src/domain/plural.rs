@@ -39,8 +39,7 @@ impl Listed {
     /// The selected page, as the list's outcome.
     fn into_page(self) -> Outcome {
         let page = self.page;
-        let rows = page.rows.iter().map(|(_, o)| o);
-        Outcome::page(rows, self.list_ts, page.total, page.has_more)
+        Outcome::page(page.printed_rows(), self.list_ts, page.total, page.has_more)
     }
 }
 
@@ -90,7 +89,8 @@ impl Shard {
         }
         // After every check Kinto makes first (its 403 on shared lists too).
         self.consume_token(req)?;
-        let (matched, has_more) = (l.page.rows, l.page.has_more);
+        let has_more = l.page.has_more;
+        let matched = l.page.into_objects();
         let (tombstones, last_ts) = if t.kind == Kind::Bucket {
             self.delete_buckets(t, matched, l.list_ts).await?
         } else {
@@ -155,6 +155,8 @@ impl Shard {
             with_tombstones,
             count: head && !counted,
             must_see: shared_only,
+            lean: !delete,
+            acl: !full,
         };
         // Without the plural permission, only objects shared with the caller.
         let keep = |o: &StoredObject| {

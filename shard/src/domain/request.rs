@@ -242,7 +242,7 @@ impl Outcome {
     /// A list page printed straight from the stored objects (no JSON value
     /// is built for it), with its last object when more remain.
     pub fn page<'a>(
-        rows: impl ExactSizeIterator<Item = &'a StoredObject>,
+        rows: impl ExactSizeIterator<Item = (&'a StoredObject, Option<&'a [u8]>)>,
         timestamp: u64,
         total: u64,
         has_more: bool,
@@ -251,12 +251,15 @@ impl Outcome {
         let mut out = Vec::with_capacity(n.saturating_mul(128).saturating_add(2));
         let mut last = None;
         out.push(b'[');
-        for (i, o) in rows.enumerate() {
+        for (i, (o, printed)) in rows.enumerate() {
             if i > 0 {
                 out.push(b',');
             }
             let start = out.len();
-            o.print_into(&mut out);
+            match printed {
+                Some(bytes) => out.extend_from_slice(bytes),
+                None => o.print_into(&mut out),
+            }
             if has_more && i + 1 == n {
                 last = out.get(start..).map(<[u8]>::to_vec);
             }

@@ -119,6 +119,8 @@ impl ScanPlan {
             stop,
             limit: 0,
             tombstones,
+            lean: false,
+            acl: true,
         }
     }
 

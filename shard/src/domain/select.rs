@@ -25,9 +25,19 @@ const ROWS_PER_CHECK: usize = 64;
 const MAX_CHUNK: usize = 1024;
 const MIN_CHUNK: usize = 8;
 
+/// One row of a page.
+pub struct Row {
+    /// What the query's filters and sorts read of it ([`view`]).
+    pub view: Value,
+    pub object: StoredObject,
+    /// The object as Kinto shows it, when a lean walk had the store print
+    /// it (its `data` then empty); `None`: print `object`.
+    pub printed: Option<Vec<u8>>,
+}
+
 pub struct Selected {
-    /// The page, each row with its JSON as Kinto shows it.
-    pub rows: Vec<(Value, StoredObject)>,
+    /// The page.
+    pub rows: Vec<Row>,
     /// Rows the caller may see (before filters) among those walked; 0 tells
     /// "nothing shared" (see [`Walk::must_see`]).
     pub visible: usize,
@@ -42,6 +52,16 @@ pub struct Selected {
 }
 
 impl Selected {
+    /// The page's objects, each with its printed form when it has one.
+    pub fn printed_rows(&self) -> impl ExactSizeIterator<Item = (&StoredObject, Option<&[u8]>)> {
+        self.rows.iter().map(|r| (&r.object, r.printed.as_deref()))
+    }
+
+    /// The page's rows as the view and the object (a delete's matches).
+    pub fn into_objects(self) -> Vec<(Value, StoredObject)> {
+        self.rows.into_iter().map(|r| (r.view, r.object)).collect()
+    }
+
     /// An answer that is a count alone (Kinto's HEAD): no row read.
     pub fn count_only(total: u64) -> Self {
         Selected {
@@ -68,6 +88,12 @@ pub struct Walk<'a> {
     /// range": when nothing visible was walked but the walk saw only part of
     /// the list, look for one visible row elsewhere.
     pub must_see: bool,
+    /// The page is only printed (a read, not a delete): when the query's
+    /// filters and sorts read no field of `data` either, the store may
+    /// print each row instead of building it ([`Range::lean`]).
+    pub lean: bool,
+    /// `keep` reads each row's ACL (the caller may see only some rows).
+    pub acl: bool,
 }
 
 /// The page kept so far: in the store's order while it serves the sort
@@ -77,7 +103,7 @@ struct Page<'q> {
     q: &'q ListQuery,
     want: Option<usize>,
     ordered: bool,
-    rows: Vec<(Value, StoredObject)>,
+    rows: Vec<Row>,
     /// See [`Selected::held`].
     #[cfg_attr(not(test), allow(dead_code))]
     held: usize,
@@ -85,11 +111,11 @@ struct Page<'q> {
 
 impl Page<'_> {
     /// Keeps `row`; false when the walk may stop (an ordered page is full).
-    fn offer(&mut self, row: (Value, StoredObject), order: Order) -> bool {
+    fn offer(&mut self, row: Row, order: Order) -> bool {
         // Past the page, only rows tied with its last on `last_modified`
         // may still belong to it (the sort then orders them by `id`).
-        let tied = |last: &(Value, StoredObject)| {
-            order.by_modified() && last.1.last_modified == row.1.last_modified
+        let tied = |last: &Row| {
+            order.by_modified() && last.object.last_modified == row.object.last_modified
         };
         let full = |want| self.rows.len() >= want && !self.rows.last().is_some_and(tied);
         if self.ordered && self.want.is_some_and(full) {
@@ -108,9 +134,9 @@ impl Page<'_> {
     fn trim(&mut self) {
         // In the store's order, only rows tied on `last_modified` may be out
         // of the sort's order (`id` then breaks the tie).
-        let tied = |w: &[(Value, StoredObject)]| w[0].1.last_modified == w[1].1.last_modified;
+        let tied = |w: &[Row]| w[0].object.last_modified == w[1].object.last_modified;
         if !self.ordered || self.rows.windows(2).any(tied) {
-            query::sort_by_keys(&mut self.rows, &self.q.sort, |r| &r.0);
+            query::sort_by_keys(&mut self.rows, &self.q.sort, |r| &r.view);
         }
         if let Some(want) = self.want {
             self.rows.truncate(want);
@@ -191,12 +217,18 @@ pub async fn select(
     let names: Vec<&str> = (q.filters.iter().map(|f| f.field.as_str()))
         .chain(q.sort.iter().map(|k| k.field.as_str()))
         .collect();
+    // What `view` takes from outside `data`: such a query needs no field.
+    range.lean = w.lean && (names.iter()).all(|n| matches!(*n, "id" | "last_modified" | "deleted"));
+    range.acl = w.acl;
     let mut full = false;
     'walk: loop {
         budget.check()?;
         let chunk = w.storage.scan(&range).await?;
         let (read, offered) = (chunk.rows.len(), page.rows.len());
+        let mut printed = chunk.printed.into_iter();
         for (i, o) in chunk.rows.into_iter().enumerate() {
+            // Each row's, or none at all.
+            let printed = printed.next();
             if i % ROWS_PER_CHECK == ROWS_PER_CHECK - 1 {
                 budget.check()?;
             }
@@ -219,7 +251,12 @@ pub async fn select(
             {
                 continue;
             }
-            if !full && !page.offer((json, o), plan.order) {
+            let row = Row {
+                view: json,
+                object: o,
+                printed,
+            };
+            if !full && !page.offer(row, plan.order) {
                 full = true;
                 if !w.count {
                     break 'walk;
@@ -267,6 +304,9 @@ async fn any_visible(
         stop: None,
         limit: MAX_CHUNK,
         tombstones: false,
+        // Only the ACLs are read.
+        lean: true,
+        acl: true,
     };
     loop {
         budget.check()?;

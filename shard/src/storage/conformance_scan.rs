@@ -76,15 +76,44 @@ fn whole(parent: &str, order: Order) -> Range<'_> {
         stop: None,
         limit: usize::MAX,
         tombstones: true,
+        lean: false,
+        acl: true,
     }
 }
 
-async fn walk(s: &dyn Storage, range: &Range<'_>) -> Vec<(String, u64, bool)> {
+/// A lean chunk's rows, if printed, are each printed as the whole object
+/// of `all` with the same id, and their fields left out.
+fn check_printed(chunk: &super::Chunk, all: &[StoredObject]) {
+    if chunk.printed.is_empty() {
+        return;
+    }
+    assert_eq!(chunk.printed.len(), chunk.rows.len());
+    for (o, printed) in chunk.rows.iter().zip(&chunk.printed) {
+        let whole = all
+            .iter()
+            .find(|w| w.id == o.id)
+            .expect("a row of the list");
+        assert_eq!(printed, &whole.print_json(), "{}", o.id);
+        assert_eq!(o.permissions, whole.permissions);
+        assert!(o.data.is_empty());
+    }
+}
+
+async fn walk(
+    s: &dyn Storage,
+    range: &Range<'_>,
+    all: &[StoredObject],
+) -> Vec<(String, u64, bool)> {
     let mut out = Vec::new();
     let mut range = range.clone();
     let (order, n) = (range.order, range.limit);
     for _ in 0..10 * ROWS {
         let chunk = s.scan(&range).await.expect("scan");
+        if range.lean {
+            check_printed(&chunk, all);
+        } else {
+            assert!(chunk.printed.is_empty());
+        }
         assert!(
             chunk.rows.len() <= n,
             "{order:?}: {} rows > {n}",
@@ -152,9 +181,10 @@ pub async fn scans_in_every_order(s: &dyn Storage) {
                     .into_iter()
                     .map(|o| (o.id, o.last_modified, o.deleted))
                     .collect();
-                for n in [1, 7, 64, 1000] {
+                for (n, lean) in [(1, false), (7, true), (64, false), (1000, true)] {
                     range.limit = n;
-                    let got = walk(s, &range).await;
+                    range.lean = lean;
+                    let got = walk(s, &range, &all).await;
                     assert_eq!(got, expected, "{range:?} by {n}, tombstones {tombstones}");
                 }
             }

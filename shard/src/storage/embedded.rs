@@ -7,7 +7,9 @@
 //!
 //! Keyspaces, all keys `\0`-separated (ids and principals never hold `\0`):
 //! - `objects`:    `parent \0 resource \0 id` → JSON of [`StoredObject`]
-//! - `changes`:    `parent \0 resource \0 be64(last_modified) id` → empty
+//! - `changes`:    `parent \0 resource \0 be64(last_modified) id` → the
+//!   same JSON (a covering index: a page in `last_modified` order reads no
+//!   object by id; empty in entries written before, which are looked up)
 //! - `timestamps`: `parent \0 resource` → be64
 //! - `members`:    `principal \0 group_uri` → empty
 //! - `counts`, `grantees`, `meta`: the list counters and the
@@ -153,6 +155,17 @@ fn decode(bytes: &[u8]) -> StorageResult<StoredObject> {
     serde_json::from_slice(bytes).map_err(|e| StorageError::Corrupt(e.to_string()))
 }
 
+/// A row of a walk: decoded whole, or lean ([`Range::lean`]) with its
+/// printed form.
+fn decode_row(bytes: &[u8], range: &Range<'_>) -> StorageResult<(StoredObject, Option<Vec<u8>>)> {
+    if range.lean {
+        let (object, printed) = super::lean::decode(bytes, range.acl)?;
+        Ok((object, Some(printed)))
+    } else {
+        Ok((decode(bytes)?, None))
+    }
+}
+
 fn decode_u64(bytes: &[u8]) -> StorageResult<u64> {
     let arr: [u8; 8] = bytes
         .try_into()
@@ -230,8 +243,20 @@ impl EmbeddedStorage {
         prefix: &[u8],
         parent: &str,
         resource: &str,
-        mut ids: Vec<String>,
+        ids: Vec<String>,
     ) -> StorageResult<Vec<StoredObject>> {
+        let stored = self.changed_values(prefix, parent, resource, ids)?;
+        stored.iter().map(|v| decode(v)).collect()
+    }
+
+    /// The stored documents of [`Self::changed_objects`], not decoded.
+    fn changed_values(
+        &self,
+        prefix: &[u8],
+        parent: &str,
+        resource: &str,
+        mut ids: Vec<String>,
+    ) -> StorageResult<Vec<fjall::UserValue>> {
         let mut out = Vec::with_capacity(ids.len());
         if ids.is_empty() {
             return Ok(out);
@@ -257,12 +282,16 @@ impl EmbeddedStorage {
             }
             if let Ok(i) = ids.binary_search_by(|w| w.as_bytes().cmp(id)) {
                 found[i] = true;
-                out.push(decode(&value)?);
+                out.push(value);
             }
         }
         for (id, _) in ids.iter().zip(found).filter(|(_, f)| !f) {
-            if let Some(obj) = self.get(parent, resource, id).await? {
-                out.push(obj);
+            let key = object_key(parent, resource, id);
+            if key.len() > MAX_KEY_BYTES {
+                continue;
+            }
+            if let Some(value) = self.objects.get(key).map_err(unavailable)? {
+                out.push(value);
             }
         }
         Ok(out)
@@ -313,22 +342,27 @@ impl Storage for EmbeddedStorage {
             // `_since=0` (a first sync) asks for the whole list: a walk of the
             // index would find every id and then scan the list anyway.
             Some(since) if since > 0 => {
-                // Walk the timestamp index from `since + 1`: O(changes), keys only.
+                // Walk the timestamp index from `since + 1`: O(changes). Its
+                // entries hold the objects, but for those written before.
                 let start = change_key(parent, resource, since.saturating_add(1), "");
                 let mut end = prefix.clone();
                 end.extend_from_slice(&[0xff; 9]);
-                let mut ids = Vec::new();
+                let mut bare = Vec::new();
                 for item in self.changes.range(start..end) {
-                    let key = item.key().map_err(unavailable)?;
-                    let id = std::str::from_utf8(&key[prefix.len() + 8..])
-                        .map_err(|e| StorageError::Corrupt(e.to_string()))?;
-                    ids.push(id.to_owned());
-                }
-                for obj in self.changed_objects(&prefix, parent, resource, ids).await? {
-                    if with_tombstones || !obj.deleted {
-                        out.push(obj);
+                    let (key, value) = item.into_inner().map_err(unavailable)?;
+                    if value.is_empty() {
+                        let id = std::str::from_utf8(&key[prefix.len() + 8..])
+                            .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+                        bare.push(id.to_owned());
+                    } else {
+                        out.push(decode(&value)?);
                     }
                 }
+                out.extend(
+                    self.changed_objects(&prefix, parent, resource, bare)
+                        .await?,
+                );
+                out.retain(|o| with_tombstones || !o.deleted);
             }
             _ => {
                 for (i, item) in self.objects.prefix(&prefix).enumerate() {
@@ -443,13 +477,15 @@ impl Storage for EmbeddedStorage {
                             change_key(&parent, resource, prev, &object.id),
                         );
                     }
+                    let value = serde_json::to_vec(&object)
+                        .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+                    // The index entry holds the object too: a page walks the
+                    // index alone, with no lookup per row (`scan`).
                     batch.insert(
                         &self.changes,
                         change_key(&parent, resource, object.last_modified, &object.id),
-                        [],
+                        value.as_slice(),
                     );
-                    let value = serde_json::to_vec(&object)
-                        .map_err(|e| StorageError::Corrupt(e.to_string()))?;
                     batch.insert(&self.objects, key, value);
                 }
                 Write::Timestamp {
@@ -606,6 +642,68 @@ mod tests {
         let mut ids: Vec<String> = found.into_iter().map(|o| o.id).collect();
         ids.sort();
         assert_eq!(ids, ["r150", "r151", "r199"]);
+    }
+
+    /// A store whose index entries hold no object (written by an earlier
+    /// version) reads the same lists, pages and changes as one whose do.
+    #[tokio::test]
+    async fn index_entries_without_objects_are_looked_up() {
+        use crate::storage::{Order, Range};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path(), Duration::ZERO);
+        let list = "/buckets/b/collections/c";
+        let writes = (0..120).map(|i| {
+            let ts = 1000 + (i * 37) % 120;
+            crate::storage::conformance::put(
+                list,
+                "record",
+                crate::storage::conformance_scan::row(i, ts),
+                None,
+            )
+        });
+        store.commit(writes.collect()).await.expect("commit");
+        let read = |store: std::sync::Arc<EmbeddedStorage>| async move {
+            let mut seen = Vec::new();
+            for (order, lean) in [(Order::ModifiedDesc, true), (Order::ModifiedAsc, false)] {
+                let mut range = Range {
+                    parent: list,
+                    resource: "record",
+                    order,
+                    from: None,
+                    stop: None,
+                    limit: 7,
+                    tombstones: false,
+                    lean,
+                    acl: true,
+                };
+                loop {
+                    let chunk = store.scan(&range).await.expect("scan");
+                    for (i, o) in chunk.rows.iter().enumerate() {
+                        let printed = chunk.printed.get(i).cloned();
+                        seen.push((o.id.clone(), o.last_modified, o.data.clone(), printed));
+                    }
+                    match chunk.next {
+                        Some(next) => range.from = Some(next),
+                        None => break,
+                    }
+                }
+            }
+            let mut since = store
+                .list(list, "record", Some(1100), true)
+                .await
+                .expect("list");
+            since.sort_by(|a, b| a.id.cmp(&b.id));
+            (seen, since)
+        };
+        let covered = read(store.clone()).await;
+        assert_eq!(covered.0.len(), 240);
+        assert_eq!(covered.1.len(), 19);
+        let entries =
+            EmbeddedStorage::keys_with_prefix(&store.changes, &list_prefix(list, "record"));
+        for key in entries.expect("keys") {
+            store.changes.insert(key, []).expect("bare entry");
+        }
+        assert_eq!(read(store.clone()).await, covered);
     }
 
     /// Commits the timestamp of list `/p` records.

@@ -17,6 +17,8 @@ pub mod cql;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 mod grants;
+#[cfg(feature = "embedded")]
+mod lean;
 pub mod scan;
 pub mod slots;
 

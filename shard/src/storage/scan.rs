@@ -80,6 +80,15 @@ pub struct Range<'a> {
     pub stop: Option<u64>,
     pub limit: usize,
     pub tombstones: bool,
+    /// The caller reads each row's `id`, `last_modified`, `deleted` and
+    /// `permissions`, and prints it, but never looks into its `data`: a
+    /// backend may then print each row as it reads it ([`Chunk::printed`])
+    /// instead of building its fields, which is most of a page's cost.
+    pub lean: bool,
+    /// With `lean`, whether the caller reads each row's `permissions` (a
+    /// caller allowed to see the whole list does not): without, a backend
+    /// may leave them empty.
+    pub acl: bool,
 }
 
 impl Range<'_> {
@@ -100,6 +109,10 @@ impl Range<'_> {
 pub struct Chunk {
     pub rows: Vec<StoredObject>,
     pub next: Option<Cursor>,
+    /// Empty, or (for a [`Range::lean`] walk) each row of `rows` as Kinto
+    /// shows it ([`StoredObject::print_json`]), those rows' `data` then
+    /// left empty.
+    pub printed: Vec<Vec<u8>>,
 }
 
 /// A scan over a whole list read at once: for a backend without ordered
@@ -128,5 +141,9 @@ pub fn from_whole_list(mut rows: Vec<StoredObject>, range: &Range<'_>) -> Storag
     } else {
         None
     };
-    Ok(Chunk { rows, next })
+    Ok(Chunk {
+        rows,
+        next,
+        printed: Vec::new(),
+    })
 }

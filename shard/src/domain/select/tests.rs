@@ -122,6 +122,8 @@ fn walk(s: &Counting, with_tombstones: bool, count: bool, must_see: bool) -> Wal
         with_tombstones,
         count,
         must_see,
+        lean: true,
+        acl: true,
     }
 }
 
@@ -194,7 +196,7 @@ async fn a_page_reads_about_a_page_of_a_large_list() {
     s.rows.store(0, SeqCst);
     let deep = page(&s, &q).await;
     assert_eq!(deep.rows.len(), 10);
-    assert!(deep.rows.iter().all(|(_, o)| o.last_modified < 12_000));
+    assert!(deep.rows.iter().all(|r| r.object.last_modified < 12_000));
     // The row at the token's own position is read and passed over: the
     // next chunk (twice the first) then completes the page.
     assert!(
@@ -210,7 +212,7 @@ async fn a_page_reads_about_a_page_of_a_large_list() {
         ..Default::default()
     };
     let first = page(&s, &q).await;
-    let last = first.rows.last().map(|(j, _)| j.clone()).expect("a row");
+    let last = first.rows.last().map(|r| r.view.clone()).expect("a row");
     q.after = Some(query::keyset_of(&last, &q.sort));
     s.rows.store(0, SeqCst);
     let next = page(&s, &q).await;
@@ -339,7 +341,7 @@ async fn a_walk_of_the_whole_list_holds_a_page_not_the_list() {
         assert!(got.held <= 2 * 11, "held {} of {}", got.held, all.len());
         assert!(s.largest.load(SeqCst) <= MAX_CHUNK && MAX_CHUNK < all.len());
         let expected = reference(&all, &q, false);
-        let ids: Vec<String> = got.rows.iter().map(|(_, o)| o.id.clone()).collect();
+        let ids: Vec<String> = got.rows.iter().map(|r| r.object.id.clone()).collect();
         assert_eq!(ids, expected[..ids.len()], "{q:?}");
         assert_eq!(ids.len(), expected.len().min(10));
     }

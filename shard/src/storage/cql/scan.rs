@@ -47,7 +47,11 @@ impl CqlStorage {
         if !range.tombstones {
             rows.retain(|o| !o.deleted);
         }
-        Ok(Chunk { rows, next })
+        Ok(Chunk {
+            rows,
+            next,
+            printed: Vec::new(),
+        })
     }
 
     async fn scan_parts(

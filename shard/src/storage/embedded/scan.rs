@@ -1,9 +1,9 @@
 //! Ordered reads of one list in the embedded store: the primary keyspace for
-//! id orders, the `changes` index (keys only, then one lookup per row) for
+//! id orders, the `changes` index (which holds each object) for
 //! `last_modified` orders. Either walk is a range of one list's keys, in
 //! either direction, from an exclusive cursor.
 
-use super::{change_key, decode, list_prefix, object_key, unavailable, EmbeddedStorage};
+use super::{change_key, decode_row, list_prefix, object_key, unavailable, EmbeddedStorage};
 use super::{MAX_KEY_BYTES, SCAN_SLACK};
 use crate::storage::{Chunk, Cursor, Range, StorageError, StorageResult, StoredObject};
 use std::ops::Bound;
@@ -65,62 +65,77 @@ impl EmbeddedStorage {
                 });
             }
             let (_, v) = item.into_inner().map_err(unavailable)?;
-            let obj = decode(&v)?;
-            last = Some(Cursor::of(&obj));
-            taken += keep(&mut chunk.rows, obj, range.tombstones);
+            let row = decode_row(&v, range)?;
+            last = Some(Cursor::of(&row.0));
+            taken += keep(&mut chunk, row, range.tombstones);
         }
         Ok(chunk)
     }
 
-    /// Up to `limit` entries of the `last_modified` index, keys only, then
-    /// their objects read as a `_since` read does (one prefix scan for a
-    /// small list, see `changed_objects`), put back in the index's order.
+    /// Up to `limit` entries of the `last_modified` index, each with the
+    /// object it holds; entries written before the index held objects are
+    /// read as a `_since` read does (one prefix scan for a small list, see
+    /// `changed_values`), and all put back in the index's order.
     async fn scan_index(&self, range: &Range<'_>, prefix: &[u8]) -> StorageResult<Chunk> {
         let (parent, resource) = (range.parent, range.resource);
         let n = range.limit.max(1);
         let descending = range.order.descending();
         let from =
             (range.from.as_ref()).map(|c| change_key(parent, resource, c.last_modified, &c.id));
-        let keys = self.changes.range(bounds(prefix, from, descending));
-        let mut at: Vec<Cursor> = Vec::new();
+        let entries = self.changes.range(bounds(prefix, from, descending));
+        let mut at: Vec<(Cursor, Option<Row>)> = Vec::new();
+        let mut bare = Vec::new();
         let mut ended = true;
-        for item in directed(keys, descending) {
+        for item in directed(entries, descending) {
             if at.len() >= n {
                 ended = false;
                 break;
             }
-            let key = item.key().map_err(unavailable)?;
+            let (key, value) = item.into_inner().map_err(unavailable)?;
             let (ts, id) = split_change_key(&key[prefix.len()..])?;
             if range.ends_at(ts) {
                 break;
             }
-            at.push(Cursor {
+            let row = if value.is_empty() {
+                bare.push(id.to_owned());
+                None
+            } else {
+                Some(decode_row(&value, range)?)
+            };
+            let cursor = Cursor {
                 last_modified: ts,
                 id: id.to_owned(),
-            });
+            };
+            at.push((cursor, row));
         }
-        let ids = at.iter().map(|c| c.id.clone()).collect();
-        let mut found: std::collections::HashMap<String, StoredObject> = self
-            .changed_objects(prefix, parent, resource, ids)
-            .await?
-            .into_iter()
-            .map(|o| (o.id.clone(), o))
-            .collect();
+        let mut found = std::collections::HashMap::with_capacity(bare.len());
+        for v in &self.changed_values(prefix, parent, resource, bare)? {
+            let row = decode_row(v, range)?;
+            found.insert(row.0.id.clone(), row);
+        }
         let mut chunk = Chunk::default();
-        for c in &at {
+        for (c, row) in &mut at {
             // An object replaced since the index was read has its new entry
             // elsewhere in the walk.
-            if let Some(obj) = found
-                .remove(&c.id)
-                .filter(|o| o.last_modified == c.last_modified)
-            {
-                keep(&mut chunk.rows, obj, range.tombstones);
+            let row = row
+                .take()
+                .or_else(|| found.remove(&c.id))
+                .filter(|(o, _)| o.last_modified == c.last_modified);
+            if let Some(row) = row {
+                keep(&mut chunk, row, range.tombstones);
             }
         }
-        chunk.next = if ended { None } else { at.pop() };
+        chunk.next = if ended {
+            None
+        } else {
+            at.pop().map(|(c, _)| c)
+        };
         Ok(chunk)
     }
 }
+
+/// A decoded row, with its printed form when the walk is lean.
+type Row = (StoredObject, Option<Vec<u8>>);
 
 /// `iter` walked backwards when `descending`.
 fn directed<I: DoubleEndedIterator + 'static>(
@@ -134,12 +149,13 @@ fn directed<I: DoubleEndedIterator + 'static>(
     }
 }
 
-/// Appends `obj` unless it is a tombstone not asked for; 1 if appended.
-fn keep(rows: &mut Vec<StoredObject>, obj: StoredObject, with_tombstones: bool) -> usize {
+/// Appends the row unless it is a tombstone not asked for; 1 if appended.
+fn keep(chunk: &mut Chunk, (obj, printed): Row, with_tombstones: bool) -> usize {
     if obj.deleted && !with_tombstones {
         return 0;
     }
-    rows.push(obj);
+    chunk.rows.push(obj);
+    chunk.printed.extend(printed);
     1
 }
 

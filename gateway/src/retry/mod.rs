@@ -47,6 +47,18 @@ pub fn retryable(result: &Result<impl Sized, KintoError>) -> bool {
     matches!(result, Err(e) if matches!(e.kind, ErrorKind::WrongShard | ErrorKind::Frozen | ErrorKind::NotRun))
 }
 
+/// What the caller gets when the retries end: a call that never ran is, by
+/// then, a shard that is unavailable (the kind the rest of the gateway reads
+/// as such, e.g. the account policy's fallback).
+fn given_up<T>(result: Result<T, KintoError>) -> Result<T, KintoError> {
+    result.map_err(|mut e| {
+        if e.kind == ErrorKind::NotRun {
+            e.kind = ErrorKind::Unavailable;
+        }
+        e
+    })
+}
+
 /// Waits before the next try of a call that did not run, if the request's
 /// deadline leaves time for it; `false` when it does not (outside a
 /// request, no deadline: no retry).
@@ -72,7 +84,7 @@ where
         let result = call().await;
         let not_run = matches!(&result, Err(e) if e.kind == ErrorKind::NotRun);
         if !not_run || !wait(&mut backoff).await {
-            return result;
+            return given_up(result);
         }
         count_retry(ErrorKind::NotRun);
     }
@@ -108,7 +120,7 @@ where
         let result = call(shard, generation).await;
         let kind = match &result {
             Err(e) if retryable(&result) => e.kind,
-            _ => return result,
+            _ => return given_up(result),
         };
         let newer = match map.refresh() {
             Ok(newer) => newer,
@@ -120,7 +132,7 @@ where
         if !newer {
             // Outside a request (no deadline) only a newer map is retried.
             if !wait(&mut backoff).await {
-                return result;
+                return given_up(result);
             }
             if let Err(e) = map.refresh() {
                 tracing::warn!(error = %e, "cannot read the shard map");
@@ -296,7 +308,8 @@ mod tests {
         })
         .await
         .expect("the loop ends before the deadline cuts it");
-        assert_eq!(result.expect_err("not run").kind, ErrorKind::NotRun);
+        // Out of time, a call that never ran is an unavailable shard.
+        assert_eq!(result.expect_err("not run").kind, ErrorKind::Unavailable);
         // The backoff of `routed`: 5 + 10 + 20 + 40 + 80 ms fit in 300 ms.
         assert_eq!(*tries.lock().expect("count"), 6);
         // An operation that may have run, or any call outside a request: once.
@@ -314,7 +327,7 @@ mod tests {
             } else {
                 call.await
             };
-            assert_eq!(result.expect_err("failed").kind, kind);
+            assert_eq!(result.expect_err("failed").kind, ErrorKind::Unavailable);
             assert_eq!(*tries.lock().expect("count"), 1);
         }
     }

@@ -157,4 +157,68 @@ mod tests {
             .expect("task");
         assert!(started.elapsed() >= Duration::from_millis(40));
     }
+
+    /// A shard server (embedded store, one shard) stopped by its signal:
+    /// the listener closes, a call on a connection opened before is refused
+    /// as not run, and the server ends once the refusal period is over.
+    #[tokio::test]
+    async fn a_stopping_server_refuses_connections_and_calls_then_ends() {
+        use kinto_proto::pb::shard_client::ShardClient;
+        use kinto_proto::pb::{HealthRequest, Operation};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let raw = kinto_runtime::settings::RawSettings::default();
+        let cfg = crate::config::ShardConfig::from_raw(&raw).expect("config");
+        let storage: Arc<dyn crate::storage::Storage> =
+            crate::storage::embedded::EmbeddedStorage::open(
+                dir.path(),
+                Duration::ZERO,
+                1 << 20,
+                1 << 20,
+            )
+            .expect("store");
+        let servers = crate::server::build(storage, &raw, &cfg, 0, crate::placement::fixed(1))
+            .expect("build");
+        let drain = Arc::clone(&servers.drain);
+        let (listener, addr) = crate::server::bind("127.0.0.1:0").await.expect("bind");
+        let (signal, stop) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(crate::server::serve(
+            servers,
+            listener,
+            tonic::transport::Server::builder(),
+            async {
+                let _ = stop.await;
+            },
+            // Long enough for the checks below to run inside it.
+            Duration::from_secs(2),
+        ));
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect");
+        let mut client = ShardClient::new(channel);
+        client.health(HealthRequest {}).await.expect("served");
+        signal.send(()).expect("signal");
+        drain.stopped().await;
+        // The listener closes as the stop begins: new connections are refused
+        // while the connections already open still get refusals.
+        let refused = async {
+            while tokio::net::TcpStream::connect(addr).await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), refused)
+            .await
+            .expect("the listener closed");
+        let status = client
+            .execute(Operation::default())
+            .await
+            .expect_err("refused");
+        assert_eq!(KintoError::from_status(&status).kind, ErrorKind::NotRun);
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("the server ends")
+            .expect("task")
+            .expect("served without error");
+    }
 }

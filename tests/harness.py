@@ -286,6 +286,14 @@ class SplitServer(Server):
         """SIGKILL shard `i` only; the gateway and the other shards keep running."""
         self.procs[i].stop(signal.SIGKILL)
 
+    def terminate_shard(self, i, timeout=30):
+        """SIGTERM shard `i` (a rolling restart's stop), wait for it to exit; its exit status."""
+        proc = self.procs[i]
+        proc.popen.send_signal(signal.SIGTERM)
+        code = proc.popen.wait(timeout)
+        proc.stop()  # closes its log
+        return code
+
     def restart_shard(self, i):
         """Start shard `i` again on its old port, so the running gateway reaches it."""
         self.procs[i] = self._start_shard(i, self.shard_ports[i], time.monotonic() + START_TIMEOUT)

@@ -99,3 +99,11 @@ pub static WRONG_SHARD_RETRIES: LazyLock<Option<IntCounter>> = LazyLock::new(|| 
     )
     .ok()
 });
+
+pub static NOT_RUN_RETRIES: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
+    register_int_counter!(
+        "kinto_gateway_not_run_retries_total",
+        "Shard calls retried because they never ran: the shard was stopping or unreachable."
+    )
+    .ok()
+});

@@ -66,7 +66,7 @@ pub fn unusable(
 }
 
 /// A failed gRPC call: the Kinto error the shard sent in the status
-/// details, else an unusable reply.
+/// details, else an unusable reply (`NotRun` if it never reached the shard).
 pub fn from_status(shard: usize, method: &'static str, status: &tonic::Status) -> KintoError {
     if status.details().is_empty() {
         // The source says why a shard was unreachable (refused, timed out, a
@@ -75,7 +75,12 @@ pub fn from_status(shard: usize, method: &'static str, status: &tonic::Status) -
             Some(source) => format!("{}: {}", status.code(), kinto_runtime::tls::causes(source)),
             None => status.code().to_string(),
         };
-        return unusable(Some(shard), method, Fault::Transport, cause);
+        let mut e = unusable(Some(shard), method, Fault::Transport, cause);
+        if crate::retry::unreached(status) {
+            // Never reached the shard: retried (`retry`), a 503 only at the deadline.
+            e.kind = kinto_proto::ErrorKind::NotRun;
+        }
+        return e;
     }
     serde_json::from_slice::<KintoError>(status.details()).unwrap_or_else(|e| {
         unusable(

@@ -36,12 +36,60 @@ pub type Transport = BoxCloneSyncService<
 #[derive(Clone)]
 enum Link {
     /// A gRPC client over the network.
-    Grpc(ShardClient<Transport>),
+    Grpc(Arc<Remote>),
     /// The all-in-one binary: the shard's gRPC service in this process,
     /// called with the same request and reply messages (trace context in
     /// the same metadata) but without encoding them; the codec and body
     /// plumbing were 9% of a `/batch`'s instructions.
     Local(Arc<dyn ShardRpc>),
+}
+
+/// A shard over the network: its channel, replaced by a new one when the
+/// shard says it is stopping. The stopping shard has closed its listener, so
+/// the new channel's calls fail to connect (never run, retried) until it is
+/// back, instead of racing the old connection's close, whose failures the
+/// gateway could not tell from a call that ran.
+struct Remote {
+    endpoint: Endpoint,
+    /// The channel and how many times it was replaced.
+    client: std::sync::RwLock<(ShardClient<Transport>, u64)>,
+}
+
+impl Remote {
+    fn new(endpoint: Endpoint) -> Self {
+        let channel = client(BoxCloneSyncService::new(endpoint.connect_lazy()));
+        Remote {
+            endpoint,
+            client: std::sync::RwLock::new((channel, 0)),
+        }
+    }
+
+    fn client(&self) -> (ShardClient<Transport>, u64) {
+        self.client
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A new channel, unless another call already replaced channel `seen`.
+    fn renew(&self, seen: u64) {
+        let mut current = self
+            .client
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if current.1 == seen {
+            let channel = client(BoxCloneSyncService::new(self.endpoint.connect_lazy()));
+            *current = (channel, seen + 1);
+        }
+    }
+}
+
+/// Whether a failed call's status is a shard's own `NotRun` refusal: it is
+/// stopping (a transport failure has no details).
+fn stopping(status: &tonic::Status) -> bool {
+    !status.details().is_empty()
+        && serde_json::from_slice::<KintoError>(status.details())
+            .is_ok_and(|e| e.kind == kinto_proto::ErrorKind::NotRun)
 }
 
 /// Each gRPC method of [`Link`], on either kind of link.
@@ -55,7 +103,14 @@ macro_rules! link_methods {
                 ) -> Result<tonic::Response<$reply>, tonic::Status> {
                     let request = crate::deadline::bound(request);
                     let reply = match self {
-                        Link::Grpc(client) => client.$method(request).await,
+                        Link::Grpc(remote) => {
+                            let (mut client, seen) = remote.client();
+                            let reply = client.$method(request).await;
+                            if matches!(&reply, Err(s) if stopping(s)) {
+                                remote.renew(seen);
+                            }
+                            reply
+                        }
                         Link::Local(service) => service.$method(request).await,
                     };
                     crate::admission::hint::from_shard(match &reply {
@@ -288,7 +343,7 @@ impl ShardMap {
                 Err(s) => vec![Err(reply::from_status(index, "execute_many", &s)); count],
             };
             for (result, op) in results.iter_mut().zip(ops) {
-                if crate::retry::refused_for_placement(result) {
+                if crate::retry::retryable(result) {
                     let owner = owner_of(&op, &this.map.current()).unwrap_or(index);
                     *result = this.execute(owner, op).await;
                 }
@@ -323,7 +378,11 @@ impl ShardMap {
     }
 
     /// The stored bcrypt hash of account `id` (empty when there is none).
-    pub fn account_hash(&self, id: &str) -> Call<Result<String, KintoError>> {
+    /// A call that did not run (the shard restarting) is retried only when
+    /// `known` (a name lately seen to be an account); for another name it is
+    /// `Unavailable` at once, so that its credentials go to the next policy
+    /// without waiting for the request's deadline (`auth::account`).
+    pub fn account_hash(&self, id: &str, known: bool) -> Call<Result<String, KintoError>> {
         let index = self.shard_of_key(PlacementKey::Account(id));
         let (this, id) = (self.clone(), id.to_owned());
         Box::pin(async move {
@@ -342,7 +401,13 @@ impl ShardMap {
                             .account_hash(tonic::Request::new(AccountHashRequest { id }))
                             .await
                             .map(|r| r.into_inner().password_hash)
-                            .map_err(|s| reply::from_status(index, "account_hash", &s))
+                            .map_err(|s| {
+                                let mut e = reply::from_status(index, "account_hash", &s);
+                                if !known && e.kind == kinto_proto::ErrorKind::NotRun {
+                                    e.kind = kinto_proto::ErrorKind::Unavailable;
+                                }
+                                e
+                            })
                     }
                 },
             )
@@ -357,15 +422,18 @@ impl ShardMap {
         call: impl Fn(Link) -> Call<Result<tonic::Response<T>, tonic::Status>>,
     ) -> Result<Vec<T>, KintoError> {
         let (links, holders) = (self.links(), self.holders());
-        let calls = holders.iter().map(|&i| call(links[i].clone()));
+        // A call that did not run (the shard restarting) is tried again.
+        let calls = holders.iter().map(|&i| {
+            let (link, call) = (&links[i], &call);
+            crate::retry::unrouted(move || {
+                let reply = call(link.clone());
+                async move { reply.await.map_err(|s| reply::from_status(i, method, &s)) }
+            })
+        });
         futures::future::join_all(calls)
             .await
             .into_iter()
-            .zip(holders.iter().copied())
-            .map(|(r, i)| {
-                r.map(tonic::Response::into_inner)
-                    .map_err(|s| reply::from_status(i, method, &s))
-            })
+            .map(|r| r.map(tonic::Response::into_inner))
             .collect()
     }
 
@@ -465,9 +533,7 @@ fn grpc_link(url: &str, tls: Option<&tonic::transport::ClientTlsConfig>) -> Resu
             .map_err(|e| format!("shard url {url}: {}", kinto_runtime::tls::causes(&e)))?,
         None => ep,
     };
-    Ok(Link::Grpc(client(BoxCloneSyncService::new(
-        ep.connect_lazy(),
-    ))))
+    Ok(Link::Grpc(Arc::new(Remote::new(ep))))
 }
 
 /// Links to the shards `p` names beyond those known, at their addresses

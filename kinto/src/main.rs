@@ -105,7 +105,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     } else {
         kinto_shard::placement::fixed(count)
     };
-    let mut services = Vec::new();
+    let (mut services, mut stores) = (Vec::new(), Vec::new());
     for i in 0..count {
         let mut shard_raw = raw.clone();
         shard_raw.set(
@@ -114,6 +114,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         );
         let cfg = ShardConfig::from_raw(&shard_raw)?;
         let storage = backend.open(&cfg, i, count)?;
+        stores.push(Arc::clone(&storage));
         services.push(kinto_shard::server::service(
             storage,
             &shard_raw,
@@ -124,5 +125,14 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
     tracing::info!(shards = count, data_dir = %data_dir.display(), "shards started");
     let shards = kinto_gateway::routing::ShardMap::in_process(services, map)?;
-    kinto_gateway::run::serve_with(gateway, shards).await
+    kinto_gateway::run::serve_with(gateway, shards).await?;
+    // The requests in progress have answered: what they acknowledged goes to
+    // the disk before the process exits (a stop by SIGTERM).
+    for store in stores {
+        store
+            .close()
+            .await
+            .map_err(|e| format!("closing a store: {e}"))?;
+    }
+    Ok(())
 }

@@ -60,6 +60,11 @@ pub enum ErrorKind {
     /// `WrongShard`: the bucket's slot is frozen for a move (or its copy is
     /// not yet acquired), and will be served again, here or by its new owner.
     Frozen,
+    /// 503 errno 201 on the wire, but the gateway retries it as it does
+    /// `Frozen`: the operation never ran. Its shard was stopping and refused
+    /// it before any effect, or the gateway could not connect to the shard
+    /// (which a restarted shard answers again).
+    NotRun,
     /// 304: not an error to Kinto, but it ends the request the same way.
     NotModified,
     /// 507 errno 121: over quota.
@@ -108,6 +113,7 @@ impl ErrorKind {
             Unavailable => (503, 201, "Service Unavailable", G::Unavailable),
             WrongShard => (503, 201, "Service Unavailable", G::OutOfRange),
             Frozen => (503, 201, "Service Unavailable", G::Unavailable),
+            NotRun => (503, 201, "Service Unavailable", G::Unavailable),
             NotModified => (304, 0, "Not Modified", G::FailedPrecondition),
             InsufficientStorage => (507, 121, "Insufficient Storage", G::ResourceExhausted),
         };
@@ -134,7 +140,7 @@ impl ErrorKind {
             }
             PreconditionFailed => "Resource was modified meanwhile",
             Internal => "A programmatic error occurred, developers have been informed.",
-            Unavailable | WrongShard | Frozen => {
+            Unavailable | WrongShard | Frozen | NotRun => {
                 "Service temporary unavailable due to overloading or maintenance, please retry later."
             }
             _ => return None,
@@ -233,7 +239,8 @@ impl KintoError {
                 ErrorKind::Internal
                 | ErrorKind::Unavailable
                 | ErrorKind::WrongShard
-                | ErrorKind::Frozen,
+                | ErrorKind::Frozen
+                | ErrorKind::NotRun,
             ) => {}
             (Some(d), _) => {
                 body.insert("details".into(), d.clone());

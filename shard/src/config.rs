@@ -52,6 +52,12 @@ pub struct ShardConfig {
     /// gateway's `request_timeout_seconds`; a caller's shorter deadline wins).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub request_timeout_seconds: Option<u64>,
+    /// On SIGTERM, how long the shard keeps refusing new operations on its
+    /// open connections after the last running one ended, before it closes
+    /// them (default 1000): a call already on its way meets a refusal the
+    /// gateway retries, not a closing connection (`drain.rs`).
+    #[serde(default, deserialize_with = "de_opt_u64")]
+    pub shutdown_refuse_ms: Option<u64>,
     /// Where a shard in its own process serves its Prometheus metrics.
     #[serde(default, deserialize_with = "kinto_runtime::settings::de_opt_string")]
     pub metrics_bind: Option<String>,
@@ -98,6 +104,10 @@ impl ShardConfig {
 
     pub fn fsync_interval(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.storage_fsync_interval_ms.unwrap_or(1000))
+    }
+
+    pub fn shutdown_refuse(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.shutdown_refuse_ms.unwrap_or(1000))
     }
 
     pub fn request_timeout(&self) -> std::time::Duration {

@@ -9,6 +9,7 @@ pub mod admin_cli;
 pub mod admission;
 pub mod config;
 pub mod domain;
+pub mod drain;
 pub mod metrics;
 pub mod moves;
 pub mod placement;

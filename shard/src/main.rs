@@ -7,6 +7,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::Parser;
 use kinto_shard::config::ShardConfig;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -79,7 +80,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         kinto_shard::placement::fixed(count)
     };
     let storage = backend.open(&cfg, index, count)?;
-    let (service, admin) = kinto_shard::server::build(storage, &raw, &cfg, index, map)?;
+    let servers = kinto_shard::server::build(Arc::clone(&storage), &raw, &cfg, index, map)?;
     if let Some(bind) = &cfg.metrics_bind {
         kinto_runtime::metrics::serve(bind).await?;
     }
@@ -87,13 +88,20 @@ async fn run(cli: Cli) -> Result<(), String> {
     tracing::info!("listening on {addr}");
     println!("listening on {addr}");
     kinto_shard::server::serve(
-        service,
-        admin,
+        servers,
         listener,
         transport,
         kinto_runtime::process::shutdown_signal(),
+        cfg.shutdown_refuse(),
     )
-    .await
+    .await?;
+    // Every call has answered: what they acknowledged goes to the disk.
+    storage
+        .close()
+        .await
+        .map_err(|e| format!("closing the store: {e}"))?;
+    tracing::info!("stopped");
+    Ok(())
 }
 
 /// `kinto-shard migrate`: brings the keyspace to this binary's schema version.

@@ -28,6 +28,8 @@ pub struct ShardService {
     gate: crate::admission::Gate,
     /// Keeps the store's slots in line with the map (embedded store).
     mover: Option<Arc<crate::moves::Mover>>,
+    /// Counts the running calls; refuses new ones once the shard stops.
+    drain: Arc<crate::drain::Drain>,
 }
 
 /// This shard's children of the operation metrics, resolved once rather than
@@ -89,6 +91,16 @@ impl OpMetrics {
 }
 
 impl ShardService {
+    /// The stop of this service's calls (`crate::drain`).
+    pub fn drain(&self) -> Arc<crate::drain::Drain> {
+        Arc::clone(&self.drain)
+    }
+
+    /// Admits a call, or refuses it before any effect when stopping.
+    fn enter(&self) -> Result<crate::drain::Pass, Status> {
+        self.drain.enter().map_err(|e| e.to_status())
+    }
+
     /// Runs one operation with its span, queue gauge and latency metric.
     async fn run(
         &self,
@@ -164,6 +176,7 @@ impl ShardService {
 #[tonic::async_trait]
 impl ShardRpc for ShardService {
     async fn execute(&self, request: Request<Operation>) -> Result<Response<OpResult>, Status> {
+        let _pass = self.enter()?;
         let (metadata, _, op) = request.into_parts();
         let budget = self.budget(&metadata);
         let result = self.run(op, &metadata, &budget).await;
@@ -183,6 +196,7 @@ impl ShardRpc for ShardService {
         &self,
         request: Request<OperationList>,
     ) -> Result<Response<OutcomeList>, Status> {
+        let _pass = self.enter()?;
         let (metadata, _, list) = request.into_parts();
         let budget = self.budget(&metadata);
         let mut outcomes = Vec::with_capacity(list.operations.len());
@@ -216,6 +230,7 @@ impl ShardRpc for ShardService {
         &self,
         request: Request<PrincipalsRequest>,
     ) -> Result<Response<PrincipalsReply>, Status> {
+        let _pass = self.enter()?;
         let groups = self
             .shard
             .groups_of(&request.into_inner().principals)
@@ -229,6 +244,7 @@ impl ShardRpc for ShardService {
         &self,
         request: Request<AccountHashRequest>,
     ) -> Result<Response<AccountHashReply>, Status> {
+        let _pass = self.enter()?;
         let id = request.into_inner().id;
         let hash = self
             .shard
@@ -245,6 +261,7 @@ impl ShardRpc for ShardService {
         &self,
         request: Request<PermissionsRequest>,
     ) -> Result<Response<PermissionsReply>, Status> {
+        let _pass = self.enter()?;
         let request = request.into_inner();
         let caller = request.caller.unwrap_or_default();
         let entries = self
@@ -262,6 +279,7 @@ impl ShardRpc for ShardService {
         &self,
         request: Request<UserDataRequest>,
     ) -> Result<Response<UserDataReply>, Status> {
+        let _pass = self.enter()?;
         let principal = request.into_inner().principal;
         let result = self.shard.delete_user_data(&principal).await;
         self.persist().await?;
@@ -270,6 +288,7 @@ impl ShardRpc for ShardService {
     }
 
     async fn flush(&self, _: Request<FlushRequest>) -> Result<Response<FlushReply>, Status> {
+        let _pass = self.enter()?;
         self.shard.flush().await.map_err(|e| e.to_status())?;
         Ok(Response::new(FlushReply {}))
     }
@@ -304,7 +323,15 @@ pub fn service(
         timeout: cfg.request_timeout(),
         gate: crate::admission::Gate::new(index, cfg.admission.clone()),
         mover,
+        drain: crate::drain::Drain::new(),
     })
+}
+
+/// The servers of shard `index` over `storage` ([`build`]), and their stop.
+pub struct Servers {
+    pub shard: ShardServer<ShardService>,
+    pub admin: ShardAdminServer<crate::admin::AdminService>,
+    pub drain: Arc<crate::drain::Drain>,
 }
 
 /// The gRPC servers of shard `index` over `storage`: `Shard`, and the
@@ -315,35 +342,52 @@ pub fn build(
     cfg: &crate::config::ShardConfig,
     index: u32,
     map: Arc<LiveMap>,
-) -> Result<
-    (
-        ShardServer<ShardService>,
-        ShardAdminServer<crate::admin::AdminService>,
-    ),
-    String,
-> {
+) -> Result<Servers, String> {
     let service = service(storage, raw, cfg, index, Arc::clone(&map))?;
     let admin = crate::admin::build(index, map, service.mover.clone());
-    let service = ShardServer::new(service)
+    let drain = service.drain();
+    let shard = ShardServer::new(service)
         .max_decoding_message_size(64 * 1024 * 1024)
         .max_encoding_message_size(64 * 1024 * 1024);
-    Ok((service, admin))
+    Ok(Servers {
+        shard,
+        admin,
+        drain,
+    })
 }
 
-/// Serves `service` and `admin` (behind the same TLS) on an already-bound listener until `shutdown` resolves,
-/// with `server` from [`crate::tls::transport`] (TLS or not).
+/// Serves `servers` (behind the same TLS) on an already-bound listener,
+/// with `server` from [`crate::tls::transport`] (TLS or not), until
+/// `signal` resolves and the stop of [`crate::drain`] is over: the
+/// listener closes at the signal, the open connections once no call runs
+/// and `refuse_for` has passed.
 pub async fn serve(
-    service: ShardServer<ShardService>,
-    admin: ShardAdminServer<crate::admin::AdminService>,
+    servers: Servers,
     listener: tokio::net::TcpListener,
     mut server: tonic::transport::Server,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    signal: impl std::future::Future<Output = ()> + Send + 'static,
+    refuse_for: Duration,
 ) -> Result<(), String> {
+    use futures::StreamExt;
+    let Servers {
+        shard,
+        admin,
+        drain,
+    } = servers;
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    // The listener is dropped when the stop begins (connections refused),
+    // while the accept loop, which ends when the stream does, goes on.
+    let stopped = {
+        let drain = Arc::clone(&drain);
+        async move { drain.stopped().await }
+    };
+    let incoming = incoming
+        .take_until(Box::pin(stopped))
+        .chain(futures::stream::pending());
     server
-        .add_service(service)
+        .add_service(shard)
         .add_service(admin)
-        .serve_with_incoming_shutdown(incoming, shutdown)
+        .serve_with_incoming_shutdown(incoming, drain.run(signal, refuse_for))
         .await
         .map_err(|e| e.to_string())
 }

@@ -29,9 +29,10 @@ pub(super) async fn verify_account(
     if !may_be_account(name) {
         return Ok(false);
     }
-    let hash = match app.shards.account_hash(name).await {
+    let known = app.known_accounts.contains_key(name);
+    let hash = match app.shards.account_hash(name, known).await {
         Ok(hash) => hash,
-        Err(e) if e.kind == ErrorKind::Unavailable && !app.known_accounts.contains_key(name) => {
+        Err(e) if e.kind == ErrorKind::Unavailable && !known => {
             // No user or account name in the logs.
             let shard = app
                 .shards

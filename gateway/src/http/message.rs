@@ -249,6 +249,7 @@ impl KResponse {
             ErrorKind::Unavailable
             | ErrorKind::WrongShard
             | ErrorKind::Frozen
+            | ErrorKind::NotRun
             | ErrorKind::Conflict => r.set("retry-after", retry_after.to_string()),
             _ => {}
         }

@@ -568,6 +568,15 @@ impl Storage for EmbeddedStorage {
         Ok(())
     }
 
+    async fn close(&self) -> StorageResult<()> {
+        // Held so that no commit lands between the fsync and the exit.
+        let _one_writer = self
+            .commit_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.db.persist(PersistMode::SyncAll).map_err(unavailable)
+    }
+
     async fn flush(&self) -> StorageResult<()> {
         let _one_writer = self
             .commit_lock

@@ -317,6 +317,14 @@ pub trait Storage: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Make every commit so far survive a crash of the machine, before the
+    /// process exits (a stop by SIGTERM): with a periodic fsync, the last
+    /// interval's commits would otherwise be only in the OS's cache. A
+    /// backend whose commits are durable when they return keeps this default.
+    async fn close(&self) -> StorageResult<()> {
+        Ok(())
+    }
+
     /// Remove everything (tests' `__flush__`).
     async fn flush(&self) -> StorageResult<()>;
 

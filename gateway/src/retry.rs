@@ -58,7 +58,7 @@ where
         if !refused_for_placement(&result) {
             return result;
         }
-        let newer = match map.refresh() {
+        let newer = match map.refresh().await {
             Ok(newer) => newer,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the shard map");
@@ -72,7 +72,7 @@ where
                 return result;
             }
             tokio::time::sleep(delay).await;
-            if let Err(e) = map.refresh() {
+            if let Err(e) = map.refresh().await {
                 tracing::warn!(error = %e, "cannot read the shard map");
             }
         }

@@ -129,3 +129,94 @@ impl MapStore for CqlMapStore {
         Box::pin(self.swap(expected, next))
     }
 }
+
+/// Against a real node (`KINTO_TEST_CQL`, as the conformance suite).
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{drop_keyspace, fresh_cluster};
+    use kinto_placement::live::{LiveMap, Placement};
+    use kinto_placement::map::ShardMap;
+    use kinto_placement::store::{open_or_init, MapSource, MapStore, Swap};
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn the_map_changes_only_by_compare_and_set_on_its_generation() {
+        let Some((settings, cluster)) = fresh_cluster().await else {
+            return;
+        };
+        let store = cluster.map_store().await.expect("store");
+        assert_eq!(store.load().await.expect("empty"), None);
+        let first = ShardMap::initial(2, &[]);
+        let cas = |expected: Option<u64>, next: ShardMap| {
+            let store = &store;
+            async move {
+                store
+                    .compare_and_set(expected, &next)
+                    .await
+                    .expect("compare-and-set")
+            }
+        };
+        assert_eq!(cas(None, first.clone()).await, Swap::Done);
+        // A second "first" loses and sees the stored map.
+        assert_eq!(
+            cas(None, first.clone()).await,
+            Swap::Stale(Some(first.clone()))
+        );
+        let next = first.announce(&[3], 1);
+        assert_eq!(cas(Some(1), next.clone()).await, Swap::Done);
+        // A writer that read generation 1 cannot overwrite generation 2,
+        assert!(matches!(
+            cas(Some(1), first.with_owner(0, 1)).await,
+            Swap::Stale(Some(m)) if m == next
+        ));
+        // nor can a change that does not raise the generation.
+        assert!(matches!(
+            cas(Some(2), next.clone()).await,
+            Swap::Stale(Some(m)) if m.generation == 2
+        ));
+        assert_eq!(store.load().await.expect("load"), Some(next.clone()));
+        // The stored map wins over the count a process is started with.
+        assert_eq!(open_or_init(&store, 5).await.expect("stored"), next);
+        // A live map over the keyspace sees a change by polling.
+        let live = LiveMap::from_source(Arc::new(store), Placement::of(&next));
+        assert!(!live.poll().await.expect("unchanged"));
+        let store = cluster.map_store().await.expect("store");
+        let handed = next.hand_off(&[3]);
+        assert_eq!(
+            store
+                .compare_and_set(Some(2), &handed)
+                .await
+                .expect("hand off"),
+            Swap::Done
+        );
+        assert!(live.poll().await.expect("changed"));
+        assert_eq!(live.current().owner_of_slot(3), 1);
+        drop_keyspace(&settings).await;
+    }
+
+    #[tokio::test]
+    async fn concurrent_swaps_from_one_generation_let_exactly_one_win() {
+        let Some((settings, cluster)) = fresh_cluster().await else {
+            return;
+        };
+        let store = Arc::new(cluster.map_store().await.expect("store"));
+        let first = ShardMap::initial(4, &[]);
+        assert_eq!(
+            store.compare_and_set(None, &first).await.expect("first"),
+            Swap::Done
+        );
+        let tries = (0..8u32).map(|i| {
+            let (store, next) = (Arc::clone(&store), first.with_owner(i, 3));
+            async move { store.compare_and_set(Some(1), &next).await }
+        });
+        let outcomes = futures::future::join_all(tries).await;
+        let wins = outcomes
+            .iter()
+            .filter(|r| matches!(r, Ok(Swap::Done)))
+            .count();
+        assert_eq!(wins, 1, "{outcomes:?}");
+        let stored = store.load().await.expect("load").expect("a map");
+        assert_eq!(stored.generation, 2);
+        drop_keyspace(&settings).await;
+    }
+}

@@ -570,7 +570,7 @@ impl Storage for CqlStorage {
 mod tests {
     use super::*;
 
-    fn contact_point() -> Option<String> {
+    pub(super) fn contact_point() -> Option<String> {
         match std::env::var("KINTO_TEST_CQL") {
             Ok(v) if !v.is_empty() => Some(v),
             _ => {
@@ -610,14 +610,14 @@ mod tests {
     }
 
     /// A connected cluster on a new, migrated keyspace; `None` when no node is configured.
-    async fn fresh_cluster() -> Option<(settings::CqlSettings, Arc<Cluster>)> {
+    pub(super) async fn fresh_cluster() -> Option<(settings::CqlSettings, Arc<Cluster>)> {
         let settings = fresh_keyspace(&contact_point()?).await;
         let cluster = Cluster::connect(&settings).await.expect("connect");
         Some((settings, cluster))
     }
 
     /// Best effort: the node's data directory goes at the end of the run anyway.
-    async fn drop_keyspace(settings: &settings::CqlSettings) {
+    pub(super) async fn drop_keyspace(settings: &settings::CqlSettings) {
         let session = settings.connect().await.expect("connect");
         let ks = settings.keyspace().expect("keyspace");
         if let Err(e) = session

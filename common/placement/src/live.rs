@@ -36,8 +36,8 @@ pub struct Placement {
 }
 
 impl Placement {
-    /// The static map of `shards` shards at generation 1 (the CQL backend,
-    /// whose stored map is not yet read, and a gateway given no map).
+    /// The static map of `shards` shards at generation 1 (the all-in-one
+    /// binary on CQL, and a gateway until a shard reports the map).
     pub fn fixed(shards: u32) -> Self {
         let shards = shards.max(1);
         Placement {

@@ -87,15 +87,18 @@ def median_ms(url, user="bench"):
 
 
 def paginate(url):
-    """Seconds to follow `Next-Page` from `url` to the end, and the records seen."""
-    t0, seen = time.perf_counter(), 0
+    """Seconds to follow `Next-Page` from `url` to the end, the part of them spent waiting for the server
+    (request sent to body read, without this client's JSON decoding, which costs both servers the same), and
+    the records seen."""
+    t0, waited, seen = time.perf_counter(), 0.0, 0
     while url:
-        status, headers, body, _ = call(url)
+        status, headers, body, elapsed = call(url)
         if status != 200:
             raise SystemExit(f"{url}: {status}")
+        waited += elapsed
         seen += len(body["data"])
         url = headers.get("next-page")
-    return round(time.perf_counter() - t0, 2), seen
+    return round(time.perf_counter() - t0, 2), round(waited, 2), seen
 
 
 def measure(base, n):
@@ -109,7 +112,7 @@ def measure(base, n):
         "since_recent_ms": median_ms(f"{records}?_since={recent}"),
         "permissions_ms": median_ms(f"{base}/v1/permissions"),
     }
-    r["paginate_s"], seen = paginate(f"{records}?_limit=1000")
+    r["paginate_s"], r["paginate_server_s"], seen = paginate(f"{records}?_limit=1000")
     if seen != n:
         raise SystemExit(f"full pagination saw {seen} records of {n}")
     return r
@@ -125,10 +128,11 @@ def table(results):
             ("first_page_sorted_ms", "first page, `_sort=-last_modified` (ms)"),
             ("first_page_filtered_ms", "first page, `build.channel=beta` (ms)"),
             ("paginate_s", "full pagination, `_limit=1000` (s)"),
+            ("paginate_server_s", "of which waiting for the server (s)"),
             ("since_recent_ms", "`_since=<recent>` (ms)"),
             ("permissions_ms", "`/permissions` (ms)")]
     sides = [s for s in ("reference", "kinto_rs") if s in results]
     rows = ["| request | " + " | ".join(sides) + " |", "|---" * (len(sides) + 1) + "|"]
     for k, label in keys:
-        rows.append(f"| {label} | " + " | ".join(str(results[s][k]) for s in sides) + " |")
+        rows.append(f"| {label} | " + " | ".join(str(results[s].get(k, "-")) for s in sides) + " |")
     return "\n".join(rows)

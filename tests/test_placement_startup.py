@@ -1,13 +1,15 @@
-"""Buckets are placed by the shard map stored with an embedded deployment (docs/placement.md). Starting it
-with another shard count would hide every bucket whose slot changed owner, so it is refused with the stored
+"""Buckets are placed by the shard map stored with a deployment (docs/placement.md): in its placement directory
+(embedded), or in its keyspace (CQL). Starting it with another shard count would hide every bucket whose slot changed owner, so it is refused with the stored
 count named, and the data is still there when started with the right count (issue 19). Ours only."""
 
 import json
+import os
 import subprocess
 
+import pytest
 import requests
 
-from harness import BIN, _clean_env, free_port
+from harness import BIN, _clean_env, cql_contact_point, free_port
 
 AUTH = ("alice", "secret")
 
@@ -81,3 +83,27 @@ def test_a_shard_process_refuses_another_shard_count(tmp_path):
     proc, _ = serve("kinto-shard", data, {"shard_index": "1", "shard_count": "2"})
     assert proc is not None and proc.poll() is None
     stop(proc)
+
+
+# The map in the keyspace: a `cql` deployment's shards share it (`split` is the test above).
+@pytest.mark.targets("cql")
+def test_a_cql_shard_refuses_another_shard_count(tmp_path, target):
+    cql = {"storage_backend": "cql", "cql_contact_points": cql_contact_point(),
+           "cql_keyspace": "startup_" + os.urandom(4).hex()}
+    env = {**_clean_env(), **{f"KINTO_{k.upper()}": v for k, v in cql.items()}}
+    out = subprocess.run([str(BIN / "kinto-shard"), "migrate"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, (out.stdout, out.stderr)
+    proc, port = serve("kinto-shard", tmp_path / "a", {**cql, "shard_index": "0", "shard_count": "2"})
+    assert proc is not None and proc.poll() is None
+    stop(proc)
+    # Another data directory changes nothing: the map is in the keyspace.
+    run, _ = serve("kinto-shard", tmp_path / "b", {**cql, "shard_index": "0", "shard_count": "5"})
+    assert run.returncode == 1, (run.stdout, run.stderr)
+    assert f"keyspace {cql['cql_keyspace']} holds a map of 2 shards" in run.stderr and "not 5" in run.stderr, \
+        run.stderr
+    proc, _ = serve("kinto-shard", tmp_path / "c", {**cql, "shard_index": "1", "shard_count": "2"})
+    assert proc is not None and proc.poll() is None
+    stop(proc)
+    stored = json.loads(subprocess.run([str(BIN / "kinto-shard"), "admin", "map"], env=env, capture_output=True,
+                                       text=True, timeout=60, check=True).stdout)
+    assert stored["generation"] == 1 and sorted(stored["shards"]) == ["0", "1"]

@@ -1,6 +1,6 @@
-"""Online resharding on the embedded store (issue 19, docs/placement.md section 5): real `kinto-gateway` and
-`kinto-shard` processes on loopback share a placement directory, and `kinto-shard admin join|rebalance` moves slots
-between them while users keep writing (If-Match chains, /batch, default-bucket creation, new buckets, accounts). Afterwards
+"""Online resharding (issue 19, docs/placement.md section 5): real `kinto-gateway` and `kinto-shard` processes on
+loopback share a placement directory (target `split`, the embedded store) or a Cassandra keyspace holding data and
+map (target `cql`), and `kinto-shard admin join|rebalance` moves slots between them while users keep writing (If-Match chains, /batch, default-bucket creation, new buckets, accounts). Afterwards
 every acknowledged write is there, every chain unbroken, every collection's timestamps strictly increasing, and every
 bucket listed once. Then the old owner SIGSTOPped, and a shard SIGKILLed, in the middle of a move.
 Ours only (Kinto has no shards)."""
@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 
-from harness import BASE_SETTINGS, BIN, _clean_env, _env_settings, free_port
+from harness import BASE_SETTINGS, BIN, _clean_env, _env_settings, cql_contact_point, free_port
 from test_live_map import metric, owners, slot, start, wait_for
 from writers import Writers
 
@@ -26,11 +26,24 @@ SETTINGS = {**BASE_SETTINGS, "includes": "kinto.plugins.default_bucket kinto.plu
 
 
 class Deployment:
-    """A gateway and shards started here, sharing `placement/` (shard `i` keeps its port across restarts)."""
+    """A gateway and shards started here, sharing `placement/` or, on CQL, a keyspace (shard `i` keeps its port
+    across restarts). On CQL the gateway has no placement directory: it learns the map from the shards."""
 
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, cql=False):
         self.tmp, self.placement = tmp_path, tmp_path / "placement"
         self.ports, self.metrics, self.procs, self.starts = {}, {}, {}, 0
+        self.cql = {}
+        if cql:
+            self.cql = {"KINTO_STORAGE_BACKEND": "cql", "KINTO_CQL_CONTACT_POINTS": cql_contact_point(),
+                        "KINTO_CQL_KEYSPACE": "resharding_" + os.urandom(4).hex(),
+                        "KINTO_CQL_REQUEST_TIMEOUT_MS": "20000"}
+            out = subprocess.run([str(BIN / "kinto-shard"), "migrate"], env={**_clean_env(), **self.cql},
+                                 capture_output=True, text=True, timeout=120)
+            assert out.returncode == 0, (out.stdout, out.stderr)
+
+    def backend(self):
+        """Where shards and the admin commands find the data and the map."""
+        return {"KINTO_PLACEMENT_DIR": str(self.placement), **self.cql}
 
     def shard_url(self, i):
         return f"http://127.0.0.1:{self.ports[i]}"
@@ -41,7 +54,7 @@ class Deployment:
         self.starts += 1
         env = {**_env_settings(SETTINGS), "KINTO_BIND": f"127.0.0.1:{self.ports[i]}",
                "KINTO_DATA_DIR": str(self.tmp / f"shard-{i}"), "KINTO_SHARD_INDEX": str(i),
-               "KINTO_SHARD_COUNT": str(count), "KINTO_PLACEMENT_DIR": str(self.placement),
+               "KINTO_SHARD_COUNT": str(count), **self.backend(),
                "KINTO_PLACEMENT_POLL_MS": "50", "KINTO_METRICS_BIND": f"127.0.0.1:{self.metrics[i]}"}
         self.procs[i] = start("kinto-shard", env, self.ports[i], self.tmp / f"shard-{i}-{self.starts}.log")
 
@@ -51,7 +64,7 @@ class Deployment:
         port = free_port()
         env = {**_env_settings(SETTINGS), "KINTO_BIND": f"127.0.0.1:{port}",
                "KINTO_SHARD_URLS": ",".join(self.shard_url(i) for i in range(count)),
-               "KINTO_PLACEMENT_DIR": str(self.placement), "KINTO_PLACEMENT_POLL_MS": "100"}
+               "KINTO_PLACEMENT_POLL_MS": "100", **({} if self.cql else {"KINTO_PLACEMENT_DIR": str(self.placement)})}
         self.procs["gateway"] = start("kinto-gateway", env, port, self.tmp / "gateway.log")
         self.url = f"http://127.0.0.1:{port}/v1"
         for i in range(count):
@@ -59,7 +72,7 @@ class Deployment:
         return self
 
     def admin(self, *args, check=True):
-        env = {**_clean_env(), "KINTO_PLACEMENT_DIR": str(self.placement), "KINTO_MOVE_BATCH_SLOTS": "256",
+        env = {**_clean_env(), **self.backend(), "KINTO_MOVE_BATCH_SLOTS": "256",
                "KINTO_FREEZE_TIMEOUT_SECONDS": "1"}
         out = subprocess.run([str(BIN / "kinto-shard"), "admin", *args], env=env, capture_output=True, text=True,
                              timeout=120)
@@ -68,7 +81,7 @@ class Deployment:
         return out
 
     def rebalance_in_background(self, shards):
-        env = {**_clean_env(), "KINTO_PLACEMENT_DIR": str(self.placement), "KINTO_MOVE_BATCH_SLOTS": "64",
+        env = {**_clean_env(), **self.backend(), "KINTO_MOVE_BATCH_SLOTS": "64",
                "KINTO_FREEZE_TIMEOUT_SECONDS": "1"}
         return subprocess.Popen([str(BIN / "kinto-shard"), "admin", "rebalance", "--shards", str(shards)], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -84,7 +97,7 @@ class Deployment:
         return self.admin("rebalance", "--shards", str(count))
 
     def stored_map(self):
-        return json.loads((self.placement / "map.json").read_text())
+        return json.loads(self.admin("map").stdout)
 
     def stop(self):
         for proc in self.procs.values():
@@ -95,8 +108,8 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(tmp_path):
-    d = Deployment(tmp_path)
+def deployment(tmp_path, target):
+    d = Deployment(tmp_path, cql=target == "cql")
     try:
         yield d.start()
     finally:
@@ -117,6 +130,8 @@ def assert_settled(d, count):
     assert total == 4096
 
 
+# `split` is the embedded store; `cql` runs these on the keyspace.
+@pytest.mark.targets("split")
 def test_writers_see_no_error_while_the_shard_count_goes_2_5_3(deployment):
     d = deployment
     with Writers(d.url) as writers:
@@ -137,7 +152,7 @@ def test_writers_see_no_error_while_the_shard_count_goes_2_5_3(deployment):
     # A shard started with the old count is refused, naming the stored one.
     out = subprocess.run([str(BIN / "kinto-shard")], env={
         **_clean_env(), "KINTO_BIND": f"127.0.0.1:{free_port()}", "KINTO_DATA_DIR": str(d.tmp / "late"),
-        "KINTO_SHARD_INDEX": "0", "KINTO_SHARD_COUNT": "2", "KINTO_PLACEMENT_DIR": str(d.placement)},
+        "KINTO_SHARD_INDEX": "0", "KINTO_SHARD_COUNT": "2", **d.backend()},
         capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "map of 3 shards" in out.stderr, out.stderr
 
@@ -158,6 +173,8 @@ def watch(proc, word, then):
     return lines, t
 
 
+# `split` is the embedded store; `cql` runs these on the keyspace.
+@pytest.mark.targets("split")
 def test_a_paused_old_owner_is_fenced_and_the_moves_finish(deployment):
     """Shard 0 is SIGSTOPped as soon as a batch of its slots is copied, and resumed 2 s later: the handoff goes on
     without it, it releases the slots when it reads the map, and what it was sent meanwhile is refused and
@@ -182,6 +199,8 @@ def test_a_paused_old_owner_is_fenced_and_the_moves_finish(deployment):
     assert_settled(d, 3)
 
 
+# `split` is the embedded store; `cql` runs these on the keyspace.
+@pytest.mark.targets("split")
 def test_a_shard_killed_mid_move_loses_nothing(deployment):
     """The new owner is SIGKILLed while a batch moves to it: the batch rolls back, and once it is restarted the
     rebalance completes. Then the old owner is killed right after a copy: the move completes or rolls back."""
@@ -221,8 +240,12 @@ def announce(d, slots, to):
         os.rename(tmp, d.placement / "map.json")
 
 
+@pytest.mark.targets("split")
 def test_a_batch_left_moving_is_resumed_or_aborted(deployment):
     d = deployment
+    if d.cql:
+        pytest.skip("the test edits map.json by hand to play a coordinator that died; on CQL the map is a keyspace "
+                    "row, changed only by a lightweight transaction")
     auth = ("user0", "pw")
     bucket = next(b for b in (f"r{i}" for i in range(10000)) if slot(b) < 8)
     assert requests.put(f"{d.url}/buckets/{bucket}", auth=auth, timeout=30).status_code == 201

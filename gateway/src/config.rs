@@ -154,7 +154,8 @@ pub struct GatewayConfig {
     pub grpc_insecure: bool,
     /// The placement directory the shards of this machine share
     /// (`kinto-shard`'s `placement_dir`): set, buckets are routed by the
-    /// live map stored there; unset, by the static map of `shard_urls`.
+    /// live map stored there; unset, by the map the shards report (a CQL
+    /// deployment's, stored in its keyspace).
     #[serde(default, deserialize_with = "de_opt_string")]
     pub placement_dir: Option<String>,
     /// How often the stored shard map is checked for a change.

@@ -12,6 +12,7 @@ pub mod digest;
 pub mod entry;
 pub mod http;
 pub mod identity_config;
+pub mod map_from_shards;
 pub mod metrics;
 pub mod reply;
 pub mod retry;

@@ -2,8 +2,8 @@
 //!
 //! Buckets are routed by the live shard map (`kinto_placement::live`): the
 //! map shared with the shards in the all-in-one binary, the one stored in
-//! `placement_dir` for `kinto-gateway`, or without one the static map of
-//! `shard_urls`. Every call carries the map's generation, so a shard can
+//! `placement_dir` for `kinto-gateway`, or without one the map the shards
+//! report (`map_from_shards`: a CQL deployment's). Every call carries the map's generation, so a shard can
 //! refuse a stale router, which then refreshes and retries (`retry`,
 //! docs/placement.md).
 

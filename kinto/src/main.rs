@@ -101,7 +101,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let map = if backend.is_local() {
         let stored = check_layout(&data_dir, count)?;
         let poll = ShardConfig::from_raw(&raw)?.placement_poll();
-        kinto_shard::placement::watched(&data_dir.join("placement"), &stored, poll)?
+        kinto_shard::placement::watched_dir(&data_dir.join("placement"), &stored, poll)?
     } else {
         kinto_shard::placement::fixed(count)
     };

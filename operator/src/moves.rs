@@ -64,10 +64,10 @@ impl Mover {
 
     /// Names shards `0..spec.shards` in the map at their addresses (a no-op
     /// for those already there).
-    pub fn join_wanted(&self, spec: &KintoClusterSpec) -> Result<(), String> {
+    pub async fn join_wanted(&self, spec: &KintoClusterSpec) -> Result<(), String> {
         let coordinator = self.coordinator(spec);
         for id in 0..spec.shards {
-            coordinator.join(id, &spec.shard_address(id))?;
+            coordinator.join(id, &spec.shard_address(id)).await?;
         }
         Ok(())
     }

@@ -49,7 +49,7 @@ pub async fn reconcile(kc: Arc<KintoCluster>, ctx: Arc<Context>) -> Result<Actio
     let key = format!("{}/{name}", kc.namespace().unwrap_or_default());
     let run = match &ctx.mover {
         Some(mover) => {
-            drive(mover, &key, &kc, &seen);
+            drive(mover, &key, &kc, &seen).await;
             Some(mover.state(&key))
         }
         None => None,
@@ -94,8 +94,8 @@ pub async fn reconcile(kc: Arc<KintoCluster>, ctx: Arc<Context>) -> Result<Actio
 
 /// Names the wanted shards in the map, and starts the moves once every one
 /// of them answers and the data is whole.
-fn drive(mover: &Mover, key: &str, kc: &KintoCluster, seen: &Observed) {
-    if let Err(e) = mover.join_wanted(&kc.spec) {
+async fn drive(mover: &Mover, key: &str, kc: &KintoCluster, seen: &Observed) {
+    if let Err(e) = mover.join_wanted(&kc.spec).await {
         tracing::warn!(cluster = %key, error = %e, "cannot name the wanted shards in the map");
         return;
     }

@@ -87,8 +87,11 @@ impl AdminService {
     async fn map_at(&self, generation: u64) -> Result<Arc<Placement>, Status> {
         if self.map.current().generation() < generation {
             let map = Arc::clone(&self.map);
+            // Off the workers: a newer map makes the store's slots follow it.
+            let runtime = tokio::runtime::Handle::current();
             blocking(move || {
-                map.refresh()
+                runtime
+                    .block_on(map.refresh())
                     .map_err(|e| Status::unavailable(e.to_string()))
             })
             .await?;

@@ -6,11 +6,13 @@
 
 use crate::config::ShardConfig;
 use kinto_placement::balance::{self, Move};
-use kinto_placement::file_store::FileMapStore;
+use kinto_placement::map::ShardMap;
+use kinto_placement::store::MapStore;
 use kinto_proto::pb::shard_admin_client::ShardAdminClient;
 use kinto_proto::pb::{SlotRange, StatusRequest};
 use kinto_rebalance::Coordinator;
 use kinto_runtime::tls;
+use std::sync::Arc;
 use std::time::Duration;
 use tonic::transport::{ClientTlsConfig, Endpoint};
 
@@ -75,6 +77,8 @@ pub enum AdminCommand {
         #[arg(long)]
         shards: u32,
     },
+    /// Prints the stored map (JSON), wherever the deployment stores it.
+    Map,
 }
 
 pub async fn run(command: AdminCommand, cfg: &ShardConfig) -> Result<(), String> {
@@ -83,9 +87,14 @@ pub async fn run(command: AdminCommand, cfg: &ShardConfig) -> Result<(), String>
             let url = url.unwrap_or_else(|| format!("http://{}", cfg.bind));
             status(&url, tls.config()?).await
         }
-        AdminCommand::Plan { shards } => plan(cfg, shards),
+        AdminCommand::Plan { shards } => plan(cfg, shards).await,
+        AdminCommand::Map => {
+            let map = stored(cfg).await?.1;
+            println!("{}", String::from_utf8_lossy(&map.to_json()));
+            Ok(())
+        }
         AdminCommand::Join { shard, address } => {
-            let generation = coordinator(cfg, None).join(shard, &address)?;
+            let generation = coordinator(cfg, None).await?.join(shard, &address).await?;
             println!("map generation {generation}: shard {shard} at {address}");
             Ok(())
         }
@@ -93,19 +102,45 @@ pub async fn run(command: AdminCommand, cfg: &ShardConfig) -> Result<(), String>
             if shards == 0 {
                 return Err("--shards must be at least 1".into());
             }
-            coordinator(cfg, tls.config()?).rebalance(shards).await
+            coordinator(cfg, tls.config()?)
+                .await?
+                .rebalance(shards)
+                .await
         }
-        AdminCommand::Abort { tls } => coordinator(cfg, tls.config()?).abort().await,
+        AdminCommand::Abort { tls } => coordinator(cfg, tls.config()?).await?.abort().await,
     }
 }
 
-fn coordinator(cfg: &ShardConfig, tls: Option<ClientTlsConfig>) -> Coordinator {
-    Coordinator::new(
-        &cfg.placement_dir(),
+/// Where the deployment of `cfg` stores its map (`storage_backend`: the
+/// placement directory, or the CQL keyspace).
+async fn map_store(cfg: &ShardConfig) -> Result<(Arc<dyn MapStore>, String), String> {
+    crate::storage::Backend::connect(cfg)
+        .await?
+        .map_store(cfg)
+        .await
+}
+
+/// The stored map, which must exist.
+async fn stored(cfg: &ShardConfig) -> Result<(Arc<dyn MapStore>, ShardMap), String> {
+    let (store, place) = map_store(cfg).await?;
+    let map = store
+        .load()
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{place}: no stored shard map"))?;
+    Ok((store, map))
+}
+
+async fn coordinator(
+    cfg: &ShardConfig,
+    tls: Option<ClientTlsConfig>,
+) -> Result<Coordinator, String> {
+    Ok(Coordinator::of_store(
+        map_store(cfg).await?.0,
         tls,
         cfg.move_batch_slots(),
         cfg.freeze_timeout(),
-    )
+    ))
 }
 
 fn client_tls(
@@ -168,15 +203,11 @@ fn ranges(list: &[SlotRange]) -> String {
     parts.join(", ")
 }
 
-fn plan(cfg: &ShardConfig, shards: u32) -> Result<(), String> {
+async fn plan(cfg: &ShardConfig, shards: u32) -> Result<(), String> {
     if shards == 0 {
         return Err("--shards must be at least 1".into());
     }
-    let dir = cfg.placement_dir();
-    let map = FileMapStore::new(&dir)
-        .load()
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("{}: no stored shard map", dir.display()))?;
+    let map = stored(cfg).await?.1;
     let owners = map.owners();
     let wanted: Vec<u32> = (0..shards).collect();
     let moves = balance::moves(&owners, &balance::balance(&owners, &wanted));

@@ -53,32 +53,28 @@ async fn run(cli: Cli) -> Result<(), String> {
         ));
     }
     let backend = kinto_shard::storage::Backend::connect(&cfg).await?;
-    let map = if backend.is_local() {
-        // An embedded store holds the buckets of the map it was started
-        // with; another count would hide them.
-        let dir = cfg.placement_dir();
-        let map = kinto_placement::file_store::open_or_init(&dir, count)?;
-        let stored = map.shards.len();
-        if stored != count as usize {
-            return Err(format!(
-                "{} holds a map of {stored} shards (generation {}), not {count}: start with \
-                 shard_count {stored}, or change the count by a rebalance (docs/placement.md)",
-                dir.display(),
-                map.generation
-            ));
-        }
-        if !map.shards.contains_key(&index) {
-            return Err(format!(
-                "{} holds a map without shard {index} (generation {}): a new shard joins \
-                 with `kinto-shard admin join` first (docs/placement.md)",
-                dir.display(),
-                map.generation
-            ));
-        }
-        kinto_shard::placement::watched(&dir, &map, cfg.placement_poll())?
-    } else {
-        kinto_shard::placement::fixed(count)
-    };
+    // Buckets are placed by the stored map (placement_dir, or the CQL
+    // keyspace); another count would hide them.
+    let (store, place) = backend.map_store(&cfg).await?;
+    let map = kinto_placement::store::open_or_init(store.as_ref(), count)
+        .await
+        .map_err(|e| e.to_string())?;
+    let stored = map.shards.len();
+    if stored != count as usize {
+        return Err(format!(
+            "{place} holds a map of {stored} shards (generation {}), not {count}: start with \
+             shard_count {stored}, or change the count by a rebalance (docs/placement.md)",
+            map.generation
+        ));
+    }
+    if !map.shards.contains_key(&index) {
+        return Err(format!(
+            "{place} holds a map without shard {index} (generation {}): a new shard joins \
+             with `kinto-shard admin join` first (docs/placement.md)",
+            map.generation
+        ));
+    }
+    let map = kinto_shard::placement::watched(store, &map, cfg.placement_poll())?;
     let storage = backend.open(&cfg, index, count)?;
     let servers = kinto_shard::server::build(Arc::clone(&storage), &raw, &cfg, index, map)?;
     if let Some(bind) = &cfg.metrics_bind {

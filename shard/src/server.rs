@@ -9,7 +9,8 @@ use kinto_proto::pb::shard_server::{Shard as ShardRpc, ShardServer};
 use kinto_proto::pb::{
     outcome, AccountHashReply, AccountHashRequest, FlushReply, FlushRequest, HealthReply,
     HealthRequest, OpResult, Operation, OperationList, Outcome, OutcomeList, PermissionsReply,
-    PermissionsRequest, PrincipalsReply, PrincipalsRequest, UserDataReply, UserDataRequest,
+    PermissionsRequest, PlacementMapReply, PlacementMapRequest, PrincipalsReply, PrincipalsRequest,
+    UserDataReply, UserDataRequest,
 };
 use kinto_proto::KintoError;
 use kinto_runtime::settings::RawSettings;
@@ -291,6 +292,26 @@ impl ShardRpc for ShardService {
         let _pass = self.enter()?;
         self.shard.flush().await.map_err(|e| e.to_status())?;
         Ok(Response::new(FlushReply {}))
+    }
+
+    /// Read from the store now, not from this shard's live map: a gateway
+    /// that was refused asks for the newest map, which may be ahead of ours.
+    async fn placement_map(
+        &self,
+        _: Request<PlacementMapRequest>,
+    ) -> Result<Response<PlacementMapReply>, Status> {
+        let map = self.shard.settings().map.as_ref();
+        let stored = map
+            .load_stored()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let Some(stored) = stored else {
+            return Ok(Response::new(PlacementMapReply::default()));
+        };
+        Ok(Response::new(PlacementMapReply {
+            generation: stored.generation,
+            map: stored.to_json(),
+        }))
     }
 }
 

@@ -9,48 +9,58 @@
 //! locked. A write goes to a temporary file, is synced, then renamed over
 //! `map.json`: a crash leaves the old map or the new one, never a part.
 
-use crate::map::{InvalidMap, ShardMap};
+use crate::map::ShardMap;
+use crate::store::{MapSource, MapStore, StoreFuture};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 const MAP: &str = "map.json";
 const LOCK: &str = "lock";
 
-/// Why the stored map could not be read or changed.
-#[derive(Debug)]
-pub enum StoreError {
-    Io(PathBuf, io::Error),
-    Invalid(PathBuf, InvalidMap),
-}
-
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StoreError::Io(path, e) => write!(f, "{}: {e}", path.display()),
-            StoreError::Invalid(path, e) => write!(f, "{}: {e}", path.display()),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {}
-
-/// The outcome of [`FileMapStore::compare_and_set`].
-#[derive(Debug, PartialEq, Eq)]
-pub enum Swap {
-    /// The map is now the new one.
-    Done,
-    /// Another change came first: the map as it is now.
-    Stale(Option<ShardMap>),
-}
+pub use crate::store::{StoreError, Swap};
 
 pub struct FileMapStore {
     dir: PathBuf,
+    /// `map.json`'s modification time and length when last polled.
+    seen: Mutex<Option<(SystemTime, u64)>>,
 }
+
+/// How long after its last change `map.json` is read on every poll.
+const SETTLE: Duration = Duration::from_secs(1);
 
 impl FileMapStore {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        FileMapStore { dir: dir.into() }
+        FileMapStore {
+            dir: dir.into(),
+            seen: Mutex::new(None),
+        }
+    }
+
+    fn stamp(&self) -> Option<(SystemTime, u64)> {
+        let meta = fs::metadata(self.map_path()).ok()?;
+        Some((meta.modified().ok()?, meta.len()))
+    }
+
+    /// The stored map if `map.json` changed since the last poll and holds a
+    /// generation above `known`. A file modified in the last [`SETTLE`] is
+    /// read again whatever its stamp: a modification time is coarse (a clock
+    /// tick), so two changes of the same length within one tick would look
+    /// alike. The stamp is taken before the read: if the file changes in
+    /// between, the next poll sees another stamp and reads it again.
+    pub fn poll_changed(&self, known: u64) -> Result<Option<ShardMap>, StoreError> {
+        let stamp = self.stamp();
+        let settled =
+            stamp.is_some_and(|(modified, _)| modified.elapsed().is_ok_and(|age| age > SETTLE));
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if settled && stamp == *seen {
+            return Ok(None);
+        }
+        let map = self.load()?;
+        *seen = stamp;
+        Ok(map.filter(|m| m.generation > known))
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -101,7 +111,7 @@ impl FileMapStore {
         {
             return Ok(Swap::Stale(current));
         }
-        next.validate()
+        crate::store::check_successor(expected, next)
             .map_err(|e| StoreError::Invalid(self.path(MAP), e))?;
         let tmp = self.path("map.json.tmp");
         let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
@@ -115,6 +125,28 @@ impl FileMapStore {
             .map_err(io_err(&self.dir))?;
         Ok(Swap::Done)
         // `lock` is released when dropped.
+    }
+}
+
+impl MapSource for FileMapStore {
+    fn load(&self) -> StoreFuture<'_, Option<ShardMap>> {
+        Box::pin(std::future::ready(FileMapStore::load(self)))
+    }
+
+    fn poll(&self, known: u64) -> StoreFuture<'_, Option<ShardMap>> {
+        Box::pin(std::future::ready(self.poll_changed(known)))
+    }
+}
+
+impl MapStore for FileMapStore {
+    fn compare_and_set<'a>(
+        &'a self,
+        expected: Option<u64>,
+        next: &'a ShardMap,
+    ) -> StoreFuture<'a, Swap> {
+        Box::pin(std::future::ready(FileMapStore::compare_and_set(
+            self, expected, next,
+        )))
     }
 }
 

@@ -14,13 +14,15 @@
 //!
 //! The live map (issue 19) is built here in pieces: [`map::ShardMap`] (the
 //! stored document), [`balance`] (the fewest moves to a new shard count) and
-//! [`file_store`] (the map of one machine) and [`live`] (the map a process
+//! [`store`] (where the map lives: [`file_store`] is the map of one machine;
+//! the keyspace's is in the shard crate) and [`live`] (the map a process
 //! serves by, kept up to date with the stored one).
 
 pub mod balance;
 pub mod file_store;
 pub mod live;
 pub mod map;
+pub mod store;
 
 use sha2::{Digest, Sha256};
 use std::fmt;

@@ -3,17 +3,18 @@
 //!
 //! Readers take the current [`Placement`] as one `Arc`: an operation checks
 //! or routes against a single generation even if the map changes meanwhile.
-//! A change is seen by polling ([`LiveMap::poll`]: a `stat` of `map.json`,
-//! a read only when it changed) or at once by [`LiveMap::refresh`] (a read),
-//! which a gateway calls when a shard answers `WrongShard` and a shard when
-//! a caller is ahead of it.
+//! A change is seen by polling ([`LiveMap::poll`]: the source's cheap
+//! check, a `stat` of `map.json` or one row of the keyspace) or at once by
+//! [`LiveMap::refresh`] (a read), which a gateway calls when a shard answers
+//! `WrongShard` and a shard when a caller is ahead of it.
 
-use crate::file_store::{FileMapStore, StoreError};
+use crate::file_store::FileMapStore;
 use crate::map::ShardMap;
+use crate::store::{MapSource, StoreError};
 use crate::{balance, PlacementKey, SLOTS};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// One generation of the map, as a table of owners.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,8 +36,8 @@ pub struct Placement {
 }
 
 impl Placement {
-    /// The static map of `shards` shards at generation 1 (the CQL backend,
-    /// whose stored map is not yet read, and a gateway given no map).
+    /// The static map of `shards` shards at generation 1 (the all-in-one
+    /// binary on CQL, and a gateway until a shard reports the map).
     pub fn fixed(shards: u32) -> Self {
         let shards = shards.max(1);
         Placement {
@@ -132,16 +133,14 @@ impl Placement {
 
 type Observer = Box<dyn Fn(&Placement) + Send + Sync>;
 
-/// How long after its last change `map.json` is read on every poll.
-const SETTLE: Duration = Duration::from_secs(1);
-
 /// The live map of one process.
 pub struct LiveMap {
     current: RwLock<Arc<Placement>>,
     /// Where the map is stored; `None`: the map never changes.
-    store: Option<FileMapStore>,
-    /// `map.json`'s modification time and length when last read.
-    seen: Mutex<Option<(SystemTime, u64)>>,
+    source: Option<Arc<dyn MapSource>>,
+    /// Held while a newer map is swapped in and observers are told, so
+    /// observers see the generations in order.
+    swapping: Mutex<()>,
     observers: Mutex<Vec<Observer>>,
 }
 
@@ -149,7 +148,7 @@ impl std::fmt::Debug for LiveMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LiveMap")
             .field("generation", &self.current().generation)
-            .field("stored", &self.store.is_some())
+            .field("stored", &self.source.is_some())
             .finish()
     }
 }
@@ -161,30 +160,39 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl LiveMap {
     /// A map that never changes.
     pub fn fixed(placement: Placement) -> Arc<Self> {
+        Self::build(placement, None)
+    }
+
+    fn build(placement: Placement, source: Option<Arc<dyn MapSource>>) -> Arc<Self> {
         Arc::new(LiveMap {
             current: RwLock::new(Arc::new(placement)),
-            store: None,
-            seen: Mutex::new(None),
+            source,
+            swapping: Mutex::new(()),
             observers: Mutex::new(Vec::new()),
         })
     }
 
     /// The map stored in `dir`, starting from `map` (read from it at start-up).
     pub fn stored(dir: &std::path::Path, map: &ShardMap) -> Arc<Self> {
-        let live = LiveMap {
-            current: RwLock::new(Arc::new(Placement::of(map))),
-            store: Some(FileMapStore::new(dir)),
-            seen: Mutex::new(None),
-            observers: Mutex::new(Vec::new()),
-        };
-        // No stamp yet: the first poll reads the file, in case it changed
-        // since `map` was read.
-        Arc::new(live)
+        Self::from_source(Arc::new(FileMapStore::new(dir)), Placement::of(map))
+    }
+
+    /// The map read from `source`, starting from `placement`.
+    pub fn from_source(source: Arc<dyn MapSource>, placement: Placement) -> Arc<Self> {
+        Self::build(placement, Some(source))
     }
 
     /// The generation in force now.
     pub fn current(&self) -> Arc<Placement> {
         Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The map as stored now (`None`: none, or a map that never changes).
+    pub async fn load_stored(&self) -> Result<Option<ShardMap>, StoreError> {
+        match &self.source {
+            Some(source) => source.load().await,
+            None => Ok(None),
+        }
     }
 
     /// Calls `f` with the current map now and after every change.
@@ -193,69 +201,60 @@ impl LiveMap {
         lock(&self.observers).push(Box::new(f));
     }
 
-    fn stamp(&self) -> Option<(SystemTime, u64)> {
-        let meta = std::fs::metadata(self.store.as_ref()?.map_path()).ok()?;
-        Some((meta.modified().ok()?, meta.len()))
-    }
-
-    /// Reads the stored map if `map.json` changed since it was last read,
-    /// and swaps it in if its generation is newer. Returns whether it did.
-    /// A file modified in the last [`SETTLE`] is read again whatever its
-    /// stamp: a modification time is coarse (a clock tick), so two changes
-    /// of the same length within one tick would look alike.
-    pub fn poll(&self) -> Result<bool, StoreError> {
-        let stamp = self.stamp();
-        let settled =
-            stamp.is_some_and(|(modified, _)| modified.elapsed().is_ok_and(|age| age > SETTLE));
-        if settled && stamp == *lock(&self.seen) {
+    /// Reads the stored map if the source says it changed, and swaps it in
+    /// if its generation is newer. Returns whether it did.
+    pub async fn poll(&self) -> Result<bool, StoreError> {
+        let Some(source) = &self.source else {
             return Ok(false);
-        }
-        self.read(stamp)
+        };
+        let map = source.poll(self.current().generation()).await?;
+        Ok(self.offer(map))
     }
 
     /// Reads the stored map now, and swaps it in if its generation is
     /// newer. Returns whether it did.
-    pub fn refresh(&self) -> Result<bool, StoreError> {
-        self.read(self.stamp())
+    pub async fn refresh(&self) -> Result<bool, StoreError> {
+        let Some(source) = &self.source else {
+            return Ok(false);
+        };
+        let map = source.load().await?;
+        Ok(self.offer(map))
     }
 
-    /// `stamp` is taken before the read: if the file changes in between,
-    /// the next poll sees another stamp and reads it again.
-    fn read(&self, stamp: Option<(SystemTime, u64)>) -> Result<bool, StoreError> {
-        let Some(store) = &self.store else {
-            return Ok(false);
+    /// Swaps `map` in if it is newer than the map in force: of two
+    /// concurrent reads, the older map cannot replace the newer one.
+    pub fn offer(&self, map: Option<ShardMap>) -> bool {
+        let Some(map) = map else {
+            return false;
         };
-        let Some(map) = store.load()? else {
-            return Ok(false);
-        };
-        // Under the lock: of two concurrent reads, the older map cannot
-        // replace the newer one.
-        let mut seen = lock(&self.seen);
-        *seen = stamp;
+        let _swapping = lock(&self.swapping);
         if map.generation <= self.current().generation {
-            return Ok(false);
+            return false;
         }
         let next = Arc::new(Placement::of(&map));
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&next);
-        drop(seen);
         for f in lock(&self.observers).iter() {
             f(&next);
         }
-        Ok(true)
+        true
     }
 
-    /// Polls the store every `every` on a thread of its own, for as long as
-    /// the map is in use. A stored map that cannot be read is logged by
-    /// `on_error` and the map in force kept: serving by the last good map is
-    /// safe, as shards check every operation against their own.
+    /// Polls the store every `every` on a thread of its own (observers may
+    /// do blocking store work), for as long as the map is in use, driving
+    /// the source's calls on the runtime it is called from. A stored map
+    /// that cannot be read is logged by `on_error` and the map in force
+    /// kept: serving by the last good map is safe, as shards check every
+    /// operation against their own.
     pub fn watch(
         self: &Arc<Self>,
         every: Duration,
         on_error: impl Fn(&StoreError) + Send + 'static,
     ) -> Result<(), String> {
-        if self.store.is_none() {
+        let Some(source) = self.source.clone() else {
             return Ok(());
-        }
+        };
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| "the placement watcher needs a Tokio runtime".to_string())?;
         let weak: Weak<Self> = Arc::downgrade(self);
         let every = every.max(Duration::from_millis(1));
         std::thread::Builder::new()
@@ -265,8 +264,13 @@ impl LiveMap {
                 let Some(live) = weak.upgrade() else {
                     return;
                 };
-                if let Err(e) = live.poll() {
-                    on_error(&e);
+                let known = live.current().generation();
+                // Only the read runs on the runtime; observers run here.
+                match runtime.block_on(source.poll(known)) {
+                    Ok(map) => {
+                        live.offer(map);
+                    }
+                    Err(e) => on_error(&e),
                 }
             })
             .map(drop)
@@ -279,23 +283,23 @@ mod tests {
     use super::*;
     use crate::file_store::Swap;
 
-    #[test]
-    fn a_stored_change_is_seen_by_refresh_and_never_goes_back() {
+    #[tokio::test]
+    async fn a_stored_change_is_seen_by_refresh_and_never_goes_back() {
         let dir = tempfile::tempdir().expect("tempdir");
         let first = crate::file_store::open_or_init(dir.path(), 2).expect("init");
         let live = LiveMap::stored(dir.path(), &first);
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&seen);
         live.on_change(move |p| lock(&log).push(p.generation()));
-        assert!(!live.refresh().expect("unchanged"));
-        assert!(!live.poll().expect("unchanged"));
+        assert!(!live.refresh().await.expect("unchanged"));
+        assert!(!live.poll().await.expect("unchanged"));
         let next = first.with_owner(0, 1);
         let store = FileMapStore::new(dir.path());
         assert_eq!(
             store.compare_and_set(Some(1), &next).expect("cas"),
             Swap::Done
         );
-        assert!(live.refresh().expect("changed"));
+        assert!(live.refresh().await.expect("changed"));
         let now = live.current();
         assert_eq!((now.generation(), now.owner_of_slot(0)), (2, 1));
         assert_eq!(now.count_of(1), 2049);
@@ -308,12 +312,12 @@ mod tests {
             store.compare_and_set(Some(2), &same_length).expect("cas"),
             Swap::Done
         );
-        assert!(live.poll().expect("changed again"));
+        assert!(live.poll().await.expect("changed again"));
         assert_eq!(live.current().generation(), 3);
     }
 
-    #[test]
-    fn the_watcher_swaps_the_map_in() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_watcher_swaps_the_map_in() {
         let dir = tempfile::tempdir().expect("tempdir");
         let first = crate::file_store::open_or_init(dir.path(), 1).expect("init");
         let live = LiveMap::stored(dir.path(), &first);
@@ -327,7 +331,7 @@ mod tests {
         );
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while live.current().generation() != 7 && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert_eq!(live.current().generation(), 7);
     }
@@ -343,14 +347,14 @@ mod tests {
         assert_eq!((done.owner_of_slot(3), done.moving_to(3)), (1, None));
     }
 
-    #[test]
-    fn a_fixed_map_is_the_static_layout() {
+    #[tokio::test]
+    async fn a_fixed_map_is_the_static_layout() {
         let p = Placement::fixed(3);
         let layout = crate::ShardLayout::fixed(3);
         for slot in 0..SLOTS {
             assert_eq!(p.owner_of_slot(slot), layout.owner_of_slot(slot));
         }
         assert_eq!((p.generation(), p.shards()), (1, 3));
-        assert!(!LiveMap::fixed(p).refresh().expect("no store"));
+        assert!(!LiveMap::fixed(p).refresh().await.expect("no store"));
     }
 }

@@ -12,11 +12,13 @@
 //! when they agree.
 
 use kinto_placement::balance;
-use kinto_placement::file_store::{FileMapStore, Swap};
+use kinto_placement::file_store::FileMapStore;
 use kinto_placement::map::{ShardEntry, ShardMap};
+use kinto_placement::store::{MapStore, Swap};
 use kinto_proto::pb::shard_admin_client::ShardAdminClient;
 use kinto_proto::pb::{SlotPage, SlotsRequest};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
@@ -24,7 +26,7 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 const COPY_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct Coordinator {
-    store: FileMapStore,
+    store: Arc<dyn MapStore>,
     tls: Option<ClientTlsConfig>,
     batch: usize,
     freeze_timeout: Duration,
@@ -87,14 +89,25 @@ fn moving_batch(map: &ShardMap) -> Option<Batch> {
 }
 
 impl Coordinator {
+    /// The coordinator of the map stored in `dir` (an embedded deployment).
     pub fn new(
         dir: &std::path::Path,
         tls: Option<ClientTlsConfig>,
         batch: usize,
         freeze_timeout: Duration,
     ) -> Self {
+        Self::of_store(Arc::new(FileMapStore::new(dir)), tls, batch, freeze_timeout)
+    }
+
+    /// The coordinator of the map in `store`, wherever it lives.
+    pub fn of_store(
+        store: Arc<dyn MapStore>,
+        tls: Option<ClientTlsConfig>,
+        batch: usize,
+        freeze_timeout: Duration,
+    ) -> Self {
         Coordinator {
-            store: FileMapStore::new(dir),
+            store,
             tls,
             batch: batch.max(1),
             freeze_timeout,
@@ -124,18 +137,20 @@ impl Coordinator {
         }
     }
 
-    fn load(&self) -> Result<ShardMap, String> {
+    async fn load(&self) -> Result<ShardMap, String> {
         self.store
             .load()
+            .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| "no stored shard map".to_string())
     }
 
     /// Stores `next` over `current`; `false` when another change came first.
-    fn swap(&self, current: &ShardMap, next: &ShardMap) -> Result<bool, String> {
+    async fn swap(&self, current: &ShardMap, next: &ShardMap) -> Result<bool, String> {
         match self
             .store
             .compare_and_set(Some(current.generation), next)
+            .await
             .map_err(|e| e.to_string())?
         {
             Swap::Done => Ok(true),
@@ -145,9 +160,9 @@ impl Coordinator {
 
     /// Adds shard `id` to the map (or changes its address), owning nothing:
     /// a new `kinto-shard` is accepted once the map names it.
-    pub fn join(&self, id: u32, address: &str) -> Result<u64, String> {
+    pub async fn join(&self, id: u32, address: &str) -> Result<u64, String> {
         loop {
-            let map = self.load()?;
+            let map = self.load().await?;
             if map.shards.get(&id).map(|e| e.address.as_str()) == Some(address) {
                 return Ok(map.generation);
             }
@@ -159,7 +174,7 @@ impl Coordinator {
                     address: address.to_owned(),
                 },
             );
-            if self.swap(&map, &next)? {
+            if self.swap(&map, &next).await? {
                 return Ok(next.generation);
             }
         }
@@ -198,7 +213,7 @@ impl Coordinator {
     pub async fn rebalance(&self, shards: u32) -> Result<(), String> {
         let wanted: Vec<u32> = (0..shards).collect();
         loop {
-            let map = self.load()?;
+            let map = self.load().await?;
             if let Some(id) = wanted.iter().find(|id| !map.shards.contains_key(id)) {
                 return Err(format!(
                     "shard {id} is not in the map: add it with `admin join --shard {id} --address URL`"
@@ -217,7 +232,7 @@ impl Coordinator {
             let owners = map.owners();
             let moves = balance::moves(&owners, &balance::balance(&owners, &wanted));
             let Some(first) = moves.first().copied() else {
-                return self.retire(shards);
+                return self.retire(shards).await;
             };
             self.may_go_on()?;
             let slots: Vec<u32> = moves
@@ -227,7 +242,7 @@ impl Coordinator {
                 .map(|m| m.slot)
                 .collect();
             let next = map.announce(&slots, first.to);
-            if self.swap(&map, &next)? {
+            if self.swap(&map, &next).await? {
                 let batch = Batch {
                     slots,
                     from: first.from,
@@ -243,7 +258,7 @@ impl Coordinator {
                 self.run(batch, next.generation).await?;
                 if let Some(report) = &self.progress {
                     report(&Progress {
-                        generation: self.load()?.generation,
+                        generation: self.load().await?.generation,
                         slots,
                         left: moves.len() as u32,
                     });
@@ -253,9 +268,9 @@ impl Coordinator {
     }
 
     /// Drops from the map the shards beyond `shards` once they own nothing.
-    fn retire(&self, shards: u32) -> Result<(), String> {
+    async fn retire(&self, shards: u32) -> Result<(), String> {
         loop {
-            let map = self.load()?;
+            let map = self.load().await?;
             let owners = map.owners();
             let gone: Vec<u32> = map
                 .shards
@@ -275,7 +290,7 @@ impl Coordinator {
             for id in &gone {
                 next.shards.remove(id);
             }
-            if self.swap(&map, &next)? {
+            if self.swap(&map, &next).await? {
                 say(format!(
                     "generation {}: shards {gone:?} left the map",
                     next.generation
@@ -287,7 +302,7 @@ impl Coordinator {
     /// Rolls back every batch the map shows moving.
     pub async fn abort(&self) -> Result<(), String> {
         loop {
-            let map = self.load()?;
+            let map = self.load().await?;
             let Some(batch) = moving_batch(&map) else {
                 say(format!(
                     "generation {}: no move in progress",
@@ -301,7 +316,7 @@ impl Coordinator {
 
     /// Runs the steps after the announcement (at `generation`) of `batch`.
     async fn run(&self, batch: Batch, generation: u64) -> Result<(), String> {
-        let map = self.load()?;
+        let map = self.load().await?;
         let mut to = match self.client(&map, batch.to).await {
             Ok(c) => c,
             Err(why) => return self.fail(&batch, why).await,
@@ -340,7 +355,7 @@ impl Coordinator {
         ));
         // 4. Hand off: the commit point.
         let handed = loop {
-            let map = self.load()?;
+            let map = self.load().await?;
             if !batch
                 .slots
                 .iter()
@@ -352,7 +367,7 @@ impl Coordinator {
                 ));
             }
             let next = map.hand_off(&batch.slots);
-            if self.swap(&map, &next)? {
+            if self.swap(&map, &next).await? {
                 break next.generation;
             }
         };
@@ -390,7 +405,7 @@ impl Coordinator {
     /// them; the new owner drops its copy (both also do when they read the map).
     async fn roll_back(&self, batch: &Batch) -> Result<(), String> {
         let generation = loop {
-            let map = self.load()?;
+            let map = self.load().await?;
             let still: Vec<u32> = batch
                 .slots
                 .iter()
@@ -401,7 +416,7 @@ impl Coordinator {
                 break map.generation;
             }
             let next = map.roll_back(&still);
-            if self.swap(&map, &next)? {
+            if self.swap(&map, &next).await? {
                 break next.generation;
             }
         };
@@ -409,7 +424,7 @@ impl Coordinator {
             "generation {generation}: rolled back {}",
             batch.describe()
         ));
-        let map = self.load()?;
+        let map = self.load().await?;
         let request = SlotsRequest {
             slots: batch.slots.clone(),
             generation,

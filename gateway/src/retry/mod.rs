@@ -122,7 +122,7 @@ where
             Err(e) if retryable(&result) => e.kind,
             _ => return given_up(result),
         };
-        let newer = match map.refresh() {
+        let newer = match map.refresh().await {
             Ok(newer) => newer,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the shard map");
@@ -134,7 +134,7 @@ where
             if !wait(&mut backoff).await {
                 return given_up(result);
             }
-            if let Err(e) = map.refresh() {
+            if let Err(e) = map.refresh().await {
                 tracing::warn!(error = %e, "cannot read the shard map");
             }
         }

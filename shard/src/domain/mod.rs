@@ -153,7 +153,7 @@ impl Shard {
     ) -> Result<pb::OpResult, KintoError> {
         let mut req = Request::decode(op)?;
         req.budget = budget;
-        self.check_owner(&req)?;
+        self.check_owner(&req).await?;
         let who = self.principals(&req.caller).await?;
         if req.implicit_bucket || req.implicit_collection {
             self.create_implicit(&req, &who).await?;
@@ -179,12 +179,12 @@ impl Shard {
 
     /// A shard answers only for buckets it owns at the caller's generation:
     /// a gateway with a stale map gets `WrongShard` and refreshes.
-    fn check_owner(&self, req: &Request) -> Result<(), KintoError> {
+    async fn check_owner(&self, req: &Request) -> Result<(), KintoError> {
         // `/buckets` and `/accounts` span every shard; a POST to them is
         // checked once its id is known (`check_placed_here`).
         match req.target.placement() {
             Some(key) => {
-                self.check_placed_here(key, req.generation)?;
+                self.check_placed_here(key, req.generation).await?;
                 self.check_fence(key, req)
             }
             None => Ok(()),
@@ -198,10 +198,14 @@ impl Shard {
     /// shard's generation, so the gateway knows whether to refresh its own
     /// map or wait for this shard's (0: the caller routed by no map, as the
     /// shard's own follow-up calls).
-    fn check_placed_here(&self, key: PlacementKey<'_>, generation: u64) -> Result<(), KintoError> {
+    async fn check_placed_here(
+        &self,
+        key: PlacementKey<'_>,
+        generation: u64,
+    ) -> Result<(), KintoError> {
         let mut map = self.settings.map.current();
         if generation > map.generation() {
-            if let Err(e) = self.settings.map.refresh() {
+            if let Err(e) = self.settings.map.refresh().await {
                 tracing::warn!(error = %e, "cannot read the shard map");
             }
             map = self.settings.map.current();
@@ -225,7 +229,7 @@ impl Shard {
     /// where a missing account would read as a wrong password.
     pub async fn account_hash(&self, id: &str) -> Result<Option<String>, KintoError> {
         let key = PlacementKey::Account(id);
-        self.check_placed_here(key, 0)?;
+        self.check_placed_here(key, 0).await?;
         self.check_fence_read(key)?;
         let account = live(self.storage.get("", Kind::Account.name(), id).await?);
         Ok(account.and_then(|a| match a.data.get("password") {

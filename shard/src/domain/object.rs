@@ -75,7 +75,7 @@ impl Shard {
     ) -> Result<Outcome, KintoError> {
         let t = &req.target;
         let mut data = draft::body_data(req)?;
-        let id = self.id_to_create(req, who, &data)?;
+        let id = self.id_to_create(req, who, &data).await?;
         let _guard = self.lock_for_write(t).await;
         let l = self.load(t, &id).await?;
         Self::require_parent(t, &l)?;
@@ -109,7 +109,7 @@ impl Shard {
     }
 
     /// The id a POST creates: the body's (checked) or a new one.
-    fn id_to_create(
+    async fn id_to_create(
         &self,
         req: &Request,
         who: &Principals,
@@ -129,7 +129,8 @@ impl Shard {
                 "bucket created on a shard not routed by its id",
             )),
             Kind::Account => {
-                self.check_placed_here(PlacementKey::Account(&id), req.generation)?;
+                self.check_placed_here(PlacementKey::Account(&id), req.generation)
+                    .await?;
                 Ok(id)
             }
             _ => Ok(id),

@@ -62,7 +62,7 @@ fn step(state: SlotState, p: &Placement, index: u32, slot: u32) -> Option<Step> 
 
 impl Mover {
     /// Starts fencing the store of `shard` by `map` and keeping it in line
-    /// with every change; `None` for a store whose data stays put (CQL).
+    /// with every change; `None` for a store that does not move slots.
     pub fn attach(
         index: u32,
         shard: Arc<Shard>,
@@ -73,7 +73,14 @@ impl Mover {
         };
         let current = map.current();
         moves
-            .attach(&|slot| current.owner_of_slot(slot) == index)
+            .attach(&|slot| match (
+                current.owner_of_slot(slot) == index,
+                current.moving_to(slot),
+            ) {
+                (true, Some(_)) => SlotState::Frozen,
+                (true, None) => SlotState::Owned,
+                (false, _) => SlotState::Foreign,
+            })
             .map_err(|e| format!("cannot read the slot states of shard {index}: {e}"))?;
         let mover = Arc::new(Mover {
             index,

@@ -226,6 +226,31 @@ impl Backend {
         }
     }
 
+    /// Where the deployment's shard map is stored, and how errors name it:
+    /// the placement directory of an embedded deployment, the keyspace of a
+    /// CQL one (its shards share one map, as they share the data).
+    pub async fn map_store(
+        &self,
+        cfg: &crate::config::ShardConfig,
+    ) -> Result<(std::sync::Arc<dyn kinto_placement::store::MapStore>, String), String> {
+        match self {
+            #[cfg(feature = "embedded")]
+            Backend::Embedded => {
+                let dir = cfg.placement_dir();
+                let place = dir.display().to_string();
+                Ok((
+                    std::sync::Arc::new(kinto_placement::file_store::FileMapStore::new(dir)),
+                    place,
+                ))
+            }
+            #[cfg(feature = "cql")]
+            Backend::Cql(cluster) => Ok((
+                std::sync::Arc::new(cluster.map_store().await?),
+                format!("keyspace {}", cluster.keyspace()),
+            )),
+        }
+    }
+
     /// The storage of shard `index` of `count`.
     pub fn open(
         &self,

@@ -65,9 +65,10 @@ pub trait SlotMoves: Send + Sync {
     /// The state of `slot` (every slot is `Owned` before [`SlotMoves::attach`]).
     fn state(&self, slot: u32) -> SlotState;
 
-    /// Starts checking commits: `owned` says which slots the map gives this
-    /// shard; slots with a durable state (frozen, staged) keep it.
-    fn attach(&self, owned: &dyn Fn(u32) -> bool) -> StorageResult<()>;
+    /// Starts checking commits: `at_start` says what the map makes of each
+    /// slot (owned, foreign, or frozen: owned but moving away); slots with a
+    /// durable state (frozen, staged) keep it.
+    fn attach(&self, at_start: &dyn Fn(u32) -> SlotState) -> StorageResult<()>;
 
     /// `Owned` → `Frozen`. A commit in flight either landed before (and is
     /// in the copy) or is refused.

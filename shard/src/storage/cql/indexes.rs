@@ -209,13 +209,13 @@ impl CqlStorage {
         Ok(out)
     }
 
-    /// Does this shard own the object `(parent, resource, id)`?
+    /// Does this shard serve the object `(parent, resource, id)`?
     fn owns(&self, parent: &str, resource: &str, id: &str) -> bool {
         let slot = match parent.strip_prefix("/buckets/") {
             Some(rest) => slot_of(rest.split('/').next().unwrap_or(rest)),
             None if parent.is_empty() => root_slot(resource, id),
             None => return false,
         };
-        self.owned[slot as usize]
+        self.slots.served(slot)
     }
 }

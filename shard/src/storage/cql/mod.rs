@@ -13,16 +13,20 @@
 //! makes harmless: nobody else writes or reads its buckets meanwhile.
 
 mod indexes;
+pub mod map_store;
 mod reindex;
+mod resend;
 mod scan;
 pub mod schema;
 pub mod settings;
+pub mod slots;
 mod statements;
 
+use super::slots::slot_of_write;
 use super::{Chunk, Grant, Range, Storage, StorageError, StorageResult, StoredObject, Write};
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
-use kinto_placement::{slot_of, PlacementKey, ShardLayout, SLOTS};
+use kinto_placement::{slot_of, PlacementKey, ShardLayout};
 use scylla::client::session::Session;
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
@@ -78,26 +82,24 @@ impl Cluster {
         base
     }
 
-    /// The storage of shard `index` of `count` (static placement map).
+    /// The storage of shard `index` of `count`, owning the slots of the
+    /// static map until its mover attaches it to the live one.
     pub fn storage(self: &Arc<Self>, index: u32, count: u32) -> Arc<CqlStorage> {
         let layout = ShardLayout::fixed(count);
-        let owned: Vec<bool> = (0..SLOTS)
-            .map(|s| layout.owner_of_slot(s) == index)
-            .collect();
-        let owned_parts = (0..SLOTS)
-            .filter(|s| owned[*s as usize])
-            .map(|s| s as i16)
-            .collect();
         Arc::new(CqlStorage {
             cluster: self.clone(),
             index,
-            owned,
-            owned_parts,
+            slots: slots::CqlSlots::new(|s| layout.owner_of_slot(s) == index),
         })
     }
 
     pub fn keyspace(&self) -> &str {
         &self.keyspace
+    }
+
+    /// The deployment's shard map, in this keyspace.
+    pub async fn map_store(&self) -> Result<map_store::CqlMapStore, String> {
+        map_store::CqlMapStore::new(Arc::clone(&self.session), &self.keyspace).await
     }
 }
 
@@ -105,9 +107,8 @@ impl Cluster {
 pub struct CqlStorage {
     cluster: Arc<Cluster>,
     index: u32,
-    /// `owned[slot]`: does this shard own the slot?
-    owned: Vec<bool>,
-    owned_parts: Vec<i16>,
+    /// Which slots this shard serves and writes, and its commits in flight.
+    slots: Arc<slots::CqlSlots>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StorageError {
@@ -164,7 +165,7 @@ type Bind = Box<dyn FnOnce(i64) -> Row + Send>;
 impl CqlStorage {
     fn parts(&self, parent: &str) -> Vec<i16> {
         if parent.is_empty() {
-            self.owned_parts.clone()
+            self.slots.served_parts()
         } else {
             (0..schema::SPLIT as i16).collect()
         }
@@ -185,7 +186,7 @@ impl CqlStorage {
             .strip_prefix("/buckets/")
             .and_then(|r| r.split('/').next())
             .unwrap_or(group_uri);
-        self.owned[slot_of(bucket) as usize]
+        self.slots.served(slot_of(bucket))
     }
 
     /// The one `bigint` column `statement` reads from the list's row (in
@@ -470,6 +471,10 @@ impl Storage for CqlStorage {
         let span = tracing::info_span!("storage.commit", writes = writes.len(), backend = "cql");
         async move {
             let _timer = crate::metrics::COMMITS.as_ref().map(|h| h.start_timer());
+            // Before anything is read: a freeze waits for this commit.
+            let in_flight = self
+                .slots
+                .enter(writes.iter().filter_map(slot_of_write).collect())?;
             let stamped: Vec<(String, &'static str)> = writes
                 .iter()
                 .filter_map(|w| match w {
@@ -515,15 +520,23 @@ impl Storage for CqlStorage {
                 values.push(bind(base + i as i64));
                 batch.append_statement(statement);
             }
-            self.cluster
-                .session
-                .batch(&batch, values)
-                .await
-                .map_err(unavailable)?;
-            Ok(())
+            // On a task of its own: a caller that gives up (its deadline)
+            // does not stop the resends, nor leave the drain early.
+            let session = Arc::clone(&self.cluster.session);
+            tokio::spawn(async move {
+                let sent = resend::until_answered(&session, &batch, &values).await;
+                drop(in_flight);
+                sent
+            })
+            .await
+            .map_err(unavailable)?
         }
         .instrument(span)
         .await
+    }
+
+    fn slot_moves(&self) -> Option<&dyn super::slots::SlotMoves> {
+        Some(self.slots.as_ref())
     }
 
     async fn flush(&self) -> StorageResult<()> {
@@ -557,7 +570,7 @@ impl Storage for CqlStorage {
 mod tests {
     use super::*;
 
-    fn contact_point() -> Option<String> {
+    pub(super) fn contact_point() -> Option<String> {
         match std::env::var("KINTO_TEST_CQL") {
             Ok(v) if !v.is_empty() => Some(v),
             _ => {
@@ -597,14 +610,14 @@ mod tests {
     }
 
     /// A connected cluster on a new, migrated keyspace; `None` when no node is configured.
-    async fn fresh_cluster() -> Option<(settings::CqlSettings, Arc<Cluster>)> {
+    pub(super) async fn fresh_cluster() -> Option<(settings::CqlSettings, Arc<Cluster>)> {
         let settings = fresh_keyspace(&contact_point()?).await;
         let cluster = Cluster::connect(&settings).await.expect("connect");
         Some((settings, cluster))
     }
 
     /// Best effort: the node's data directory goes at the end of the run anyway.
-    async fn drop_keyspace(settings: &settings::CqlSettings) {
+    pub(super) async fn drop_keyspace(settings: &settings::CqlSettings) {
         let session = settings.connect().await.expect("connect");
         let ks = settings.keyspace().expect("keyspace");
         if let Err(e) = session

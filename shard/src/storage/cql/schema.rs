@@ -11,7 +11,7 @@ use scylla::statement::unprepared::Statement;
 use std::time::Duration;
 
 /// The version this binary reads and writes.
-pub const CURRENT: i32 = 2;
+pub const CURRENT: i32 = 3;
 
 /// A non-root list is spread over this many partitions by a hash of the id,
 /// so a 1M-record collection is 16 partitions of ~62k rows. Part of the
@@ -65,6 +65,15 @@ const MIGRATIONS: &[(i32, &[&str])] = &[
             "CREATE TABLE IF NOT EXISTS {ks}.grants (
             tenant text, parent text, resource text, id text, principal text,
             PRIMARY KEY ((tenant), parent, resource, id, principal))",
+        ],
+    ),
+    (
+        3,
+        &[
+            // The shard map (docs/placement.md, section 3): one row, `name =
+            // 'map'`, changed only by `UPDATE … IF generation = g`.
+            "CREATE TABLE IF NOT EXISTS {ks}.placement (
+            name text PRIMARY KEY, generation bigint, body blob)",
         ],
     ),
 ];

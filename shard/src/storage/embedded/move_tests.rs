@@ -92,8 +92,8 @@ async fn a_slot_moves_whole_and_the_old_owner_is_fenced() {
         .expect("a bucket of another slot");
     a.commit(bucket("moved")).await.expect("commit");
     a.commit(bucket(&other)).await.expect("commit");
-    a.attach(&|_| true).expect("attach a");
-    b.attach(&|_| false).expect("attach b");
+    a.attach(&|_| SlotState::Owned).expect("attach a");
+    b.attach(&|_| SlotState::Foreign).expect("attach b");
     let c = "/buckets/moved/collections/c";
 
     a.freeze(&[slot]).expect("freeze");
@@ -165,16 +165,16 @@ async fn a_freeze_and_a_staged_copy_survive_a_restart() {
     {
         let (a, b) = (open(da.path()), open(db.path()));
         a.commit(bucket("moved")).await.expect("commit");
-        a.attach(&|_| true).expect("attach");
-        b.attach(&|_| false).expect("attach");
+        a.attach(&|_| SlotState::Owned).expect("attach");
+        b.attach(&|_| SlotState::Foreign).expect("attach");
         a.freeze(&[slot]).expect("freeze");
         b.stage_begin(&[slot]).expect("stage");
         b.stage(a.export(slot).expect("export")).expect("entries");
         b.staged_digest(&[slot]).expect("synced");
     }
     let (a, b) = (open(da.path()), open(db.path()));
-    a.attach(&|_| true).expect("attach");
-    b.attach(&|_| false).expect("attach");
+    a.attach(&|_| SlotState::Owned).expect("attach");
+    b.attach(&|_| SlotState::Foreign).expect("attach");
     assert_eq!(
         (a.state(slot), b.state(slot)),
         (SlotState::Frozen, SlotState::Staged)

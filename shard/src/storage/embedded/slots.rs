@@ -134,11 +134,12 @@ impl SlotMoves for EmbeddedStorage {
         self.fence.get(slot)
     }
 
-    fn attach(&self, owned: &dyn Fn(u32) -> bool) -> StorageResult<()> {
+    fn attach(&self, at_start: &dyn Fn(u32) -> SlotState) -> StorageResult<()> {
         let _lock = self.locked();
         for slot in 0..SLOTS {
-            self.fence
-                .set(slot, if owned(slot) { OWNED } else { FOREIGN });
+            // Only a durable marker freezes a slot here (read below).
+            let owned = at_start(slot) != SlotState::Foreign;
+            self.fence.set(slot, if owned { OWNED } else { FOREIGN });
         }
         for item in self.meta.prefix(b"slot\0") {
             let (key, value) = item.into_inner().map_err(unavailable)?;

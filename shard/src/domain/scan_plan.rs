@@ -121,6 +121,7 @@ impl ScanPlan {
             tombstones,
             lean: false,
             acl: true,
+            fields: &[],
         }
     }
 

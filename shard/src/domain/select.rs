@@ -88,9 +88,9 @@ pub struct Walk<'a> {
     /// range": when nothing visible was walked but the walk saw only part of
     /// the list, look for one visible row elsewhere.
     pub must_see: bool,
-    /// The page is only printed (a read, not a delete): when the query's
-    /// filters and sorts read no field of `data` either, the store may
-    /// print each row instead of building it ([`Range::lean`]).
+    /// The page is only printed (a read, not a delete): the store may print
+    /// each row instead of building it, keeping of `data` only the fields
+    /// the query's filters and sorts read ([`Range::lean`]).
     pub lean: bool,
     /// `keep` reads each row's ACL (the caller may see only some rows).
     pub acl: bool,
@@ -169,6 +169,19 @@ fn view(o: &StoredObject, names: &[&str]) -> Value {
     Value::Object(m)
 }
 
+/// The top-level `data` keys [`view`] reads for `names`: each name cut at
+/// each of its dots, and whole (`id` and `last_modified` are never stored
+/// there).
+fn data_keys<'n>(names: &[&'n str]) -> Vec<&'n str> {
+    let mut keys: Vec<&str> = (names.iter())
+        .flat_map(|n| (n.match_indices('.').filter_map(|(i, _)| n.get(..i))).chain([*n]))
+        .filter(|k| !matches!(*k, "id" | "last_modified"))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
 /// The rows to ask of the store next. An ordered page that took every row
 /// of the last chunk (the token's own row aside) lacks only a few: asking
 /// for those few, not twice the last chunk, halves what a deep page reads.
@@ -217,9 +230,10 @@ pub async fn select(
     let names: Vec<&str> = (q.filters.iter().map(|f| f.field.as_str()))
         .chain(q.sort.iter().map(|k| k.field.as_str()))
         .collect();
-    // What `view` takes from outside `data`: such a query needs no field.
-    range.lean = w.lean && (names.iter()).all(|n| matches!(*n, "id" | "last_modified" | "deleted"));
+    let keys = data_keys(&names);
+    range.lean = w.lean;
     range.acl = w.acl;
+    range.fields = &keys;
     let mut full = false;
     'walk: loop {
         budget.check()?;
@@ -307,6 +321,7 @@ async fn any_visible(
         // Only the ACLs are read.
         lean: true,
         acl: true,
+        fields: &[],
     };
     loop {
         budget.check()?;

@@ -14,9 +14,10 @@ use serde_json::{json, Value};
 const L: &str = "/buckets/b/collections/pages";
 const ROWS: u64 = 240;
 
-/// A row of the scan checks, most with a `title` too.
+/// A row of the scan checks, most with a `title` too, and a nested field.
 fn row(i: u64, ts: u64) -> StoredObject {
     let mut o = super::conformance_scan::row(i, ts);
+    o.data.insert("meta".into(), json!({"k": i % 3}));
     if !i.is_multiple_of(5) {
         o.data
             .insert("title".into(), json!(format!("t{}", (i * 13) % 17)));
@@ -72,12 +73,13 @@ pub(crate) fn filter(field: &str, op: Op, value: Value) -> Filter {
     }
 }
 
-/// Filter sets: none, on a field, and on `last_modified` above `gt`, within
-/// `[min, lt)`, and at most `max` (with another field).
+/// Filter sets: none, on a field, on a nested field, and on `last_modified`
+/// above `gt`, within `[min, lt)`, and at most `max` (with another field).
 pub(crate) fn filter_sets(gt: u64, (min, lt): (u64, u64), max: u64) -> Vec<Vec<Filter>> {
     vec![
         vec![],
         vec![filter("n", Op::Eq, json!(3))],
+        vec![filter("meta.k", Op::Eq, json!(1))],
         vec![filter("last_modified", Op::Gt, json!(gt))],
         vec![
             filter("last_modified", Op::Min, json!(min)),
@@ -154,6 +156,7 @@ pub(crate) async fn pages_match_the_reference(
         sort(&[("id", true)]),
         sort(&[("title", false)]),
         sort(&[("n", true), ("title", false)]),
+        sort(&[("meta.k", true)]),
     ];
     for sort in &sorts {
         for filters in filters {

@@ -159,7 +159,7 @@ fn decode(bytes: &[u8]) -> StorageResult<StoredObject> {
 /// printed form.
 fn decode_row(bytes: &[u8], range: &Range<'_>) -> StorageResult<(StoredObject, Option<Vec<u8>>)> {
     if range.lean {
-        let (object, printed) = super::lean::decode(bytes, range.acl)?;
+        let (object, printed) = super::lean::decode(bytes, range.acl, range.fields)?;
         Ok((object, Some(printed)))
     } else {
         Ok((decode(bytes)?, None))
@@ -684,6 +684,7 @@ mod tests {
                     tombstones: false,
                     lean,
                     acl: true,
+                    fields: &[],
                 };
                 loop {
                     let chunk = store.scan(&range).await.expect("scan");

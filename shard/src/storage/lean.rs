@@ -79,9 +79,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
     }
 }
 
-/// The object without its fields (`data` left empty), and without its ACL
-/// unless `acl`, and the object as [`StoredObject::print_json`] prints it.
-pub fn decode(bytes: &[u8], acl: bool) -> StorageResult<(StoredObject, Vec<u8>)> {
+/// The object with only the fields named in `fields` (the rest of `data`
+/// left out), without its ACL unless `acl`, and the object as
+/// [`StoredObject::print_json`] prints it.
+pub fn decode(bytes: &[u8], acl: bool, fields: &[&str]) -> StorageResult<(StoredObject, Vec<u8>)> {
     let corrupt = |e: serde_json::Error| StorageError::Corrupt(e.to_string());
     let s: Stored<'_> = serde_json::from_slice(bytes).map_err(corrupt)?;
     let permissions = match s.permissions {
@@ -90,8 +91,12 @@ pub fn decode(bytes: &[u8], acl: bool) -> StorageResult<(StoredObject, Vec<u8>)>
     };
     let mut out = Vec::with_capacity(bytes.len());
     out.push(b'{');
+    let mut kept = Map::new();
     if let (false, Some(data)) = (s.deleted, s.data) {
         print_fields(&mut out, data.get())?;
+        if !fields.is_empty() {
+            kept = keep_fields(data.get(), fields)?;
+        }
     }
     out.extend_from_slice(b"\"id\":");
     print_str(&mut out, &s.id);
@@ -105,10 +110,26 @@ pub fn decode(bytes: &[u8], acl: bool) -> StorageResult<(StoredObject, Vec<u8>)>
         id: s.id.into_owned(),
         last_modified: s.last_modified,
         deleted: s.deleted,
-        data: Map::new(),
+        data: kept,
         permissions,
     };
     Ok((object, out))
+}
+
+/// The entries of the stored object `data` named in `fields`, built.
+fn keep_fields(data: &str, fields: &[&str]) -> StorageResult<Map<String, serde_json::Value>> {
+    let corrupt = |e: serde_json::Error| StorageError::Corrupt(e.to_string());
+    let all: Fields<'_> = serde_json::from_str(data).map_err(corrupt)?;
+    let mut kept = Map::new();
+    for (k, v) in all.0 {
+        if fields.contains(&k.as_ref()) {
+            kept.insert(
+                k.into_owned(),
+                serde_json::from_str(v.get()).map_err(corrupt)?,
+            );
+        }
+    }
+    Ok(kept)
 }
 
 /// The entries of the stored object `data`, each followed by a comma.
@@ -160,7 +181,8 @@ mod tests {
     }
 
     /// A lean row prints exactly what the whole object prints, keeps its
-    /// metadata and ACL, and leaves its fields out.
+    /// metadata, its ACL when asked and the fields asked (as built whole),
+    /// and leaves the other fields out.
     #[test]
     fn a_lean_row_prints_what_the_whole_object_prints() {
         let cases = [
@@ -194,8 +216,16 @@ mod tests {
         ];
         for bytes in cases {
             let whole: StoredObject = serde_json::from_slice(&bytes).expect("whole");
-            for acl in [true, false] {
-                let (lean, printed) = decode(&bytes, acl).expect("lean");
+            let asked: [&[&str]; 3] = [
+                &[],
+                &["title", "nested", "absent"],
+                &["k\"ey\n", "plain", "label"],
+            ];
+            for (acl, fields) in [true, false]
+                .into_iter()
+                .flat_map(|a| asked.map(|f| (a, f)))
+            {
+                let (lean, printed) = decode(&bytes, acl, fields).expect("lean");
                 assert_eq!(
                     String::from_utf8(printed).expect("utf8"),
                     String::from_utf8(whole.print_json()).expect("utf8")
@@ -210,7 +240,9 @@ mod tests {
                     Acl::default()
                 };
                 assert_eq!(lean.permissions, expected);
-                assert!(lean.data.is_empty());
+                let mut kept = whole.data.clone();
+                kept.retain(|k, _| fields.contains(&k.as_str()));
+                assert_eq!(lean.data, kept);
             }
         }
     }
@@ -222,7 +254,10 @@ mod tests {
             b"[]",
             b"{\"id\":\"a\",\"last_modified\":1,\"data\":[1]}",
         ] {
-            assert!(matches!(decode(bad, true), Err(StorageError::Corrupt(_))));
+            assert!(matches!(
+                decode(bad, true, &["x"]),
+                Err(StorageError::Corrupt(_))
+            ));
         }
     }
 }

@@ -89,6 +89,10 @@ pub struct Range<'a> {
     /// caller allowed to see the whole list does not): without, a backend
     /// may leave them empty.
     pub acl: bool,
+    /// With `lean`, the top-level `data` keys the caller does read (a
+    /// query's filters and sorts): a backend keeps those in each row's
+    /// `data`, so a filtered page needs no row built whole.
+    pub fields: &'a [&'a str],
 }
 
 impl Range<'_> {
@@ -111,7 +115,7 @@ pub struct Chunk {
     pub next: Option<Cursor>,
     /// Empty, or (for a [`Range::lean`] walk) each row of `rows` as Kinto
     /// shows it ([`StoredObject::print_json`]), those rows' `data` then
-    /// left empty.
+    /// holding only the [`Range::fields`] they have.
     pub printed: Vec<Vec<u8>>,
 }
 

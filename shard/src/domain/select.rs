@@ -182,19 +182,20 @@ fn data_keys<'n>(names: &[&'n str]) -> Vec<&'n str> {
     keys
 }
 
-/// The rows to ask of the store next. An ordered page that took every row
-/// of the last chunk (the token's own row aside) lacks only a few: asking
-/// for those few, not twice the last chunk, halves what a deep page reads.
-/// Scaled by what the store gave of what was asked, since it passes over
-/// tombstones (a long run of them grows the chunks fast). Otherwise rows
-/// are being filtered out: twice the last chunk.
-fn next_chunk(page: &Page<'_>, last: usize, read: usize, offered: usize) -> usize {
+/// The rows to ask of the store next. An ordered page lacks only a few
+/// rows: ask for those few at the rate the last chunk gave them (rows asked
+/// per row the page took), not twice the last chunk, which halves what a
+/// deep page reads and most of what a filtered one reads past its end. The
+/// rate counts what the store passed over (tombstones: a long run of them
+/// grows the chunks fast) and what filters dropped. A chunk that gave the
+/// page nothing, or a page that must see every row: twice the last chunk.
+fn next_chunk(page: &Page<'_>, last: usize, offered: usize) -> usize {
     let took = page.rows.len().saturating_sub(offered);
     match page.want {
-        Some(want) if page.ordered && took.saturating_add(1) >= read => {
+        Some(want) if page.ordered && took > 0 => {
             // The rows missing, and one more: the row that shows the page ends.
             let missing = want.saturating_sub(page.rows.len()).saturating_add(1);
-            missing.saturating_mul(last).div_ceil(read.max(1))
+            missing.saturating_mul(last).div_ceil(took)
         }
         _ => last.saturating_mul(2),
     }
@@ -238,7 +239,7 @@ pub async fn select(
     'walk: loop {
         budget.check()?;
         let chunk = w.storage.scan(&range).await?;
-        let (read, offered) = (chunk.rows.len(), page.rows.len());
+        let offered = page.rows.len();
         let mut printed = chunk.printed.into_iter();
         for (i, o) in chunk.rows.into_iter().enumerate() {
             // Each row's, or none at all.
@@ -279,7 +280,7 @@ pub async fn select(
         }
         let Some(next) = chunk.next else { break };
         range.from = Some(next);
-        range.limit = next_chunk(&page, range.limit, read, offered);
+        range.limit = next_chunk(&page, range.limit, offered);
         tokio::task::yield_now().await;
     }
     page.trim();

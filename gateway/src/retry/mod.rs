@@ -237,6 +237,22 @@ mod tests {
         assert_eq!(delays, vec![5, 10, 20, 40, 80, 160, 200, 200]);
     }
 
+    /// A call that does not run until its third try (`count` counts the tries).
+    fn runs_on_the_third_try(count: &Mutex<u32>) -> impl Future<Output = Result<u32, KintoError>> {
+        let n = {
+            let mut c = count.lock().expect("count");
+            *c += 1;
+            *c
+        };
+        async move {
+            if n < 3 {
+                Err(not_run())
+            } else {
+                Ok(n)
+            }
+        }
+    }
+
     fn not_run() -> KintoError {
         KintoError::new(ErrorKind::NotRun)
     }
@@ -247,26 +263,7 @@ mod tests {
         let tries = Arc::new(Mutex::new(0u32));
         let count = Arc::clone(&tries);
         let result = crate::deadline::within(Duration::from_secs(5), async {
-            routed(
-                &live,
-                0,
-                |_| None,
-                |_, _| {
-                    let n = {
-                        let mut c = count.lock().expect("count");
-                        *c += 1;
-                        *c
-                    };
-                    async move {
-                        if n < 3 {
-                            Err(not_run())
-                        } else {
-                            Ok(n)
-                        }
-                    }
-                },
-            )
-            .await
+            routed(&live, 0, |_| None, |_, _| runs_on_the_third_try(&count)).await
         })
         .await
         .expect("in time");
@@ -274,21 +271,7 @@ mod tests {
         let tries = Arc::new(Mutex::new(0u32));
         let count = Arc::clone(&tries);
         let result = crate::deadline::within(Duration::from_secs(5), async {
-            unrouted(|| {
-                let n = {
-                    let mut c = count.lock().expect("count");
-                    *c += 1;
-                    *c
-                };
-                async move {
-                    if n < 3 {
-                        Err(not_run())
-                    } else {
-                        Ok(n)
-                    }
-                }
-            })
-            .await
+            unrouted(|| runs_on_the_third_try(&count)).await
         })
         .await
         .expect("in time");

@@ -31,7 +31,8 @@ pub struct Row {
     pub view: Value,
     pub object: StoredObject,
     /// The object as Kinto shows it, when a lean walk had the store print
-    /// it (its `data` then empty); `None`: print `object`.
+    /// it (its `data` then holds only the fields the query reads); `None`:
+    /// print `object`.
     pub printed: Option<Vec<u8>>,
 }
 

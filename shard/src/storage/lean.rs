@@ -93,10 +93,7 @@ pub fn decode(bytes: &[u8], acl: bool, fields: &[&str]) -> StorageResult<(Stored
     out.push(b'{');
     let mut kept = Map::new();
     if let (false, Some(data)) = (s.deleted, s.data) {
-        print_fields(&mut out, data.get())?;
-        if !fields.is_empty() {
-            kept = keep_fields(data.get(), fields)?;
-        }
+        kept = print_fields(&mut out, data.get(), fields)?;
     }
     out.extend_from_slice(b"\"id\":");
     print_str(&mut out, &s.id);
@@ -116,47 +113,42 @@ pub fn decode(bytes: &[u8], acl: bool, fields: &[&str]) -> StorageResult<(Stored
     Ok((object, out))
 }
 
-/// The entries of the stored object `data` named in `fields`, built.
-fn keep_fields(data: &str, fields: &[&str]) -> StorageResult<Map<String, serde_json::Value>> {
-    let corrupt = |e: serde_json::Error| StorageError::Corrupt(e.to_string());
-    let all: Fields<'_> = serde_json::from_str(data).map_err(corrupt)?;
-    let mut kept = Map::new();
-    for (k, v) in all.0 {
-        if fields.contains(&k.as_ref()) {
-            kept.insert(
-                k.into_owned(),
-                serde_json::from_str(v.get()).map_err(corrupt)?,
-            );
-        }
-    }
-    Ok(kept)
-}
-
-/// The entries of the stored object `data`, each followed by a comma.
-fn print_fields(out: &mut Vec<u8>, data: &str) -> StorageResult<()> {
+/// Prints the entries of the stored object `data`, each followed by a
+/// comma, and returns those named in `fields`, built: one pass over them.
+fn print_fields(
+    out: &mut Vec<u8>,
+    data: &str,
+    fields: &[&str],
+) -> StorageResult<Map<String, serde_json::Value>> {
     let corrupt = |e: String| StorageError::Corrupt(e);
     let inner = (data.strip_prefix('{').and_then(|d| d.strip_suffix('}')))
         .ok_or_else(|| corrupt(format!("data is not an object: {data:.40}")))?;
+    let mut kept = Map::new();
     // Stored compact by `serde_json`, so a key `id` reads `"id"`: without
-    // either name anywhere, the entries are copied whole.
-    if !data.contains("\"id\"") && !data.contains("\"last_modified\"") {
+    // either name anywhere, and no field asked, the entries are copied whole.
+    if fields.is_empty() && !data.contains("\"id\"") && !data.contains("\"last_modified\"") {
         if !inner.is_empty() {
             out.extend_from_slice(inner.as_bytes());
             out.push(b',');
         }
-        return Ok(());
+        return Ok(kept);
     }
-    let fields: Fields<'_> = serde_json::from_str(data).map_err(|e| corrupt(e.to_string()))?;
-    for (k, v) in &fields.0 {
+    let all: Fields<'_> = serde_json::from_str(data).map_err(|e| corrupt(e.to_string()))?;
+    for (k, v) in all.0 {
         // As `print_json`: never stored there, and would be duplicates.
-        if k != "id" && k != "last_modified" {
-            print_str(out, k);
-            out.push(b':');
-            out.extend_from_slice(v.get().as_bytes());
-            out.push(b',');
+        if k == "id" || k == "last_modified" {
+            continue;
+        }
+        print_str(out, &k);
+        out.push(b':');
+        out.extend_from_slice(v.get().as_bytes());
+        out.push(b',');
+        if fields.contains(&k.as_ref()) {
+            let value = serde_json::from_str(v.get()).map_err(|e| corrupt(e.to_string()))?;
+            kept.insert(k.into_owned(), value);
         }
     }
-    Ok(())
+    Ok(kept)
 }
 
 fn print_str(out: &mut Vec<u8>, s: &str) {

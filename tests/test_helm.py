@@ -71,6 +71,10 @@ def values_file(case):
     return yaml.safe_load((CHART / f"ci/{case}-values.yaml").read_text()) if case != "default" else {}
 
 
+def is_cql(case):
+    return values_file(case).get("storage", {}).get("backend") == "cql"
+
+
 # --- helm lint and template ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("case", CASES)
@@ -290,14 +294,62 @@ def test_the_operator_watches_a_cluster_of_the_charts_shards(rendered, case):
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     granted = {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"]
                for r in rule["resources"]}
-    assert granted == {
+    expected = {
         ("kinto-rs.dev", "kintoclusters"): {"get", "list", "watch"},
         ("kinto-rs.dev", "kintoclusters/status"): {"get", "patch", "update"},
         ("coordination.k8s.io", "leases"): {"get", "create", "update"},
         ("events.k8s.io", "events"): {"create", "patch"},
     }
+    if is_cql(case):  # the operator sizes the shards' StatefulSet there, and only there
+        expected[("apps", "statefulsets")] = {"get", "list", "watch"}
+        expected[("apps", "statefulsets/scale")] = {"get", "patch", "update"}
+    assert granted == expected
     if values_file(case).get("mtls", {}).get("enabled"):
         assert env["KINTO_GRPC_CLIENT_CERT_FILE"]["value"].startswith("/etc/kinto/mtls/")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_on_cql_the_operator_owns_the_shard_count(rendered, case):
+    """On CQL the shards share the map in the keyspace, so the operator reshards: the map decides the count
+    (placement_managed; shard_count only seeds it) and the KintoCluster names the StatefulSet the operator sizes.
+    The embedded store's map is a file per machine: its count stays static."""
+    docs = rendered[case]
+    shard_cfg = configmap(docs, "shard")
+    cluster = one(docs, "KintoCluster")
+    sts = one(docs, "StatefulSet", "-shard")
+    # A first install (no live release to look up) seeds the map with shards.replicas.
+    assert json.loads(shard_cfg["KINTO_SHARD_COUNT"]) == sts["spec"]["replicas"] == cluster["spec"]["shards"]
+    if is_cql(case):
+        assert shard_cfg["KINTO_PLACEMENT_MANAGED"] == "true"
+        assert cluster["spec"]["shardStatefulSet"] == sts["metadata"]["name"]
+    else:
+        assert "KINTO_PLACEMENT_MANAGED" not in shard_cfg
+        assert "shardStatefulSet" not in cluster["spec"]
+
+
+def test_cql_without_the_operator_keeps_a_static_map(helm):
+    docs = render(helm, *CASES["cql"], "--set", "operator.enabled=false")
+    assert not [d for d in docs if d["kind"] in ("KintoCluster", "Role")]
+    shard_cfg = configmap(docs, "shard")
+    assert "KINTO_PLACEMENT_MANAGED" not in shard_cfg
+    assert json.loads(shard_cfg["KINTO_SHARD_COUNT"]) == one(docs, "StatefulSet", "-shard")["spec"]["replicas"] == 5
+
+
+@pytest.mark.parametrize("case", ["embedded", "cql"])
+def test_each_tier_rolls_on_a_change_of_its_own_settings(helm, rendered, case):
+    """The shards' checksum covers their ConfigMap alone: a gateway-only change (as the gateways' shard_urls on a
+    CQL reshard) rolls no shard, and a shard setting still rolls them."""
+    def checksums(docs):
+        return {w["metadata"]["name"]: w["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+                for w in (one(docs, "Deployment", "-gateway"), one(docs, "StatefulSet", "-shard"))}
+
+    base = checksums(rendered[case])
+    gateway_name, shard_name = (f"{RELEASE}-kinto-rs-{c}" for c in ("gateway", "shard"))
+    gateway_only = checksums(render(helm, *CASES[case], "--set", "gateway.settings.paginate_by=7"))
+    assert gateway_only[shard_name] == base[shard_name]
+    assert gateway_only[gateway_name] != base[gateway_name]
+    shard_only = checksums(render(helm, *CASES[case], "--set", "shards.settings.paginate_by=7"))
+    assert shard_only[shard_name] != base[shard_name]
 
 
 # --- a real kube-apiserver ----------------------------------------------------------------------------------
@@ -337,11 +389,16 @@ def test_every_rendered_manifest_passes_a_server_side_dry_run(kube, rendered, ca
     assert len(rendered[case]) >= 10
 
 
+def helm_env(kube):
+    """helm against this API server, with its own cache and config (nothing of the user's)."""
+    return {"KUBECONFIG": str(kube.dir / "kubeconfig"), "HELM_CACHE_HOME": str(kube.dir / "helm-cache"),
+            "HELM_CONFIG_HOME": str(kube.dir / "helm-config"), "HELM_DATA_HOME": str(kube.dir / "helm-data")}
+
+
 def test_helm_install_and_upgrade_keep_the_generated_secret(kube, helm):
     """A real `helm install` then `helm upgrade` (no hooks with the embedded store): the generated
     userid_hmac_secret must survive the upgrade, or every basicauth user id would change."""
-    env = {"KUBECONFIG": str(kube.dir / "kubeconfig"), "HELM_CACHE_HOME": str(kube.dir / "helm-cache"),
-           "HELM_CONFIG_HOME": str(kube.dir / "helm-config"), "HELM_DATA_HOME": str(kube.dir / "helm-data")}
+    env = helm_env(kube)
     release, namespace = "upg", "kinto-upgrade"
     common = [str(CHART), "--namespace", namespace, "--set", "shards.replicas=2"]
     run_helm(helm, "install", release, *common, "--create-namespace", env=env)
@@ -367,3 +424,83 @@ def test_helm_install_and_upgrade_keep_the_generated_secret(kube, helm):
     r = kube.http.get(f"{kube.base}/apis/apps/v1/namespaces/{namespace}/statefulsets/{release}-kinto-rs-shard",
                       timeout=30)
     assert r.json()["spec"]["replicas"] == 3
+
+
+def test_helm_upgrade_reshards_a_cql_release_through_the_operator(kube, helm):
+    """On CQL `helm upgrade --set shards.replicas=N` is the knob: the KintoCluster asks the operator for N shards,
+    while the StatefulSet keeps the replicas that run (the operator scales it, once the map names the new shards)
+    and the shards keep their settings (the seed of the map), so no shard pod rolls. No hooks: no kubelet runs
+    the migration Job here."""
+    env = helm_env(kube)
+    release, namespace = "cqlup", "kinto-cql-upgrade"
+    common = [str(CHART), "--namespace", namespace, *CASES["cql"], "--no-hooks"]
+    full = f"{release}-kinto-rs"
+
+    def get(path):
+        r = kube.http.get(f"{kube.base}{path}", timeout=30)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def shard_statefulset():
+        return get(f"/apis/apps/v1/namespaces/{namespace}/statefulsets/{full}-shard")
+
+    def shard_config():
+        return get(f"/api/v1/namespaces/{namespace}/configmaps/{full}-shard")["data"]
+
+    def cluster():
+        return get(f"/apis/kinto-rs.dev/v1alpha1/namespaces/{namespace}/kintoclusters/{full}")
+
+    run_helm(helm, "install", release, *common, "--set", "shards.replicas=2", "--create-namespace", env=env)
+    before = shard_statefulset()
+    assert before["spec"]["replicas"] == 2 and cluster()["spec"]["shards"] == 2
+    assert shard_config()["KINTO_SHARD_COUNT"] == "2"
+
+    run_helm(helm, "upgrade", release, *common, "--set", "shards.replicas=3", env=env)
+    spec = cluster()["spec"]
+    assert spec["shards"] == 3
+    assert spec["shardStatefulSet"] == f"{full}-shard" == before["metadata"]["name"]
+    after = shard_statefulset()
+    # helm leaves the pod count to the operator: no pod goes before its slots have moved.
+    assert after["spec"]["replicas"] == 2
+    shard_cfg = shard_config()
+    assert shard_cfg["KINTO_SHARD_COUNT"] == "2"
+    assert shard_cfg["KINTO_PLACEMENT_MANAGED"] == "true"
+    # The pod template is unchanged (same settings checksum): the upgrade rolls no shard.
+    assert after["spec"]["template"] == before["spec"]["template"]
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]
+    # The gateways list the shards the release heads for.
+    gateway_cfg = get(f"/api/v1/namespaces/{namespace}/configmaps/{full}-gateway")["data"]
+    assert len(gateway_cfg["KINTO_SHARD_URLS"].split(",")) == 3
+
+    # The apiserver's own verdict on the operator's Role: it may scale the shards' StatefulSet, and no more.
+    def operator_may(verb, resource, subresource=""):
+        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {
+            "user": f"system:serviceaccount:{namespace}:{full}-operator",
+            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"],
+            "resourceAttributes": {"namespace": namespace, "verb": verb, "group": "apps", "resource": resource,
+                                   "subresource": subresource, "name": f"{full}-shard"}}}
+        r = kube.http.post(f"{kube.base}/apis/authorization.k8s.io/v1/subjectaccessreviews", json=review, timeout=30)
+        assert r.status_code == 201, r.text
+        return r.json()["status"]["allowed"]
+
+    assert operator_may("patch", "statefulsets", "scale")
+    assert operator_may("get", "statefulsets")
+    assert not operator_may("patch", "statefulsets")
+    assert not operator_may("delete", "statefulsets")
+
+    # When the operator has scaled the StatefulSet, an upgrade keeps what runs (and the seed stays).
+    r = kube.http.patch(f"{kube.base}/apis/apps/v1/namespaces/{namespace}/statefulsets/{full}-shard/scale",
+                        json={"spec": {"replicas": 3}}, headers={"Content-Type": "application/merge-patch+json"},
+                        timeout=30)
+    assert r.status_code == 200, r.text
+    run_helm(helm, "upgrade", release, *common, "--set", "shards.replicas=3", "--set", "settings.paginate_by=50",
+             env=env)
+    assert shard_statefulset()["spec"]["replicas"] == 3
+    assert shard_config()["KINTO_SHARD_COUNT"] == "2"
+    assert shard_config()["KINTO_PAGINATE_BY"] == "50"
+
+    # Without the operator nothing would move the slots: a count change is refused, and says what to do.
+    r = run_helm(helm, "upgrade", release, *common, "--set", "shards.replicas=4", "--set", "operator.enabled=false",
+                 env=env, check=False)
+    assert r.returncode != 0 and "operator.enabled=true" in r.stderr, r.stderr
+    assert shard_statefulset()["spec"]["replicas"] == 3

@@ -6,6 +6,7 @@ over. Moves themselves are run by the rebalance coordinator (docs/placement.md);
 own part. Ours only (Kinto has no operator)."""
 
 import json
+import os
 import subprocess
 import time
 
@@ -14,7 +15,7 @@ import yaml
 
 import requests
 
-from harness import BIN, _clean_env, _die_with_parent, _env_settings, free_port
+from harness import BIN, _clean_env, _die_with_parent, _env_settings, cql_contact_point, free_port
 from kube import running
 
 NAMESPACE = "kinto-op"
@@ -188,38 +189,80 @@ def test_the_generated_crd_is_the_one_the_chart_installs():
     assert committed == printed
 
 
-def test_the_operator_moves_slots_to_the_shards_its_spec_asks_for(kube, tmp_path):
-    """An embedded deployment (one placement directory, as the operator's `operator_placement_dir`): growing
-    `spec.shards` from 2 to 4 names the new shards in the map, whose processes then start, and moves a quarter
-    of the slots to each, even though the operator is killed in the middle (its successor resumes); shrinking
-    to 3 moves shard 3's slots away and drops it from the map. The data written before is read back through the
-    gateway after each change."""
+def create_statefulset(kube, namespace, name):
+    """A StatefulSet object for the operator to scale. No kubelet runs it: the test starts the shard processes
+    its replicas ask for, as Kubernetes would start pods."""
+    r = kube.http.post(f"{kube.base}/apis/apps/v1/namespaces/{namespace}/statefulsets", json={
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name},
+        "spec": {"replicas": 2, "serviceName": name, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}},
+                              "spec": {"containers": [{"name": "shard", "image": "kinto-rs"}]}}}}, timeout=30)
+    assert r.status_code == 201, r.text
+
+
+def replicas_of(kube, namespace, name):
+    r = kube.http.get(f"{kube.base}/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}", timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()["spec"]["replicas"]
+
+
+@pytest.mark.parametrize("backend", ["embedded", "cql"])
+def test_the_operator_moves_slots_to_the_shards_its_spec_asks_for(kube, tmp_path, backend):
+    """Growing `spec.shards` from 2 to 4 names the new shards in the map, then grows the shards' StatefulSet
+    (whose processes the test then starts, as a kubelet would), and moves a quarter of the slots to each, even
+    though the operator is killed in the middle (its successor resumes); shrinking to 3 moves shard 3's slots
+    away, drops it from the map and only then shrinks the StatefulSet. The data written before is read back
+    through the gateway after each change.
+
+    embedded: one placement directory, given to the operator as `operator_placement_dir`. cql: the map is in
+    the keyspace; the operator links no driver and changes it through the shards (ShardAdmin.SwapMap), and the
+    shards run with `placement_managed` and the seed count 2 whatever the map says, as the Helm chart starts
+    them."""
+    if backend == "cql" and not cql_contact_point():
+        pytest.skip("the cql backend needs KINTO_TEST_CQL=host:port (tests/run starts Cassandra)")
     install_crd(kube)
-    namespace = "kinto-moves"
+    namespace = f"kinto-moves-{backend}"
     r = kube.http.post(f"{kube.base}/api/v1/namespaces", json={
         "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}, timeout=30)
     assert r.status_code == 201, r.text
+    create_statefulset(kube, namespace, "shards")
     port = free_port()
     placement = tmp_path / "placement"
     procs = {}
     settings = _env_settings({"userid_hmac_secret": "operator-test", "bucket_create_principals":
                               "system.Authenticated", "multiauth_policies": "basicauth"})
+    if backend == "cql":
+        keyspace = "t_operator_" + os.urandom(4).hex()
+        store = {"KINTO_STORAGE_BACKEND": "cql", "KINTO_CQL_CONTACT_POINTS": cql_contact_point(),
+                 "KINTO_CQL_KEYSPACE": keyspace, "KINTO_CQL_REQUEST_TIMEOUT_MS": "20000"}
+        subprocess.run([str(BIN / "kinto-shard"), "migrate"], env={**_clean_env(), **store}, check=True,
+                       capture_output=True, timeout=120)
+        shard_store, gateway_store, operator_store = {**store, "KINTO_PLACEMENT_MANAGED": "true"}, {}, {}
+    else:
+        shard_store = gateway_store = {"KINTO_PLACEMENT_DIR": str(placement)}
+        operator_store = {"KINTO_OPERATOR_PLACEMENT_DIR": str(placement)}
 
     def start_shard(i, count):
         procs[i] = spawn([str(BIN / "kinto-shard")], {
-            **settings, "KINTO_BIND": f"127.0.1.{i}:{port}", "KINTO_DATA_DIR": str(tmp_path / f"shard-{i}"),
-            "KINTO_SHARD_INDEX": str(i), "KINTO_SHARD_COUNT": str(count), "KINTO_PLACEMENT_DIR": str(placement),
-            "KINTO_PLACEMENT_POLL_MS": "50"}, tmp_path / f"shard-{i}.log")
+            **settings, **shard_store, "KINTO_BIND": f"127.0.1.{i}:{port}",
+            "KINTO_DATA_DIR": str(tmp_path / f"shard-{i}"), "KINTO_SHARD_INDEX": str(i),
+            "KINTO_SHARD_COUNT": str(2 if backend == "cql" else count), "KINTO_PLACEMENT_POLL_MS": "50"},
+            tmp_path / f"shard-{i}.log")
 
     def stored_map():
-        return json.loads((placement / "map.json").read_text())
+        if backend == "embedded":
+            return json.loads((placement / "map.json").read_text())
+        out = subprocess.run([str(BIN / "kinto-shard"), "admin", "map"], env={**_clean_env(), **store},
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
 
     try:
         for i in range(2):
             start_shard(i, 2)
         gateway_port = free_port()
         procs["gateway"] = spawn([str(BIN / "kinto-gateway")], {
-            **settings, "KINTO_BIND": f"127.0.0.1:{gateway_port}", "KINTO_PLACEMENT_DIR": str(placement),
+            **settings, **gateway_store, "KINTO_BIND": f"127.0.0.1:{gateway_port}",
             "KINTO_SHARD_URLS": ",".join(f"http://127.0.1.{i}:{port}" for i in range(2)),
             "KINTO_PLACEMENT_POLL_MS": "100"}, tmp_path / "gateway.log")
         url = f"http://127.0.0.1:{gateway_port}/v1"
@@ -228,20 +271,20 @@ def test_the_operator_moves_slots_to_the_shards_its_spec_asks_for(kube, tmp_path
                 return requests.get(f"{url}/__heartbeat__", timeout=5).status_code == 200
             except requests.ConnectionError:
                 return False
-        wait_for(up, 30, "the gateway")
+        wait_for(up, 60, "the gateway")
         auth = ("alice", "secret")
         written = {}
         for b in range(24):
-            requests.put(f"{url}/buckets/ob{b}", auth=auth, timeout=10).raise_for_status()
-            requests.put(f"{url}/buckets/ob{b}/collections/c", auth=auth, timeout=10).raise_for_status()
+            requests.put(f"{url}/buckets/ob{b}", auth=auth, timeout=30).raise_for_status()
+            requests.put(f"{url}/buckets/ob{b}/collections/c", auth=auth, timeout=30).raise_for_status()
             r = requests.put(f"{url}/buckets/ob{b}/collections/c/records/r", json={"data": {"b": b}}, auth=auth,
-                             timeout=10)
+                             timeout=30)
             assert r.status_code == 201, r.text
             written[b] = r.json()["data"]["last_modified"]
 
         def all_readable():
             for b, stamp in written.items():
-                r = requests.get(f"{url}/buckets/ob{b}/collections/c/records/r", auth=auth, timeout=10)
+                r = requests.get(f"{url}/buckets/ob{b}/collections/c/records/r", auth=auth, timeout=30)
                 assert r.status_code == 200, (b, r.status_code, r.text)
                 assert r.json()["data"]["last_modified"] == stamp
         all_readable()
@@ -250,20 +293,23 @@ def test_the_operator_moves_slots_to_the_shards_its_spec_asks_for(kube, tmp_path
         r = kube.http.post(cluster_url(kube, namespace=namespace), json={
             "apiVersion": f"{GROUP}/{VERSION}", "kind": "KintoCluster", "metadata": {"name": name},
             "spec": {"shards": 2, "shardAddressTemplate": f"http://127.0.1.{{index}}:{port}",
-                     "moveBatchSlots": 64}}, timeout=30)
+                     "moveBatchSlots": 64, "shardStatefulSet": "shards"}}, timeout=30)
         assert r.status_code == 201, r.text
         def start_operator(who):
             procs[who] = spawn([str(BIN / "kinto-operator")], {
-                "KUBECONFIG": str(kube.dir / "kubeconfig"), "KINTO_OPERATOR_NAMESPACE": namespace,
+                **operator_store, "KUBECONFIG": str(kube.dir / "kubeconfig"), "KINTO_OPERATOR_NAMESPACE": namespace,
                 "KINTO_OPERATOR_IDENTITY": who, "KINTO_OPERATOR_LEASE_SECONDS": str(LEASE_SECONDS),
-                "KINTO_OPERATOR_POLL_SECONDS": "1", "KINTO_OPERATOR_PLACEMENT_DIR": str(placement),
-                "KINTO_OPERATOR_FREEZE_TIMEOUT_SECONDS": "2"}, tmp_path / f"{who}.log")
+                "KINTO_OPERATOR_POLL_SECONDS": "1", "KINTO_OPERATOR_FREEZE_TIMEOUT_SECONDS": "2"},
+                tmp_path / f"{who}.log")
         start_operator("mover")
         wait_for(lambda: status_of(kube, name, namespace).get("phase") == "Balanced", 60, "a Balanced status")
+        assert replicas_of(kube, namespace, "shards") == 2
 
-        # 2 -> 4: the operator names shards 2 and 3 in the map; only then can their processes start.
+        # 2 -> 4: the operator names shards 2 and 3 in the map, then grows the StatefulSet, whose new pods can
+        # only start once the map names them.
         set_shards(kube, name, 4, namespace)
-        wait_for(lambda: {"2", "3"} <= set(stored_map()["shards"]), 30, "the new shards in the map")
+        wait_for(lambda: replicas_of(kube, namespace, "shards") == 4, 60, "the StatefulSet to grow")
+        assert {"2", "3"} <= set(stored_map()["shards"])
         for i in (2, 3):
             start_shard(i, 4)
         # The operator dies in the middle of the moves: its successor (after the lease) resumes them from the map.
@@ -278,11 +324,17 @@ def test_the_operator_moves_slots_to_the_shards_its_spec_asks_for(kube, tmp_path
         assert not stored_map().get("moving")
         all_readable()
 
-        # 4 -> 3: shard 3's slots go to the others, then the map drops it.
+        # 4 -> 3: shard 3's slots go to the others, then the map drops it, and only then its pod goes.
         set_shards(kube, name, 3, namespace)
-        wait_for(lambda: (s := status_of(kube, name, namespace)).get("phase") == "Balanced"
-                 and s.get("slotsPerShard") == [1366, 1365, 1365], 180, "the data spread over 3 shards")
-        wait_for(lambda: "3" not in stored_map()["shards"], 30, "shard 3 to leave the map")
+        def shard_3_gone():
+            replicas = replicas_of(kube, namespace, "shards")
+            named = "3" in stored_map()["shards"]
+            assert replicas == 4 or not named, "the StatefulSet shrank while the map still names shard 3"
+            return replicas == 3
+        wait_for(shard_3_gone, 180, "the StatefulSet to shrink")
+        status = status_of(kube, name, namespace)
+        assert status["phase"] == "Balanced" and status["slotsPerShard"] == [1366, 1365, 1365], status
+        stop(procs.pop(3))
         all_readable()
     finally:
         for proc in procs.values():

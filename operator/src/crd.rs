@@ -34,6 +34,13 @@ pub struct KintoClusterSpec {
     #[serde(default = "default_move_batch_slots")]
     #[schemars(range(min = 1, max = 4096))]
     pub move_batch_slots: u32,
+    /// The StatefulSet of the shard processes, whose `replicas` the operator
+    /// then keeps at the shards the map needs: grown before slots move to
+    /// new shards, shrunk only once the map no longer names the removed
+    /// ones (so no pod holding slots is stopped). Unset: the processes are
+    /// started and stopped by someone else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard_stateful_set: Option<String>,
 }
 
 fn default_move_batch_slots() -> u32 {
@@ -122,6 +129,7 @@ mod tests {
             shards: 2,
             shard_address_template: "http://kinto-shard-{index}.kinto-shard:50051".into(),
             move_batch_slots: 16,
+            shard_stateful_set: None,
         };
         assert_eq!(
             spec.shard_address(3),

@@ -8,6 +8,7 @@ mod leader;
 mod moves;
 mod observe;
 mod reconcile;
+mod scale;
 
 use clap::Parser;
 use futures_util::StreamExt;
@@ -68,10 +69,16 @@ async fn run(cli: Cli) -> Result<(), String> {
         instance: Some(identity.clone()),
     };
     let tls = cfg.shard_tls()?;
-    let mover = cfg
-        .operator_placement_dir
-        .clone()
-        .map(|dir| moves::Mover::new(dir, tls.clone(), cfg.freeze_timeout(), Arc::clone(&elector)));
+    let place = match cfg.operator_placement_dir.clone() {
+        Some(dir) => moves::MapPlace::Dir(dir),
+        None => moves::MapPlace::Shards,
+    };
+    let mover = moves::Mover::new(
+        place,
+        tls.clone(),
+        cfg.freeze_timeout(),
+        Arc::clone(&elector),
+    );
     let ctx = Arc::new(reconcile::Context {
         client: client.clone(),
         elector: Arc::clone(&elector),

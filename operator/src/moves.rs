@@ -5,10 +5,16 @@
 //! moves slots a batch at a time. The task stops before its next batch when
 //! this replica loses its lease; whatever it leaves moving, the map records,
 //! and the next leader's rebalance resumes it.
+//!
+//! The map is changed where it is stored: a placement directory the
+//! operator shares with the shards (an embedded deployment on one machine),
+//! or, through the shards' admin API, the CQL keyspace they share.
 
 use crate::crd::KintoClusterSpec;
 use crate::leader::Elector;
-use kinto_rebalance::Coordinator;
+use kinto_placement::file_store::FileMapStore;
+use kinto_placement::store::MapStore;
+use kinto_rebalance::{Coordinator, ShardsMapStore};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -25,8 +31,18 @@ pub struct RunState {
     pub error: Option<String>,
 }
 
+/// Where the operator changes a cluster's map.
+pub enum MapPlace {
+    /// The placement directory the shards share (`operator_placement_dir`).
+    Dir(PathBuf),
+    /// Whatever store the shards share, through any of them
+    /// (`ShardAdmin.SwapMap`); a shard whose map is a file of its own
+    /// machine refuses, and the status says so.
+    Shards,
+}
+
 pub struct Mover {
-    pub placement_dir: PathBuf,
+    pub place: MapPlace,
     pub tls: Option<ClientTlsConfig>,
     pub freeze_timeout: Duration,
     pub elector: Arc<Elector>,
@@ -35,13 +51,13 @@ pub struct Mover {
 
 impl Mover {
     pub fn new(
-        placement_dir: PathBuf,
+        place: MapPlace,
         tls: Option<ClientTlsConfig>,
         freeze_timeout: Duration,
         elector: Arc<Elector>,
     ) -> Self {
         Mover {
-            placement_dir,
+            place,
             tls,
             freeze_timeout,
             elector,
@@ -53,13 +69,36 @@ impl Mover {
         lock(&self.runs).get(cluster).cloned().unwrap_or_default()
     }
 
+    /// Records why the cluster's moves could not go on (shown in its status
+    /// until a rebalance runs again).
+    pub fn failed(&self, cluster: &str, why: String) {
+        lock(&self.runs)
+            .entry(cluster.to_owned())
+            .or_default()
+            .error = Some(why);
+    }
+
     fn coordinator(&self, spec: &KintoClusterSpec) -> Coordinator {
-        Coordinator::new(
-            &self.placement_dir,
+        let store: Arc<dyn MapStore> = match &self.place {
+            MapPlace::Dir(dir) => Arc::new(FileMapStore::new(dir)),
+            MapPlace::Shards => Arc::new(ShardsMapStore::new(
+                (0..spec.shards).map(|i| spec.shard_address(i)).collect(),
+                self.tls.clone(),
+            )),
+        };
+        Coordinator::of_store(
+            store,
             self.tls.clone(),
             spec.move_batch_slots as usize,
             self.freeze_timeout,
         )
+    }
+
+    /// One more than the greatest shard id the stored map names: shards
+    /// beyond the spec's count stay named until their slots moved away.
+    pub async fn shards_named(&self, spec: &KintoClusterSpec) -> Result<u32, String> {
+        let map = self.coordinator(spec).load().await?;
+        Ok(map.shards.keys().next_back().map_or(0, |id| id + 1))
     }
 
     /// Names shards `0..spec.shards` in the map at their addresses (a no-op

@@ -6,6 +6,7 @@ use crate::crd::{Condition, KintoCluster, KintoClusterStatus};
 use crate::leader::Elector;
 use crate::moves::Mover;
 use crate::observe::{self, Observed};
+use crate::scale;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -17,8 +18,7 @@ use tonic::transport::ClientTlsConfig;
 pub struct Context {
     pub client: kube::Client,
     pub elector: Arc<Elector>,
-    /// Set when the operator may move slots (it was given the map's place).
-    pub mover: Option<Mover>,
+    pub mover: Mover,
     pub recorder: Recorder,
     pub tls: Option<ClientTlsConfig>,
     pub poll: Duration,
@@ -47,21 +47,14 @@ pub async fn reconcile(kc: Arc<KintoCluster>, ctx: Arc<Context>) -> Result<Actio
     let replies = observe::shards(&kc.spec, count, ctx.tls.as_ref(), ctx.shard_timeout).await;
     let seen = observe::layout(&replies, kc.spec.shards);
     let key = format!("{}/{name}", kc.namespace().unwrap_or_default());
-    let run = match &ctx.mover {
-        Some(mover) => {
-            drive(mover, &key, &kc, &seen).await;
-            Some(mover.state(&key))
-        }
-        None => None,
-    };
+    drive(&ctx, &key, &kc, &seen).await;
+    let run = ctx.mover.state(&key);
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
     let mut status = next_status(&kc, &previous, &seen, ctx.elector.identity(), &now);
-    if let Some(run) = run {
-        status.slots_moved = run.moved;
-        if let (Some(why), false) = (&run.error, seen.balanced()) {
-            if let Some(c) = status.conditions.iter_mut().find(|c| c.type_ == "Balanced") {
-                c.message = format!("{}; the last rebalance stopped: {why}", c.message);
-            }
+    status.slots_moved = run.moved;
+    if let (Some(why), false) = (&run.error, seen.balanced()) {
+        if let Some(c) = status.conditions.iter_mut().find(|c| c.type_ == "Balanced") {
+            c.message = format!("{}; the last rebalance stopped: {why}", c.message);
         }
     }
     if status != previous {
@@ -92,16 +85,43 @@ pub async fn reconcile(kc: Arc<KintoCluster>, ctx: Arc<Context>) -> Result<Actio
     Ok(Action::requeue(ctx.poll))
 }
 
-/// Names the wanted shards in the map, and starts the moves once every one
-/// of them answers and the data is whole.
-async fn drive(mover: &Mover, key: &str, kc: &KintoCluster, seen: &Observed) {
-    if let Err(e) = mover.join_wanted(&kc.spec).await {
-        tracing::warn!(cluster = %key, error = %e, "cannot name the wanted shards in the map");
+/// Names the wanted shards in the map, runs as many shard processes as the
+/// map needs (a shard being emptied keeps its process), and starts the
+/// moves once every wanted shard answers and the data is whole: to balance
+/// the slots, or to drop from the map shards a rebalance emptied but did
+/// not get to drop (its coordinator stopped in between).
+async fn drive(ctx: &Context, key: &str, kc: &KintoCluster, seen: &Observed) {
+    let (mover, spec) = (&ctx.mover, &kc.spec);
+    if seen.balanced() && spec.shard_stateful_set.is_none() {
         return;
     }
-    let wanted_down = seen.unreachable.iter().any(|(i, _)| *i < kc.spec.shards);
-    if seen.whole() && !seen.balanced() && !wanted_down {
-        mover.start(key, &kc.spec);
+    if let Err(e) = mover.join_wanted(spec).await {
+        tracing::warn!(cluster = %key, error = %e, "cannot name the wanted shards in the map");
+        mover.failed(
+            key,
+            format!("cannot name the wanted shards in the map: {e}"),
+        );
+        return;
+    }
+    let named = match mover.shards_named(spec).await {
+        Ok(n) => n,
+        Err(e) => {
+            mover.failed(key, format!("cannot read the map: {e}"));
+            return;
+        }
+    };
+    if let Some(set) = &spec.shard_stateful_set {
+        let wanted = spec.shards.max(named);
+        if let Err(e) = scale::keep_replicas(&ctx.client, kc.namespace(), set, wanted).await {
+            tracing::warn!(cluster = %key, error = %e, "cannot scale the shards");
+            mover.failed(key, format!("cannot scale StatefulSet {set}: {e}"));
+            return;
+        }
+    }
+    let wanted_down = seen.unreachable.iter().any(|(i, _)| *i < spec.shards);
+    let retiring = named > spec.shards;
+    if seen.whole() && (!seen.balanced() || retiring) && !wanted_down {
+        mover.start(key, spec);
     }
 }
 
@@ -219,6 +239,7 @@ mod tests {
                 shards,
                 shard_address_template: "http://s{index}:1".into(),
                 move_batch_slots: 16,
+                shard_stateful_set: None,
             },
         );
         kc.metadata.generation = Some(3);

@@ -10,9 +10,12 @@ use crate::moves::Mover;
 use crate::storage::slots::{SlotEntry, SlotState, StreamDigest};
 use futures::{Stream, StreamExt};
 use kinto_placement::live::{LiveMap, Placement};
+use kinto_placement::map::ShardMap;
+use kinto_placement::store::{MapStore, Swap};
 use kinto_proto::pb::shard_admin_server::{ShardAdmin, ShardAdminServer};
 use kinto_proto::pb::{
     self, SlotPage, SlotRange, SlotsReply, SlotsRequest, StageReply, StatusReply, StatusRequest,
+    SwapMapReply, SwapMapRequest,
 };
 use std::pin::Pin;
 use std::sync::Arc;
@@ -31,6 +34,9 @@ pub struct AdminService {
     map: Arc<LiveMap>,
     /// `None` on a store whose data stays put: moves are refused.
     mover: Option<Arc<Mover>>,
+    /// The deployment's map store when every shard shares it (CQL), for
+    /// `SwapMap`; `None` refuses it.
+    shared_map: Option<Arc<dyn MapStore>>,
 }
 
 /// The admin service of shard `index`, reporting from `map`.
@@ -38,8 +44,14 @@ pub fn build(
     index: u32,
     map: Arc<LiveMap>,
     mover: Option<Arc<Mover>>,
+    shared_map: Option<Arc<dyn MapStore>>,
 ) -> ShardAdminServer<AdminService> {
-    ShardAdminServer::new(AdminService { index, map, mover })
+    ShardAdminServer::new(AdminService {
+        index,
+        map,
+        mover,
+        shared_map,
+    })
 }
 
 fn ranges(slots: &[u32]) -> Vec<SlotRange> {
@@ -377,5 +389,107 @@ impl ShardAdmin for AdminService {
             "the map still places it on this shard",
         )?;
         self.settle(slots, generation, &[SlotState::Foreign]).await
+    }
+
+    async fn swap_map(
+        &self,
+        request: Request<SwapMapRequest>,
+    ) -> Result<Response<SwapMapReply>, Status> {
+        let store = self.shared_map.clone().ok_or_else(|| {
+            refused(
+                "this shard's map is a file of its own machine: change it where the shards \
+                 share it (`kinto-shard admin`, or the operator's operator_placement_dir)",
+            )
+        })?;
+        let SwapMapRequest {
+            expected_generation,
+            map,
+        } = request.into_inner();
+        let next =
+            ShardMap::from_json(&map).map_err(|e| Status::invalid_argument(format!("map: {e}")))?;
+        let swapped = store
+            .compare_and_set(expected_generation, &next)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        match swapped {
+            Swap::Done => {
+                // Serve by it now rather than at the next poll; the watcher
+                // catches up anyway if this fails.
+                if let Err(e) = self.map_at(next.generation).await {
+                    tracing::warn!(error = %e.message(), "swapped the map but could not load it");
+                }
+                Ok(Response::new(SwapMapReply {
+                    done: true,
+                    current: Vec::new(),
+                }))
+            }
+            Swap::Stale(current) => Ok(Response::new(SwapMapReply {
+                done: false,
+                current: current.map(|m| m.to_json()).unwrap_or_default(),
+            })),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kinto_placement::file_store::FileMapStore;
+
+    fn service(shared_map: Option<Arc<dyn MapStore>>) -> AdminService {
+        AdminService {
+            index: 0,
+            map: crate::placement::fixed(2),
+            mover: None,
+            shared_map,
+        }
+    }
+
+    async fn swap(
+        s: &AdminService,
+        expected: Option<u64>,
+        map: Vec<u8>,
+    ) -> Result<SwapMapReply, Status> {
+        s.swap_map(Request::new(SwapMapRequest {
+            expected_generation: expected,
+            map,
+        }))
+        .await
+        .map(Response::into_inner)
+    }
+
+    #[tokio::test]
+    async fn a_map_of_this_machine_is_never_swapped_through_the_api() {
+        let refused = swap(&service(None), None, ShardMap::initial(2, &[]).to_json()).await;
+        assert_eq!(
+            refused.map(|_| ()).unwrap_err().code(),
+            tonic::Code::FailedPrecondition
+        );
+    }
+
+    #[tokio::test]
+    async fn a_shared_map_is_swapped_only_over_the_generation_it_follows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = service(Some(Arc::new(FileMapStore::new(dir.path()))));
+        let first = ShardMap::initial(2, &[]);
+        assert!(swap(&s, None, first.to_json()).await.expect("first").done);
+        // A second "first map" comes too late, and learns the stored one.
+        let late = swap(&s, None, first.to_json()).await.expect("late");
+        assert!(!late.done);
+        assert_eq!(ShardMap::from_json(&late.current).ok(), Some(first.clone()));
+        let next = first.announce(&[7], 1);
+        assert!(
+            swap(&s, Some(first.generation), next.to_json())
+                .await
+                .expect("next")
+                .done
+        );
+        let stale = swap(&s, Some(first.generation), next.announce(&[8], 1).to_json()).await;
+        assert!(!stale.expect("stale").done);
+        let bad = swap(&s, Some(next.generation), b"{}".to_vec()).await;
+        assert_eq!(
+            bad.map(|_| ()).unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
     }
 }

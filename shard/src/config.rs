@@ -20,6 +20,11 @@ pub struct ShardConfig {
     /// `data_dir/placement`); shards given the same directory share one map.
     #[serde(default)]
     pub placement_dir: Option<PathBuf>,
+    /// The stored map decides the shard count, which an operator changes by
+    /// moving slots (the Helm chart on CQL): `shard_count` then only seeds a
+    /// new deployment's first map, and is not compared with the stored one.
+    #[serde(default)]
+    pub placement_managed: bool,
     /// How often the stored shard map is checked for a change (a `stat`).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub placement_poll_ms: Option<u64>,

@@ -176,8 +176,9 @@ mod tests {
                 1 << 20,
             )
             .expect("store");
-        let servers = crate::server::build(storage, &raw, &cfg, 0, crate::placement::fixed(1))
-            .expect("build");
+        let servers =
+            crate::server::build(storage, &raw, &cfg, 0, crate::placement::fixed(1), None)
+                .expect("build");
         let drain = Arc::clone(&servers.drain);
         let (listener, addr) = crate::server::bind("127.0.0.1:0").await.expect("bind");
         let (signal, stop) = tokio::sync::oneshot::channel::<()>();

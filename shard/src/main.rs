@@ -47,7 +47,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let transport = kinto_shard::tls::transport(&cfg)?;
     let count = cfg.shard_count.unwrap_or(1).max(1) as u32;
     let index = cfg.shard_index.unwrap_or(0) as u32;
-    if index >= count {
+    if index >= count && !cfg.placement_managed {
         return Err(format!(
             "shard_index {index} is not below shard_count {count}"
         ));
@@ -60,7 +60,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let stored = map.shards.len();
-    if stored != count as usize {
+    if stored != count as usize && !cfg.placement_managed {
         return Err(format!(
             "{place} holds a map of {stored} shards (generation {}), not {count}: start with \
              shard_count {stored}, or change the count by a rebalance (docs/placement.md)",
@@ -74,9 +74,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             map.generation
         ));
     }
+    // Where every shard reads the same map (CQL), a coordinator without a
+    // driver may change it through any of them (ShardAdmin.SwapMap).
+    let shared = (!backend.is_local()).then(|| Arc::clone(&store));
     let map = kinto_shard::placement::watched(store, &map, cfg.placement_poll())?;
     let storage = backend.open(&cfg, index, count)?;
-    let servers = kinto_shard::server::build(Arc::clone(&storage), &raw, &cfg, index, map)?;
+    let servers = kinto_shard::server::build(Arc::clone(&storage), &raw, &cfg, index, map, shared)?;
     if let Some(bind) = &cfg.metrics_bind {
         kinto_runtime::metrics::serve(bind).await?;
     }

@@ -363,9 +363,10 @@ pub fn build(
     cfg: &crate::config::ShardConfig,
     index: u32,
     map: Arc<LiveMap>,
+    shared_map: Option<Arc<dyn kinto_placement::store::MapStore>>,
 ) -> Result<Servers, String> {
     let service = service(storage, raw, cfg, index, Arc::clone(&map))?;
-    let admin = crate::admin::build(index, map, service.mover.clone());
+    let admin = crate::admin::build(index, map, service.mover.clone(), shared_map);
     let drain = service.drain();
     let shard = ShardServer::new(service)
         .max_decoding_message_size(64 * 1024 * 1024)

@@ -137,7 +137,8 @@ impl Coordinator {
         }
     }
 
-    async fn load(&self) -> Result<ShardMap, String> {
+    /// The stored map, which must exist.
+    pub async fn load(&self) -> Result<ShardMap, String> {
         self.store
             .load()
             .await

@@ -3,5 +3,7 @@
 //! steps, and the operator links no shard code.
 
 mod coordinator;
+mod shards_store;
 
 pub use coordinator::{Coordinator, Progress};
+pub use shards_store::ShardsMapStore;

@@ -74,6 +74,55 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- toYaml $s }}
 {{- end }}
 
+{{/* "true" when the operator changes the shard count: on CQL the shards share one map in the keyspace, so the
+     operator moves slots and sizes the shards' StatefulSet. The embedded store's map is a file per machine
+     (it would need a ReadWriteMany volume): there the count stays fixed. */}}
+{{- define "kinto-rs.operatorReshards" -}}
+{{- if and (include "kinto-rs.isCql" .) .Values.operator.enabled }}true{{ end }}
+{{- end }}
+
+{{/* The shards' `shard_count`. Where the operator reshards, the stored map decides the count and this only seeds a
+     new deployment's first map: an upgrade keeps the seed the live ConfigMap holds, so changing `shards.replicas`
+     leaves the shards' settings, and so their pods, as they are. */}}
+{{- define "kinto-rs.shardCount" -}}
+{{- $count := int .Values.shards.replicas }}
+{{- if include "kinto-rs.operatorReshards" . }}
+{{- $live := lookup "v1" "ConfigMap" .Release.Namespace (printf "%s-shard" (include "kinto-rs.fullname" .)) }}
+{{- with index ($live | default dict) "data" | default dict }}
+{{- with index . "KINTO_SHARD_COUNT" }}{{ $count = int . }}{{ end }}
+{{- end }}
+{{- end }}
+{{- $count }}
+{{- end }}
+
+{{/* The shards' ConfigMap data (KINTO_* variables): a define, so that the StatefulSet's checksum covers it alone
+     and a change of the gateways' settings (their shard_urls) rolls no shard. */}}
+{{- define "kinto-rs.shardEnv" -}}
+{{- $shard := dict "bind" (printf "0.0.0.0:%d" (int .Values.shards.port)) "shard_count" (include "kinto-rs.shardCount" . | int) }}
+{{- if include "kinto-rs.operatorReshards" . }}
+{{- $_ := set $shard "placement_managed" "true" }}
+{{- end }}
+{{- if .Values.shards.metricsPort }}
+{{- $_ := set $shard "metrics_bind" (printf "0.0.0.0:%d" (int .Values.shards.metricsPort)) }}
+{{- end }}
+{{- if .Values.mtls.enabled }}
+{{- /* The gateway -> shard channel's mutual TLS (docs/security.md, docs/configuration.md). */}}
+{{- $_ := set $shard "grpc_client_ca_file" "/etc/kinto/mtls/ca.crt" }}
+{{- $_ := set $shard "grpc_server_cert_file" "/etc/kinto/mtls/shard.crt" }}
+{{- $_ := set $shard "grpc_server_key_file" "/etc/kinto/mtls/shard.key" }}
+{{- else }}
+{{- /* Without mtls, as for the gateways (configmap.yaml). */}}
+{{- $_ := set $shard "grpc_insecure" "true" }}
+{{- end }}
+{{- if include "kinto-rs.isCql" . }}
+{{- $shard = merge $shard (include "kinto-rs.cqlSettings" . | fromYaml) }}
+{{- else }}
+{{- $_ := set $shard "storage_backend" "embedded" }}
+{{- $_ := set $shard "data_dir" "/data" }}
+{{- end }}
+{{- include "kinto-rs.envMap" (merge $shard .Values.shards.settings .Values.settings) | trim }}
+{{- end }}
+
 {{- define "kinto-rs.isCql" -}}
 {{- if eq .Values.storage.backend "cql" }}true{{ else if ne .Values.storage.backend "embedded" }}{{ fail "storage.backend must be embedded or cql" }}{{ end }}
 {{- end }}

@@ -266,3 +266,49 @@ def test_a_batch_left_moving_is_resumed_or_aborted(deployment):
     assert owners(stored)[slot(bucket)] == 2
     r = requests.get(f"{d.url}/buckets/{bucket}/collections/c", auth=auth, timeout=30)
     assert r.status_code == 200, r.text
+
+
+def killed_after_announcing(d, shards):
+    """Runs a rebalance to `shards` and SIGKILLs its coordinator right after it announced its first batch. Shard 0,
+    the batch's old owner, is SIGSTOPped meanwhile, so the coordinator is stuck in its freeze call when it dies
+    (not further on). Returns the batch's `(first, last)` slots, as the coordinator printed them."""
+    d.procs[0].send_signal(signal.SIGSTOP)
+    try:
+        proc = d.rebalance_in_background(shards)
+        lines, reader = watch(proc, "announced", proc.kill)
+        proc.wait(timeout=60)
+        reader.join(timeout=30)
+    finally:
+        d.procs[0].send_signal(signal.SIGCONT)
+    line = next(line for line in lines if "announced" in line)
+    assert "shard 0 -> shard 2" in line, lines
+    first, last = line.split("(", 1)[1].split(")", 1)[0].split("..=")
+    return int(first), int(last)
+
+
+@pytest.mark.targets("split")
+def test_a_batch_a_dead_coordinator_left_moving_is_aborted_or_resumed(deployment):
+    """A coordinator killed in the middle of a batch leaves it in the map, whichever store holds the map (on CQL a
+    keyspace row that only the coordinator's lightweight transactions change): `abort` rolls it back, and the old
+    owner takes writes for its slots again; a later `rebalance` resumes it before moving anything else."""
+    d = deployment
+    auth = ("user0", "pw")
+    d.admin("join", "--shard", "2", "--address", f"http://127.0.0.1:{d.ports.setdefault(2, free_port())}")
+    d.start_shard(2, 3)
+    first, last = killed_after_announcing(d, 3)
+    assert d.stored_map().get("moving"), "the dead coordinator's batch is in the map"
+    out = d.admin("abort").stdout
+    assert f"rolled back {last - first + 1} slots ({first}..={last}) shard 0 -> shard 2" in out, out
+    assert "moving" not in d.stored_map()
+    bucket = next(b for b in (f"dead{i}" for i in range(100000)) if first <= slot(b) <= last)
+    r = requests.put(f"{d.url}/buckets/{bucket}", auth=auth, timeout=30)
+    assert r.status_code == 201, r.text
+    first, last = killed_after_announcing(d, 3)
+    assert first <= slot(bucket) <= last, "the same batch is announced again"
+    out = d.admin("rebalance", "--shards", "3").stdout
+    assert f"resuming {last - first + 1} slots ({first}..={last}) shard 0 -> shard 2" in out, out
+    assert "balanced over 3 shards" in out, out
+    assert owners(d.stored_map())[slot(bucket)] == 2
+    r = requests.get(f"{d.url}/buckets/{bucket}", auth=auth, timeout=30)
+    assert r.status_code == 200, r.text
+    assert_settled(d, 3)

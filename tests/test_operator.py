@@ -210,7 +210,8 @@ def replicas_of(kube, namespace, name):
 def test_the_operator_moves_slots_to_the_shards_its_spec_asks_for(kube, tmp_path, backend):
     """Growing `spec.shards` from 2 to 4 names the new shards in the map, then grows the shards' StatefulSet
     (whose processes the test then starts, as a kubelet would), and moves a quarter of the slots to each, even
-    though the operator is killed in the middle (its successor resumes); shrinking to 3 moves shard 3's slots
+    though the leading operator replica is killed in the middle (its successor resumes; the other replica moved
+    nothing while it led); shrinking to 3 moves shard 3's slots
     away, drops it from the map and only then shrinks the StatefulSet. The data written before is read back
     through the gateway after each change.
 
@@ -301,9 +302,14 @@ def test_the_operator_moves_slots_to_the_shards_its_spec_asks_for(kube, tmp_path
                 "KINTO_OPERATOR_IDENTITY": who, "KINTO_OPERATOR_LEASE_SECONDS": str(LEASE_SECONDS),
                 "KINTO_OPERATOR_POLL_SECONDS": "1", "KINTO_OPERATOR_FREEZE_TIMEOUT_SECONDS": "2"},
                 tmp_path / f"{who}.log")
-        start_operator("mover")
-        wait_for(lambda: status_of(kube, name, namespace).get("phase") == "Balanced", 60, "a Balanced status")
+        # Two replicas, as the chart runs them: one leads and moves, the other waits.
+        for who in ("op-a", "op-b"):
+            start_operator(who)
+        status = wait_for(lambda: (s := status_of(kube, name, namespace)).get("phase") == "Balanced" and s, 60,
+                          "a Balanced status")
         assert replicas_of(kube, namespace, "shards") == 2
+        leader = status["leader"]
+        standby = next(w for w in ("op-a", "op-b") if w != leader)
 
         # 2 -> 4: the operator names shards 2 and 3 in the map, then grows the StatefulSet, whose new pods can
         # only start once the map names them.
@@ -312,14 +318,19 @@ def test_the_operator_moves_slots_to_the_shards_its_spec_asks_for(kube, tmp_path
         assert {"2", "3"} <= set(stored_map()["shards"])
         for i in (2, 3):
             start_shard(i, 4)
-        # The operator dies in the middle of the moves: its successor (after the lease) resumes them from the map.
+        # The leader dies in the middle of the moves (and is started again, as a Deployment would): a successor
+        # (after the lease) resumes them from the map. Until then the standby moved nothing.
         wait_for(lambda: stored_map().get("moving"), 60, "a batch moving")
-        procs["mover"].kill()
-        procs["mover"].wait()
-        start_operator("successor")
+        procs[leader].kill()
+        procs[leader].wait()
+        batch_lines = ("announced", "resuming", "handed off", "rolled back")
+        assert any(w in (tmp_path / f"{leader}.log").read_text() for w in batch_lines)
+        before = (tmp_path / f"{standby}.log").read_text()
+        assert not any(w in before for w in batch_lines), "two replicas moved slots at once:\n" + before
+        start_operator("restarted")
         status = wait_for(lambda: (s := status_of(kube, name, namespace)).get("phase") == "Balanced"
                           and s.get("slotsPerShard") == [1024] * 4 and s, 180, "the data spread over 4 shards")
-        assert status["leader"] == "successor"
+        assert status["leader"] in (standby, "restarted")
         assert 0 < status["slotsMoved"] <= 2048
         assert not stored_map().get("moving")
         all_readable()

@@ -31,8 +31,8 @@ pub struct Row {
     pub view: Value,
     pub object: StoredObject,
     /// The object as Kinto shows it, when a lean walk had the store print
-    /// it (its `data` then holds only the fields the query reads); `None`:
-    /// print `object`.
+    /// it (its `data` then empty: the fields the query reads were moved to
+    /// `view`); `None`: print `object`.
     pub printed: Option<Vec<u8>>,
 }
 
@@ -149,15 +149,27 @@ impl Page<'_> {
 /// query's fields `names` can reach: what filters and sorts read, without
 /// copying the rest of each row. A field path reaches the top-level keys that
 /// are the path cut at one of its dots, or whole ([`query::lookup`]).
-fn view(o: &StoredObject, names: &[&str]) -> Value {
-    let mut m = Map::new();
+///
+/// `take` moves those fields out of `o.data` instead of copying them: a row
+/// the store printed is never built from its `data` again.
+fn view(o: &mut StoredObject, names: &[&str], take: bool) -> Value {
+    // Sized once: the fields, `id`, `last_modified`, `deleted`.
+    let mut m = Map::with_capacity(names.len() + 3);
     if !o.deleted {
         for name in names {
             let cuts = name.match_indices('.').map(|(i, _)| i);
             for cut in cuts.chain([name.len()]) {
                 let key = name.get(..cut).unwrap_or_default();
-                if let Some(v) = o.data.get(key).filter(|_| !m.contains_key(key)) {
-                    m.insert(key.to_owned(), v.clone());
+                if m.contains_key(key) {
+                    continue;
+                }
+                let value = if take {
+                    o.data.remove(key)
+                } else {
+                    o.data.get(key).cloned()
+                };
+                if let Some(v) = value {
+                    m.insert(key.to_owned(), v);
                 }
             }
         }
@@ -242,7 +254,7 @@ pub async fn select(
         let chunk = w.storage.scan(&range).await?;
         let offered = page.rows.len();
         let mut printed = chunk.printed.into_iter();
-        for (i, o) in chunk.rows.into_iter().enumerate() {
+        for (i, mut o) in chunk.rows.into_iter().enumerate() {
             // Each row's, or none at all.
             let printed = printed.next();
             if i % ROWS_PER_CHECK == ROWS_PER_CHECK - 1 {
@@ -255,7 +267,7 @@ pub async fn select(
                 continue;
             }
             visible += 1;
-            let json = view(&o, &names);
+            let json = view(&mut o, &names, printed.is_some());
             if !query::matches(&json, &q.filters) {
                 continue;
             }

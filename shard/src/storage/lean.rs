@@ -9,7 +9,7 @@
 //! again would give: copying them yields the same bytes.
 
 use super::{Acl, StorageError, StorageResult, StoredObject};
-use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Map;
@@ -84,17 +84,33 @@ impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
 /// [`StoredObject::print_json`] prints it.
 pub fn decode(bytes: &[u8], acl: bool, fields: &[&str]) -> StorageResult<(StoredObject, Vec<u8>)> {
     let corrupt = |e: serde_json::Error| StorageError::Corrupt(e.to_string());
-    let s: Stored<'_> = serde_json::from_slice(bytes).map_err(corrupt)?;
+    let mut out = Vec::with_capacity(bytes.len());
+    out.push(b'{');
+    let mut kept = Map::new();
+    let s = if fields.is_empty() {
+        // `data` as one raw value: copied whole unless it must be cut.
+        let s: Stored<'_> = serde_json::from_slice(bytes).map_err(corrupt)?;
+        if let (false, Some(data)) = (s.deleted, s.data) {
+            print_fields(&mut out, data.get())?;
+        }
+        s
+    } else {
+        // Fields to keep: `data` read entry by entry, in the same pass.
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let s = OnePass {
+            out: &mut out,
+            fields,
+            kept: &mut kept,
+        }
+        .deserialize(&mut de)
+        .map_err(corrupt)?;
+        de.end().map_err(corrupt)?;
+        s
+    };
     let permissions = match s.permissions {
         Some(raw) if acl => serde_json::from_str(raw.get()).map_err(corrupt)?,
         _ => Acl::default(),
     };
-    let mut out = Vec::with_capacity(bytes.len());
-    out.push(b'{');
-    let mut kept = Map::new();
-    if let (false, Some(data)) = (s.deleted, s.data) {
-        kept = print_fields(&mut out, data.get(), fields)?;
-    }
     out.extend_from_slice(b"\"id\":");
     print_str(&mut out, &s.id);
     // Writing into a `Vec` cannot fail.
@@ -113,42 +129,130 @@ pub fn decode(bytes: &[u8], acl: bool, fields: &[&str]) -> StorageResult<(Stored
     Ok((object, out))
 }
 
+/// The stored document read in one pass when fields are kept: each entry
+/// of `data` printed into `out` (followed by a comma) as it is read, those
+/// named in `fields` built into `kept`. Reading `data` as one raw value
+/// first, then its entries, would scan it twice.
+struct OnePass<'x> {
+    out: &'x mut Vec<u8>,
+    fields: &'x [&'x str],
+    kept: &'x mut Map<String, serde_json::Value>,
+}
+
+impl<'de, 'x> DeserializeSeed<'de> for OnePass<'x> {
+    type Value = Stored<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, 'x> Visitor<'de> for OnePass<'x> {
+    type Value = Stored<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a stored object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let (mut id, mut last_modified, mut deleted, mut permissions) = (None, None, false, None);
+        let start = self.out.len();
+        while let Some(Key(k)) = m.next_key::<Key<'de>>()? {
+            match k.as_ref() {
+                "id" => id = Some(m.next_value::<Key<'de>>()?.0),
+                "last_modified" => last_modified = Some(m.next_value::<u64>()?),
+                "deleted" => deleted = m.next_value()?,
+                "data" => m.next_value_seed(Entries {
+                    out: &mut *self.out,
+                    fields: self.fields,
+                    kept: &mut *self.kept,
+                })?,
+                "permissions" => permissions = m.next_value::<Option<&'de RawValue>>()?,
+                _ => {
+                    m.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        if deleted {
+            // A tombstone shows no fields (never stored with any).
+            self.out.truncate(start);
+            self.kept.clear();
+        }
+        Ok(Stored {
+            id: id.ok_or_else(|| A::Error::missing_field("id"))?,
+            last_modified: last_modified.ok_or_else(|| A::Error::missing_field("last_modified"))?,
+            deleted,
+            data: None,
+            permissions,
+        })
+    }
+}
+
+/// `data`'s entries, for [`OnePass`].
+struct Entries<'x> {
+    out: &'x mut Vec<u8>,
+    fields: &'x [&'x str],
+    kept: &'x mut Map<String, serde_json::Value>,
+}
+
+impl<'de, 'x> DeserializeSeed<'de> for Entries<'x> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, 'x> Visitor<'de> for Entries<'x> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<(), A::Error> {
+        while let Some(Key(k)) = m.next_key::<Key<'de>>()? {
+            let v = m.next_value::<&'de RawValue>()?;
+            print_entry(self.out, &k, v);
+            if self.fields.contains(&k.as_ref()) && !is_meta(&k) {
+                let value = serde_json::from_str(v.get()).map_err(A::Error::custom)?;
+                self.kept.insert(k.into_owned(), value);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `id` and `last_modified` are never stored in `data` (and would print as
+/// duplicates), as [`StoredObject::print_json`] has it.
+fn is_meta(key: &str) -> bool {
+    key == "id" || key == "last_modified"
+}
+
+/// Prints one entry of `data` and a comma, unless it is a metadata key.
+fn print_entry(out: &mut Vec<u8>, key: &str, value: &RawValue) {
+    if !is_meta(key) {
+        print_str(out, key);
+        out.push(b':');
+        out.extend_from_slice(value.get().as_bytes());
+        out.push(b',');
+    }
+}
+
 /// Prints the entries of the stored object `data`, each followed by a
-/// comma, and returns those named in `fields`, built: one pass over them.
-fn print_fields(
-    out: &mut Vec<u8>,
-    data: &str,
-    fields: &[&str],
-) -> StorageResult<Map<String, serde_json::Value>> {
+/// comma.
+fn print_fields(out: &mut Vec<u8>, data: &str) -> StorageResult<()> {
     let corrupt = |e: String| StorageError::Corrupt(e);
     let inner = (data.strip_prefix('{').and_then(|d| d.strip_suffix('}')))
         .ok_or_else(|| corrupt(format!("data is not an object: {data:.40}")))?;
-    let mut kept = Map::new();
     // Stored compact by `serde_json`, so a key `id` reads `"id"`: without
-    // either name anywhere, and no field asked, the entries are copied whole.
-    if fields.is_empty() && !data.contains("\"id\"") && !data.contains("\"last_modified\"") {
+    // either name anywhere, the entries are copied whole.
+    if !data.contains("\"id\"") && !data.contains("\"last_modified\"") {
         if !inner.is_empty() {
             out.extend_from_slice(inner.as_bytes());
             out.push(b',');
         }
-        return Ok(kept);
+        return Ok(());
     }
     let all: Fields<'_> = serde_json::from_str(data).map_err(|e| corrupt(e.to_string()))?;
     for (k, v) in all.0 {
-        // As `print_json`: never stored there, and would be duplicates.
-        if k == "id" || k == "last_modified" {
-            continue;
-        }
-        print_str(out, &k);
-        out.push(b':');
-        out.extend_from_slice(v.get().as_bytes());
-        out.push(b',');
-        if fields.contains(&k.as_ref()) {
-            let value = serde_json::from_str(v.get()).map_err(|e| corrupt(e.to_string()))?;
-            kept.insert(k.into_owned(), value);
-        }
+        print_entry(out, &k, v);
     }
-    Ok(kept)
+    Ok(())
 }
 
 fn print_str(out: &mut Vec<u8>, s: &str) {

@@ -8,6 +8,7 @@ a few buckets among `--big-buckets` buckets of another user.
 """
 
 import base64
+import http.client
 import json
 import statistics
 import time
@@ -40,6 +41,29 @@ def call(url, method="GET", body=None, user="bench", timeout=600):
         raw, status, headers = e.read(), e.code, {k.lower(): v for k, v in e.headers.items()}
     elapsed = time.perf_counter() - t0
     return status, headers, (json.loads(raw) if raw else None), elapsed
+
+
+class KeepAlive:
+    """One connection kept open across requests, as kinto-http.py's `requests.Session` and browsers keep theirs:
+    timing without a new TCP connection and urllib's set-up per request, the floor `call` adds to both servers."""
+
+    def __init__(self, base):
+        parts = urllib.parse.urlsplit(base)
+        self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=600)
+
+    def call(self, url, user="bench"):
+        parts = urllib.parse.urlsplit(url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        t0 = time.perf_counter()
+        self.conn.request("GET", path, headers={"Authorization": auth(user)})
+        r = self.conn.getresponse()
+        raw = r.read()
+        elapsed = time.perf_counter() - t0
+        headers = {k.lower(): v for k, v in r.getheaders()}
+        return r.status, headers, (json.loads(raw) if raw else None), elapsed
+
+    def close(self):
+        self.conn.close()
 
 
 def batch(base, requests, user):
@@ -76,23 +100,23 @@ def populate(base, n, buckets):
     return round(time.time() - t0, 1)
 
 
-def median_ms(url, user="bench"):
+def median_ms(url, user="bench", client=None):
     times = []
     for _ in range(REPEAT):
-        status, _, _, s = call(url, user=user)
+        status, _, _, s = (client.call if client else call)(url, user=user)
         if status != 200:
             raise SystemExit(f"{url}: {status}")
         times.append(s)
     return round(1000 * statistics.median(times), 2)
 
 
-def paginate(url):
+def paginate(url, client=None):
     """Seconds to follow `Next-Page` from `url` to the end, the part of them spent waiting for the server
     (request sent to body read, without this client's JSON decoding, which costs both servers the same), and
     the records seen."""
     t0, waited, seen = time.perf_counter(), 0.0, 0
     while url:
-        status, headers, body, elapsed = call(url)
+        status, headers, body, elapsed = (client.call if client else call)(url)
         if status != 200:
             raise SystemExit(f"{url}: {status}")
         waited += elapsed
@@ -115,6 +139,15 @@ def measure(base, n):
     r["paginate_s"], r["paginate_server_s"], seen = paginate(f"{records}?_limit=1000")
     if seen != n:
         raise SystemExit(f"full pagination saw {seen} records of {n}")
+    # The same requests on one kept-alive connection.
+    client = KeepAlive(base)
+    try:
+        r["first_page_keepalive_ms"] = median_ms(f"{records}?_limit=10", client=client)
+        r["first_page_filtered_keepalive_ms"] = median_ms(f"{records}?_limit=10&build.channel=beta", client=client)
+        r["paginate_keepalive_s"], r["paginate_server_keepalive_s"], seen = paginate(f"{records}?_limit=1000",
+                                                                                      client)
+    finally:
+        client.close()
     return r
 
 
@@ -130,6 +163,10 @@ def table(results):
             ("paginate_s", "full pagination, `_limit=1000` (s)"),
             ("paginate_server_s", "of which waiting for the server (s)"),
             ("since_recent_ms", "`_since=<recent>` (ms)"),
+            ("first_page_keepalive_ms", "first page, one kept-alive connection (ms)"),
+            ("first_page_filtered_keepalive_ms", "first page, `build.channel=beta`, kept-alive (ms)"),
+            ("paginate_keepalive_s", "full pagination, kept-alive (s)"),
+            ("paginate_server_keepalive_s", "of which waiting for the server, kept-alive (s)"),
             ("permissions_ms", "`/permissions` (ms)")]
     sides = [s for s in ("reference", "kinto_rs") if s in results]
     rows = ["| request | " + " | ".join(sides) + " |", "|---" * (len(sides) + 1) + "|"]

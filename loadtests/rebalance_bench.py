@@ -7,6 +7,10 @@ Two phases on one deployment: `steady` (2 shards, the new ones joined and idle),
 while the slots move: give `--duration` room for the whole rebalance, whose time is reported). Writes
 `<out>/rebalance.json` and prints a summary. Smoke it on a debug build with `--bin-dir target/debug --duration 5`;
 measure on the release build.
+
+With `--cql HOST:PORT` the shards keep data and map in a fresh keyspace of that Cassandra node instead (data stays
+put; a move only freezes, drains and hands off), and the gateway learns the map from the shards. The node is not
+started here (tools/cassandra/start) nor pinned: it shares the machine with both.
 """
 
 import argparse
@@ -38,17 +42,26 @@ def server_env(extra):
 
 
 class Deployment:
-    def __init__(self, bin_dir, data):
+    def __init__(self, bin_dir, data, cql=None):
         self.bin_dir, self.data, self.placement = bin_dir, data, data / "placement"
         self.ports, self.procs = {}, []
+        # Where shards and the coordinator find data and map.
+        self.store = {"KINTO_PLACEMENT_DIR": str(self.placement)}
+        if cql:
+            self.store = {"KINTO_STORAGE_BACKEND": "cql", "KINTO_CQL_CONTACT_POINTS": cql,
+                          "KINTO_CQL_KEYSPACE": f"rebalance_{int(time.time())}",
+                          "KINTO_CQL_REQUEST_TIMEOUT_MS": "20000"}
+            out = subprocess.run([str(bin_dir / "kinto-shard"), "migrate"], env=server_env(self.store),
+                                 capture_output=True, text=True)
+            if out.returncode != 0:
+                raise SystemExit(f"kinto-shard migrate failed: {out.stdout}{out.stderr}")
 
     def url(self, i):
         return f"http://127.0.0.1:{self.ports[i]}"
 
     def shard(self, i, count):
         env = server_env({"KINTO_BIND": f"127.0.0.1:{self.ports[i]}", "KINTO_DATA_DIR": str(self.data / f"shard-{i}"),
-                          "KINTO_SHARD_INDEX": str(i), "KINTO_SHARD_COUNT": str(count),
-                          "KINTO_PLACEMENT_DIR": str(self.placement)})
+                          "KINTO_SHARD_INDEX": str(i), "KINTO_SHARD_COUNT": str(count), **self.store})
         self.start(["kinto-shard"], env)
 
     def start(self, argv, env):
@@ -57,7 +70,7 @@ class Deployment:
         self.procs.append(p)
 
     def admin(self, *args, batch=16):
-        env = server_env({"KINTO_PLACEMENT_DIR": str(self.placement), "KINTO_MOVE_BATCH_SLOTS": str(batch)})
+        env = server_env({**self.store, "KINTO_MOVE_BATCH_SLOTS": str(batch)})
         cmd = ["taskset", "-c", bench.SERVER_CPU, str(self.bin_dir / "kinto-shard"), "admin", *args]
         out = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if out.returncode != 0:
@@ -74,7 +87,9 @@ class Deployment:
             self.admin("join", "--shard", str(i), "--address", self.url(i))
         for i in (2, 3):
             self.shard(i, 4)
-        env = server_env({"KINTO_BIND": f"127.0.0.1:{gateway_port}", "KINTO_PLACEMENT_DIR": str(self.placement),
+        # On CQL the gateway links no driver: it asks the shards for the map.
+        placement = {"KINTO_PLACEMENT_DIR": str(self.placement)} if "KINTO_PLACEMENT_DIR" in self.store else {}
+        env = server_env({"KINTO_BIND": f"127.0.0.1:{gateway_port}", **placement,
                           "KINTO_SHARD_URLS": ",".join(self.url(i) for i in range(4))})
         self.start(["kinto-gateway"], env)
 
@@ -111,6 +126,7 @@ def main():
     parser.add_argument("--rate", type=int, default=500, help="requests per second of the whole load")
     parser.add_argument("--batch-slots", type=int, default=16, help="move_batch_slots of the rebalance")
     parser.add_argument("--out", default="loadtests/out")
+    parser.add_argument("--cql", metavar="HOST:PORT", help="shards on this Cassandra node instead of the embedded store")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -118,13 +134,15 @@ def main():
     data = Path(tempfile.mkdtemp(prefix="kinto-rs-rebalance-"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    d = Deployment(bin_dir, data)
+    d = Deployment(bin_dir, data, args.cql)
     try:
         d.up(port)
         bench.wait_up(url)
         results = {"users": args.users, "rate": args.rate, "duration_s": args.duration,
-                   "move_batch_slots": args.batch_slots, "binaries": bin_dir.name}
-        print(f"storage.sync mix, {args.users} users at {args.rate} req/s; 2 shards, then 2 -> 4")
+                   "move_batch_slots": args.batch_slots, "binaries": bin_dir.name,
+                   "store": "cql" if args.cql else "embedded"}
+        print(f"storage.sync mix, {args.users} users at {args.rate} req/s; 2 shards, then 2 -> 4"
+              + (f" (CQL at {args.cql})" if args.cql else ""))
         results["steady"] = phase(args, bin_dir, out, url, "steady")
         results["rebalance"] = phase(args, bin_dir, out, url, "rebalance",
                                      lambda: d.admin("rebalance", "--shards", "4", batch=args.batch_slots))

@@ -7,7 +7,7 @@ use kinto_placement::{balance, SLOTS};
 use kinto_proto::pb::shard_admin_client::ShardAdminClient;
 use kinto_proto::pb::{StatusReply, StatusRequest};
 use std::time::Duration;
-use tonic::transport::{ClientTlsConfig, Endpoint};
+use tonic::transport::ClientTlsConfig;
 
 /// No shard owns the slot in what was observed.
 const UNKNOWN: u32 = u32::MAX;
@@ -63,19 +63,7 @@ async fn status(
     tls: Option<&ClientTlsConfig>,
     timeout: Duration,
 ) -> Result<StatusReply, String> {
-    let mut endpoint = Endpoint::from_shared(address.to_owned())
-        .map_err(|e| format!("bad address {address}: {e}"))?
-        .connect_timeout(timeout)
-        .timeout(timeout);
-    if let Some(tls) = tls {
-        endpoint = endpoint
-            .tls_config(tls.clone())
-            .map_err(|e| format!("{address}: {}", kinto_runtime::tls::causes(&e)))?;
-    }
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| format!("{address}: {}", kinto_runtime::tls::causes(&e)))?;
+    let channel = kinto_runtime::tls::shard_channel(address, tls, timeout, Some(timeout)).await?;
     ShardAdminClient::new(channel)
         .status(StatusRequest {})
         .await

@@ -14,7 +14,7 @@ use kinto_rebalance::Coordinator;
 use kinto_runtime::tls;
 use std::sync::Arc;
 use std::time::Duration;
-use tonic::transport::{ClientTlsConfig, Endpoint};
+use tonic::transport::ClientTlsConfig;
 
 /// How the commands reach shards over TLS.
 #[derive(clap::Args)]
@@ -161,19 +161,13 @@ fn client_tls(
 }
 
 async fn status(url: &str, tls: Option<ClientTlsConfig>) -> Result<(), String> {
-    let mut endpoint = Endpoint::from_shared(url.to_owned())
-        .map_err(|e| format!("bad url {url}: {e}"))?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(10));
-    if let Some(tls) = tls {
-        endpoint = endpoint
-            .tls_config(tls)
-            .map_err(|e| format!("{url}: {}", tls::causes(&e)))?;
-    }
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| format!("{url}: {}", tls::causes(&e)))?;
+    let channel = tls::shard_channel(
+        url,
+        tls.as_ref(),
+        Duration::from_secs(5),
+        Some(Duration::from_secs(10)),
+    )
+    .await?;
     let reply = ShardAdminClient::new(channel)
         .status(StatusRequest {})
         .await

@@ -20,7 +20,7 @@ use kinto_proto::pb::{SlotPage, SlotsRequest};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig};
 
 /// How long the copy of one batch may take once frozen.
 const COPY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -190,20 +190,16 @@ impl Coordinator {
             .ok_or_else(|| {
                 format!("shard {id} has no address in the map: give it one with `admin join`")
             })?;
-        let mut endpoint = Endpoint::from_shared(address.to_owned())
-            .map_err(|e| format!("bad address {address}: {e}"))?
-            .connect_timeout(Duration::from_secs(2));
-        if let Some(tls) = &self.tls {
-            endpoint = endpoint
-                .tls_config(tls.clone())
-                .map_err(|e| format!("{address}: {}", kinto_runtime::tls::causes(&e)))?;
-        }
-        let channel = endpoint.connect().await.map_err(|e| {
-            format!(
-                "shard {id} at {address}: {}",
-                kinto_runtime::tls::causes(&e)
-            )
-        })?;
+        // No call timeout: a copy streams for as long as the batch needs
+        // (`COPY_TIMEOUT` bounds it).
+        let channel = kinto_runtime::tls::shard_channel(
+            address,
+            self.tls.as_ref(),
+            Duration::from_secs(2),
+            None,
+        )
+        .await
+        .map_err(|e| format!("shard {id} at {e}"))?;
         Ok(ShardAdminClient::new(channel)
             .max_decoding_message_size(64 * 1024 * 1024)
             .max_encoding_message_size(64 * 1024 * 1024))

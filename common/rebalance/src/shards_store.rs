@@ -11,7 +11,7 @@ use kinto_proto::pb::shard_admin_client::ShardAdminClient;
 use kinto_proto::pb::shard_client::ShardClient;
 use kinto_proto::pb::{PlacementMapRequest, SwapMapRequest};
 use std::time::Duration;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig};
 use tonic::Code;
 
 /// The longest one shard may take to connect.
@@ -32,19 +32,13 @@ impl ShardsMapStore {
     }
 
     async fn channel(&self, address: &str) -> Result<Channel, String> {
-        let mut endpoint = Endpoint::from_shared(address.to_owned())
-            .map_err(|e| format!("bad address {address}: {e}"))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(CALL_TIMEOUT);
-        if let Some(tls) = &self.tls {
-            endpoint = endpoint
-                .tls_config(tls.clone())
-                .map_err(|e| format!("{address}: {}", kinto_runtime::tls::causes(&e)))?;
-        }
-        endpoint
-            .connect()
-            .await
-            .map_err(|e| format!("{address}: {}", kinto_runtime::tls::causes(&e)))
+        kinto_runtime::tls::shard_channel(
+            address,
+            self.tls.as_ref(),
+            CONNECT_TIMEOUT,
+            Some(CALL_TIMEOUT),
+        )
+        .await
     }
 
     /// `call` answered by the first shard that can be reached.

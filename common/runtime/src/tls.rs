@@ -104,6 +104,34 @@ fn read(setting: &str, path: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{setting}: cannot read {path}: {e}"))
 }
 
+/// A connected channel to the shard gRPC port at `address`, over `tls` when
+/// given: the admin tools' one way to reach a shard (the coordinator, the
+/// operator, `kinto-shard admin`), errors naming the address. `call`
+/// bounds each call on the channel; `None` leaves that to the caller (a
+/// streamed copy may take long).
+pub async fn shard_channel(
+    address: &str,
+    tls: Option<&tonic::transport::ClientTlsConfig>,
+    connect: std::time::Duration,
+    call: Option<std::time::Duration>,
+) -> Result<tonic::transport::Channel, String> {
+    let mut endpoint = tonic::transport::Endpoint::from_shared(address.to_owned())
+        .map_err(|e| format!("bad address {address}: {e}"))?
+        .connect_timeout(connect);
+    if let Some(call) = call {
+        endpoint = endpoint.timeout(call);
+    }
+    if let Some(tls) = tls {
+        endpoint = endpoint
+            .tls_config(tls.clone())
+            .map_err(|e| format!("{address}: {}", causes(&e)))?;
+    }
+    endpoint
+        .connect()
+        .await
+        .map_err(|e| format!("{address}: {}", causes(&e)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -280,3 +280,65 @@ fn sort_by_keys_is_stable_and_puts_missing_last() {
         ]
     );
 }
+
+/// `is_after_meta` answers what `is_after` answers on the row built as
+/// JSON, for every sort on `id` and `last_modified` and keysets holding the
+/// same values, others, other types, or nothing.
+#[test]
+fn is_after_meta_agrees_with_is_after() {
+    let rows = [("b", 5u64), ("a", 5), ("c", 4), ("b", 6)];
+    let values = [
+        None,
+        Some(json!("b")),
+        Some(json!("a")),
+        Some(json!("bb")),
+        Some(json!(5)),
+        Some(json!(4.5)),
+        Some(json!(null)),
+        Some(json!(true)),
+        Some(json!([1])),
+    ];
+    let sorts: Vec<Vec<SortKey>> = [
+        vec![("last_modified", true), ("id", true)],
+        vec![("last_modified", false), ("id", false)],
+        vec![("id", false)],
+        vec![("id", true), ("last_modified", false)],
+    ]
+    .into_iter()
+    .map(|keys| {
+        (keys.into_iter())
+            .map(|(field, descending)| SortKey {
+                field: field.into(),
+                descending,
+            })
+            .collect()
+    })
+    .collect();
+    let mut checked = 0;
+    for (id, ts) in rows {
+        let row = json!({"id": id, "last_modified": ts});
+        for sort in &sorts {
+            for a in &values {
+                for b in &values {
+                    let mut last = Map::new();
+                    if let Some(a) = a {
+                        last.insert("id".into(), a.clone());
+                    }
+                    if let Some(b) = b {
+                        last.insert("last_modified".into(), b.clone());
+                    }
+                    assert_eq!(
+                        is_after_meta(id, ts, sort, &last),
+                        is_after(&row, sort, &last),
+                        "{row} after {last:?} by {:?}",
+                        sort.iter()
+                            .map(|k| (&k.field, k.descending))
+                            .collect::<Vec<_>>()
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 4 * 4 * 81);
+}

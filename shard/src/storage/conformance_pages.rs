@@ -134,7 +134,7 @@ async fn all_pages(s: &dyn Storage, parent: &str, q: &ListQuery, tombstones: boo
         }
         out.extend(page.rows.iter().map(|r| r.object.id.clone()));
         match (page.has_more, page.rows.last()) {
-            (true, Some(last)) => q.after = Some(query::keyset_of(&last.view, &q.sort)),
+            (true, Some(last)) => q.after = Some(query::keyset_of(&last.view(), &q.sort)),
             _ => return out,
         }
     }

@@ -8,213 +8,79 @@
 //! [`StoredObject`], so its values are already in the form printing them
 //! again would give: copying them yields the same bytes.
 
+use super::skim::{self, Broken};
 use super::{Acl, StorageError, StorageResult, StoredObject};
-use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::Map;
-use std::borrow::Cow;
-use std::fmt;
-use std::io::Write as _;
-
-/// The stored document, fields left unparsed.
-#[derive(Deserialize)]
-struct Stored<'a> {
-    #[serde(borrow)]
-    id: Cow<'a, str>,
-    last_modified: u64,
-    #[serde(default)]
-    deleted: bool,
-    #[serde(borrow, default)]
-    data: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    permissions: Option<&'a RawValue>,
-}
-
-/// A JSON object's entries in stored order, each value as stored.
-struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-/// A key, borrowed from the document unless it holds escapes.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Key<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V(std::marker::PhantomData))
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Fields<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(8));
-                while let Some((Key(k), v)) = m.next_entry::<Key<'a>, &'a RawValue>()? {
-                    out.push((k, v));
-                }
-                Ok(Fields(out))
-            }
-        }
-        d.deserialize_map(V(std::marker::PhantomData))
-    }
-}
 
 /// The object with only the fields named in `fields` (the rest of `data`
 /// left out), without its ACL unless `acl`, and the object as
 /// [`StoredObject::print_json`] prints it.
 pub fn decode(bytes: &[u8], acl: bool, fields: &[&str]) -> StorageResult<(StoredObject, Vec<u8>)> {
-    let corrupt = |e: serde_json::Error| StorageError::Corrupt(e.to_string());
-    let mut out = Vec::with_capacity(bytes.len());
+    let corrupt = |e: Broken| StorageError::Corrupt(e);
+    let doc = std::str::from_utf8(bytes).map_err(|e| corrupt(e.to_string()))?;
+    let (mut id, mut last_modified, mut deleted) = (None, None, false);
+    let (mut data, mut permissions) = (None, None);
+    for member in skim::members(doc) {
+        let (key, value) = member.map_err(corrupt)?;
+        match key.as_ref() {
+            "id" => id = Some(value),
+            "last_modified" => last_modified = Some(value),
+            "deleted" => deleted = value == "true",
+            "data" => data = Some(value),
+            "permissions" => permissions = Some(value),
+            _ => {}
+        }
+        // `serde_json` prints a `StoredObject`'s members in their declared
+        // order, the ACL last: a page that does not read it stops before it.
+        if !acl && data.is_some() && id.is_some() && last_modified.is_some() {
+            break;
+        }
+    }
+    let missing = |name: &str| corrupt(format!("no `{name}`: {doc:.60}"));
+    let raw_id = id.ok_or_else(|| missing("id"))?;
+    let raw_modified = last_modified.ok_or_else(|| missing("last_modified"))?;
+    let last_modified: u64 =
+        (raw_modified.parse()).map_err(|e| corrupt(format!("last_modified: {e}")))?;
+    let mut out = Vec::with_capacity(bytes.len() + 16);
     out.push(b'{');
     let mut kept = Map::new();
-    let s = if fields.is_empty() {
-        // `data` as one raw value: copied whole unless it must be cut.
-        let s: Stored<'_> = serde_json::from_slice(bytes).map_err(corrupt)?;
-        if let (false, Some(data)) = (s.deleted, s.data) {
-            print_fields(&mut out, data.get())?;
+    // A tombstone shows no fields (never stored with any).
+    if let (false, Some(data)) = (deleted, data) {
+        if fields.is_empty() {
+            print_fields(&mut out, data)?;
+        } else {
+            for member in skim::members(data) {
+                let (key, value) = member.map_err(corrupt)?;
+                print_entry(&mut out, &key, value);
+                if fields.contains(&key.as_ref()) && !is_meta(&key) {
+                    let value = serde_json::from_str(value).map_err(|e| corrupt(e.to_string()))?;
+                    kept.insert(key.into_owned(), value);
+                }
+            }
         }
-        s
-    } else {
-        // Fields to keep: `data` read entry by entry, in the same pass.
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let s = OnePass {
-            out: &mut out,
-            fields,
-            kept: &mut kept,
-        }
-        .deserialize(&mut de)
-        .map_err(corrupt)?;
-        de.end().map_err(corrupt)?;
-        s
-    };
-    let permissions = match s.permissions {
-        Some(raw) if acl => serde_json::from_str(raw.get()).map_err(corrupt)?,
+    }
+    let permissions = match permissions {
+        Some(raw) if acl => serde_json::from_str(raw).map_err(|e| corrupt(e.to_string()))?,
         _ => Acl::default(),
     };
+    // The id and the timestamp as stored are what `serde_json` prints for
+    // them: copied.
     out.extend_from_slice(b"\"id\":");
-    print_str(&mut out, &s.id);
-    // Writing into a `Vec` cannot fail.
-    let _ = write!(out, ",\"last_modified\":{}", s.last_modified);
-    if s.deleted {
+    out.extend_from_slice(raw_id.as_bytes());
+    out.extend_from_slice(b",\"last_modified\":");
+    out.extend_from_slice(raw_modified.as_bytes());
+    if deleted {
         out.extend_from_slice(b",\"deleted\":true");
     }
     out.push(b'}');
     let object = StoredObject {
-        id: s.id.into_owned(),
-        last_modified: s.last_modified,
-        deleted: s.deleted,
+        id: skim::unquote(raw_id).map_err(corrupt)?.into_owned(),
+        last_modified,
+        deleted,
         data: kept,
         permissions,
     };
     Ok((object, out))
-}
-
-/// The stored document read in one pass when fields are kept: each entry
-/// of `data` printed into `out` (followed by a comma) as it is read, those
-/// named in `fields` built into `kept`. Reading `data` as one raw value
-/// first, then its entries, would scan it twice.
-struct OnePass<'x> {
-    out: &'x mut Vec<u8>,
-    fields: &'x [&'x str],
-    kept: &'x mut Map<String, serde_json::Value>,
-}
-
-impl<'de, 'x> DeserializeSeed<'de> for OnePass<'x> {
-    type Value = Stored<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de, 'x> Visitor<'de> for OnePass<'x> {
-    type Value = Stored<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a stored object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-        let (mut id, mut last_modified, mut deleted, mut permissions) = (None, None, false, None);
-        let start = self.out.len();
-        while let Some(Key(k)) = m.next_key::<Key<'de>>()? {
-            match k.as_ref() {
-                "id" => id = Some(m.next_value::<Key<'de>>()?.0),
-                "last_modified" => last_modified = Some(m.next_value::<u64>()?),
-                "deleted" => deleted = m.next_value()?,
-                "data" => m.next_value_seed(Entries {
-                    out: &mut *self.out,
-                    fields: self.fields,
-                    kept: &mut *self.kept,
-                })?,
-                "permissions" => permissions = m.next_value::<Option<&'de RawValue>>()?,
-                _ => {
-                    m.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        if deleted {
-            // A tombstone shows no fields (never stored with any).
-            self.out.truncate(start);
-            self.kept.clear();
-        }
-        Ok(Stored {
-            id: id.ok_or_else(|| A::Error::missing_field("id"))?,
-            last_modified: last_modified.ok_or_else(|| A::Error::missing_field("last_modified"))?,
-            deleted,
-            data: None,
-            permissions,
-        })
-    }
-}
-
-/// `data`'s entries, for [`OnePass`].
-struct Entries<'x> {
-    out: &'x mut Vec<u8>,
-    fields: &'x [&'x str],
-    kept: &'x mut Map<String, serde_json::Value>,
-}
-
-impl<'de, 'x> DeserializeSeed<'de> for Entries<'x> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de, 'x> Visitor<'de> for Entries<'x> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<(), A::Error> {
-        while let Some(Key(k)) = m.next_key::<Key<'de>>()? {
-            let v = m.next_value::<&'de RawValue>()?;
-            print_entry(self.out, &k, v);
-            if self.fields.contains(&k.as_ref()) && !is_meta(&k) {
-                let value = serde_json::from_str(v.get()).map_err(A::Error::custom)?;
-                self.kept.insert(k.into_owned(), value);
-            }
-        }
-        Ok(())
-    }
 }
 
 /// `id` and `last_modified` are never stored in `data` (and would print as
@@ -224,11 +90,11 @@ fn is_meta(key: &str) -> bool {
 }
 
 /// Prints one entry of `data` and a comma, unless it is a metadata key.
-fn print_entry(out: &mut Vec<u8>, key: &str, value: &RawValue) {
+fn print_entry(out: &mut Vec<u8>, key: &str, value: &str) {
     if !is_meta(key) {
         print_str(out, key);
         out.push(b':');
-        out.extend_from_slice(value.get().as_bytes());
+        out.extend_from_slice(value.as_bytes());
         out.push(b',');
     }
 }
@@ -248,9 +114,9 @@ fn print_fields(out: &mut Vec<u8>, data: &str) -> StorageResult<()> {
         }
         return Ok(());
     }
-    let all: Fields<'_> = serde_json::from_str(data).map_err(|e| corrupt(e.to_string()))?;
-    for (k, v) in all.0 {
-        print_entry(out, &k, v);
+    for member in skim::members(data) {
+        let (key, value) = member.map_err(corrupt)?;
+        print_entry(out, &key, value);
     }
     Ok(())
 }

@@ -83,7 +83,8 @@ impl EmbeddedStorage {
         let from =
             (range.from.as_ref()).map(|c| change_key(parent, resource, c.last_modified, &c.id));
         let entries = self.changes.range(bounds(prefix, from, descending));
-        let mut at: Vec<(Cursor, Option<Row>)> = Vec::new();
+        // Sized for the rows asked (a caller asks at most a page's worth).
+        let mut at: Vec<(Cursor, Option<Row>)> = Vec::with_capacity(n.min(1024));
         let mut bare = Vec::new();
         let mut ended = true;
         for item in directed(entries, descending) {
@@ -113,7 +114,11 @@ impl EmbeddedStorage {
             let row = decode_row(v, range)?;
             found.insert(row.0.id.clone(), row);
         }
-        let mut chunk = Chunk::default();
+        let mut chunk = Chunk {
+            rows: Vec::with_capacity(at.len()),
+            printed: Vec::with_capacity(if range.lean { at.len() } else { 0 }),
+            next: None,
+        };
         for (c, row) in &mut at {
             // An object replaced since the index was read has its new entry
             // elsewhere in the walk.

@@ -7,9 +7,10 @@
 //!
 //! Keyspaces, all keys `\0`-separated (ids and principals never hold `\0`):
 //! - `objects`:    `parent \0 resource \0 id` → JSON of [`StoredObject`]
-//! - `changes`:    `parent \0 resource \0 be64(last_modified) id` → the
-//!   same JSON (a covering index: a page in `last_modified` order reads no
-//!   object by id; empty in entries written before, which are looked up)
+//! - `newest`:     `parent \0 resource \0 be64(!last_modified) !id 0xFF` →
+//!   the same JSON: a covering index, so a page in `last_modified` order
+//!   reads no object by id. Timestamp and id are inverted so that a forward
+//!   walk reads the newest first, Kinto's default order ([`modified_key`]).
 //! - `timestamps`: `parent \0 resource` → be64
 //! - `members`:    `principal \0 group_uri` → empty
 //! - `counts`, `grantees`, `meta`: the list counters and the
@@ -43,7 +44,7 @@ use std::time::Duration;
 pub struct EmbeddedStorage {
     db: Database,
     objects: Keyspace,
-    changes: Keyspace,
+    newest: Keyspace,
     timestamps: Keyspace,
     members: Keyspace,
     counts: Keyspace,
@@ -75,13 +76,9 @@ struct Flushes {
     flushed: AtomicU64,
 }
 
-/// Steps a `_since` scan may take beyond twice its number of changes: a
-/// storage.sync collection (tens of records) fits in it.
+/// Steps an id-ordered scan may take beyond four times the rows asked
+/// (tombstones it skips).
 const SCAN_SLACK: usize = 32;
-
-/// A scan for changed objects, past its slack, leaves the rest to point
-/// lookups once fewer than one step in this many finds an asked id.
-const SPARSE_SCAN: usize = 4;
 
 fn unavailable(e: impl std::fmt::Display) -> StorageError {
     StorageError::Unavailable(e.to_string())
@@ -102,11 +99,37 @@ fn object_key(parent: &str, resource: &str, id: &str) -> Vec<u8> {
     k
 }
 
-fn change_key(parent: &str, resource: &str, ts: u64, id: &str) -> Vec<u8> {
+/// The `newest` key of object `id` at `ts`: `be64(!ts)`, then each byte of
+/// the id inverted and `0xFF`, so keys sort by timestamp, then id, both
+/// descending. Why inverted: the newest first is the order of nearly every
+/// page (Kinto's default, a sync's), and the store walks forward in a few
+/// instructions per row where a backward step searches its memtable again
+/// (docs/benchmarks.md). Ids hold no `\0`, so an inverted byte is never
+/// `0xFF`, and a shorter id sorts after the longer ones it begins.
+fn modified_key(parent: &str, resource: &str, ts: u64, id: &str) -> Vec<u8> {
     let mut k = list_prefix(parent, resource);
-    k.extend_from_slice(&ts.to_be_bytes());
-    k.extend_from_slice(id.as_bytes());
+    push_modified(&mut k, ts, id);
     k
+}
+
+/// Appends the part of a `newest` key after its list prefix.
+fn push_modified(k: &mut Vec<u8>, ts: u64, id: &str) {
+    k.reserve(8 + id.len() + 1);
+    k.extend_from_slice(&(!ts).to_be_bytes());
+    k.extend(id.bytes().map(|b| !b));
+    k.push(0xFF);
+}
+
+/// The timestamp and id of a `newest` key, without its list prefix.
+fn split_modified_key(rest: &[u8]) -> StorageResult<(u64, String)> {
+    let corrupt = |why: &str| StorageError::Corrupt(format!("index key: {why}"));
+    let (ts, id) = (rest.split_at_checked(8)).ok_or_else(|| corrupt("too short"))?;
+    let id = id
+        .strip_suffix(&[0xFF])
+        .ok_or_else(|| corrupt("no terminator"))?;
+    let id = String::from_utf8(id.iter().map(|b| !b).collect())
+        .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    Ok((!decode_u64(ts)?, id))
 }
 
 fn timestamp_key(parent: &str, resource: &str) -> Vec<u8> {
@@ -194,13 +217,14 @@ impl EmbeddedStorage {
             })
             .map_err(unavailable)
         };
-        if db.keyspace_exists(indexes::OLD_REVERSE_KEYSPACE) {
-            let old = ks(indexes::OLD_REVERSE_KEYSPACE)?;
-            db.delete_keyspace(old).map_err(unavailable)?;
+        for old in indexes::OLD_KEYSPACES {
+            if db.keyspace_exists(old) {
+                db.delete_keyspace(ks(old)?).map_err(unavailable)?;
+            }
         }
         let store = std::sync::Arc::new(EmbeddedStorage {
             objects: ks("objects")?,
-            changes: ks("changes")?,
+            newest: ks("newest")?,
             timestamps: ks("timestamps")?,
             members: ks("members")?,
             counts: ks("counts")?,
@@ -228,73 +252,6 @@ impl EmbeddedStorage {
                 .map_err(unavailable)?;
         }
         Ok(store)
-    }
-
-    /// The objects of the list at `prefix` whose ids are `ids` (from the
-    /// change index, so each is stored). A small list is read in one prefix
-    /// scan rather than one lookup per id: each lookup searches every layer
-    /// of the store (memtables, then tables), and with a million users those
-    /// searches miss the CPU caches (docs/benchmarks.md). The scan takes at
-    /// most a few more steps than there are ids and stops past the largest,
-    /// so a large list with few changes costs little more; the ids it did
-    /// not reach are looked up one by one.
-    async fn changed_objects(
-        &self,
-        prefix: &[u8],
-        parent: &str,
-        resource: &str,
-        ids: Vec<String>,
-    ) -> StorageResult<Vec<StoredObject>> {
-        let stored = self.changed_values(prefix, parent, resource, ids)?;
-        stored.iter().map(|v| decode(v)).collect()
-    }
-
-    /// The stored documents of [`Self::changed_objects`], not decoded.
-    fn changed_values(
-        &self,
-        prefix: &[u8],
-        parent: &str,
-        resource: &str,
-        mut ids: Vec<String>,
-    ) -> StorageResult<Vec<fjall::UserValue>> {
-        let mut out = Vec::with_capacity(ids.len());
-        if ids.is_empty() {
-            return Ok(out);
-        }
-        ids.sort_unstable();
-        ids.dedup();
-        let mut found = vec![false; ids.len()];
-        let budget = 2 * ids.len() + SCAN_SLACK;
-        // Keys before the smallest id asked cannot match: the walk starts at
-        // it, so a few recent changes of a large list cost a few steps.
-        let first = [prefix, ids[0].as_bytes()].concat();
-        let rows = self.objects.range(first..scan::prefix_end(prefix));
-        for (step, item) in rows.take(budget).enumerate() {
-            // The ids are a sparse sample of a large list (a page of its
-            // index): most steps would miss, and a lookup costs less.
-            if step >= SCAN_SLACK && out.len() * SPARSE_SCAN < step {
-                break;
-            }
-            let (key, value) = item.into_inner().map_err(unavailable)?;
-            let id = &key[prefix.len()..];
-            if ids.last().is_some_and(|max| id > max.as_bytes()) {
-                break;
-            }
-            if let Ok(i) = ids.binary_search_by(|w| w.as_bytes().cmp(id)) {
-                found[i] = true;
-                out.push(value);
-            }
-        }
-        for (id, _) in ids.iter().zip(found).filter(|(_, f)| !f) {
-            let key = object_key(parent, resource, id);
-            if key.len() > MAX_KEY_BYTES {
-                continue;
-            }
-            if let Some(value) = self.objects.get(key).map_err(unavailable)? {
-                out.push(value);
-            }
-        }
-        Ok(out)
     }
 
     fn keys_with_prefix(ks: &Keyspace, prefix: &[u8]) -> StorageResult<Vec<Vec<u8>>> {
@@ -342,27 +299,20 @@ impl Storage for EmbeddedStorage {
             // `_since=0` (a first sync) asks for the whole list: a walk of the
             // index would find every id and then scan the list anyway.
             Some(since) if since > 0 => {
-                // Walk the timestamp index from `since + 1`: O(changes). Its
-                // entries hold the objects, but for those written before.
-                let start = change_key(parent, resource, since.saturating_add(1), "");
+                // Walk the index from the newest down to `since + 1`:
+                // O(changes). Keys at or past this one are older.
+                let Some(after) = since.checked_add(1) else {
+                    return Ok(out);
+                };
                 let mut end = prefix.clone();
-                end.extend_from_slice(&[0xff; 9]);
-                let mut bare = Vec::new();
-                for item in self.changes.range(start..end) {
-                    let (key, value) = item.into_inner().map_err(unavailable)?;
-                    if value.is_empty() {
-                        let id = std::str::from_utf8(&key[prefix.len() + 8..])
-                            .map_err(|e| StorageError::Corrupt(e.to_string()))?;
-                        bare.push(id.to_owned());
-                    } else {
-                        out.push(decode(&value)?);
+                end.extend_from_slice(&(!after).saturating_add(1).to_be_bytes());
+                for item in self.newest.range(prefix.clone()..end) {
+                    let (_, value) = item.into_inner().map_err(unavailable)?;
+                    let object = decode(&value)?;
+                    if with_tombstones || !object.deleted {
+                        out.push(object);
                     }
                 }
-                out.extend(
-                    self.changed_objects(&prefix, parent, resource, bare)
-                        .await?,
-                );
-                out.retain(|o| with_tombstones || !o.deleted);
             }
             _ => {
                 for (i, item) in self.objects.prefix(&prefix).enumerate() {
@@ -473,8 +423,8 @@ impl Storage for EmbeddedStorage {
                     self.index_put(&mut batch, &parent, resource, old.as_ref(), &object);
                     if let Some(prev) = previous_last_modified {
                         batch.remove(
-                            &self.changes,
-                            change_key(&parent, resource, prev, &object.id),
+                            &self.newest,
+                            modified_key(&parent, resource, prev, &object.id),
                         );
                     }
                     let value = serde_json::to_vec(&object)
@@ -482,8 +432,8 @@ impl Storage for EmbeddedStorage {
                     // The index entry holds the object too: a page walks the
                     // index alone, with no lookup per row (`scan`).
                     batch.insert(
-                        &self.changes,
-                        change_key(&parent, resource, object.last_modified, &object.id),
+                        &self.newest,
+                        modified_key(&parent, resource, object.last_modified, &object.id),
                         value.as_slice(),
                     );
                     batch.insert(&self.objects, key, value);
@@ -503,7 +453,7 @@ impl Storage for EmbeddedStorage {
                     // `parent\0…` is the parent's own lists, `parent/…` everything below.
                     let own = format!("{parent}\0");
                     let below = format!("{parent}/");
-                    for ks in [&self.objects, &self.changes, &self.timestamps] {
+                    for ks in [&self.objects, &self.newest, &self.timestamps] {
                         for prefix in [own.as_bytes(), below.as_bytes()] {
                             for key in Self::keys_with_prefix(ks, prefix)? {
                                 batch.remove(ks, key);
@@ -585,7 +535,7 @@ impl Storage for EmbeddedStorage {
         // `meta` stays: the empty store's indexes are complete.
         self.clear(&[
             &self.objects,
-            &self.changes,
+            &self.newest,
             &self.timestamps,
             &self.members,
             &self.counts,
@@ -619,44 +569,43 @@ mod tests {
         crate::storage::conformance::run_all(store.as_ref()).await;
     }
 
-    /// The changed objects of a large list are found wherever they sit in
-    /// it, past the smallest asked id, and not in a neighbouring list.
-    #[tokio::test]
-    async fn changed_objects_are_found_from_the_smallest_asked_id() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = open(dir.path(), Duration::ZERO);
-        let row = |list: &str, i: u64| {
-            crate::storage::conformance::put(
-                list,
-                "record",
-                crate::storage::conformance_scan::row(i, i + 1),
-                None,
-            )
-        };
-        let (list, next) = ("/buckets/b/collections/c", "/buckets/b/collections/c2");
-        let writes = (0..200)
-            .map(|i| row(list, i))
-            .chain((0..5).map(|i| row(next, i)));
-        store.commit(writes.collect()).await.expect("commit");
-        let asked = ["r150", "r151", "r199", "r200", "a-missing"];
-        let found = store
-            .changed_objects(
-                &list_prefix(list, "record"),
-                list,
-                "record",
-                asked.iter().map(|s| s.to_string()).collect(),
-            )
-            .await
-            .expect("changed");
-        let mut ids: Vec<String> = found.into_iter().map(|o| o.id).collect();
-        ids.sort();
-        assert_eq!(ids, ["r150", "r151", "r199"]);
+    /// The index's keys sort by timestamp, then id, both descending (ids
+    /// that begin others, multi-byte characters), and give both back.
+    #[test]
+    fn index_keys_sort_newest_first() {
+        let entries = [
+            (7u64, "b"),
+            (7, "ab"),
+            (7, "abc"),
+            (7, "a"),
+            (7, "\u{e9}t\u{e9}"),
+            (7, "z~"),
+            (0, "a"),
+            (u64::MAX, "a"),
+            (8, "a"),
+        ];
+        let mut by_key: Vec<(Vec<u8>, (u64, &str))> = (entries.iter())
+            .map(|&(ts, id)| (modified_key("p", "r", ts, id), (ts, id)))
+            .collect();
+        by_key.sort();
+        let mut expected = entries.to_vec();
+        expected.sort_by(|a, b| b.cmp(a));
+        let order: Vec<(u64, &str)> = by_key.iter().map(|(_, e)| *e).collect();
+        assert_eq!(order, expected);
+        let prefix = list_prefix("p", "r").len();
+        for (key, (ts, id)) in by_key {
+            let back = split_modified_key(&key[prefix..]).expect("split");
+            assert_eq!(back, (ts, id.to_owned()));
+        }
+        assert!(split_modified_key(&[0; 7]).is_err());
+        assert!(split_modified_key(&[0; 9]).is_err());
     }
 
-    /// A store whose index entries hold no object (written by an earlier
-    /// version) reads the same lists, pages and changes as one whose do.
+    /// A store whose index an earlier version wrote (ascending, in the
+    /// `changes` keyspace) is indexed again at open: the same pages and
+    /// changes, and the old keyspace is gone.
     #[tokio::test]
-    async fn index_entries_without_objects_are_looked_up() {
+    async fn a_store_indexed_by_an_earlier_version_is_indexed_again() {
         use crate::storage::{Order, Range};
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(dir.path(), Duration::ZERO);
@@ -671,6 +620,19 @@ mod tests {
             )
         });
         store.commit(writes.collect()).await.expect("commit");
+        // Deleted: its tombstone is in the index too.
+        let gone = crate::storage::conformance_scan::row(5, 1200);
+        let mut tomb = StoredObject::tombstone(&gone.id, 1200);
+        tomb.permissions = gone.permissions;
+        store
+            .commit(vec![crate::storage::conformance::put(
+                list,
+                "record",
+                tomb,
+                Some(1000 + (5 * 37) % 120),
+            )])
+            .await
+            .expect("delete");
         let read = |store: std::sync::Arc<EmbeddedStorage>| async move {
             let mut seen = Vec::new();
             for (order, lean) in [(Order::ModifiedDesc, true), (Order::ModifiedAsc, false)] {
@@ -706,13 +668,18 @@ mod tests {
             (seen, since)
         };
         let covered = read(store.clone()).await;
-        assert_eq!(covered.0.len(), 240);
-        assert_eq!(covered.1.len(), 19);
-        let entries =
-            EmbeddedStorage::keys_with_prefix(&store.changes, &list_prefix(list, "record"));
-        for key in entries.expect("keys") {
-            store.changes.insert(key, []).expect("bare entry");
-        }
+        assert_eq!(covered.0.len(), 238);
+        assert_eq!(covered.1.len(), 20);
+        // What an earlier version left: its own index, its version mark,
+        // and none of this one's entries.
+        store.clear(&[&store.newest]).expect("clear");
+        store.meta.insert(b"indexes", b"2").expect("old version");
+        let old = store.db.keyspace("changes", Default::default).expect("old");
+        old.insert(b"x", b"y").expect("old entry");
+        store.db.persist(PersistMode::SyncAll).expect("persist");
+        drop((old, store));
+        let store = open(dir.path(), Duration::ZERO);
+        assert!(!store.db.keyspace_exists("changes"));
         assert_eq!(read(store.clone()).await, covered);
     }
 
@@ -782,14 +749,14 @@ mod tests {
             let store = open(dir.path(), Duration::ZERO);
             let old = store
                 .db
-                .keyspace(indexes::OLD_REVERSE_KEYSPACE, Default::default)
+                .keyspace(indexes::OLD_KEYSPACES[0], Default::default)
                 .expect("keyspace");
             old.insert(b"/p\0record\0x\0eve", []).expect("insert");
             store.persist().await.expect("persist");
-            assert!(store.db.keyspace_exists(indexes::OLD_REVERSE_KEYSPACE));
+            assert!(store.db.keyspace_exists(indexes::OLD_KEYSPACES[0]));
         }
         let store = open(dir.path(), Duration::ZERO);
-        assert!(!store.db.keyspace_exists(indexes::OLD_REVERSE_KEYSPACE));
+        assert!(!store.db.keyspace_exists(indexes::OLD_KEYSPACES[0]));
     }
 
     #[tokio::test]

@@ -17,9 +17,12 @@
 //! every record's creator costs one index entry, not two, on the hot path.
 //!
 //! A store written before these existed has objects but no `meta` entry: it
-//! is indexed once, at open, by one walk of every object.
+//! is indexed once, at open, by one walk of every object. The same walk
+//! builds the `last_modified` index (`newest`) of a store whose index an
+//! earlier version kept in the other order.
 
-use super::{decode, decode_u64, list_prefix, timestamp_key, unavailable, EmbeddedStorage};
+use super::EmbeddedStorage;
+use super::{decode, decode_u64, list_prefix, push_modified, timestamp_key, unavailable};
 use crate::storage::grants::{self, Grant};
 use crate::storage::{StorageError, StorageResult, StoredObject};
 use fjall::{Keyspace, OwnedWriteBatch};
@@ -27,11 +30,12 @@ use std::collections::HashMap;
 
 /// Bumped when what the indexes hold changes: a store with another value is
 /// indexed again at open.
-const INDEX_VERSION: &[u8] = b"2";
+const INDEX_VERSION: &[u8] = b"3";
 
-/// A reverse index (object → principals) that earlier builds kept beside the
-/// same index version: dropped at open if present.
-pub(super) const OLD_REVERSE_KEYSPACE: &str = "grants";
+/// Keyspaces of earlier versions, dropped at open if present: a reverse
+/// index (object → principals), and the `last_modified` index in ascending
+/// order (version 2 and before), which the next open rebuilds as `newest`.
+pub(super) const OLD_KEYSPACES: [&str; 2] = ["grants", "changes"];
 const INDEX_KEY: &[u8] = b"indexes";
 
 /// Writes per batch of the one-time rebuild: bounded memory on a large store.
@@ -185,16 +189,30 @@ impl EmbeddedStorage {
         if version.as_deref() == Some(INDEX_VERSION) {
             return Ok(());
         }
-        tracing::info!("building the list counters and the principal index of this store");
-        self.clear(&[&self.counts, &self.grantees])?;
+        tracing::info!("building the list counters and the indexes of this store");
+        self.clear(&[&self.counts, &self.grantees, &self.newest])?;
         let mut counts: HashMap<Vec<u8>, u64> = HashMap::new();
         let mut batch = self.db.batch();
         let mut pending = 0;
         for item in self.objects.prefix(b"") {
+            if pending >= REBUILD_BATCH {
+                std::mem::replace(&mut batch, self.db.batch())
+                    .commit()
+                    .map_err(unavailable)?;
+                pending = 0;
+            }
             let (key, value) = item.into_inner().map_err(unavailable)?;
-            let Some((key, object)) = live_object(&key, &value)? else {
+            let object = decode(&value)?;
+            // Every object has its `newest` entry, tombstones too (`_since`).
+            let list = key.get(..key.len().saturating_sub(object.id.len()));
+            let mut entry = list.unwrap_or_default().to_vec();
+            push_modified(&mut entry, object.last_modified, &object.id);
+            batch.insert(&self.newest, entry, &*value);
+            pending += 1;
+            if object.deleted {
                 continue;
-            };
+            }
+            let key = [&key[..], b"\0"].concat();
             let [parent, resource, _, _] = split4(&key)?;
             *counts.entry(timestamp_key(parent, resource)).or_default() += 1;
             let named = grants::principals(&object.permissions);
@@ -205,12 +223,6 @@ impl EmbeddedStorage {
                     [],
                 );
                 pending += 1;
-            }
-            if pending >= REBUILD_BATCH {
-                std::mem::replace(&mut batch, self.db.batch())
-                    .commit()
-                    .map_err(unavailable)?;
-                pending = 0;
             }
         }
         for (key, n) in counts {

@@ -11,7 +11,8 @@
 //! top-level object, the principal index's `grantees` from each object's
 //! ACL, group memberships from the groups' `members`).
 
-use super::{decode, decode_u64, list_prefix, timestamp_key, unavailable, EmbeddedStorage};
+use super::EmbeddedStorage;
+use super::{decode, decode_u64, list_prefix, push_modified, timestamp_key, unavailable};
 use crate::storage::grants;
 use crate::storage::slots::SlotEntry;
 use crate::storage::{StorageError, StorageResult};
@@ -19,9 +20,11 @@ use fjall::{Keyspace, OwnedWriteBatch};
 use kinto_placement::PlacementKey;
 use std::collections::BTreeMap;
 
-/// Keyspace numbers on the wire (fixed: both ends of a move use them).
+/// Keyspace numbers on the wire (fixed: both ends of a move use them). 2
+/// was the ascending `last_modified` index of earlier versions: a stream
+/// from one is refused, not read as `newest`.
 const OBJECTS: u8 = 1;
-const CHANGES: u8 = 2;
+const NEWEST: u8 = 7;
 const TIMESTAMPS: u8 = 3;
 const MEMBERS: u8 = 4;
 const COUNTS: u8 = 5;
@@ -97,7 +100,7 @@ impl EmbeddedStorage {
     pub(super) fn keyspace(&self, id: u8) -> Option<&Keyspace> {
         Some(match id {
             OBJECTS => &self.objects,
-            CHANGES => &self.changes,
+            NEWEST => &self.newest,
             TIMESTAMPS => &self.timestamps,
             MEMBERS => &self.members,
             COUNTS => &self.counts,
@@ -164,10 +167,10 @@ impl EmbeddedStorage {
         value: &[u8],
     ) -> StorageResult<()> {
         let object = decode(value)?;
-        let mut change = key[..key.len() - object.id.len()].to_vec();
-        change.extend_from_slice(&object.last_modified.to_be_bytes());
-        change.extend_from_slice(object.id.as_bytes());
-        self.push_if_stored(out, slot, CHANGES, change)?;
+        let list = key.get(..key.len().saturating_sub(object.id.len()));
+        let mut entry = list.unwrap_or_default().to_vec();
+        push_modified(&mut entry, object.last_modified, &object.id);
+        self.push_if_stored(out, slot, NEWEST, entry)?;
         for grantee in grantee_keys(key, value)? {
             self.push_if_stored(out, slot, GRANTEES, grantee)?;
         }
@@ -184,7 +187,7 @@ impl EmbeddedStorage {
     fn bucket_entries(&self, out: &mut Vec<SlotEntry>, slot: u32, id: &str) -> StorageResult<()> {
         let uri = format!("/buckets/{id}");
         for prefix in [format!("{uri}\0"), format!("{uri}/")] {
-            for ks in [OBJECTS, CHANGES, TIMESTAMPS, COUNTS] {
+            for ks in [OBJECTS, NEWEST, TIMESTAMPS, COUNTS] {
                 self.push_prefix(out, slot, ks, prefix.as_bytes())?;
             }
         }

@@ -114,6 +114,16 @@ async fn a_slot_moves_whole_and_the_old_owner_is_fenced() {
     entries.iter().for_each(|e| sent.add(e));
     b.stage_begin(&[slot]).expect("stage");
     assert_eq!(b.state(slot), SlotState::Staged);
+    // An entry of a keyspace this store does not have (the ascending
+    // index of an earlier version, 2) fails the copy instead of being
+    // dropped at acquire.
+    let mut foreign = entries[0].clone();
+    foreign.keyspace = 2;
+    let refused = b.stage(vec![foreign]);
+    assert!(
+        matches!(refused, Err(StorageError::Corrupt(_))),
+        "{refused:?}"
+    );
     b.stage(entries).expect("stage entries");
     let got = b.staged_digest(&[slot]).expect("digest");
     assert_eq!(got.count, sent.count);

@@ -213,6 +213,15 @@ impl SlotMoves for EmbeddedStorage {
         let mut batch = self.db.batch().durability(None);
         for e in entries {
             self.expect(&[e.slot], &[SlotState::Staged], "add to the copy of")?;
+            // A keyspace this version does not have (a sender of another
+            // version): acquiring would drop those entries, so the copy fails
+            // and the move rolls back.
+            if self.keyspace(e.keyspace).is_none() {
+                return Err(StorageError::Corrupt(format!(
+                    "a copied entry of keyspace {}, which this store does not have",
+                    e.keyspace
+                )));
+            }
             batch.insert(&self.staged, super::slot_copy::staged_key(&e), e.value);
         }
         batch.commit().map_err(unavailable)

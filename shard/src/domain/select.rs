@@ -173,6 +173,13 @@ impl Page<'_> {
 /// `take` moves those fields out of `o.data` instead of copying them: a row
 /// the store printed is never built from its `data` again.
 fn view(o: &mut StoredObject, names: &[&str], take: bool) -> Value {
+    if take {
+        // A printed row's `data` holds only the fields the query reads
+        // ([`data_keys`]): it becomes the view whole.
+        let mut m = std::mem::take(&mut o.data);
+        meta_into(&mut m, o);
+        return Value::Object(m);
+    }
     // Sized once: the fields, `id`, `last_modified`, `deleted`.
     let mut m = Map::with_capacity(names.len() + 3);
     if !o.deleted {

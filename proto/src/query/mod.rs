@@ -8,9 +8,7 @@
 mod order;
 mod token;
 
-pub use order::{
-    compare_objects, compare_values, is_after, is_after_meta, keyset_of, sort_by_keys,
-};
+pub use order::{compare_objects, compare_values, is_after, keyset_of, sort_by_keys, MetaKeyset};
 pub use token::{
     decode_token, encode_token, encode_token_with_nonce, new_nonce, token_nonce, valid_timestamp,
     InvalidToken,

@@ -96,26 +96,50 @@ pub fn is_after(obj: &Value, sort: &[SortKey], last: &Map<String, Value>) -> boo
         == Some(Ordering::Greater)
 }
 
-/// [`is_after`] for a row whose sort keys are only `id` and `last_modified`,
-/// compared without building the row as JSON (a page of a sync compares
-/// every row it walks).
-pub fn is_after_meta(
-    id: &str,
-    last_modified: u64,
-    sort: &[SortKey],
-    last: &Map<String, Value>,
-) -> bool {
-    sort.iter()
-        .map(|k| {
-            let mine = match k.field.as_str() {
-                "id" => Some(Meta::Id(id)),
-                "last_modified" => Some(Meta::Modified(last_modified)),
-                _ => None,
-            };
-            compare_missing_last(mine, last.get(&k.field), k.descending, Meta::compare)
-        })
-        .find(|o| *o != Ordering::Equal)
-        == Some(Ordering::Greater)
+/// A keyset ([`is_after`]'s `last`) for rows whose sort keys are only `id`
+/// and `last_modified`: each key looked up once, each row compared without
+/// building it as JSON (a page of a sync compares every row it walks).
+pub struct MetaKeyset<'a> {
+    keys: Vec<(MetaField, bool, Option<&'a Value>)>,
+}
+
+#[derive(Clone, Copy)]
+enum MetaField {
+    Id,
+    Modified,
+    /// Any other field: missing from such a row.
+    Other,
+}
+
+impl<'a> MetaKeyset<'a> {
+    pub fn new(sort: &[SortKey], last: &'a Map<String, Value>) -> Self {
+        let keys = (sort.iter())
+            .map(|k| {
+                let field = match k.field.as_str() {
+                    "id" => MetaField::Id,
+                    "last_modified" => MetaField::Modified,
+                    _ => MetaField::Other,
+                };
+                (field, k.descending, last.get(&k.field))
+            })
+            .collect();
+        MetaKeyset { keys }
+    }
+
+    /// Does the row `id`, `last_modified` come strictly after the keyset?
+    pub fn is_after(&self, id: &str, last_modified: u64) -> bool {
+        (self.keys.iter())
+            .map(|&(field, descending, theirs)| {
+                let mine = match field {
+                    MetaField::Id => Some(Meta::Id(id)),
+                    MetaField::Modified => Some(Meta::Modified(last_modified)),
+                    MetaField::Other => None,
+                };
+                compare_missing_last(mine, theirs, descending, Meta::compare)
+            })
+            .find(|o| *o != Ordering::Equal)
+            == Some(Ordering::Greater)
+    }
 }
 
 /// A row's `id` or `last_modified`, as [`compare_values`] would see it.

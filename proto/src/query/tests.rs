@@ -281,11 +281,11 @@ fn sort_by_keys_is_stable_and_puts_missing_last() {
     );
 }
 
-/// `is_after_meta` answers what `is_after` answers on the row built as
+/// `MetaKeyset::is_after` answers what `is_after` answers on the row built as
 /// JSON, for every sort on `id` and `last_modified` and keysets holding the
 /// same values, others, other types, or nothing.
 #[test]
-fn is_after_meta_agrees_with_is_after() {
+fn a_meta_keyset_agrees_with_is_after() {
     let rows = [("b", 5u64), ("a", 5), ("c", 4), ("b", 6)];
     let values = [
         None,
@@ -328,7 +328,7 @@ fn is_after_meta_agrees_with_is_after() {
                         last.insert("last_modified".into(), b.clone());
                     }
                     assert_eq!(
-                        is_after_meta(id, ts, sort, &last),
+                        MetaKeyset::new(sort, &last).is_after(id, ts),
                         is_after(&row, sort, &last),
                         "{row} after {last:?} by {:?}",
                         sort.iter()

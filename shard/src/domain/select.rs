@@ -268,7 +268,11 @@ pub async fn select(
         q,
         want,
         ordered: plan.ordered,
-        rows: Vec::new(),
+        // The page, or a trimmed buffer of twice it: sized once.
+        rows: Vec::with_capacity(
+            want.map_or(MIN_CHUNK, |w| w.saturating_mul(2))
+                .min(MAX_CHUNK),
+        ),
         held: 0,
     };
     let (mut visible, mut total) = (0, 0);
@@ -287,6 +291,7 @@ pub async fn select(
     // order, a sync's pages): each row is compared on its object, and the
     // view (a map built per row) is made only for rows a tie must sort.
     let meta_only = q.filters.is_empty() && keys.is_empty();
+    let meta_after = (q.after.as_ref()).map(|a| query::MetaKeyset::new(&q.sort, a));
     range.lean = w.lean;
     range.acl = w.acl;
     range.fields = &keys;
@@ -320,7 +325,9 @@ pub async fn select(
             total += u64::from(!o.deleted);
             let after = |a| match &json {
                 Some(j) => query::is_after(j, &q.sort, a),
-                None => query::is_after_meta(&o.id, o.last_modified, &q.sort, a),
+                None => meta_after
+                    .as_ref()
+                    .is_none_or(|m| m.is_after(&o.id, o.last_modified)),
             };
             if q.after.as_ref().is_some_and(|a| !after(a)) {
                 continue;

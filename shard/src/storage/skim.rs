@@ -52,8 +52,14 @@ impl<'a> Members<'a> {
                 _ => return Err(broken(self.doc, "expected `,` or `}`")),
             }
         }
-        let key_end = string_end(b, self.at).ok_or_else(|| broken(self.doc, "bad key"))?;
-        let key = unquote(&self.doc[self.at..key_end])?;
+        let (key_end, escaped) =
+            string_end(b, self.at).ok_or_else(|| broken(self.doc, "bad key"))?;
+        let raw_key = &self.doc[self.at..key_end];
+        let key = if escaped {
+            unquote(raw_key)?
+        } else {
+            Cow::Borrowed(&raw_key[1..raw_key.len() - 1])
+        };
         let colon = skip_ws(b, key_end);
         if b.get(colon) != Some(&b':') {
             return Err(broken(self.doc, "expected `:`"));
@@ -103,25 +109,37 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Just past the string that starts at `i` (its opening quote).
-fn string_end(b: &[u8], i: usize) -> Option<usize> {
+/// Bytes of a string read one at a time before a vectorised search: keys
+/// and ids end sooner than its set-up would pay off, long values do not.
+const SHORT: usize = 48;
+
+/// Just past the string that starts at `i` (its opening quote), and whether
+/// it holds an escape.
+fn string_end(b: &[u8], i: usize) -> Option<(usize, bool)> {
     if b.get(i) != Some(&b'"') {
         return None;
     }
-    let mut j = i + 1;
+    let (mut j, mut escaped) = (i + 1, false);
+    let short = (j + SHORT).min(b.len());
     loop {
-        j += memchr::memchr2(b'"', b'\\', b.get(j..)?)?;
-        if b[j] == b'"' {
-            return Some(j + 1);
+        if j >= short {
+            j += memchr::memchr2(b'"', b'\\', b.get(j..)?)?;
         }
-        j += 2;
+        match *b.get(j)? {
+            b'"' => return Some((j + 1, escaped)),
+            b'\\' => {
+                escaped = true;
+                j += 2;
+            }
+            _ => j += 1,
+        }
     }
 }
 
 /// Just past the value that starts at `i`.
 fn value_end(b: &[u8], i: usize) -> Option<usize> {
     let (open, close) = match b.get(i)? {
-        b'"' => return string_end(b, i),
+        b'"' => return string_end(b, i).map(|(end, _)| end),
         b'{' => (b'{', b'}'),
         b'[' => (b'[', b']'),
         // A number, `true`, `false` or `null`.
@@ -137,21 +155,21 @@ fn value_end(b: &[u8], i: usize) -> Option<usize> {
     // kind (outside strings) finds the end.
     let (mut depth, mut j) = (0usize, i);
     loop {
-        j += memchr::memchr3(b'"', open, close, b.get(j..)?)?;
-        match b[j] {
-            b'"' => j = string_end(b, j)?,
-            c if c == open => {
-                depth += 1;
-                j += 1;
+        match *b.get(j)? {
+            b'"' => {
+                j = string_end(b, j)?.0;
+                continue;
             }
-            _ => {
+            c if c == open => depth += 1,
+            c if c == close => {
                 depth -= 1;
-                j += 1;
                 if depth == 0 {
-                    return Some(j);
+                    return Some(j + 1);
                 }
             }
+            _ => {}
         }
+        j += 1;
     }
 }
 
@@ -176,6 +194,12 @@ mod tests {
             "o": {"}": "{", "s": "\u{1}\u{e9}\n"},
             "": "",
         });
+        // Long strings, escapes on either side of where the search changes.
+        let mut value = value;
+        for at in [0, super::SHORT - 3, super::SHORT - 1, super::SHORT, 200] {
+            let text = format!("{}\"\\{}", "x".repeat(at), "y".repeat(300));
+            value[format!("long{at}\"")] = serde_json::json!([text, {"k": text}]);
+        }
         let doc = serde_json::to_string(&value).expect("print");
         let got = all(&doc).expect("members");
         let map = value.as_object().expect("object");

@@ -2,7 +2,7 @@
 of a user among many buckets, on the reference Kinto and on kinto-rs in the same run.
 
 Per server: populate (records through `/batch`, 25 a request, one at a time), then time each request
-several times and keep the median: the first page with the default sort, with `_sort=-last_modified`, with
+several times and keep the median (bench.py measures the two servers in turns, several rounds): the first page with the default sort, with `_sort=-last_modified`, with
 a filter; a full pagination with `_limit=1000`; `_since=<recent>`; and `GET /permissions` of a user owning
 a few buckets among `--big-buckets` buckets of another user.
 """
@@ -122,7 +122,7 @@ def paginate(url, client=None):
         waited += elapsed
         seen += len(body["data"])
         url = headers.get("next-page")
-    return round(time.perf_counter() - t0, 2), round(waited, 2), seen
+    return round(time.perf_counter() - t0, 3), round(waited, 3), seen
 
 
 def measure(base, n):
@@ -151,11 +151,6 @@ def measure(base, n):
     return r
 
 
-def run(base, n, buckets):
-    populate_s = populate(base, n, buckets)
-    return {"records": n, "buckets": buckets, "populate_seconds": populate_s, **measure(base, n)}
-
-
 def table(results):
     keys = [("first_page_ms", "first page, default sort (ms)"),
             ("first_page_sorted_ms", "first page, `_sort=-last_modified` (ms)"),
@@ -168,7 +163,7 @@ def table(results):
             ("paginate_keepalive_s", "full pagination, kept-alive (s)"),
             ("paginate_server_keepalive_s", "of which waiting for the server, kept-alive (s)"),
             ("permissions_ms", "`/permissions` (ms)")]
-    sides = [s for s in ("reference", "kinto_rs") if s in results]
+    sides = [s for s in ("reference", "kinto_rs", "ratio") if s in results]
     rows = ["| request | " + " | ".join(sides) + " |", "|---" * (len(sides) + 1) + "|"]
     for k, label in keys:
         rows.append(f"| {label} | " + " | ".join(str(results[s].get(k, "-")) for s in sides) + " |")

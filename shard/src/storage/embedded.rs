@@ -112,6 +112,15 @@ fn modified_key(parent: &str, resource: &str, ts: u64, id: &str) -> Vec<u8> {
     k
 }
 
+/// The `newest` key of `object`, stored at `key` in `objects` (whose list
+/// prefix it shares).
+fn modified_key_of(key: &[u8], object: &StoredObject) -> Vec<u8> {
+    let list = key.get(..key.len().saturating_sub(object.id.len()));
+    let mut k = list.unwrap_or_default().to_vec();
+    push_modified(&mut k, object.last_modified, &object.id);
+    k
+}
+
 /// Appends the part of a `newest` key after its list prefix.
 fn push_modified(k: &mut Vec<u8>, ts: u64, id: &str) {
     k.reserve(8 + id.len() + 1);

@@ -22,7 +22,7 @@
 //! earlier version kept in the other order.
 
 use super::EmbeddedStorage;
-use super::{decode, decode_u64, list_prefix, push_modified, timestamp_key, unavailable};
+use super::{decode, decode_u64, list_prefix, modified_key_of, timestamp_key, unavailable};
 use crate::storage::grants::{self, Grant};
 use crate::storage::{StorageError, StorageResult, StoredObject};
 use fjall::{Keyspace, OwnedWriteBatch};
@@ -204,10 +204,7 @@ impl EmbeddedStorage {
             let (key, value) = item.into_inner().map_err(unavailable)?;
             let object = decode(&value)?;
             // Every object has its `newest` entry, tombstones too (`_since`).
-            let list = key.get(..key.len().saturating_sub(object.id.len()));
-            let mut entry = list.unwrap_or_default().to_vec();
-            push_modified(&mut entry, object.last_modified, &object.id);
-            batch.insert(&self.newest, entry, &*value);
+            batch.insert(&self.newest, modified_key_of(&key, &object), &*value);
             pending += 1;
             if object.deleted {
                 continue;

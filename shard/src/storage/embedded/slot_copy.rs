@@ -12,7 +12,7 @@
 //! ACL, group memberships from the groups' `members`).
 
 use super::EmbeddedStorage;
-use super::{decode, decode_u64, list_prefix, push_modified, timestamp_key, unavailable};
+use super::{decode, decode_u64, list_prefix, modified_key_of, timestamp_key, unavailable};
 use crate::storage::grants;
 use crate::storage::slots::SlotEntry;
 use crate::storage::{StorageError, StorageResult};
@@ -167,10 +167,7 @@ impl EmbeddedStorage {
         value: &[u8],
     ) -> StorageResult<()> {
         let object = decode(value)?;
-        let list = key.get(..key.len().saturating_sub(object.id.len()));
-        let mut entry = list.unwrap_or_default().to_vec();
-        push_modified(&mut entry, object.last_modified, &object.id);
-        self.push_if_stored(out, slot, NEWEST, entry)?;
+        self.push_if_stored(out, slot, NEWEST, modified_key_of(key, &object))?;
         for grantee in grantee_keys(key, value)? {
             self.push_if_stored(out, slot, GRANTEES, grantee)?;
         }

@@ -343,8 +343,7 @@ def test_the_operator_moves_slots_to_the_shards_its_spec_asks_for(kube, tmp_path
             assert replicas == 4 or not named, "the StatefulSet shrank while the map still names shard 3"
             return replicas == 3
         wait_for(shard_3_gone, 180, "the StatefulSet to shrink")
-        # The status of the round that shrank it may still see a shard behind the map the retirement wrote
-        # (shards read it every poll), which it reports as Degraded: the next rounds see the layout settled.
+        # Shards read the map the retirement wrote on their next poll; the status settles on Balanced.
         wait_for(lambda: (s := status_of(kube, name, namespace)).get("phase") == "Balanced"
                  and s.get("slotsPerShard") == [1366, 1365, 1365] and s, 60, "3 shards balanced")
         stop(procs.pop(3))

@@ -22,7 +22,7 @@ from writers import Writers
 
 SETTINGS = {**BASE_SETTINGS, "includes": "kinto.plugins.default_bucket kinto.plugins.accounts",
             "multiauth_policies": "account basicauth", "account_create_principals": "system.Everyone",
-            "request_timeout_seconds": "30"}
+            "request_timeout_seconds": "30", "experimental_permissions_endpoint": "true"}
 
 
 class Deployment:

@@ -9,6 +9,11 @@ import time
 import requests
 
 
+# The lister's buckets: enough that every shard holds some of them, whatever the map.
+LISTER = ("lister", "pw")
+LISTED = [f"l{i}" for i in range(48)]
+
+
 def stamp(r):
     return int(r.headers["ETag"].strip('"'))
 
@@ -26,6 +31,8 @@ class Writers:
         self.acknowledged = 0  # writes answered 2xx (a batch's sub-requests each)
         self.stop_flag = threading.Event()
         self.threads = [threading.Thread(target=self.run, args=(u,)) for u in range(users)]
+        self.lists = 0  # lists read whole by the lister
+        self.threads.append(threading.Thread(target=self.list_buckets))
 
     def check(self, u, status, text, what):
         if status in (200, 201):
@@ -99,7 +106,34 @@ class Writers:
                 self.failures.append((u, "request", repr(e)))
                 time.sleep(0.1)
 
+    def list_buckets(self):
+        """A user whose buckets never change lists them, and its permissions, all along: every list must name each
+        of them once, whichever shard holds it and whether a move is handing it over."""
+        s, auth = requests.Session(), LISTER
+        expected = sorted(LISTED)
+        while not self.stop_flag.is_set():
+            try:
+                whole = True
+                for path in ("/buckets?_limit=10000", "/permissions?resource_name=bucket&_limit=10000"):
+                    r = s.get(f"{self.url}{path}", auth=auth, timeout=60)
+                    if r.status_code == 404 and path.startswith("/permissions"):
+                        continue  # the deployment has no permissions endpoint
+                    if r.status_code in self.tolerate:
+                        self.tolerated += 1
+                        whole = False
+                        continue
+                    listed = sorted(o["id"] for o in r.json()["data"]) if r.status_code == 200 else None
+                    if listed != expected:
+                        whole = False
+                        self.failures.append(("lister", path, r.status_code, listed or r.text[:300]))
+                self.lists += whole
+            except requests.RequestException as e:
+                self.failures.append(("lister", "request", repr(e)))
+                time.sleep(0.1)
+
     def __enter__(self):
+        for b in LISTED:
+            assert requests.put(f"{self.url}/buckets/{b}", auth=LISTER, timeout=30).status_code in (200, 201)
         for u in range(self.users):
             auth = (f"user{u}", "pw")
             # Even users are accounts: their password is checked against their account's shard, which moves too.
@@ -151,4 +185,5 @@ class Writers:
             listed = [b["id"] for b in r.json()["data"]]
             assert len(listed) == len(set(listed)), "a bucket listed by two shards"
             assert set(self.buckets.get(u, [])) | {f"w{u}"} <= set(listed)
+        assert self.lists > 0, "the lister never read its lists whole"
         return sum(len(s) for s in self.stamps.values())

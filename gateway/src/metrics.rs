@@ -100,6 +100,14 @@ pub static WRONG_SHARD_RETRIES: LazyLock<Option<IntCounter>> = LazyLock::new(|| 
     .ok()
 });
 
+pub static SPANNING_RETRIES: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
+    register_int_counter!(
+        "kinto_gateway_spanning_list_retries_total",
+        "Lists of every shard read again because the shards' parts did not cover every slot once (a move handing slots over)."
+    )
+    .ok()
+});
+
 pub static NOT_RUN_RETRIES: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
     register_int_counter!(
         "kinto_gateway_not_run_retries_total",

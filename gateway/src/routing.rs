@@ -352,13 +352,27 @@ impl ShardMap {
         })
     }
 
-    /// Runs an operation on every shard at once (cross-bucket endpoints).
-    pub async fn execute_all(&self, op: Operation) -> Vec<Result<OpResult, KintoError>> {
-        let calls = self
-            .holders()
-            .into_iter()
-            .map(|i| self.execute(i, op.clone()));
-        futures::future::join_all(calls).await
+    /// Runs an operation on every shard at once (cross-bucket endpoints). A
+    /// `read` runs again until the shards' parts cover every slot once
+    /// ([`crate::retry::spanning`]); a write runs once.
+    pub async fn execute_all(
+        &self,
+        op: Operation,
+        read: bool,
+    ) -> Result<Vec<Result<OpResult, KintoError>>, KintoError> {
+        // The shards holding slots, asked again on each round: the map may
+        // have changed.
+        let round = || {
+            let calls = self
+                .holders()
+                .into_iter()
+                .map(|i| self.execute(i, op.clone()));
+            futures::future::join_all(calls)
+        };
+        if !read {
+            return Ok(round().await);
+        }
+        crate::retry::spanning(&self.map, round, |r: &OpResult| &r.served_slots).await
     }
 
     /// `(shard index, storage healthy)` for every shard; unreachable = false.
@@ -421,10 +435,19 @@ impl ShardMap {
         method: &'static str,
         call: impl Fn(Link) -> Call<Result<tonic::Response<T>, tonic::Status>>,
     ) -> Result<Vec<T>, KintoError> {
+        self.each_shard(method, &call).await.into_iter().collect()
+    }
+
+    /// Each shard's answer to `call`, in shard order.
+    async fn each_shard<T>(
+        &self,
+        method: &'static str,
+        call: &impl Fn(Link) -> Call<Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Vec<Result<T, KintoError>> {
         let (links, holders) = (self.links(), self.holders());
         // A call that did not run (the shard restarting) is tried again.
         let calls = holders.iter().map(|&i| {
-            let (link, call) = (&links[i], &call);
+            let link = &links[i];
             crate::retry::unrouted(move || {
                 let reply = call(link.clone());
                 async move { reply.await.map_err(|s| reply::from_status(i, method, &s)) }
@@ -444,18 +467,24 @@ impl ShardMap {
         caller: &Caller,
         query: Option<ListQuery>,
     ) -> Result<Vec<Value>, KintoError> {
-        let replies = self
-            .on_every_shard("permissions", |mut c| {
-                let caller = Some(caller.clone());
-                let query = query.clone();
-                Box::pin(async move {
-                    c.permissions(tonic::Request::new(PermissionsRequest { caller, query }))
-                        .await
-                })
+        let call = |mut c: Link| -> Call<_> {
+            let caller = Some(caller.clone());
+            let query = query.clone();
+            Box::pin(async move {
+                c.permissions(tonic::Request::new(PermissionsRequest { caller, query }))
+                    .await
             })
-            .await?;
+        };
+        // Read again until the shards' parts cover every slot once.
+        let replies = crate::retry::spanning(
+            &self.map,
+            || self.each_shard("permissions", &call),
+            |r: &PermissionsReply| &r.served_slots,
+        )
+        .await?;
         let mut out = Vec::new();
         for (i, r) in replies.into_iter().enumerate() {
+            let r = r?;
             let entries: Vec<Value> = reply::decode(Some(i), "permissions", &r.entries_json)?;
             out.extend(entries);
         }

@@ -58,6 +58,34 @@ pub async fn shards(
     futures_util::future::join_all(asks).await
 }
 
+/// How long a shard may serve an older map than another before the layout
+/// counts it as behind: shards read a new map on their next poll
+/// (`placement_poll_ms`, 1 s by default), so every map change leaves one
+/// behind for a moment.
+const BEHIND_GRACE: Duration = Duration::from_millis(2500);
+const BEHIND_RETRY: Duration = Duration::from_millis(250);
+
+/// [`shards`] folded by [`layout`], asked again while every shard answered
+/// but some serve an older generation, for at most [`BEHIND_GRACE`]: the
+/// status then describes the map the shards settle on, not the moment
+/// between a map change and their polls.
+pub async fn settled(
+    spec: &KintoClusterSpec,
+    count: u32,
+    tls: Option<&ClientTlsConfig>,
+    timeout: Duration,
+) -> Observed {
+    let give_up = tokio::time::Instant::now() + BEHIND_GRACE;
+    loop {
+        let seen = layout(&shards(spec, count, tls, timeout).await, spec.shards);
+        let lagging = !seen.behind.is_empty() && seen.unreachable.is_empty();
+        if !lagging || tokio::time::Instant::now() + BEHIND_RETRY > give_up {
+            return seen;
+        }
+        tokio::time::sleep(BEHIND_RETRY).await;
+    }
+}
+
 async fn status(
     address: &str,
     tls: Option<&ClientTlsConfig>,

@@ -44,8 +44,7 @@ pub async fn reconcile(kc: Arc<KintoCluster>, ctx: Arc<Context>) -> Result<Actio
     // Shards beyond the spec's count may still own slots (a shrink not yet
     // done): ask every shard that owned some when last seen.
     let count = kc.spec.shards.max(previous.slots_per_shard.len() as u32);
-    let replies = observe::shards(&kc.spec, count, ctx.tls.as_ref(), ctx.shard_timeout).await;
-    let seen = observe::layout(&replies, kc.spec.shards);
+    let seen = observe::settled(&kc.spec, count, ctx.tls.as_ref(), ctx.shard_timeout).await;
     let key = format!("{}/{name}", kc.namespace().unwrap_or_default());
     drive(&ctx, &key, &kc, &seen).await;
     let run = ctx.mover.state(&key);

@@ -265,7 +265,7 @@ impl ShardRpc for ShardService {
         let _pass = self.enter()?;
         let request = request.into_inner();
         let caller = request.caller.unwrap_or_default();
-        let entries = self
+        let (entries, served_slots) = self
             .shard
             .permissions(&caller, request.query)
             .await
@@ -273,7 +273,10 @@ impl ShardRpc for ShardService {
         self.persist().await?;
         let entries_json =
             serde_json::to_vec(&entries).map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(PermissionsReply { entries_json }))
+        Ok(Response::new(PermissionsReply {
+            entries_json,
+            served_slots,
+        }))
     }
 
     async fn delete_user_data(

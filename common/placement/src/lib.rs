@@ -22,6 +22,7 @@ pub mod balance;
 pub mod file_store;
 pub mod live;
 pub mod map;
+pub mod slot_set;
 pub mod store;
 
 use sha2::{Digest, Sha256};

@@ -652,7 +652,16 @@ async fn fan_out(app: &App, mut op: Operation) -> Result<OpResult, KintoError> {
     let mut rows = Vec::new();
     let (mut timestamp, mut total, mut has_more, mut ok, mut first_err) =
         (0, 0, false, false, None);
-    for (shard, r) in app.shards.execute_all(op).await.into_iter().enumerate() {
+    // A read (a `DELETE`'s dry run included) is merged only from parts that
+    // cover every slot once; a delete runs once.
+    let read = method != pb::Method::Delete as i32 || q.dry_run;
+    for (shard, r) in app
+        .shards
+        .execute_all(op, read)
+        .await?
+        .into_iter()
+        .enumerate()
+    {
         match r {
             Ok(r) => {
                 ok = true;
@@ -690,6 +699,7 @@ async fn fan_out(app: &App, mut op: Operation) -> Result<OpResult, KintoError> {
         has_more,
         cache_expires: None,
         last_json: None,
+        served_slots: Vec::new(),
     })
 }
 

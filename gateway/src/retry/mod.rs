@@ -17,10 +17,12 @@
 //! see the 503 (with `Retry-After`). The refusal names the shard's
 //! generation, for the logs and for gateways without a stored map.
 
+mod spanning;
 mod unreached;
 
 use kinto_placement::live::{LiveMap, Placement};
 use kinto_proto::{ErrorKind, KintoError};
+pub use spanning::spanning;
 use std::future::Future;
 use std::time::Duration;
 pub use unreached::unreached;

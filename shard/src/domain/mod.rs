@@ -53,6 +53,7 @@ pub mod resource;
 mod scan_plan;
 pub mod schema;
 pub(crate) mod select;
+mod served;
 mod stamp;
 mod tokens;
 mod walk;
@@ -159,6 +160,11 @@ impl Shard {
             self.create_implicit(&req, &who).await?;
         }
         let method = req.method;
+        // A read of `/buckets` or `/accounts`: the gateway merges it with
+        // the other shards' only if their slots fit (`served`).
+        let spanning = req.target.placement().is_none()
+            && (matches!(method, pb::Method::Get | pb::Method::Head) || req.query.dry_run);
+        let served = if spanning { self.served_before() } else { None };
         let out = match (method, req.target.id.is_some()) {
             (pb::Method::Get | pb::Method::Head, true) => self.get(&req, &who).await?,
             (pb::Method::Put, true) => self.put(&req, &who).await?,
@@ -169,7 +175,9 @@ impl Shard {
             (pb::Method::Delete, false) => self.delete_list(&req, &who).await?,
             _ => return Err(KintoError::new(ErrorKind::MethodNotAllowed)),
         };
-        Ok(out.into_pb())
+        let mut out = out.into_pb();
+        out.served_slots = self.served_after(served)?;
+        Ok(out)
     }
 
     /// Group URIs (of this shard) the principals belong to.

@@ -287,6 +287,7 @@ impl Outcome {
             has_more: self.has_more,
             cache_expires: self.cache_expires,
             last_json: self.last,
+            served_slots: Vec::new(),
         }
     }
 }

@@ -84,16 +84,19 @@ impl Shard {
         &self,
         caller: &pb::Caller,
         page: Option<pb::ListQuery>,
-    ) -> Result<Vec<Value>, KintoError> {
+    ) -> Result<(Vec<Value>, Vec<u8>), KintoError> {
         let page = page.map(ListQuery::decode).transpose()?;
         let page = page.as_ref();
+        let served = self.served_before();
         let who = self.principals(caller).await?;
-        if !self.settings_grant_everything(&who) {
-            return self.granted_entries(&who, page).await;
-        }
-        let found = self.walk().await?;
-        let entries = found.iter().filter_map(|f| self.entry(f, &who)).collect();
-        Ok(super::entries::page_of(entries, page))
+        let entries = if !self.settings_grant_everything(&who) {
+            self.granted_entries(&who, page).await?
+        } else {
+            let found = self.walk().await?;
+            let entries = found.iter().filter_map(|f| self.entry(f, &who)).collect();
+            super::entries::page_of(entries, page)
+        };
+        Ok((entries, self.served_after(served)?))
     }
 
     /// The permissions `who` holds on the object itself (its ACL or the

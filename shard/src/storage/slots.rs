@@ -8,6 +8,7 @@
 //! land, whatever it checked before.
 
 use super::{StorageError, StorageResult, Write};
+use kinto_placement::slot_set::SlotSet;
 use kinto_placement::PlacementKey;
 
 /// What a store may do with one slot.
@@ -104,6 +105,30 @@ pub trait SlotMoves: Send + Sync {
     /// `Foreign` → `Owned` without data: a slot the map gave this shard
     /// without a move (one that held no bucket).
     fn adopt(&self, slots: &[u32]) -> StorageResult<()>;
+
+    /// The slots whose buckets and accounts this store lists now (owned or
+    /// frozen), with the epoch of its slot states. A list read between two
+    /// calls that return the same even epoch saw no slot change hands
+    /// (see [`Served`]).
+    fn served_slots(&self) -> Served;
+}
+
+/// A store's served slots at one epoch. The epoch works as a sequence lock:
+/// it is odd while a change of served slots is being committed, and moves on
+/// before and after every such change. So a read that began at an even epoch
+/// and ends at that same epoch held one set of served slots throughout; the
+/// domain reports that set with the read (`OpResult.served_slots`).
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub epoch: u64,
+    pub slots: SlotSet,
+}
+
+impl Served {
+    /// Whether a read that began at `self` and ended at `epoch` was stable.
+    pub fn held_until(&self, epoch: u64) -> bool {
+        self.epoch.is_multiple_of(2) && self.epoch == epoch
+    }
 }
 
 /// The bucket of a parent id (`/buckets/b` or below it).

@@ -13,8 +13,9 @@
 //! during a move takes the slots the map moves away as frozen, so a
 //! restart cannot unfreeze them.
 
-use crate::storage::slots::{refused, SlotEntry, SlotMoves, SlotState, StreamDigest};
+use crate::storage::slots::{refused, Served, SlotEntry, SlotMoves, SlotState, StreamDigest};
 use crate::storage::{StorageError, StorageResult};
+use kinto_placement::slot_set::SlotSet;
 use kinto_placement::SLOTS;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -33,6 +34,9 @@ struct Inner {
     state: Vec<SlotState>,
     /// Commits in flight, by slot.
     in_flight: Vec<u32>,
+    /// The served slots' epoch ([`Served`]): changed under this lock, so
+    /// always even here.
+    epoch: u64,
 }
 
 /// A commit's registration: its slots count it as in flight until dropped.
@@ -71,6 +75,7 @@ impl CqlSlots {
             inner: Mutex::new(Inner {
                 state,
                 in_flight: vec![0; SLOTS as usize],
+                epoch: 0,
             }),
             left: Condvar::new(),
         })
@@ -145,6 +150,7 @@ impl CqlSlots {
         for &slot in slots {
             inner.state[slot as usize] = to;
         }
+        inner.epoch += 2;
         Ok(())
     }
 }
@@ -168,6 +174,7 @@ impl SlotMoves for CqlSlots {
                 state => state,
             };
         }
+        inner.epoch += 2;
         Ok(())
     }
 
@@ -248,11 +255,42 @@ impl SlotMoves for CqlSlots {
         use SlotState::*;
         self.set(slots, &[Foreign, Owned], Owned, "adopt")
     }
+
+    /// The root lists read the partitions of [`CqlSlots::served_parts`],
+    /// taken after this call: a change in between moves the epoch on.
+    fn served_slots(&self) -> Served {
+        let inner = self.lock();
+        let slots = SlotSet::of(|s| {
+            matches!(
+                inner.state[s as usize],
+                SlotState::Owned | SlotState::Frozen
+            )
+        });
+        Served {
+            epoch: inner.epoch,
+            slots,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_served_slots_move_on_when_a_slot_changes_hands() {
+        let slots = CqlSlots::new(|s| s < 8);
+        let before = slots.served_slots();
+        assert_eq!(before.slots.len(), 8);
+        slots.freeze(&[3]).expect("freeze");
+        let frozen = slots.served_slots();
+        assert!(frozen.slots.contains(3), "a frozen slot is still listed");
+        slots.release(&[3]).expect("release");
+        let released = slots.served_slots();
+        assert!(!frozen.held_until(released.epoch));
+        assert!(!released.slots.contains(3) && released.slots.len() == 7);
+        assert!(released.held_until(slots.served_slots().epoch));
+    }
 
     #[test]
     fn a_freeze_waits_for_the_commits_in_flight_and_refuses_new_ones() {

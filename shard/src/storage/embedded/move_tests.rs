@@ -201,3 +201,50 @@ async fn a_freeze_and_a_staged_copy_survive_a_restart() {
         .await
         .expect("writable");
 }
+
+/// A list spanning every shard is merged only from parts read at one set of
+/// served slots: the epoch moves on when a slot stops or starts being
+/// listed here (a release, an acquire), not for a freeze, which keeps it
+/// listed.
+#[test]
+fn the_served_slots_move_on_with_a_release_and_an_acquire_only() {
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let (a, b) = (open(dir_a.path()), open(dir_b.path()));
+    let half = |low: bool| {
+        move |s: u32| match (s < 2048) == low {
+            true => SlotState::Owned,
+            false => SlotState::Foreign,
+        }
+    };
+    a.attach(&half(true)).expect("attach");
+    b.attach(&half(false)).expect("attach");
+    let before = a.served_slots();
+    assert!(before.epoch.is_multiple_of(2));
+    assert_eq!(before.slots.len(), 2048);
+    assert!(before.held_until(a.served_slots().epoch));
+
+    a.freeze(&[5]).expect("freeze");
+    assert!(
+        before.held_until(a.served_slots().epoch),
+        "a frozen slot is still listed"
+    );
+    assert!(a.served_slots().slots.contains(5));
+
+    a.release(&[5]).expect("release");
+    let released = a.served_slots();
+    assert!(!before.held_until(released.epoch));
+    assert!(released.epoch.is_multiple_of(2));
+    assert!(!released.slots.contains(5) && released.slots.len() == 2047);
+
+    let staged = b.served_slots();
+    b.stage_begin(&[5]).expect("stage");
+    b.acquire(&[5]).expect("acquire");
+    let acquired = b.served_slots();
+    assert!(!staged.held_until(acquired.epoch));
+    assert!(acquired.slots.contains(5) && acquired.slots.len() == 2049);
+    let parts = [released.slots, acquired.slots];
+    assert!(kinto_placement::slot_set::cover(&parts).exact());
+}

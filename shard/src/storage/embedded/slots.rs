@@ -12,12 +12,13 @@
 use super::slot_copy::RootChanges;
 use super::{unavailable, EmbeddedStorage};
 use crate::storage::slots::{
-    refused, slot_of_write, SlotEntry, SlotMoves, SlotState, StreamDigest,
+    refused, slot_of_write, Served, SlotEntry, SlotMoves, SlotState, StreamDigest,
 };
 use crate::storage::{StorageError, StorageResult, Write};
 use fjall::{OwnedWriteBatch, PersistMode};
+use kinto_placement::slot_set::SlotSet;
 use kinto_placement::SLOTS;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::SeqCst};
 
 const OWNED: u8 = 0;
 const FOREIGN: u8 = 1;
@@ -31,6 +32,25 @@ pub(super) struct Fence {
     /// Until the shard attaches its map, every slot is writable (a store
     /// opened alone: tests, tools).
     attached: AtomicBool,
+    /// The sequence lock of the served slots ([`crate::storage::slots::Served`]).
+    epoch: AtomicU64,
+}
+
+/// Held while a change of served slots commits: the epoch is odd from
+/// before the store's batch until after the states are set.
+struct Changing<'a>(&'a AtomicU64);
+
+impl<'a> Changing<'a> {
+    fn begin(epoch: &'a AtomicU64) -> Self {
+        epoch.fetch_add(1, SeqCst);
+        Changing(epoch)
+    }
+}
+
+impl Drop for Changing<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, SeqCst);
+    }
 }
 
 impl Default for Fence {
@@ -38,6 +58,7 @@ impl Default for Fence {
         Fence {
             states: (0..SLOTS).map(|_| AtomicU8::new(OWNED)).collect(),
             attached: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
         }
     }
 }
@@ -109,6 +130,7 @@ impl EmbeddedStorage {
     fn flip(&self, slots: &[u32], to: u8, what: &str) -> StorageResult<()> {
         let _lock = self.locked();
         self.expect(slots, &[SlotState::Foreign, SlotState::Owned], what)?;
+        let _changing = Changing::begin(&self.fence.epoch);
         for &slot in slots {
             self.fence.set(slot, to);
         }
@@ -136,6 +158,7 @@ impl SlotMoves for EmbeddedStorage {
 
     fn attach(&self, at_start: &dyn Fn(u32) -> SlotState) -> StorageResult<()> {
         let _lock = self.locked();
+        let _changing = Changing::begin(&self.fence.epoch);
         for slot in 0..SLOTS {
             // Only a durable marker freezes a slot here (read below).
             let owned = at_start(slot) != SlotState::Foreign;
@@ -192,6 +215,8 @@ impl SlotMoves for EmbeddedStorage {
     fn stage_begin(&self, slots: &[u32]) -> StorageResult<()> {
         let _lock = self.locked();
         self.expect(slots, &[SlotState::Foreign, SlotState::Staged], "stage")?;
+        // Leftovers deleted below may have been listed (hidden slots).
+        let _changing = Changing::begin(&self.fence.epoch);
         let mut batch = self.db.batch();
         let mut roots = RootChanges::default();
         for &slot in slots {
@@ -246,6 +271,7 @@ impl SlotMoves for EmbeddedStorage {
             .copied()
             .filter(|&s| self.fence.get(s) == SlotState::Staged)
             .collect();
+        let _changing = Changing::begin(&self.fence.epoch);
         let mut batch = self.db.batch();
         let mut roots = RootChanges::default();
         for &slot in &staged {
@@ -268,6 +294,7 @@ impl SlotMoves for EmbeddedStorage {
 
     fn release(&self, slots: &[u32]) -> StorageResult<()> {
         let _lock = self.locked();
+        let _changing = Changing::begin(&self.fence.epoch);
         let mut batch = self.db.batch();
         let mut roots = RootChanges::default();
         for &slot in slots {
@@ -297,5 +324,12 @@ impl SlotMoves for EmbeddedStorage {
 
     fn hide(&self, slots: &[u32]) -> StorageResult<()> {
         self.flip(slots, FOREIGN, "hide")
+    }
+
+    fn served_slots(&self) -> Served {
+        let epoch = self.fence.epoch.load(SeqCst);
+        let slots =
+            SlotSet::of(|s| matches!(self.fence.get(s), SlotState::Owned | SlotState::Frozen));
+        Served { epoch, slots }
     }
 }

@@ -168,7 +168,13 @@ fn items(v: &Value) -> &[Value] {
 }
 
 fn matches_one(obj: &Value, f: &Filter) -> bool {
-    let found = lookup(obj, &f.field);
+    matches_found(lookup(obj, &f.field), f)
+}
+
+/// Whether `f` holds of a row in which [`lookup`] of `f.field` found
+/// `found`: for a caller that looked the field up itself (the shard reads
+/// it from a row's printed text, without building the row).
+pub fn matches_found(found: Option<&Value>, f: &Filter) -> bool {
     match f.op {
         Op::Eq => found.is_some_and(|v| equal(v, &f.value)),
         Op::Not => found.is_none_or(|v| !equal(v, &f.value)),

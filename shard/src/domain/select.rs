@@ -9,10 +9,12 @@
 //! rows. It runs under a [`Budget`], yielding between chunks, so a long walk
 //! never holds one of the runtime's few worker threads.
 
+mod raw_filter;
+
 use super::budget::Budget;
 use super::request::ListQuery;
 use super::scan_plan::ScanPlan;
-use crate::storage::{Order, Range, Storage, StoredObject};
+use crate::storage::{Order, Range, Storage, StorageError, StoredObject};
 use kinto_proto::query;
 use kinto_proto::KintoError;
 use serde_json::{Map, Value};
@@ -286,11 +288,18 @@ pub async fn select(
     let names: Vec<&str> = (q.filters.iter().map(|f| f.field.as_str()))
         .chain(q.sort.iter().map(|k| k.field.as_str()))
         .collect();
-    let keys = data_keys(&names);
-    // Nothing filtered, sorted by `id` and `last_modified` only (the default
-    // order, a sync's pages): each row is compared on its object, and the
-    // view (a map built per row) is made only for rows a tie must sort.
-    let meta_only = q.filters.is_empty() && keys.is_empty();
+    let sorted_on: Vec<&str> = q.sort.iter().map(|k| k.field.as_str()).collect();
+    // Sorted by `id` and `last_modified` only (the default order, a sync's
+    // pages): each row is compared on its object, and the view (a map
+    // built per row) is made only for rows a tie must sort. Filters are
+    // then read on the text the store printed ([`raw_filter`]), and the
+    // store keeps no field apart.
+    let meta_only = data_keys(&sorted_on).is_empty() && (q.filters.is_empty() || w.lean);
+    let keys = if meta_only {
+        Vec::new()
+    } else {
+        data_keys(&names)
+    };
     let meta_after = (q.after.as_ref()).map(|a| query::MetaKeyset::new(&q.sort, a));
     range.lean = w.lean;
     range.acl = w.acl;
@@ -315,10 +324,16 @@ pub async fn select(
             }
             visible += 1;
             let json = (!meta_only).then(|| view(&mut o, &names, printed.is_some()));
-            if json
-                .as_ref()
-                .is_some_and(|j| !query::matches(j, &q.filters))
-            {
+            let kept = match (&json, &printed) {
+                _ if q.filters.is_empty() => true,
+                (Some(j), _) => query::matches(j, &q.filters),
+                (None, Some(p)) => {
+                    raw_filter::matches(p, &q.filters).map_err(StorageError::Corrupt)?
+                }
+                // A store that printed nothing left `data` whole.
+                (None, None) => query::matches(&view(&mut o, &names, false), &q.filters),
+            };
+            if !kept {
                 continue;
             }
             // Kinto counts live objects only, even when `_since` lists tombstones.

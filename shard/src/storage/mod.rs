@@ -20,7 +20,7 @@ mod grants;
 #[cfg(feature = "embedded")]
 mod lean;
 pub mod scan;
-mod skim;
+pub mod skim;
 pub mod slots;
 
 pub use acl::Acl;

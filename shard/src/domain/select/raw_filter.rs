@@ -1,0 +1,192 @@
+//! Filters read on a row's printed text. A filtered page reads several rows
+//! per row it keeps; building each as a JSON map (an allocation and a hash
+//! per key, for a row most filters then drop) was most of what it cost. The
+//! field a filter names is found in the text by the rule of
+//! [`query::lookup`], and only its value is parsed.
+
+use crate::storage::skim;
+use kinto_proto::query::{self, Filter};
+use serde_json::Value;
+
+/// Whether the row printed as `printed` (the object as Kinto shows it:
+/// `data`'s fields, `id`, `last_modified`, and `deleted` on a tombstone)
+/// passes every filter, as [`query::matches`] of that object would say.
+pub fn matches(printed: &[u8], filters: &[Filter]) -> Result<bool, skim::Broken> {
+    let doc = std::str::from_utf8(printed).map_err(|e| e.to_string())?;
+    for f in filters {
+        let found = match lookup(doc, &f.field)? {
+            Some(raw) => Some(serde_json::from_str::<Value>(raw).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        if !query::matches_found(found.as_ref(), f) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// [`query::lookup`] on the text of an object: the value under the whole
+/// dotted `field` as a key, else under the longest key that is `field` cut
+/// before one of its dots, looked into again with the rest; `None` once
+/// that key's value is not an object, or no key fits.
+fn lookup<'a>(doc: &'a str, field: &str) -> Result<Option<&'a str>, skim::Broken> {
+    let (mut doc, mut field) = (doc, field);
+    loop {
+        if !doc.starts_with('{') {
+            return Ok(None);
+        }
+        // The longest key that is a prefix of `field` ending at a dot.
+        let mut prefix: Option<(usize, &str)> = None;
+        for member in skim::members(doc) {
+            let (key, value) = member?;
+            if key == field {
+                return Ok(Some(value));
+            }
+            let cut = key.len();
+            let at_dot = field.as_bytes().get(cut) == Some(&b'.') && field.starts_with(&*key);
+            if at_dot && prefix.is_none_or(|(len, _)| cut > len) {
+                prefix = Some((cut, value));
+            }
+        }
+        let Some((cut, value)) = prefix else {
+            return Ok(None);
+        };
+        doc = value;
+        field = &field[cut + 1..];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kinto_proto::query::Op;
+    use serde_json::json;
+
+    /// The same answer as [`query::matches`] on the built object, for every
+    /// operator on fields found whole, through dots, through a dotted key,
+    /// missing, stopped by a non-object, and on a tombstone.
+    #[test]
+    fn a_printed_row_matches_as_the_built_object_does() {
+        let rows = [
+            json!({"build": {"channel": "beta", "number": 3}, "id": "a", "last_modified": 10}),
+            json!({"build": {"channel": "release"}, "build.channel": "nightly", "id": "b", "last_modified": 11}),
+            json!({"a": {"b.c": {"d": [1, 2, "x"]}, "b": {"c": 5}}, "tags": ["x", "y"], "id": "c", "last_modified": 12}),
+            json!({"a": 1, "a.b": {"c": "deep"}, "s": "caf\u{e9} \"q\" \\", "n": null, "id": "d", "last_modified": 13}),
+            json!({"id": "e", "last_modified": 14, "deleted": true}),
+            json!({"": {"x": 1}, "f": 1.5, "big": 12345678901234567890u64, "id": "f\"g", "last_modified": 15}),
+        ];
+        let fields = [
+            "build.channel",
+            "build",
+            "build.number",
+            "build.channel.x",
+            "a.b.c",
+            "a.b.c.d",
+            "a.b",
+            "a.b.x",
+            "tags",
+            "s",
+            "n",
+            "id",
+            "last_modified",
+            "deleted",
+            "missing",
+            ".x",
+            "f",
+            "big",
+            "a",
+        ];
+        let values = [
+            json!("beta"),
+            json!("nightly"),
+            json!(5),
+            json!(1),
+            json!(null),
+            json!("x"),
+            json!(["x"]),
+            json!(["x", "z"]),
+            json!(true),
+            json!(false),
+            json!("deep"),
+            json!("*e*"),
+            json!(12),
+            json!({"channel": "release"}),
+            json!(1.5),
+            json!(12345678901234567890u64),
+            json!("caf\u{e9} \"q\" \\"),
+        ];
+        let ops = [
+            Op::Eq,
+            Op::Not,
+            Op::Lt,
+            Op::Gt,
+            Op::Min,
+            Op::Max,
+            Op::In,
+            Op::Exclude,
+            Op::Like,
+            Op::Has,
+            Op::Contains,
+            Op::ContainsAny,
+        ];
+        let mut checked = 0;
+        for row in &rows {
+            let printed = serde_json::to_vec(row).expect("printed");
+            for field in fields {
+                assert_eq!(
+                    lookup(std::str::from_utf8(&printed).expect("utf8"), field)
+                        .expect("read")
+                        .map(|raw| serde_json::from_str::<Value>(raw).expect("value")),
+                    query::lookup(row, field).cloned(),
+                    "{field} in {row}"
+                );
+                for value in &values {
+                    for op in ops {
+                        let value = match op {
+                            Op::In | Op::Exclude | Op::Contains | Op::ContainsAny
+                                if !value.is_array() =>
+                            {
+                                json!([value])
+                            }
+                            _ => value.clone(),
+                        };
+                        let f = [Filter {
+                            field: field.into(),
+                            op,
+                            value,
+                        }];
+                        assert_eq!(
+                            matches(&printed, &f).expect("read"),
+                            query::matches(row, &f),
+                            "{field} {op:?} {} on {row}",
+                            f[0].value
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 20_000);
+    }
+
+    #[test]
+    fn a_damaged_row_is_an_error_not_a_panic() {
+        let f = [Filter {
+            field: "a.b".into(),
+            op: Op::Eq,
+            value: json!(1),
+        }];
+        for bad in [
+            &b"{\"a\":{\"b\":"[..],
+            b"{\"a\":{\"b\":1",
+            b"\xff",
+            b"{\"a\":{\"b\":tru}}",
+        ] {
+            assert!(
+                matches(bad, &f).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}

@@ -5,7 +5,7 @@
 //! [`query::lookup`], and only its value is parsed.
 
 use crate::storage::skim;
-use kinto_proto::query::{self, Filter};
+use kinto_proto::query::{self, Filter, Op};
 use serde_json::Value;
 
 /// Whether the row printed as `printed` (the object as Kinto shows it:
@@ -14,7 +14,14 @@ use serde_json::Value;
 pub fn matches(printed: &[u8], filters: &[Filter]) -> Result<bool, skim::Broken> {
     let doc = std::str::from_utf8(printed).map_err(|e| e.to_string())?;
     for f in filters {
-        let found = match lookup(doc, &f.field)? {
+        let raw = lookup(doc, &f.field)?;
+        if let Some(kept) = raw.and_then(|r| on_plain_string(r, f)) {
+            if !kept {
+                return Ok(false);
+            }
+            continue;
+        }
+        let found = match raw {
             Some(raw) => Some(serde_json::from_str::<Value>(raw).map_err(|e| e.to_string())?),
             None => None,
         };
@@ -23,6 +30,25 @@ pub fn matches(printed: &[u8], filters: &[Filter]) -> Result<bool, skim::Broken>
         }
     }
     Ok(true)
+}
+
+/// The most common filters (`field=value`, `in_`, `not_`, `exclude_`) on a
+/// string stored without escapes, answered on its text: such a string equals
+/// a value only if that value is the same string. `None`: parse the value.
+fn on_plain_string(raw: &str, f: &Filter) -> Option<bool> {
+    let text = raw.strip_prefix('"')?.strip_suffix('"')?;
+    if text.contains('\\') {
+        return None;
+    }
+    let equal = |x: &Value| x.as_str() == Some(text);
+    let listed = || f.value.as_array().is_some_and(|a| a.iter().any(equal));
+    match f.op {
+        Op::Eq => Some(equal(&f.value)),
+        Op::Not => Some(!equal(&f.value)),
+        Op::In => Some(listed()),
+        Op::Exclude => Some(!listed()),
+        _ => None,
+    }
 }
 
 /// [`query::lookup`] on the text of an object: the value under the whole
@@ -59,7 +85,6 @@ fn lookup<'a>(doc: &'a str, field: &str) -> Result<Option<&'a str>, skim::Broken
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kinto_proto::query::Op;
     use serde_json::json;
 
     /// The same answer as [`query::matches`] on the built object, for every

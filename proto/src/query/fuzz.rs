@@ -105,20 +105,7 @@ fn value() -> impl Strategy<Value = Value> {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    prop::sample::select(vec![
-        Op::Eq,
-        Op::Not,
-        Op::Lt,
-        Op::Gt,
-        Op::Min,
-        Op::Max,
-        Op::In,
-        Op::Exclude,
-        Op::Like,
-        Op::Has,
-        Op::Contains,
-        Op::ContainsAny,
-    ])
+    prop::sample::select(Op::ALL.to_vec())
 }
 
 fn sort_keys() -> impl Strategy<Value = Vec<SortKey>> {

@@ -33,6 +33,24 @@ pub enum Op {
     ContainsAny,
 }
 
+impl Op {
+    /// Every operator, for tests that try each.
+    pub const ALL: [Op; 12] = [
+        Op::Eq,
+        Op::Not,
+        Op::Lt,
+        Op::Gt,
+        Op::Min,
+        Op::Max,
+        Op::In,
+        Op::Exclude,
+        Op::Like,
+        Op::Has,
+        Op::Contains,
+        Op::ContainsAny,
+    ];
+}
+
 /// One `[op_]field=value` filter. For `In`, `Exclude`, `Contains` and
 /// `ContainsAny` the value is an array; for `Has` a boolean.
 #[derive(Debug, Clone, PartialEq)]

@@ -87,22 +87,17 @@ impl CqlSlots {
 
     /// Whether reads of `slot` are served here (owned, or frozen for a move).
     pub fn served(&self, slot: u32) -> bool {
-        matches!(
-            self.lock().state.get(slot as usize),
-            Some(SlotState::Owned | SlotState::Frozen)
-        )
+        self.lock()
+            .state
+            .get(slot as usize)
+            .is_some_and(|&s| listed(s))
     }
 
     /// The slots served here, as the `part`s of the root lists.
     pub fn served_parts(&self) -> Vec<i16> {
         let inner = self.lock();
         (0..SLOTS)
-            .filter(|&s| {
-                matches!(
-                    inner.state[s as usize],
-                    SlotState::Owned | SlotState::Frozen
-                )
-            })
+            .filter(|&s| listed(inner.state[s as usize]))
             .map(|s| s as i16)
             .collect()
     }
@@ -147,12 +142,23 @@ impl CqlSlots {
                 "cannot {what} slot {slot}: it is {state:?}"
             )));
         }
+        let mut changed = false;
         for &slot in slots {
+            changed |= listed(inner.state[slot as usize]) != listed(to);
             inner.state[slot as usize] = to;
         }
-        inner.epoch += 2;
+        // A freeze or an unfreeze keeps the slot listed: a spanning list
+        // read across one needs no second read.
+        if changed {
+            inner.epoch += 2;
+        }
         Ok(())
     }
+}
+
+/// Whether the root lists read a slot in `state` here.
+fn listed(state: SlotState) -> bool {
+    matches!(state, SlotState::Owned | SlotState::Frozen)
 }
 
 impl SlotMoves for CqlSlots {
@@ -260,12 +266,7 @@ impl SlotMoves for CqlSlots {
     /// taken after this call: a change in between moves the epoch on.
     fn served_slots(&self) -> Served {
         let inner = self.lock();
-        let slots = SlotSet::of(|s| {
-            matches!(
-                inner.state[s as usize],
-                SlotState::Owned | SlotState::Frozen
-            )
-        });
+        let slots = SlotSet::of(|s| listed(inner.state[s as usize]));
         Served {
             epoch: inner.epoch,
             slots,
@@ -285,6 +286,10 @@ mod tests {
         slots.freeze(&[3]).expect("freeze");
         let frozen = slots.served_slots();
         assert!(frozen.slots.contains(3), "a frozen slot is still listed");
+        assert!(
+            before.held_until(frozen.epoch),
+            "a freeze changes no listed slot"
+        );
         slots.release(&[3]).expect("release");
         let released = slots.served_slots();
         assert!(!frozen.held_until(released.epoch));

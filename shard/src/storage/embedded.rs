@@ -8,8 +8,9 @@
 //! Keyspaces, all keys `\0`-separated (ids and principals never hold `\0`):
 //! - `objects`:    `parent \0 resource \0 id` → JSON of [`StoredObject`]
 //! - `newest`:     `parent \0 resource \0 be64(!last_modified) !id 0xFF` →
-//!   the same JSON: a covering index, so a page in `last_modified` order
-//!   reads no object by id. Timestamp and id are inverted so that a forward
+//!   the object as Kinto prints it, and its ACL ([`index_row`]): a covering
+//!   index, so a page in `last_modified` order reads no object by id and
+//!   copies each row. Timestamp and id are inverted so that a forward
 //!   walk reads the newest first, Kinto's default order ([`modified_key`]).
 //! - `timestamps`: `parent \0 resource` → be64
 //! - `members`:    `principal \0 group_uri` → empty
@@ -26,6 +27,7 @@
 //! every answer of the shard, reads included, persists first, so no answer
 //! reveals a commit that a killed process could lose.
 
+mod index_row;
 mod indexes;
 #[cfg(test)]
 mod move_tests;
@@ -316,9 +318,12 @@ impl Storage for EmbeddedStorage {
                 let mut end = prefix.clone();
                 end.extend_from_slice(&(!after).saturating_add(1).to_be_bytes());
                 for item in self.newest.range(prefix.clone()..end) {
-                    let (_, value) = item.into_inner().map_err(unavailable)?;
-                    let object = decode(&value)?;
-                    if with_tombstones || !object.deleted {
+                    let (key, value) = item.into_inner().map_err(unavailable)?;
+                    let (ts, id) = split_modified_key(&key[prefix.len()..])?;
+                    let object = index_row::object(&value, ts, id)?;
+                    let shown =
+                        !parent.is_empty() || self.fence.shows(parent, resource, &object.id);
+                    if shown && (with_tombstones || !object.deleted) {
                         out.push(object);
                     }
                 }
@@ -335,6 +340,7 @@ impl Storage for EmbeddedStorage {
                     let obj = decode(&v)?;
                     if (with_tombstones || !obj.deleted)
                         && since.is_none_or(|s| obj.last_modified > s)
+                        && (!parent.is_empty() || self.fence.shows(parent, resource, &obj.id))
                     {
                         out.push(obj);
                     }
@@ -443,7 +449,7 @@ impl Storage for EmbeddedStorage {
                     batch.insert(
                         &self.newest,
                         modified_key(&parent, resource, object.last_modified, &object.id),
-                        value.as_slice(),
+                        index_row::encode(&object)?,
                     );
                     batch.insert(&self.objects, key, value);
                 }
@@ -661,7 +667,8 @@ mod tests {
                     let chunk = store.scan(&range).await.expect("scan");
                     for (i, o) in chunk.rows.iter().enumerate() {
                         let printed = chunk.printed.get(i).cloned();
-                        seen.push((o.id.clone(), o.last_modified, o.data.clone(), printed));
+                        let acl = o.permissions.clone();
+                        seen.push((o.id.clone(), o.last_modified, o.data.clone(), acl, printed));
                     }
                     match chunk.next {
                         Some(next) => range.from = Some(next),
@@ -679,6 +686,19 @@ mod tests {
         let covered = read(store.clone()).await;
         assert_eq!(covered.0.len(), 238);
         assert_eq!(covered.1.len(), 20);
+        // Entries an earlier version wrote hold the stored JSON: read the same.
+        let mut legacy = store.db.batch();
+        for item in store.objects.prefix(b"") {
+            let (key, value) = item.into_inner().expect("object");
+            let object = decode(&value).expect("decode");
+            legacy.insert(&store.newest, modified_key_of(&key, &object), &*value);
+        }
+        legacy.commit().expect("legacy entries");
+        let first = store.newest.iter().next().expect("an entry");
+        assert!(!index_row::is_printed(
+            &first.into_inner().expect("entry").1
+        ));
+        assert_eq!(read(store.clone()).await, covered);
         // What an earlier version left: its own index, its version mark,
         // and none of this one's entries.
         store.clear(&[&store.newest]).expect("clear");

@@ -127,27 +127,30 @@ fn print_str(out: &mut Vec<u8>, s: &str) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn stored(id: &str, deleted: bool, data: serde_json::Value, acl: serde_json::Value) -> Vec<u8> {
-        let o = StoredObject {
+    fn stored(
+        id: &str,
+        deleted: bool,
+        data: serde_json::Value,
+        acl: serde_json::Value,
+    ) -> StoredObject {
+        StoredObject {
             id: id.into(),
             last_modified: 1_700_000_000_123,
             deleted,
             data: data.as_object().cloned().unwrap_or_default(),
             permissions: serde_json::from_value(acl).expect("acl"),
-        };
-        serde_json::to_vec(&o).expect("stored")
+        }
     }
 
-    /// A lean row prints exactly what the whole object prints, keeps its
-    /// metadata, its ACL when asked and the fields asked (as built whole),
-    /// and leaves the other fields out.
-    #[test]
-    fn a_lean_row_prints_what_the_whole_object_prints() {
-        let cases = [
+    /// Objects a row read without building them must print as the whole
+    /// object prints: escapes, numbers, metadata names inside `data` and
+    /// nested, `deleted` as a field, tombstones (one with an ACL).
+    pub(crate) fn objects() -> Vec<StoredObject> {
+        vec![
             stored("a", false, json!({}), json!({})),
             stored(
                 "b-\u{e9}\"\\\n\u{1}",
@@ -163,6 +166,7 @@ mod tests {
                 json!({"write": ["basicauth:abc", "system.Everyone"], "read": ["x"]}),
             ),
             stored("tomb", true, json!({}), json!({})),
+            stored("tomb-acl", true, json!({}), json!({"write": ["a"]})),
             stored(
                 "c",
                 false,
@@ -172,20 +176,32 @@ mod tests {
             stored(
                 "d",
                 false,
-                json!({"plain": [1, {"x": "y"}], "s": "t"}),
+                json!({"plain": [1, {"x": "y"}], "s": "t", "deleted": false}),
                 json!({"read": ["a"]}),
             ),
-        ];
-        for bytes in cases {
+        ]
+    }
+
+    /// The `data` keys a caller asks each row for, in turn.
+    pub(crate) const ASKED: [&[&str]; 3] = [
+        &[],
+        &["title", "nested", "absent"],
+        &["k\"ey\n", "plain", "label", "deleted"],
+    ];
+
+    /// A lean row prints exactly what the whole object prints, keeps its
+    /// metadata, its ACL when asked and the fields asked (as built whole),
+    /// and leaves the other fields out.
+    #[test]
+    fn a_lean_row_prints_what_the_whole_object_prints() {
+        for bytes in objects()
+            .iter()
+            .map(|o| serde_json::to_vec(o).expect("stored"))
+        {
             let whole: StoredObject = serde_json::from_slice(&bytes).expect("whole");
-            let asked: [&[&str]; 3] = [
-                &[],
-                &["title", "nested", "absent"],
-                &["k\"ey\n", "plain", "label"],
-            ];
             for (acl, fields) in [true, false]
                 .into_iter()
-                .flat_map(|a| asked.map(|f| (a, f)))
+                .flat_map(|a| ASKED.map(|f| (a, f)))
             {
                 let (lean, printed) = decode(&bytes, acl, fields).expect("lean");
                 assert_eq!(

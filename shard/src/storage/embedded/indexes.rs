@@ -173,6 +173,9 @@ impl EmbeddedStorage {
         let mut out = Vec::new();
         for key in Self::keys_with_prefix(&self.grantees, &prefix)? {
             let [_, parent, resource, id] = split4(&key)?;
+            if !self.fence.shows(parent, resource, id) {
+                continue;
+            }
             out.push(Grant {
                 parent: parent.to_owned(),
                 resource: resource.to_owned(),
@@ -204,7 +207,11 @@ impl EmbeddedStorage {
             let (key, value) = item.into_inner().map_err(unavailable)?;
             let object = decode(&value)?;
             // Every object has its `newest` entry, tombstones too (`_since`).
-            batch.insert(&self.newest, modified_key_of(&key, &object), &*value);
+            batch.insert(
+                &self.newest,
+                modified_key_of(&key, &object),
+                super::index_row::encode(&object)?,
+            );
             pending += 1;
             if object.deleted {
                 continue;

@@ -78,6 +78,19 @@ fn bucket(id: &str) -> Vec<Write> {
     ]
 }
 
+/// Commits bucket `id` and a bucket named `prefix…` of another slot to `a`:
+/// `id`'s slot and the other bucket's name.
+async fn two_buckets(a: &EmbeddedStorage, id: &str, prefix: &str) -> (u32, String) {
+    let slot = PlacementKey::Bucket(id).slot();
+    let other = (0..100)
+        .map(|i| format!("{prefix}{i}"))
+        .find(|other| PlacementKey::Bucket(other).slot() != slot)
+        .expect("a bucket of another slot");
+    a.commit(bucket(id)).await.expect("commit");
+    a.commit(bucket(&other)).await.expect("commit");
+    (slot, other)
+}
+
 #[tokio::test]
 async fn a_slot_moves_whole_and_the_old_owner_is_fenced() {
     let (da, db) = (
@@ -85,13 +98,7 @@ async fn a_slot_moves_whole_and_the_old_owner_is_fenced() {
         tempfile::tempdir().expect("b"),
     );
     let (a, b) = (open(da.path()), open(db.path()));
-    let slot = PlacementKey::Bucket("moved").slot();
-    let other = (0..100)
-        .map(|i| format!("stays{i}"))
-        .find(|id| PlacementKey::Bucket(id).slot() != slot)
-        .expect("a bucket of another slot");
-    a.commit(bucket("moved")).await.expect("commit");
-    a.commit(bucket(&other)).await.expect("commit");
+    let (slot, other) = two_buckets(&a, "moved", "stays").await;
     a.attach(&|_| SlotState::Owned).expect("attach a");
     b.attach(&|_| SlotState::Foreign).expect("attach b");
     let c = "/buckets/moved/collections/c";
@@ -247,4 +254,61 @@ fn the_served_slots_move_on_with_a_release_and_an_acquire_only() {
     assert!(acquired.slots.contains(5) && acquired.slots.len() == 2049);
     let parts = [released.slots, acquired.slots];
     assert!(kinto_placement::slot_set::cover(&parts).exact());
+}
+
+/// A slot the map gave away without a move (`hide`) keeps whatever this
+/// store holds of it out of the cross-bucket answers: the root lists, in
+/// every order, and the principal index. Adopting it shows them again.
+#[tokio::test]
+async fn a_hidden_slot_is_left_out_of_cross_bucket_answers() {
+    use crate::storage::{Order, Range};
+    let dir = tempfile::tempdir().expect("dir");
+    let a = open(dir.path());
+    let (slot, other) = two_buckets(&a, "hidden", "shown").await;
+    a.attach(&|_| SlotState::Owned).expect("attach");
+    let answers = || async {
+        let mut pages = Vec::new();
+        for order in [Order::IdAsc, Order::ModifiedDesc, Order::ModifiedAsc] {
+            for lean in [false, true] {
+                let range = Range {
+                    parent: "",
+                    resource: "bucket",
+                    order,
+                    from: None,
+                    stop: None,
+                    limit: 10,
+                    tombstones: true,
+                    lean,
+                    acl: true,
+                    fields: &[],
+                };
+                let chunk = a.scan(&range).await.expect("scan");
+                pages.push(chunk.rows.into_iter().map(|o| o.id).collect::<Vec<_>>());
+            }
+        }
+        let mut listed = a.list("", "bucket", None, true).await.expect("list");
+        listed.extend(a.list("", "bucket", Some(1), true).await.expect("since"));
+        let grants = a.granted("eve").await.expect("granted");
+        let in_hidden = grants
+            .iter()
+            .filter(|g| g.id == "hidden" || g.parent.starts_with("/buckets/hidden"))
+            .count();
+        (pages, listed.len(), grants.len(), in_hidden)
+    };
+    let (pages, listed, grants, in_hidden) = answers().await;
+    assert!(pages.iter().all(|p| p.len() == 2), "{pages:?}");
+    assert_eq!((listed, grants, in_hidden), (4, 10, 5));
+
+    a.hide(&[slot]).expect("hide");
+    let (pages, listed, grants, in_hidden) = answers().await;
+    assert!(
+        pages.iter().all(|p| p == std::slice::from_ref(&other)),
+        "{pages:?}"
+    );
+    assert_eq!((listed, grants, in_hidden), (2, 5, 0));
+
+    a.adopt(&[slot]).expect("adopt");
+    let (pages, listed, grants, _) = answers().await;
+    assert!(pages.iter().all(|p| p.len() == 2), "{pages:?}");
+    assert_eq!((listed, grants), (4, 10));
 }

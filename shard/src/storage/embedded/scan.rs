@@ -1,9 +1,9 @@
 //! Ordered reads of one list in the embedded store: the primary keyspace for
-//! id orders, the `newest` index (which holds each object, newest first) for
+//! id orders, the `newest` index (which holds each object printed, newest first) for
 //! `last_modified` orders. Either walk is a range of one list's keys, in
 //! either direction, from an exclusive cursor.
 
-use super::{decode_row, list_prefix, modified_key, object_key, split_modified_key};
+use super::{decode_row, index_row, list_prefix, modified_key, object_key, split_modified_key};
 use super::{unavailable, EmbeddedStorage};
 use super::{MAX_KEY_BYTES, SCAN_SLACK};
 use crate::storage::{Chunk, Cursor, Range, StorageResult, StoredObject};
@@ -68,7 +68,9 @@ impl EmbeddedStorage {
             let (_, v) = item.into_inner().map_err(unavailable)?;
             let row = decode_row(&v, range)?;
             last = Some(Cursor::of(&row.0));
-            taken += keep(&mut chunk, row, range.tombstones);
+            if self.shows(range, &row.0.id) {
+                taken += keep(&mut chunk, row, range.tombstones);
+            }
         }
         Ok(chunk)
     }
@@ -100,13 +102,25 @@ impl EmbeddedStorage {
             if range.ends_at(ts) {
                 break;
             }
-            keep(&mut chunk, decode_row(&value, range)?, range.tombstones);
+            if self.shows(range, &id) {
+                let row = index_row::row(&value, ts, id.clone(), range)?;
+                keep(&mut chunk, row, range.tombstones);
+            }
             last = Some(Cursor {
                 last_modified: ts,
                 id,
             });
         }
         Ok(chunk)
+    }
+}
+
+impl EmbeddedStorage {
+    /// Whether row `id` of `range` is listed: every row of a bucket's list
+    /// (the domain checked its slot), a root list's row if its own slot is
+    /// served ([`super::slots::Fence::shows`]).
+    fn shows(&self, range: &Range<'_>, id: &str) -> bool {
+        !range.parent.is_empty() || self.fence.shows(range.parent, range.resource, id)
     }
 }
 

@@ -25,6 +25,10 @@ use std::collections::BTreeMap;
 /// from one is refused, not read as `newest`.
 const OBJECTS: u8 = 1;
 const NEWEST: u8 = 7;
+/// A `newest` entry printed ([`super::index_row`]): a version that reads
+/// only stored JSON there does not have this keyspace, so it refuses the
+/// stream rather than store entries it cannot read.
+const NEWEST_PRINTED: u8 = 8;
 const TIMESTAMPS: u8 = 3;
 const MEMBERS: u8 = 4;
 const COUNTS: u8 = 5;
@@ -32,6 +36,15 @@ const GRANTEES: u8 = 6;
 
 /// The top-level lists whose objects are placed themselves.
 const ROOTS: [&str; 2] = ["bucket", "account"];
+
+/// The wire number of an entry of keyspace `ks` holding `value`.
+fn wire(ks: u8, value: &[u8]) -> u8 {
+    if ks == NEWEST && super::index_row::is_printed(value) {
+        NEWEST_PRINTED
+    } else {
+        ks
+    }
+}
 
 pub(super) fn staged_key(e: &SlotEntry) -> Vec<u8> {
     let mut k = Vec::with_capacity(e.key.len() + 3);
@@ -100,7 +113,7 @@ impl EmbeddedStorage {
     pub(super) fn keyspace(&self, id: u8) -> Option<&Keyspace> {
         Some(match id {
             OBJECTS => &self.objects,
-            NEWEST => &self.newest,
+            NEWEST | NEWEST_PRINTED => &self.newest,
             TIMESTAMPS => &self.timestamps,
             MEMBERS => &self.members,
             COUNTS => &self.counts,
@@ -122,7 +135,7 @@ impl EmbeddedStorage {
         if let Some(value) = space.get(&key).map_err(unavailable)? {
             out.push(SlotEntry {
                 slot,
-                keyspace: ks,
+                keyspace: wire(ks, &value),
                 key,
                 value: value.to_vec(),
             });
@@ -149,7 +162,7 @@ impl EmbeddedStorage {
             }
             out.push(SlotEntry {
                 slot,
-                keyspace: ks,
+                keyspace: wire(ks, &value),
                 key: key.to_vec(),
                 value: value.to_vec(),
             });

@@ -12,7 +12,7 @@
 use super::slot_copy::RootChanges;
 use super::{unavailable, EmbeddedStorage};
 use crate::storage::slots::{
-    refused, slot_of_write, Served, SlotEntry, SlotMoves, SlotState, StreamDigest,
+    placement_of, refused, slot_of_write, Served, SlotEntry, SlotMoves, SlotState, StreamDigest,
 };
 use crate::storage::{StorageError, StorageResult, Write};
 use fjall::{OwnedWriteBatch, PersistMode};
@@ -73,7 +73,7 @@ fn decode_state(v: u8) -> SlotState {
 }
 
 impl Fence {
-    fn get(&self, slot: u32) -> SlotState {
+    pub(super) fn get(&self, slot: u32) -> SlotState {
         self.states
             .get(slot as usize)
             .map_or(SlotState::Foreign, |s| decode_state(s.load(SeqCst)))
@@ -83,6 +83,15 @@ impl Fence {
         if let Some(s) = self.states.get(slot as usize) {
             s.store(state, SeqCst);
         }
+    }
+
+    /// Whether cross-bucket answers (the root lists, the principal index)
+    /// show the object at `(parent, resource, id)`: not when its slot is
+    /// foreign or staged here. A slot the map gave away without a move
+    /// (`hide`) can leave objects behind; the new owner serves that slot.
+    pub(super) fn shows(&self, parent: &str, resource: &str, id: &str) -> bool {
+        placement_of(parent, resource, id)
+            .is_none_or(|key| matches!(self.get(key.slot()), SlotState::Owned | SlotState::Frozen))
     }
 
     /// The slots `writes` touch, while the fence is up (none before).

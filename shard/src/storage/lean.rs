@@ -85,7 +85,7 @@ pub fn decode(bytes: &[u8], acl: bool, fields: &[&str]) -> StorageResult<(Stored
 
 /// `id` and `last_modified` are never stored in `data` (and would print as
 /// duplicates), as [`StoredObject::print_json`] has it.
-fn is_meta(key: &str) -> bool {
+pub(crate) fn is_meta(key: &str) -> bool {
     key == "id" || key == "last_modified"
 }
 

@@ -11,7 +11,7 @@
 //! JSON, which begins with `{`: both are read ([`is_printed`]).
 
 use super::{decode, StorageError, StorageResult};
-use crate::storage::skim;
+use crate::storage::{lean, skim};
 use crate::storage::{Acl, Range, StoredObject};
 use serde_json::{Map, Value};
 
@@ -85,8 +85,7 @@ pub(super) fn object(value: &[u8], last_modified: u64, id: String) -> StorageRes
         }
     };
     // Added by printing; `data` never holds them.
-    data.remove("id");
-    data.remove("last_modified");
+    data.retain(|key, _| !lean::is_meta(key));
     Ok(StoredObject {
         id,
         last_modified,
@@ -117,7 +116,7 @@ pub(super) fn row(
         let printed = std::str::from_utf8(p.printed).map_err(|e| corrupt(e.to_string()))?;
         for member in skim::members(printed) {
             let (key, value) = member.map_err(corrupt)?;
-            if range.fields.contains(&key.as_ref()) && key != "id" && key != "last_modified" {
+            if range.fields.contains(&key.as_ref()) && !lean::is_meta(&key) {
                 let value = serde_json::from_str(value).map_err(|e| corrupt(e.to_string()))?;
                 kept.insert(key.into_owned(), value);
             }

@@ -73,7 +73,7 @@ fn decode_state(v: u8) -> SlotState {
 }
 
 impl Fence {
-    pub(super) fn get(&self, slot: u32) -> SlotState {
+    fn get(&self, slot: u32) -> SlotState {
         self.states
             .get(slot as usize)
             .map_or(SlotState::Foreign, |s| decode_state(s.load(SeqCst)))

@@ -11,6 +11,7 @@ import base64
 import http.client
 import json
 import statistics
+import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -110,7 +111,6 @@ def populate_sql(base, n, buckets, psql):
     Writing 1,000,000 records through the API, one `/batch` at a time, takes the reference about 90 minutes; the
     requests measured only read. Earlier runs' objects are deleted first, so the reference holds what we hold.
     `psql` is the command line to its database. Returns the seconds it took."""
-    import subprocess
     t0 = time.time()
     wipe = ("DELETE FROM objects; DELETE FROM access_control_entries; DELETE FROM timestamps; "
             "VACUUM ANALYZE objects; VACUUM ANALYZE access_control_entries;")

@@ -462,15 +462,22 @@ def big_collection(args):
         rounds = []
         # This process is the client: on the other CPU, it never takes the server's.
         os.sched_setaffinity(0, {int(LOAD_CPU)})
+        quiet_waits = []
         for i in range(args.big_rounds):
             print(f"round {i + 1} of {args.big_rounds}")
-            rounds.append({name: big.measure(base, n) for name, base in servers.items()})
+            rounds.append({})
+            quiet_waits.append({})
+            for name, base in servers.items():
+                # Each server is measured with the machine at rest: not while the other still works off its fill.
+                quiet_waits[-1][name] = big.wait_quiet()
+                rounds[-1][name] = big.measure(base, n)
         results = {name: {"records": n, "buckets": buckets, "populate_seconds": populated[name],
                           **{k: round(statistics.median(r[name][k] for r in rounds), 3) for k in rounds[0][name]}}
                    for name in servers}
         results["kinto_rs"]["rss_mb"] = round(rss_mb(proc.pid), 1)
         results["kinto_rs"]["idle_wait_seconds"] = idle_wait
         results["rounds"] = rounds
+        results["quiet_wait_seconds"] = quiet_waits
         if "reference" in servers:
             results["ratio"] = {k: round(statistics.median(r["reference"][k] / r["kinto_rs"][k] for r in rounds), 1)
                                 for k in rounds[0]["kinto_rs"] if all(r["kinto_rs"][k] for r in rounds)}

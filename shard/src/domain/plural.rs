@@ -39,7 +39,10 @@ impl Listed {
     /// The selected page, as the list's outcome.
     fn into_page(self) -> Outcome {
         let page = self.page;
-        Outcome::page(page.printed_rows(), self.list_ts, page.total, page.has_more)
+        match page.printed {
+            Some(printed) => Outcome::printed_page(printed, self.list_ts),
+            None => Outcome::page(page.printed_rows(), self.list_ts, page.total, page.has_more),
+        }
     }
 }
 

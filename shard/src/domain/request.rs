@@ -272,6 +272,18 @@ impl Outcome {
         }
     }
 
+    /// A list page the store printed whole ([`crate::storage::Storage::print_page`]).
+    pub fn printed_page(page: crate::storage::PrintedPage, timestamp: u64) -> Self {
+        let last = (page.has_more)
+            .then(|| page.json.get(page.last.clone()).map(<[u8]>::to_vec))
+            .flatten();
+        Outcome {
+            data: Data::Printed(page.json),
+            last,
+            ..Outcome::list(Value::Null, timestamp, 0, page.has_more)
+        }
+    }
+
     pub fn into_pb(self) -> pb::OpResult {
         pb::OpResult {
             status: self.status,

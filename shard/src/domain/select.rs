@@ -14,8 +14,8 @@ mod raw_filter;
 use super::budget::Budget;
 use super::request::ListQuery;
 use super::scan_plan::ScanPlan;
-use crate::storage::{Order, Range, Storage, StorageError, StoredObject};
-use kinto_proto::query;
+use crate::storage::{Order, PrintedPage, Range, Storage, StorageError, StoredObject};
+use kinto_proto::query::{self, Op};
 use kinto_proto::KintoError;
 use serde_json::{Map, Value};
 
@@ -61,6 +61,9 @@ pub struct Selected {
     /// [`Walk::count`] asks (Kinto reports it on HEAD only).
     pub total: u64,
     pub has_more: bool,
+    /// The page as the store printed it ([`printed_page`]), `rows` then
+    /// empty.
+    pub printed: Option<PrintedPage>,
     /// The most rows the page held at once: bounded by the page, not the
     /// list (what the memory-bound tests check).
     #[cfg(test)]
@@ -87,6 +90,7 @@ impl Selected {
             visible: 0,
             total,
             has_more: false,
+            printed: None,
             #[cfg(test)]
             held: 0,
         }
@@ -304,6 +308,10 @@ pub async fn select(
     range.lean = w.lean;
     range.acl = w.acl;
     range.fields = &keys;
+    budget.check()?;
+    if let Some(printed) = printed_page(&w, q, &plan, &range, meta_after.as_ref()).await? {
+        return Ok(printed);
+    }
     let mut full = false;
     'walk: loop {
         budget.check()?;
@@ -381,9 +389,55 @@ pub async fn select(
         visible,
         total,
         has_more,
+        printed: None,
         #[cfg(test)]
         held: page.held,
     })
+}
+
+/// The page printed by the store as it walks ([`Storage::print_page`]), when
+/// the request only prints it: a bucket's list in a `last_modified` order,
+/// every row the caller's, filtered at most by `last_modified` bounds (which
+/// `range` already holds), no count: then no row is built, each is copied
+/// as stored. `None`: [`select`] walks the rows.
+async fn printed_page(
+    w: &Walk<'_>,
+    q: &ListQuery,
+    plan: &ScanPlan,
+    range: &Range<'_>,
+    after: Option<&query::MetaKeyset<'_>>,
+) -> Result<Option<Selected>, KintoError> {
+    let bounds_only = q.filters.iter().all(|f| {
+        f.field == "last_modified"
+            && matches!(f.op, Op::Gt | Op::Lt | Op::Min | Op::Max)
+            && f.value.as_u64().is_some()
+    });
+    let sorted_on_meta = q
+        .sort
+        .iter()
+        .all(|k| matches!(k.field.as_str(), "id" | "last_modified"));
+    let only_printed = w.lean && !w.acl && !w.count && !w.must_see;
+    let walk = plan.ordered && plan.order.by_modified();
+    // One chunk's worth, as the walk's first call would read.
+    let page = (q.limit.and_then(|l| usize::try_from(l).ok()))
+        .filter(|l| l.saturating_add(2) <= MAX_CHUNK);
+    let Some(page) = page.filter(|_| only_printed && walk && bounds_only && sorted_on_meta) else {
+        return Ok(None);
+    };
+    let keep = |id: &str, ts: u64| after.is_none_or(|m| m.is_after(id, ts));
+    let Some(printed) = w.storage.print_page(range, page, &keep).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Selected {
+        rows: Vec::new(),
+        visible: printed.rows,
+        // Counted only when asked, which this page never is.
+        total: 0,
+        has_more: printed.has_more,
+        printed: Some(printed),
+        #[cfg(test)]
+        held: 0,
+    }))
 }
 
 /// Does the caller see any live row of the list? Walks until the first.

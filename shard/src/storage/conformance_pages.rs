@@ -4,10 +4,10 @@
 //! page by page through each page's keyset, against the same selection made
 //! naively from the whole list.
 
-use super::{Storage, StoredObject, Write};
+use super::{PrintedPage, Storage, StoredObject, Write};
 use crate::domain::budget::Budget;
 use crate::domain::request::ListQuery;
-use crate::domain::select::{select, Walk};
+use crate::domain::select::{select, Selected, Walk};
 use kinto_proto::query::{self, Filter, Op, SortKey};
 use serde_json::{json, Value};
 
@@ -123,21 +123,58 @@ async fn all_pages(s: &dyn Storage, parent: &str, q: &ListQuery, tombstones: boo
         let page = select(walk, &q, |_| true, &Budget::default())
             .await
             .expect("selected");
-        assert!(page.rows.len() as u64 <= q.limit.unwrap_or(u64::MAX));
-        for row in &page.rows {
-            // A row the store printed prints as the object read whole.
-            if let Some(printed) = &row.printed {
-                let whole = s.get(parent, "record", &row.object.id).await;
-                let whole = whole.expect("get").expect("stored");
-                assert_eq!(printed, &whole.print_json(), "{}", whole.id);
-            }
-        }
-        out.extend(page.rows.iter().map(|r| r.object.id.clone()));
-        match (page.has_more, page.rows.last()) {
-            (true, Some(last)) => q.after = Some(query::keyset_of(&last.view(), &q.sort)),
+        let rows = match &page.printed {
+            Some(printed) => printed_rows(s, parent, printed).await,
+            None => walked_rows(s, parent, &page).await,
+        };
+        assert!(rows.len() as u64 <= q.limit.unwrap_or(u64::MAX));
+        out.extend(rows.iter().map(|(id, _)| id.clone()));
+        match (page.has_more, rows.last()) {
+            (true, Some((_, last))) => q.after = Some(query::keyset_of(last, &q.sort)),
             _ => return out,
         }
     }
+}
+
+/// The ids and sort views of a walked page's rows. A row the store printed
+/// prints as the object read whole.
+async fn walked_rows(s: &dyn Storage, parent: &str, page: &Selected) -> Vec<(String, Value)> {
+    for row in &page.rows {
+        if let Some(printed) = &row.printed {
+            let whole = s.get(parent, "record", &row.object.id).await;
+            let whole = whole.expect("get").expect("stored");
+            assert_eq!(printed, &whole.print_json(), "{}", whole.id);
+        }
+    }
+    (page.rows.iter())
+        .map(|r| (r.object.id.clone(), r.view().into_owned()))
+        .collect()
+}
+
+/// The ids and rows of a page the store printed, which is each object read
+/// whole, printed, in a JSON array.
+async fn printed_rows(s: &dyn Storage, parent: &str, page: &PrintedPage) -> Vec<(String, Value)> {
+    let rows: Vec<Value> = serde_json::from_slice(&page.json).expect("a JSON array");
+    assert_eq!(rows.len(), page.rows);
+    let mut expected = Vec::new();
+    for row in &rows {
+        let id = row["id"].as_str().expect("an id");
+        let whole = s.get(parent, "record", id).await.expect("get");
+        let printed = whole.expect("stored").print_json();
+        expected.push(printed);
+    }
+    let last = expected.last().cloned().unwrap_or_default();
+    assert_eq!(
+        page.json,
+        [b"[", &expected.join(&b","[..])[..], b"]"].concat()
+    );
+    assert_eq!(
+        page.json.get(page.last.clone()).unwrap_or_default(),
+        &last[..]
+    );
+    (rows.into_iter())
+        .map(|r| (r["id"].as_str().unwrap_or_default().to_owned(), r))
+        .collect()
 }
 
 /// Walks the records at `parent` page by page for every sort, each filter

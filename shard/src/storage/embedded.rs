@@ -131,16 +131,39 @@ fn push_modified(k: &mut Vec<u8>, ts: u64, id: &str) {
     k.push(0xFF);
 }
 
-/// The timestamp and id of a `newest` key, without its list prefix.
-fn split_modified_key(rest: &[u8]) -> StorageResult<(u64, String)> {
+/// The timestamp of a `newest` key without its list prefix, and its id's
+/// bytes still inverted.
+fn modified_parts(rest: &[u8]) -> StorageResult<(u64, &[u8])> {
     let corrupt = |why: &str| StorageError::Corrupt(format!("index key: {why}"));
     let (ts, id) = (rest.split_at_checked(8)).ok_or_else(|| corrupt("too short"))?;
     let id = id
         .strip_suffix(&[0xFF])
         .ok_or_else(|| corrupt("no terminator"))?;
-    let id = String::from_utf8(id.iter().map(|b| !b).collect())
-        .map_err(|e| StorageError::Corrupt(e.to_string()))?;
     Ok((!decode_u64(ts)?, id))
+}
+
+/// The timestamp and id of a `newest` key, without its list prefix.
+fn split_modified_key(rest: &[u8]) -> StorageResult<(u64, String)> {
+    let (ts, inverted) = modified_parts(rest)?;
+    let id = String::from_utf8(inverted.iter().map(|b| !b).collect())
+        .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    Ok((ts, id))
+}
+
+/// The timestamp of a `newest` key without its list prefix (its id left
+/// unread).
+fn modified_ts(rest: &[u8]) -> StorageResult<u64> {
+    modified_parts(rest).map(|(ts, _)| ts)
+}
+
+/// [`split_modified_key`], the id written into `id` (a buffer a walk
+/// reuses) instead of a new string.
+fn read_modified_key<'b>(rest: &[u8], id: &'b mut Vec<u8>) -> StorageResult<(u64, &'b str)> {
+    let (ts, inverted) = modified_parts(rest)?;
+    id.clear();
+    id.extend(inverted.iter().map(|b| !b));
+    let id = std::str::from_utf8(id).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    Ok((ts, id))
 }
 
 fn timestamp_key(parent: &str, resource: &str) -> Vec<u8> {
@@ -352,6 +375,15 @@ impl Storage for EmbeddedStorage {
 
     async fn scan(&self, range: &Range<'_>) -> StorageResult<Chunk> {
         self.scan_list(range).await
+    }
+
+    async fn print_page(
+        &self,
+        range: &Range<'_>,
+        page: usize,
+        after: &crate::storage::After<'_>,
+    ) -> StorageResult<Option<crate::storage::PrintedPage>> {
+        self.print_index_page(range, page, after)
     }
 
     async fn count(&self, parent: &str, resource: &str) -> StorageResult<u64> {

@@ -25,7 +25,7 @@ pub mod slots;
 
 pub use acl::Acl;
 pub use grants::Grant;
-pub use scan::{Chunk, Cursor, Order, Range};
+pub use scan::{After, Chunk, Cursor, Order, PrintedPage, Range};
 
 #[cfg(test)]
 pub(crate) mod conformance;
@@ -307,6 +307,23 @@ pub trait Storage: Send + Sync + 'static {
         let (parent, resource) = (range.parent, range.resource);
         let rows = self.list(parent, resource, None, range.tombstones).await?;
         scan::from_whole_list(rows, range)
+    }
+
+    /// The first `page` rows of `range` that `after` keeps, printed one
+    /// after another as the walk reads them, and whether one more follows:
+    /// for a page that is only printed (`range` lean, without permissions or
+    /// fields; no filter but the `last_modified` bounds of `range` itself),
+    /// so no row is built. `None`: the caller walks with [`Storage::scan`].
+    /// A backend answers `None` when it does not print pages, or when it
+    /// could not in a walk of about `page` rows (tombstones skipped, rows
+    /// tied on `last_modified`, whose order the caller settles).
+    async fn print_page(
+        &self,
+        _range: &Range<'_>,
+        _page: usize,
+        _after: &After<'_>,
+    ) -> StorageResult<Option<PrintedPage>> {
+        Ok(None)
     }
 
     /// The live objects (tombstones excluded) of the list `(parent,

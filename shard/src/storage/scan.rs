@@ -119,6 +119,26 @@ pub struct Chunk {
     pub printed: Vec<Vec<u8>>,
 }
 
+/// A page the store printed as it walked ([`super::Storage::print_page`]):
+/// the JSON array of its rows, each as Kinto shows it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PrintedPage {
+    /// `[row,row,…]`.
+    pub json: Vec<u8>,
+    /// Rows in `json`.
+    pub rows: usize,
+    /// Where the last row lies in `json`.
+    pub last: std::ops::Range<usize>,
+    /// A row past the page exists.
+    pub has_more: bool,
+    /// Entries the walk read (rows, tombstones, the token's own row).
+    pub read: usize,
+}
+
+/// Which rows a printed page keeps past its `Range`: `(id, last_modified)`
+/// after the page's keyset (its `_token`).
+pub type After<'f> = dyn Fn(&str, u64) -> bool + Send + Sync + 'f;
+
 /// A scan over a whole list read at once: for a backend without ordered
 /// reads, and the reference the conformance suite checks others against.
 pub fn from_whole_list(mut rows: Vec<StoredObject>, range: &Range<'_>) -> StorageResult<Chunk> {

@@ -33,6 +33,11 @@ pub struct Members<'a> {
 }
 
 impl<'a> Members<'a> {
+    /// The text after the members read so far.
+    pub fn rest(&self) -> &'a str {
+        self.doc.get(self.at..).unwrap_or_default()
+    }
+
     fn next_member(&mut self) -> Result<Option<(Cow<'a, str>, &'a str)>, Broken> {
         let b = self.doc.as_bytes();
         if !self.started {

@@ -56,6 +56,8 @@ fn on_plain_string(raw: &str, f: &Filter) -> Option<bool> {
 /// before one of its dots, looked into again with the rest; `None` once
 /// that key's value is not an object, or no key fits.
 fn lookup<'a>(doc: &'a str, field: &str) -> Result<Option<&'a str>, skim::Broken> {
+    // A field with nothing JSON escapes is printed as it is inside a key.
+    let plain = !field.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
     let (mut doc, mut field) = (doc, field);
     loop {
         if !doc.starts_with('{') {
@@ -63,7 +65,8 @@ fn lookup<'a>(doc: &'a str, field: &str) -> Result<Option<&'a str>, skim::Broken
         }
         // The longest key that is a prefix of `field` ending at a dot.
         let mut prefix: Option<(usize, &str)> = None;
-        for member in skim::members(doc) {
+        let mut members = skim::members(doc);
+        while let Some(member) = members.next() {
             let (key, value) = member?;
             if key == field {
                 return Ok(Some(value));
@@ -72,6 +75,11 @@ fn lookup<'a>(doc: &'a str, field: &str) -> Result<Option<&'a str>, skim::Broken
             let at_dot = field.as_bytes().get(cut) == Some(&b'.') && field.starts_with(&*key);
             if at_dot && prefix.is_none_or(|(len, _)| cut > len) {
                 prefix = Some((cut, value));
+                // A row's keys are unique: once no longer candidate can
+                // follow, the rest of the row (often most of it) is skipped.
+                if plain && !longer_key_in(members.rest(), &field[..cut]) {
+                    break;
+                }
             }
         }
         let Some((cut, value)) = prefix else {
@@ -80,6 +88,18 @@ fn lookup<'a>(doc: &'a str, field: &str) -> Result<Option<&'a str>, skim::Broken
         doc = value;
         field = &field[cut + 1..];
     }
+}
+
+/// Whether `text` may hold a key that begins with `cut` and a dot (a longer
+/// candidate of [`lookup`], or the whole field): its printed form begins
+/// with `"`, `cut`, `.`. A value holding that text gives a false "yes",
+/// which only costs the skip.
+fn longer_key_in(text: &str, cut: &str) -> bool {
+    // A plain walk: the rest of a row is short, and a substring search's
+    // set-up would cost more than the walk.
+    let c = cut.as_bytes();
+    (text.as_bytes().windows(c.len() + 2))
+        .any(|w| w[0] == b'"' && w[c.len() + 1] == b'.' && w[1..=c.len()] == *c)
 }
 
 #[cfg(test)]
@@ -99,6 +119,11 @@ mod tests {
             json!({"a": 1, "a.b": {"c": "deep"}, "s": "caf\u{e9} \"q\" \\", "n": null, "id": "d", "last_modified": 13}),
             json!({"id": "e", "last_modified": 14, "deleted": true}),
             json!({"": {"x": 1}, "f": 1.5, "big": 12345678901234567890u64, "id": "f\"g", "last_modified": 15}),
+            // A longer candidate after a shorter one, a value holding a
+            // candidate's printed text, a key JSON escapes.
+            json!({"a": {"b": {"c": 7}}, "s": "\"a.b\" \"a.", "a.b": {"c": 8}, "id": "g", "last_modified": 16}),
+            json!({"a": {"b": 1}, "s": "\"a.b\"", "id": "h", "last_modified": 17}),
+            json!({"q\"k": {"x": 1}, "q\"k.x": 2, "id": "i", "last_modified": 18}),
         ];
         let fields = [
             "build.channel",
@@ -120,6 +145,7 @@ mod tests {
             "f",
             "big",
             "a",
+            "q\"k.x",
         ];
         let values = [
             json!("beta"),

@@ -45,6 +45,19 @@ impl Storage for Counting {
         self.largest.fetch_max(chunk.rows.len(), SeqCst);
         Ok(chunk)
     }
+    async fn print_page(
+        &self,
+        range: &Range<'_>,
+        page: usize,
+        after: &crate::storage::After<'_>,
+    ) -> StorageResult<Option<PrintedPage>> {
+        let printed = self.inner.print_page(range, page, after).await?;
+        if let Some(p) = &printed {
+            self.rows.fetch_add(p.read, SeqCst);
+            self.largest.fetch_max(p.read, SeqCst);
+        }
+        Ok(printed)
+    }
     async fn count(&self, p: &str, r: &str) -> StorageResult<u64> {
         self.inner.count(p, r).await
     }
@@ -366,4 +379,153 @@ async fn a_walk_of_the_whole_list_holds_a_page_not_the_list() {
         assert_eq!(ids, expected[..ids.len()], "{q:?}");
         assert_eq!(ids.len(), expected.len().min(10));
     }
+}
+
+/// A walk of the test list by a caller who sees every row, whose pages are
+/// only printed.
+fn printing(s: &Counting, with_tombstones: bool) -> Walk<'_> {
+    Walk {
+        acl: false,
+        ..walk(s, with_tombstones, false, false)
+    }
+}
+
+/// The JSON array of a walked page's rows, as the shard prints it.
+fn printed_json(page: &Selected) -> Vec<u8> {
+    let rows = page.printed_rows().map(|(o, printed)| match printed {
+        Some(bytes) => bytes.to_vec(),
+        None => o.print_json(),
+    });
+    [
+        b"[".to_vec(),
+        rows.collect::<Vec<_>>().join(&b","[..]),
+        b"]".to_vec(),
+    ]
+    .concat()
+}
+
+/// A page that is only printed (a caller who sees every row, a
+/// `last_modified` order, at most `last_modified` bounds) is printed by the
+/// store as it walks, reading about a page: the same bytes, and the same
+/// "more follow", as the walk of rows, on the first page and through tokens.
+#[tokio::test]
+async fn a_page_only_printed_is_the_walks_page_printed_by_the_store() {
+    let (_dir, s) = store(2000).await;
+    let since = |v: u64| vec![filter("last_modified", Op::Gt, json!(v))];
+    let before = |v: u64| vec![filter("last_modified", Op::Lt, json!(v))];
+    let asked = [
+        (vec![], sort(&[]), 10, false),
+        (vec![], sort(&[]), 1000, false),
+        (vec![], sort(&[("last_modified", false)]), 7, false),
+        (since(11_990), sort(&[]), 10, true),
+        (since(11_990), sort(&[("last_modified", false)]), 3, true),
+        (before(10_500), sort(&[]), 100, false),
+        (
+            vec![
+                filter("last_modified", Op::Min, json!(10_100)),
+                filter("last_modified", Op::Max, json!(10_160)),
+            ],
+            sort(&[("last_modified", true)]),
+            25,
+            true,
+        ),
+    ];
+    for (filters, sort, limit, tombstones) in asked {
+        let mut q = ListQuery {
+            filters,
+            sort,
+            limit: Some(limit),
+            ..Default::default()
+        };
+        for _ in 0..3 {
+            s.rows.store(0, SeqCst);
+            let budget = Budget::default();
+            let fast = select(printing(&s, tombstones), &q, |_| true, &budget);
+            let fast = fast.await.expect("selected");
+            let read = s.rows.load(SeqCst);
+            let printed = fast
+                .printed
+                .as_ref()
+                .unwrap_or_else(|| panic!("not printed by the store: {q:?}"));
+            assert!(read <= 2 * limit as usize + 2 + 32, "read {read}");
+            // About a page: one row in 23 is a tombstone.
+            assert!(read <= limit as usize * 12 / 10 + 4, "read {read}");
+            // `acl`: the caller may see only some rows, so rows are walked.
+            let walked = select(walk(&s, tombstones, false, false), &q, |_| true, &budget);
+            let walked = walked.await.expect("selected");
+            assert!(walked.printed.is_none());
+            assert_eq!(
+                String::from_utf8_lossy(&printed.json),
+                String::from_utf8_lossy(&printed_json(&walked)),
+                "{q:?}"
+            );
+            assert_eq!(fast.has_more, walked.has_more, "{q:?}");
+            let Some(last) = walked.rows.last().filter(|_| walked.has_more) else {
+                break;
+            };
+            assert_eq!(
+                printed.json.get(printed.last.clone()),
+                Some(&printed_json_row(last)[..])
+            );
+            q.after = Some(query::keyset_of(&last.view(), &q.sort));
+        }
+    }
+}
+
+fn printed_json_row(row: &Row) -> Vec<u8> {
+    row.printed
+        .clone()
+        .unwrap_or_else(|| row.object.print_json())
+}
+
+/// Rows tied on `last_modified`, or more tombstones in a row than a page's
+/// walk reads, leave the page to the walk of rows, which orders ties by the
+/// sort's next key and bounds each of its chunks.
+#[tokio::test]
+async fn ties_and_runs_of_tombstones_leave_the_page_to_the_walk() {
+    let (_dir, s) = store(10).await;
+    let put = |parent: &str, o: StoredObject| Write::Put {
+        parent: parent.into(),
+        resource: "record",
+        object: o,
+        previous_last_modified: None,
+    };
+    let tied = "/buckets/b/collections/tied";
+    let writes = (0..5).map(|i| put(tied, row(i, 50_000 + i / 2)));
+    s.inner.commit(writes.collect()).await.expect("commit");
+    let dead = "/buckets/b/collections/dead";
+    let mut writes: Vec<Write> = (0..3).map(|i| put(dead, row(i, 60_000 + i))).collect();
+    writes.extend((3..120).map(|i| {
+        put(
+            dead,
+            StoredObject::tombstone(&format!("r{i:04}"), 60_000 + i),
+        )
+    }));
+    s.inner.commit(writes).await.expect("commit");
+    let q = ListQuery {
+        sort: sort(&[]),
+        limit: Some(10),
+        ..Default::default()
+    };
+    for (parent, expected) in [(tied, 5), (dead, 3)] {
+        let w = Walk {
+            parent,
+            ..printing(&s, false)
+        };
+        let page = select(w, &q, |_| true, &Budget::default())
+            .await
+            .expect("selected");
+        assert!(page.printed.is_none(), "{parent}");
+        assert_eq!(page.rows.len(), expected, "{parent}");
+    }
+    // The ties in the sort's order: `id` breaks them.
+    let w = Walk {
+        parent: tied,
+        ..printing(&s, false)
+    };
+    let page = select(w, &q, |_| true, &Budget::default())
+        .await
+        .expect("selected");
+    let ids: Vec<&str> = page.rows.iter().map(|r| r.object.id.as_str()).collect();
+    assert_eq!(ids, ["r0004", "r0002", "r0003", "r0000", "r0001"]);
 }

@@ -65,6 +65,16 @@ fn parts(value: &[u8]) -> StorageResult<Parts<'_>> {
     })
 }
 
+/// Whether entry `value` is a tombstone, and its printed row; `None` for an
+/// entry of an earlier version (stored JSON, not printed).
+pub(super) fn printed(value: &[u8]) -> StorageResult<Option<(bool, &[u8])>> {
+    if !is_printed(value) {
+        return Ok(None);
+    }
+    let p = parts(value)?;
+    Ok(Some((p.deleted, p.printed)))
+}
+
 fn acl_of(raw: &[u8]) -> StorageResult<Acl> {
     if raw.is_empty() {
         return Ok(Acl::default());

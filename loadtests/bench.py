@@ -285,7 +285,9 @@ def measure_cql(args, out):
     for pid in pids("CassandraDaemon"):
         subprocess.run(["taskset", "-a", "-cp", SERVER_CPU, str(pid)], check=True, stdout=subprocess.DEVNULL)
     keyspace = f"bench_{os.getpid()}_{int(time.time())}"
-    cql = {"KINTO_STORAGE_BACKEND": "cql", "KINTO_CQL_KEYSPACE": keyspace}
+    # tools/cassandra's login (its logins and permissions are on since 2026-12-07; runs before had neither).
+    cql = {"KINTO_STORAGE_BACKEND": "cql", "KINTO_CQL_KEYSPACE": keyspace,
+           "KINTO_CQL_USERNAME": "cassandra", "KINTO_CQL_PASSWORD": "cassandra"}
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("KINTO_")}, **cql}
     subprocess.run([str(REL / "kinto-shard"), "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
     data = Path(tempfile.mkdtemp(prefix="kinto-rs-bench-"))

@@ -50,7 +50,10 @@ class Deployment:
         if cql:
             self.store = {"KINTO_STORAGE_BACKEND": "cql", "KINTO_CQL_CONTACT_POINTS": cql,
                           "KINTO_CQL_KEYSPACE": f"rebalance_{int(time.time())}",
-                          "KINTO_CQL_REQUEST_TIMEOUT_MS": "20000"}
+                          "KINTO_CQL_REQUEST_TIMEOUT_MS": "20000",
+                          # tools/cassandra's login; a node without authentication ignores it.
+                          "KINTO_CQL_USERNAME": os.environ.get("KINTO_CQL_USERNAME", "cassandra"),
+                          "KINTO_CQL_PASSWORD": os.environ.get("KINTO_CQL_PASSWORD", "cassandra")}
             out = subprocess.run([str(bin_dir / "kinto-shard"), "migrate"], env=server_env(self.store),
                                  capture_output=True, text=True)
             if out.returncode != 0:

@@ -304,6 +304,12 @@ def cql_contact_point():
     return os.environ.get("KINTO_TEST_CQL") or None
 
 
+def cql_login():
+    """The node's login as KINTO_CQL_* settings (tests/run: tools/cassandra's cassandra/cassandra), if it has one."""
+    return {f"KINTO_CQL_{k}": os.environ[f"KINTO_TEST_CQL_{k}"] for k in ("USERNAME", "PASSWORD")
+            if os.environ.get(f"KINTO_TEST_CQL_{k}")}
+
+
 class CqlServer(SplitServer):
     """`kinto-gateway` + 2 `kinto-shard` sharing one keyspace of a real Cassandra (KINTO_TEST_CQL).
 
@@ -319,7 +325,7 @@ class CqlServer(SplitServer):
             raise ServerError("the cql target needs KINTO_TEST_CQL=host:port (tests/run starts Cassandra)")
         keyspace = "t_" + "".join(c if c.isalnum() else "_" for c in label)[:20] + "_" + os.urandom(4).hex()
         self.cql = {"KINTO_STORAGE_BACKEND": "cql", "KINTO_CQL_CONTACT_POINTS": contact,
-                    "KINTO_CQL_KEYSPACE": keyspace, "KINTO_CQL_REQUEST_TIMEOUT_MS": "20000"}
+                    "KINTO_CQL_KEYSPACE": keyspace, "KINTO_CQL_REQUEST_TIMEOUT_MS": "20000", **cql_login()}
         self.migrated = False
 
     def shard_env(self, i, port):

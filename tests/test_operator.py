@@ -15,7 +15,7 @@ import yaml
 
 import requests
 
-from harness import BIN, _clean_env, _die_with_parent, _env_settings, cql_contact_point, free_port
+from harness import BIN, _clean_env, _die_with_parent, _env_settings, cql_contact_point, cql_login, free_port
 from kube import running
 
 NAMESPACE = "kinto-op"
@@ -235,7 +235,7 @@ def test_the_operator_moves_slots_to_the_shards_its_spec_asks_for(kube, tmp_path
     if backend == "cql":
         keyspace = "t_operator_" + os.urandom(4).hex()
         store = {"KINTO_STORAGE_BACKEND": "cql", "KINTO_CQL_CONTACT_POINTS": cql_contact_point(),
-                 "KINTO_CQL_KEYSPACE": keyspace, "KINTO_CQL_REQUEST_TIMEOUT_MS": "20000"}
+                 "KINTO_CQL_KEYSPACE": keyspace, "KINTO_CQL_REQUEST_TIMEOUT_MS": "20000", **cql_login()}
         subprocess.run([str(BIN / "kinto-shard"), "migrate"], env={**_clean_env(), **store}, check=True,
                        capture_output=True, timeout=120)
         shard_store, gateway_store, operator_store = {**store, "KINTO_PLACEMENT_MANAGED": "true"}, {}, {}

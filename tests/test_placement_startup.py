@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import requests
 
-from harness import BIN, _clean_env, cql_contact_point, free_port
+from harness import BIN, _clean_env, cql_contact_point, cql_login, free_port
 
 AUTH = ("alice", "secret")
 
@@ -89,7 +89,8 @@ def test_a_shard_process_refuses_another_shard_count(tmp_path):
 @pytest.mark.targets("cql")
 def test_a_cql_shard_refuses_another_shard_count(tmp_path, target):
     cql = {"storage_backend": "cql", "cql_contact_points": cql_contact_point(),
-           "cql_keyspace": "startup_" + os.urandom(4).hex()}
+           "cql_keyspace": "startup_" + os.urandom(4).hex(),
+           **{k.removeprefix("KINTO_").lower(): v for k, v in cql_login().items()}}
     env = {**_clean_env(), **{f"KINTO_{k.upper()}": v for k, v in cql.items()}}
     out = subprocess.run([str(BIN / "kinto-shard"), "migrate"], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, (out.stdout, out.stderr)

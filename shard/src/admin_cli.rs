@@ -135,12 +135,58 @@ async fn coordinator(
     cfg: &ShardConfig,
     tls: Option<ClientTlsConfig>,
 ) -> Result<Coordinator, String> {
-    Ok(Coordinator::of_store(
+    let coordinator = Coordinator::of_store(
         map_store(cfg).await?.0,
         tls,
         cfg.move_batch_slots(),
         cfg.freeze_timeout(),
-    ))
+    );
+    Ok(match fencer(cfg).await? {
+        Some(fencer) => coordinator.with_fencer(fencer),
+        None => coordinator,
+    })
+}
+
+/// On CQL with `cql_shard_roles`: revokes an unanswering shard's roles,
+/// with this command's login (docs/placement.md, section 6, path 2).
+#[cfg(feature = "cql")]
+async fn fencer(cfg: &ShardConfig) -> Result<Option<kinto_rebalance::Fencer>, String> {
+    if cfg.storage_backend != "cql" || !cfg.cql.cql_shard_roles {
+        return Ok(None);
+    }
+    // A shard stopped before the freeze may still believe its map for a
+    // lease: the handoff waits longer than that.
+    if cfg.fence_grace() <= cfg.placement_lease() {
+        return Err(format!(
+            "fence_grace_seconds ({}) must exceed placement_lease_seconds ({})",
+            cfg.fence_grace().as_secs(),
+            cfg.placement_lease().as_secs()
+        ));
+    }
+    let keyspace = cfg.cql.keyspace()?.to_owned();
+    let session = cfg.cql.connect().await?;
+    Ok(Some(kinto_rebalance::Fencer {
+        fence: Box::new(move |shard| {
+            let (session, keyspace) = (Arc::clone(&session), keyspace.clone());
+            Box::pin(async move {
+                let roles = crate::storage::cql::roles::revoke(&session, &keyspace, shard).await?;
+                if roles.is_empty() {
+                    // Its writes would go on under the shared login: no fence.
+                    return Err(format!(
+                        "shard {shard} has no role of its own on keyspace {keyspace} \
+                         (was it started without cql_shard_roles?)"
+                    ));
+                }
+                Ok(format!("MODIFY revoked from roles {roles:?}"))
+            })
+        }),
+        grace: cfg.fence_grace(),
+    }))
+}
+
+#[cfg(not(feature = "cql"))]
+async fn fencer(_: &ShardConfig) -> Result<Option<kinto_rebalance::Fencer>, String> {
+    Ok(None)
 }
 
 fn client_tls(

@@ -28,6 +28,10 @@ pub struct ShardConfig {
     /// How often the stored shard map is checked for a change (a `stat`).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub placement_poll_ms: Option<u64>,
+    /// A shard answers only while it read the stored map less than this
+    /// ago (default 10; docs/placement.md section 4); then it reads it first.
+    #[serde(default, deserialize_with = "de_opt_u64")]
+    pub placement_lease_seconds: Option<u64>,
     /// Slots moved together by `kinto-shard admin rebalance` (default 16):
     /// each is frozen for the time its batch takes to copy.
     #[serde(default, deserialize_with = "de_opt_u64")]
@@ -36,6 +40,12 @@ pub struct ShardConfig {
     /// for the copy to start) before it rolls the batch back (default 5).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub freeze_timeout_seconds: Option<u64>,
+    /// With `cql_shard_roles`: how long a rebalance waits, after revoking the
+    /// role of an old owner that did not answer its freeze, before the new
+    /// owner acquires (default 20): the permission cache, plus the time a
+    /// batch accepted before the revocation may still be applied.
+    #[serde(default, deserialize_with = "de_opt_u64")]
+    pub fence_grace_seconds: Option<u64>,
     /// 0 = fsync every commit; otherwise the journal is fsynced this often
     /// (writes are in the OS before they are acknowledged either way).
     #[serde(default, deserialize_with = "de_opt_u64")]
@@ -125,6 +135,14 @@ impl ShardConfig {
 
     pub fn move_batch_slots(&self) -> usize {
         self.move_batch_slots.unwrap_or(16).clamp(1, 4096) as usize
+    }
+
+    pub fn placement_lease(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.placement_lease_seconds.unwrap_or(10).max(1))
+    }
+
+    pub fn fence_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.fence_grace_seconds.unwrap_or(20))
     }
 
     pub fn freeze_timeout(&self) -> std::time::Duration {

@@ -10,6 +10,7 @@ pub mod admission;
 pub mod config;
 pub mod domain;
 pub mod drain;
+pub mod lease;
 pub mod metrics;
 pub mod moves;
 pub mod placement;

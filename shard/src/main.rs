@@ -52,7 +52,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             "shard_index {index} is not below shard_count {count}"
         ));
     }
-    let backend = kinto_shard::storage::Backend::connect(&cfg).await?;
+    let backend = Arc::new(kinto_shard::storage::Backend::connect_shard(&cfg, index).await?);
     // Buckets are placed by the stored map (placement_dir, or the CQL
     // keyspace); another count would hide them.
     let (store, place) = backend.map_store(&cfg).await?;
@@ -86,19 +86,31 @@ async fn run(cli: Cli) -> Result<(), String> {
     let (listener, addr) = kinto_shard::server::bind(&cfg.bind).await?;
     tracing::info!("listening on {addr}");
     println!("listening on {addr}");
-    kinto_shard::server::serve(
-        servers,
-        listener,
-        transport,
-        kinto_runtime::process::shutdown_signal(),
-        cfg.shutdown_refuse(),
-    )
-    .await?;
+    // A fenced shard stops as on SIGTERM, then fails: its restart takes a
+    // new role and reads the map (docs/placement.md, section 6).
+    let fenced = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = {
+        let (backend, fenced) = (Arc::clone(&backend), Arc::clone(&fenced));
+        async move {
+            tokio::select! {
+                _ = kinto_runtime::process::shutdown_signal() => {}
+                _ = backend.fenced() => fenced.store(true, std::sync::atomic::Ordering::SeqCst),
+            }
+        }
+    };
+    kinto_shard::server::serve(servers, listener, transport, stop, cfg.shutdown_refuse()).await?;
     // Every call has answered: what they acknowledged goes to the disk.
     storage
         .close()
         .await
         .map_err(|e| format!("closing the store: {e}"))?;
+    if fenced.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(
+            "fenced: a rebalance revoked this shard's Cassandra role while it did not \
+                    answer; start it again to rejoin under a new role"
+                .into(),
+        );
+    }
     tracing::info!("stopped");
     Ok(())
 }

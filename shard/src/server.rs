@@ -31,6 +31,8 @@ pub struct ShardService {
     mover: Option<Arc<crate::moves::Mover>>,
     /// Counts the running calls; refuses new ones once the shard stops.
     drain: Arc<crate::drain::Drain>,
+    /// Refuses calls while this shard's view of the map is too old.
+    lease: crate::lease::Lease,
 }
 
 /// This shard's children of the operation metrics, resolved once rather than
@@ -97,9 +99,12 @@ impl ShardService {
         Arc::clone(&self.drain)
     }
 
-    /// Admits a call, or refuses it before any effect when stopping.
-    fn enter(&self) -> Result<crate::drain::Pass, Status> {
-        self.drain.enter().map_err(|e| e.to_status())
+    /// Admits a call, or refuses it before any effect: when stopping, or
+    /// when this shard cannot renew its lease on the map.
+    async fn admit(&self) -> Result<crate::drain::Pass, Status> {
+        let pass = self.drain.enter().map_err(|e| e.to_status())?;
+        self.lease.check().await.map_err(|e| e.to_status())?;
+        Ok(pass)
     }
 
     /// Runs one operation with its span, queue gauge and latency metric.
@@ -177,7 +182,7 @@ impl ShardService {
 #[tonic::async_trait]
 impl ShardRpc for ShardService {
     async fn execute(&self, request: Request<Operation>) -> Result<Response<OpResult>, Status> {
-        let _pass = self.enter()?;
+        let _pass = self.admit().await?;
         let (metadata, _, op) = request.into_parts();
         let budget = self.budget(&metadata);
         let result = self.run(op, &metadata, &budget).await;
@@ -197,7 +202,7 @@ impl ShardRpc for ShardService {
         &self,
         request: Request<OperationList>,
     ) -> Result<Response<OutcomeList>, Status> {
-        let _pass = self.enter()?;
+        let _pass = self.admit().await?;
         let (metadata, _, list) = request.into_parts();
         let budget = self.budget(&metadata);
         let mut outcomes = Vec::with_capacity(list.operations.len());
@@ -231,7 +236,7 @@ impl ShardRpc for ShardService {
         &self,
         request: Request<PrincipalsRequest>,
     ) -> Result<Response<PrincipalsReply>, Status> {
-        let _pass = self.enter()?;
+        let _pass = self.admit().await?;
         let groups = self
             .shard
             .groups_of(&request.into_inner().principals)
@@ -245,7 +250,7 @@ impl ShardRpc for ShardService {
         &self,
         request: Request<AccountHashRequest>,
     ) -> Result<Response<AccountHashReply>, Status> {
-        let _pass = self.enter()?;
+        let _pass = self.admit().await?;
         let id = request.into_inner().id;
         let hash = self
             .shard
@@ -262,7 +267,7 @@ impl ShardRpc for ShardService {
         &self,
         request: Request<PermissionsRequest>,
     ) -> Result<Response<PermissionsReply>, Status> {
-        let _pass = self.enter()?;
+        let _pass = self.admit().await?;
         let request = request.into_inner();
         let caller = request.caller.unwrap_or_default();
         let (entries, served_slots) = self
@@ -283,7 +288,7 @@ impl ShardRpc for ShardService {
         &self,
         request: Request<UserDataRequest>,
     ) -> Result<Response<UserDataReply>, Status> {
-        let _pass = self.enter()?;
+        let _pass = self.admit().await?;
         let principal = request.into_inner().principal;
         let result = self.shard.delete_user_data(&principal).await;
         self.persist().await?;
@@ -292,7 +297,7 @@ impl ShardRpc for ShardService {
     }
 
     async fn flush(&self, _: Request<FlushRequest>) -> Result<Response<FlushReply>, Status> {
-        let _pass = self.enter()?;
+        let _pass = self.admit().await?;
         self.shard.flush().await.map_err(|e| e.to_status())?;
         Ok(Response::new(FlushReply {}))
     }
@@ -340,8 +345,10 @@ pub fn service(
             cache_entries: cfg.cache_entries(),
         },
     ));
+    let lease = crate::lease::Lease::new(Arc::clone(&map), cfg.placement_lease());
     let mover = crate::moves::Mover::attach(index, Arc::clone(&shard), map)?;
     Ok(ShardService {
+        lease,
         shard,
         metrics: OpMetrics::new(index),
         timeout: cfg.request_timeout(),

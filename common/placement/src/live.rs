@@ -14,7 +14,7 @@ use crate::store::{MapSource, StoreError};
 use crate::{balance, PlacementKey, SLOTS};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One generation of the map, as a table of owners.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +142,9 @@ pub struct LiveMap {
     /// observers see the generations in order.
     swapping: Mutex<()>,
     observers: Mutex<Vec<Observer>>,
+    /// When the last successful read of the stored map was sent (a shard's
+    /// lease, docs/placement.md section 4); `None` before the first.
+    read_at: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for LiveMap {
@@ -169,7 +172,28 @@ impl LiveMap {
             source,
             swapping: Mutex::new(()),
             observers: Mutex::new(Vec::new()),
+            // `placement` was read from the source just before (start-up).
+            read_at: Mutex::new(Some(Instant::now())),
         })
+    }
+
+    /// Whether the stored map was read successfully less than `lease` ago
+    /// (counted from when that read was sent, on the monotonic clock, which
+    /// goes on while the process is stopped). A map that never changes is
+    /// always current.
+    pub fn read_within(&self, lease: Duration) -> bool {
+        self.source.is_none() || lock(&self.read_at).is_some_and(|at| at.elapsed() < lease)
+    }
+
+    /// [`LiveMap::offer`] of what a read sent at `sent` found, then the
+    /// lease renewed: never before the map it read is in force.
+    fn offer_read(&self, map: Option<ShardMap>, sent: Instant) -> bool {
+        let newer = self.offer(map);
+        let mut at = lock(&self.read_at);
+        if at.is_none_or(|at| at < sent) {
+            *at = Some(sent);
+        }
+        newer
     }
 
     /// The map stored in `dir`, starting from `map` (read from it at start-up).
@@ -207,8 +231,9 @@ impl LiveMap {
         let Some(source) = &self.source else {
             return Ok(false);
         };
+        let sent = Instant::now();
         let map = source.poll(self.current().generation()).await?;
-        Ok(self.offer(map))
+        Ok(self.offer_read(map, sent))
     }
 
     /// Reads the stored map now, and swaps it in if its generation is
@@ -217,8 +242,9 @@ impl LiveMap {
         let Some(source) = &self.source else {
             return Ok(false);
         };
+        let sent = Instant::now();
         let map = source.load().await?;
-        Ok(self.offer(map))
+        Ok(self.offer_read(map, sent))
     }
 
     /// Swaps `map` in if it is newer than the map in force: of two
@@ -266,9 +292,10 @@ impl LiveMap {
                 };
                 let known = live.current().generation();
                 // Only the read runs on the runtime; observers run here.
+                let sent = Instant::now();
                 match runtime.block_on(source.poll(known)) {
                     Ok(map) => {
-                        live.offer(map);
+                        live.offer_read(map, sent);
                     }
                     Err(e) => on_error(&e),
                 }
@@ -282,6 +309,28 @@ impl LiveMap {
 mod tests {
     use super::*;
     use crate::file_store::Swap;
+
+    #[tokio::test]
+    async fn the_lease_lasts_from_the_last_read_that_succeeded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = crate::file_store::open_or_init(dir.path(), 2).expect("init");
+        let live = LiveMap::stored(dir.path(), &first);
+        let lease = Duration::from_millis(200);
+        assert!(live.read_within(lease), "read at start-up");
+        std::thread::sleep(lease);
+        assert!(!live.read_within(lease));
+        // A map that cannot be read renews nothing.
+        std::fs::write(dir.path().join("map.json"), b"{not json").expect("spoil");
+        assert!(live.refresh().await.is_err());
+        assert!(!live.read_within(lease));
+        // A read renews it, and the map it found is in force by then.
+        let next = first.with_owner(0, 1);
+        std::fs::write(dir.path().join("map.json"), next.to_json()).expect("store");
+        assert!(live.refresh().await.expect("read"));
+        assert!(live.read_within(lease));
+        assert_eq!(live.current().generation(), next.generation);
+        assert!(LiveMap::fixed(Placement::fixed(2)).read_within(Duration::ZERO));
+    }
 
     #[tokio::test]
     async fn a_stored_change_is_seen_by_refresh_and_never_goes_back() {

@@ -11,6 +11,7 @@
 //! other. Both ends compute the stream's SHA-256; the handoff happens only
 //! when they agree.
 
+use futures::future::BoxFuture;
 use kinto_placement::balance;
 use kinto_placement::file_store::FileMapStore;
 use kinto_placement::map::{ShardEntry, ShardMap};
@@ -34,6 +35,19 @@ pub struct Coordinator {
     /// operator replica that lost its lease).
     guard: Option<Box<dyn Fn() -> bool + Send + Sync>>,
     progress: Option<ProgressSink>,
+    fencer: Option<Fencer>,
+}
+
+/// How a coordinator takes the slots of an old owner that does not answer
+/// its freeze, where the store allows it (CQL with `cql_shard_roles`,
+/// docs/placement.md, section 6, path 2). Without one, such a batch rolls
+/// back and the slots wait for their owner.
+pub struct Fencer {
+    /// Makes the store refuse every later write of shard `id`; says what it did.
+    pub fence: Box<dyn Fn(u32) -> BoxFuture<'static, Result<String, String>> + Send + Sync>,
+    /// How long after `fence` a write the store accepted before it may still
+    /// be applied: the new owner acquires only after this.
+    pub grace: Duration,
 }
 
 type ProgressSink = Box<dyn Fn(&Progress) + Send + Sync>;
@@ -113,7 +127,14 @@ impl Coordinator {
             freeze_timeout,
             guard: None,
             progress: None,
+            fencer: None,
         }
+    }
+
+    /// Fences an old owner that does not answer, instead of rolling back.
+    pub fn with_fencer(mut self, fencer: Fencer) -> Self {
+        self.fencer = Some(fencer);
+        self
     }
 
     /// Stops before any new batch once `keep_going` says no.
@@ -318,38 +339,44 @@ impl Coordinator {
             Ok(c) => c,
             Err(why) => return self.fail(&batch, why).await,
         };
-        let mut from = match self.client(&map, batch.from).await {
-            Ok(c) => c,
-            Err(why) => return self.fail(&batch, why).await,
-        };
         let request = SlotsRequest {
             slots: batch.slots.clone(),
             generation,
         };
         // 2. Freeze and drain.
-        let frozen = tokio::time::timeout(self.freeze_timeout, from.freeze(request.clone()))
-            .await
-            .map_err(|_| "the freeze timed out".to_string())
-            .and_then(|r| r.map_err(|s| format!("the freeze failed: {}", s.message())));
-        if let Err(why) = frozen {
-            return self.fail(&batch, why).await;
-        }
-        // 3. Copy and verify.
-        let copied = tokio::time::timeout(
-            COPY_TIMEOUT,
-            copy(&mut from, &mut to, &request, self.freeze_timeout),
-        )
-        .await
-        .map_err(|_| "the copy timed out".to_string())
-        .and_then(|r| r);
-        let entries = match copied {
-            Ok(n) => n,
-            Err(why) => return self.fail(&batch, why).await,
+        let frozen = match self.client(&map, batch.from).await {
+            Ok(mut from) => tokio::time::timeout(self.freeze_timeout, from.freeze(request.clone()))
+                .await
+                .map_err(|_| "the freeze timed out".to_string())
+                .and_then(|r| r.map_err(|s| format!("the freeze failed: {}", s.message())))
+                .map(|_| from),
+            Err(why) => Err(why),
         };
-        say(format!(
-            "copied {} ({entries} entries, digests agree)",
-            batch.describe()
-        ));
+        let mut from = match frozen {
+            Ok(from) => Some(from),
+            Err(why) => match self.fence(&batch, why).await {
+                Ok(()) => None,
+                Err(why) => return self.fail(&batch, why).await,
+            },
+        };
+        // 3. Copy and verify. A fenced owner's store is shared: nothing to copy.
+        if let Some(from) = from.as_mut() {
+            let copied = tokio::time::timeout(
+                COPY_TIMEOUT,
+                copy(from, &mut to, &request, self.freeze_timeout),
+            )
+            .await
+            .map_err(|_| "the copy timed out".to_string())
+            .and_then(|r| r);
+            let entries = match copied {
+                Ok(n) => n,
+                Err(why) => return self.fail(&batch, why).await,
+            };
+            say(format!(
+                "copied {} ({entries} entries, digests agree)",
+                batch.describe()
+            ));
+        }
         // 4. Hand off: the commit point.
         let handed = loop {
             let map = self.load().await?;
@@ -377,7 +404,11 @@ impl Coordinator {
             slots: batch.slots.clone(),
             generation: handed,
         };
-        if let Err(e) = settle(self.freeze_timeout, from.release(request.clone())).await {
+        let released = match from.as_mut() {
+            Some(from) => settle(self.freeze_timeout, from.release(request.clone())).await,
+            None => Err("fenced".into()),
+        };
+        if let Err(e) = released {
             say(format!(
                 "warning: shard {} did not release yet ({e}); it will when it reads the map",
                 batch.from
@@ -389,6 +420,29 @@ impl Coordinator {
                 batch.to
             ));
         }
+        Ok(())
+    }
+
+    /// Fences the old owner of `batch`, which did not freeze it (`why`), and
+    /// waits out the grace; an error when there is no fencer, or it failed.
+    async fn fence(&self, batch: &Batch, why: String) -> Result<(), String> {
+        let Some(fencer) = &self.fencer else {
+            return Err(why);
+        };
+        say(format!(
+            "shard {} did not freeze {} ({why}): fencing it",
+            batch.from,
+            batch.describe()
+        ));
+        let what = (fencer.fence)(batch.from)
+            .await
+            .map_err(|e| format!("{why}; fencing shard {} failed: {e}", batch.from))?;
+        say(format!(
+            "fenced shard {} ({what}); the handoff waits {} s",
+            batch.from,
+            fencer.grace.as_secs()
+        ));
+        tokio::time::sleep(fencer.grace).await;
         Ok(())
     }
 

@@ -5,5 +5,5 @@
 mod coordinator;
 mod shards_store;
 
-pub use coordinator::{Coordinator, Progress};
+pub use coordinator::{Coordinator, Fencer, Progress};
 pub use shards_store::ShardsMapStore;

@@ -86,6 +86,11 @@ async fn open(backend: &str, cli: &Cli) -> Result<Case, String> {
                 ),
                 ("KINTO_CQL_KEYSPACE".to_owned(), keyspace.clone()),
             ]);
+            // The node's login, if it has one (tools/cassandra: cassandra/cassandra).
+            let raw = raw.with_env(
+                std::env::vars()
+                    .filter(|(k, _)| k == "KINTO_CQL_USERNAME" || k == "KINTO_CQL_PASSWORD"),
+            );
             let settings: CqlSettings = raw.parse()?;
             let session = settings.connect().await?;
             schema::migrate(&session, &keyspace, &settings.cql_replication).await?;

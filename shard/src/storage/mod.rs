@@ -216,6 +216,33 @@ impl Backend {
         }
     }
 
+    /// [`Backend::connect`] for the one shard `index` a `kinto-shard` serves:
+    /// on CQL, under a role of its own when `cql_shard_roles` is set.
+    pub async fn connect_shard(
+        cfg: &crate::config::ShardConfig,
+        index: u32,
+    ) -> Result<Self, String> {
+        let _ = index;
+        match cfg.storage_backend.as_str() {
+            #[cfg(feature = "cql")]
+            "cql" => Ok(Backend::Cql(
+                cql::Cluster::connect_shard(&cfg.cql, index).await?,
+            )),
+            _ => Self::connect(cfg).await,
+        }
+    }
+
+    /// Resolves once the store refuses this process's writes for good (a
+    /// rebalance fenced its CQL role); never on the embedded store.
+    pub async fn fenced(&self) {
+        match self {
+            #[cfg(feature = "embedded")]
+            Backend::Embedded => std::future::pending().await,
+            #[cfg(feature = "cql")]
+            Backend::Cql(cluster) => cluster.fenced().await,
+        }
+    }
+
     /// Whether shards pin their buckets to their own directories (the
     /// layout of a data directory is then fixed by the shard count).
     pub fn is_local(&self) -> bool {

@@ -16,6 +16,7 @@ mod indexes;
 pub mod map_store;
 mod reindex;
 mod resend;
+pub mod roles;
 mod scan;
 pub mod schema;
 pub mod settings;
@@ -42,13 +43,53 @@ pub struct Cluster {
     keyspace: String,
     /// The last CQL write timestamp handed out, in µs.
     clock: AtomicI64,
+    /// Set once Cassandra refused a commit for want of permission: a
+    /// rebalance revoked this process's role (docs/placement.md, section 6).
+    fenced: tokio::sync::watch::Sender<bool>,
 }
 
 impl Cluster {
     /// Connects, checks the schema version and prepares every statement.
     pub async fn connect(settings: &settings::CqlSettings) -> Result<Arc<Self>, String> {
+        Self::with_session(settings, settings.connect().await?).await
+    }
+
+    /// Connects as shard `index`: under a role of this start's own when
+    /// `cql_shard_roles` is set (see [`roles`]), created before anything
+    /// reads the map.
+    pub async fn connect_shard(
+        settings: &settings::CqlSettings,
+        index: u32,
+    ) -> Result<Arc<Self>, String> {
+        if !settings.cql_shard_roles {
+            return Self::connect(settings).await;
+        }
+        let keyspace = settings.keyspace()?;
+        let role = roles::create(settings.connect().await?.as_ref(), keyspace, index)
+            .await
+            .map_err(|e| format!("cql_shard_roles: cannot create this shard's role: {e}"))?;
+        tracing::info!(role = %role.name, "writing under a role of this start's own");
+        // A new role may take a moment to be known by every node.
+        let mut tries = 0;
+        let session = loop {
+            tries += 1;
+            match settings
+                .connect_as(Some((&role.name, &role.password)))
+                .await
+            {
+                Ok(session) => break session,
+                Err(e) if tries >= 20 => return Err(e),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+            }
+        };
+        Self::with_session(settings, session).await
+    }
+
+    async fn with_session(
+        settings: &settings::CqlSettings,
+        session: Arc<Session>,
+    ) -> Result<Arc<Self>, String> {
         let keyspace = settings.keyspace()?.to_owned();
-        let session = settings.connect().await?;
         schema::check(&session, &keyspace).await?;
         let statements = Statements::prepare(&session, &keyspace, settings.page_size()).await?;
         Ok(Arc::new(Cluster {
@@ -56,7 +97,28 @@ impl Cluster {
             statements,
             keyspace,
             clock: AtomicI64::new(0),
+            fenced: tokio::sync::watch::channel(false).0,
         }))
+    }
+
+    /// Resolves once a commit was refused because this process's role may
+    /// no longer write. The process must then stop: its restart takes a new
+    /// role and reads the map, which shows what was taken from it.
+    pub async fn fenced(&self) {
+        let mut seen = self.fenced.subscribe();
+        let _ = seen.wait_for(|&fenced| fenced).await;
+    }
+
+    /// The error of a commit Cassandra refused for certain.
+    fn refused(&self, e: scylla::errors::ExecutionError) -> StorageError {
+        if resend::fenced(&e) {
+            tracing::error!(error = %e, "Cassandra refused a commit of this shard's role: a rebalance fenced this shard; it stops");
+            self.fenced.send_replace(true);
+            return StorageError::Frozen(
+                "this shard was fenced by a rebalance (its role may no longer write)".into(),
+            );
+        }
+        unavailable(e)
     }
 
     /// `n` consecutive CQL write timestamps, all above any handed out before.
@@ -522,11 +584,11 @@ impl Storage for CqlStorage {
             }
             // On a task of its own: a caller that gives up (its deadline)
             // does not stop the resends, nor leave the drain early.
-            let session = Arc::clone(&self.cluster.session);
+            let cluster = Arc::clone(&self.cluster);
             tokio::spawn(async move {
-                let sent = resend::until_answered(&session, &batch, &values).await;
+                let sent = resend::until_answered(&cluster.session, &batch, &values).await;
                 drop(in_flight);
-                sent
+                sent.map_err(|e| cluster.refused(e))
             })
             .await
             .map_err(unavailable)?
@@ -570,7 +632,7 @@ impl Storage for CqlStorage {
 mod tests {
     use super::*;
 
-    pub(super) fn contact_point() -> Option<String> {
+    pub(in crate::storage::cql) fn contact_point() -> Option<String> {
         match std::env::var("KINTO_TEST_CQL") {
             Ok(v) if !v.is_empty() => Some(v),
             _ => {
@@ -584,14 +646,26 @@ mod tests {
         }
     }
 
-    async fn fresh_keyspace(contact: &str) -> settings::CqlSettings {
-        let raw = kinto_runtime::settings::RawSettings::default().with_env([
+    /// The settings of `keyspace` on the test node, with its login
+    /// (`KINTO_TEST_CQL_USERNAME`, `KINTO_TEST_CQL_PASSWORD`) if it has one.
+    pub(super) fn node_env(contact: &str, keyspace: &str) -> Vec<(String, String)> {
+        let mut env = vec![
             ("KINTO_CQL_CONTACT_POINTS".to_owned(), contact.to_owned()),
-            (
-                "KINTO_CQL_KEYSPACE".to_owned(),
-                format!("conformance_{}", uuid::Uuid::new_v4().simple()),
-            ),
-        ]);
+            ("KINTO_CQL_KEYSPACE".to_owned(), keyspace.to_owned()),
+        ];
+        for key in ["USERNAME", "PASSWORD"] {
+            if let Ok(v) = std::env::var(format!("KINTO_TEST_CQL_{key}")) {
+                env.push((format!("KINTO_CQL_{key}"), v));
+            }
+        }
+        env
+    }
+
+    pub(in crate::storage::cql) async fn fresh_keyspace(contact: &str) -> settings::CqlSettings {
+        let raw = kinto_runtime::settings::RawSettings::default().with_env(node_env(
+            contact,
+            &format!("conformance_{}", uuid::Uuid::new_v4().simple()),
+        ));
         let settings: settings::CqlSettings = raw.parse().expect("settings");
         let session = settings.connect().await.expect("connect");
         let ks = settings.keyspace().expect("keyspace");
@@ -617,7 +691,7 @@ mod tests {
     }
 
     /// Best effort: the node's data directory goes at the end of the run anyway.
-    pub(super) async fn drop_keyspace(settings: &settings::CqlSettings) {
+    pub(in crate::storage::cql) async fn drop_keyspace(settings: &settings::CqlSettings) {
         let session = settings.connect().await.expect("connect");
         let ks = settings.keyspace().expect("keyspace");
         if let Err(e) = session
@@ -763,10 +837,8 @@ mod tests {
         let Some(contact) = contact_point() else {
             return;
         };
-        let raw = kinto_runtime::settings::RawSettings::default().with_env([
-            ("KINTO_CQL_CONTACT_POINTS".to_owned(), contact),
-            ("KINTO_CQL_KEYSPACE".to_owned(), "never_migrated".to_owned()),
-        ]);
+        let raw = kinto_runtime::settings::RawSettings::default()
+            .with_env(node_env(&contact, "never_migrated"));
         let settings: settings::CqlSettings = raw.parse().expect("settings");
         let err = Cluster::connect(&settings).await.err().expect("refused");
         assert!(err.contains("kinto-shard migrate"), "{err}");

@@ -8,8 +8,6 @@
 //! no-op too. That is what lets a freeze's drain end with every commit of
 //! its slots in the keyspace or refused.
 
-use super::unavailable;
-use crate::storage::StorageResult;
 use scylla::client::session::Session;
 use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 use scylla::serialize::batch::BatchValues;
@@ -42,12 +40,21 @@ fn uncertain(e: &ExecutionError) -> bool {
     }
 }
 
+/// Whether Cassandra refused the request for want of permission: on a
+/// shard's own role, a rebalance revoked it (docs/placement.md, section 6).
+pub fn fenced(e: &ExecutionError) -> bool {
+    matches!(
+        e,
+        ExecutionError::LastAttemptError(RequestAttemptError::DbError(DbError::Unauthorized, _))
+    )
+}
+
 /// Sends `batch` until it is acknowledged (`Ok`) or refused for certain.
 pub async fn until_answered(
     session: &Session,
     batch: &Batch,
     values: impl BatchValues,
-) -> StorageResult<()> {
+) -> Result<(), ExecutionError> {
     let mut pause = FIRST_PAUSE;
     let mut tries = 0u32;
     loop {
@@ -64,7 +71,7 @@ pub async fn until_answered(
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(MAX_PAUSE);
             }
-            Err(e) => return Err(unavailable(e)),
+            Err(e) => return Err(e),
         }
     }
 }
@@ -97,5 +104,11 @@ mod tests {
         ));
         assert!(!uncertain(&unavailable));
         assert!(!uncertain(&ExecutionError::EmptyPlan));
+        let revoked = ExecutionError::LastAttemptError(RequestAttemptError::DbError(
+            DbError::Unauthorized,
+            "User has no MODIFY permission".into(),
+        ));
+        assert!(!uncertain(&revoked) && fenced(&revoked));
+        assert!(!fenced(&unavailable) && !fenced(&timeout));
     }
 }

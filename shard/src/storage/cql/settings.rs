@@ -31,6 +31,12 @@ pub struct CqlSettings {
     pub cql_username: Option<String>,
     #[serde(default, deserialize_with = "de_opt_string")]
     pub cql_password: Option<String>,
+    /// Each `kinto-shard` writes under a role of its own, created at start-up
+    /// with the login above (which must be allowed to create roles and grant
+    /// on the keyspace), so that a rebalance can fence a shard that does not
+    /// answer (docs/placement.md, section 6).
+    #[serde(default)]
+    pub cql_shard_roles: bool,
     /// PEM file of the CA that signed the nodes' certificates: setting it turns TLS on.
     #[serde(default, deserialize_with = "de_opt_string")]
     pub cql_tls_ca_file: Option<String>,
@@ -97,6 +103,15 @@ impl CqlSettings {
     /// default retry policy (retries what is safe: unavailable replicas on
     /// another node, read timeouts once, idempotent writes).
     pub async fn connect(&self) -> Result<Arc<Session>, String> {
+        let login = self
+            .cql_username
+            .as_deref()
+            .zip(self.cql_password.as_deref());
+        self.connect_as(login).await
+    }
+
+    /// [`CqlSettings::connect`] with another login (a shard's own role).
+    pub async fn connect_as(&self, login: Option<(&str, &str)>) -> Result<Arc<Session>, String> {
         let timeout = Duration::from_millis(self.cql_request_timeout_ms.unwrap_or(5000));
         let profile = ExecutionProfile::builder()
             .consistency(self.consistency()?)
@@ -109,7 +124,7 @@ impl CqlSettings {
                 self.cql_connect_timeout_ms.unwrap_or(5000),
             ))
             .default_execution_profile_handle(profile.into_handle());
-        if let (Some(user), Some(password)) = (&self.cql_username, &self.cql_password) {
+        if let Some((user, password)) = login {
             builder = builder.user(user, password);
         }
         if let Some(ca) = &self.cql_tls_ca_file {

@@ -141,6 +141,10 @@ def test_cql_renders_the_migration_hook_and_no_volume(rendered):
         assert job_env[key] == shard_cfg[key], key
     assert shard_cfg["KINTO_STORAGE_BACKEND"] == "cql"
     assert shard_cfg["KINTO_CQL_REPLICATION"] == "{'class': 'NetworkTopologyStrategy', 'dc1': 3}"
+    # Each shard under a role of its own, which the operator has fenced through another shard after its grace.
+    assert shard_cfg["KINTO_CQL_SHARD_ROLES"] == "true"
+    operator_env = {e["name"]: e.get("value") for e in container(one(docs, "Deployment", "-operator"))["env"]}
+    assert operator_env["KINTO_OPERATOR_FENCE_GRACE_SECONDS"] == "30"
     hook_secret = one(docs, "Secret", "-migrate")
     assert [e["secretRef"]["name"] for e in container(job)["envFrom"]] == [hook_secret["metadata"]["name"]]
     assert int(hook_secret["metadata"]["annotations"]["helm.sh/hook-weight"]) < \

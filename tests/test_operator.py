@@ -7,6 +7,7 @@ own part. Ours only (Kinto has no operator)."""
 
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -17,6 +18,7 @@ import requests
 
 from harness import BIN, _clean_env, _die_with_parent, _env_settings, cql_contact_point, cql_login, free_port
 from kube import running
+from test_live_map import owners, slot
 
 NAMESPACE = "kinto-op"
 GROUP, VERSION, PLURAL = "kinto-rs.dev", "v1alpha1", "kintoclusters"
@@ -200,6 +202,34 @@ def create_statefulset(kube, namespace, name):
     assert r.status_code == 201, r.text
 
 
+def create_cluster(kube, namespace, name, port, batch):
+    """A KintoCluster of 2 shards at 127.0.1.<index>:`port`, scaling the StatefulSet `shards`; returns its name."""
+    r = kube.http.post(cluster_url(kube, namespace=namespace), json={
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "KintoCluster", "metadata": {"name": name},
+        "spec": {"shards": 2, "shardAddressTemplate": f"http://127.0.1.{{index}}:{port}",
+                 "moveBatchSlots": batch, "shardStatefulSet": "shards"}}, timeout=30)
+    assert r.status_code == 201, r.text
+    return name
+
+
+def start_gateway(procs, env, port, tmp_path):
+    """A gateway in front of shards 0 and 1 at 127.0.1.<i>:`port` (it learns the others from the map); its URL once
+    it answers."""
+    gateway_port = free_port()
+    procs["gateway"] = spawn([str(BIN / "kinto-gateway")], {
+        **env, "KINTO_BIND": f"127.0.0.1:{gateway_port}", "KINTO_PLACEMENT_POLL_MS": "100",
+        "KINTO_SHARD_URLS": ",".join(f"http://127.0.1.{i}:{port}" for i in range(2))}, tmp_path / "gateway.log")
+    url = f"http://127.0.0.1:{gateway_port}/v1"
+
+    def up():
+        try:
+            return requests.get(f"{url}/__heartbeat__", timeout=5).status_code == 200
+        except requests.ConnectionError:
+            return False
+    wait_for(up, 60, "the gateway")
+    return url
+
+
 def replicas_of(kube, namespace, name):
     r = kube.http.get(f"{kube.base}/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}", timeout=30)
     assert r.status_code == 200, r.text
@@ -261,18 +291,7 @@ def test_the_operator_moves_slots_to_the_shards_its_spec_asks_for(kube, tmp_path
     try:
         for i in range(2):
             start_shard(i, 2)
-        gateway_port = free_port()
-        procs["gateway"] = spawn([str(BIN / "kinto-gateway")], {
-            **settings, **gateway_store, "KINTO_BIND": f"127.0.0.1:{gateway_port}",
-            "KINTO_SHARD_URLS": ",".join(f"http://127.0.1.{i}:{port}" for i in range(2)),
-            "KINTO_PLACEMENT_POLL_MS": "100"}, tmp_path / "gateway.log")
-        url = f"http://127.0.0.1:{gateway_port}/v1"
-        def up():
-            try:
-                return requests.get(f"{url}/__heartbeat__", timeout=5).status_code == 200
-            except requests.ConnectionError:
-                return False
-        wait_for(up, 60, "the gateway")
+        url = start_gateway(procs, {**settings, **gateway_store}, port, tmp_path)
         auth = ("alice", "secret")
         written = {}
         for b in range(24):
@@ -290,12 +309,7 @@ def test_the_operator_moves_slots_to_the_shards_its_spec_asks_for(kube, tmp_path
                 assert r.json()["data"]["last_modified"] == stamp
         all_readable()
 
-        name = "moves"
-        r = kube.http.post(cluster_url(kube, namespace=namespace), json={
-            "apiVersion": f"{GROUP}/{VERSION}", "kind": "KintoCluster", "metadata": {"name": name},
-            "spec": {"shards": 2, "shardAddressTemplate": f"http://127.0.1.{{index}}:{port}",
-                     "moveBatchSlots": 64, "shardStatefulSet": "shards"}}, timeout=30)
-        assert r.status_code == 201, r.text
+        name = create_cluster(kube, namespace, "moves", port, batch=64)
         def start_operator(who):
             procs[who] = spawn([str(BIN / "kinto-operator")], {
                 **operator_store, "KUBECONFIG": str(kube.dir / "kubeconfig"), "KINTO_OPERATOR_NAMESPACE": namespace,
@@ -350,4 +364,105 @@ def test_the_operator_moves_slots_to_the_shards_its_spec_asks_for(kube, tmp_path
         all_readable()
     finally:
         for proc in procs.values():
+            stop(proc)
+
+
+def test_the_operator_fences_a_cql_shard_that_does_not_answer(kube, tmp_path):
+    """docs/placement.md section 6, path 2, run by the operator, which links no database driver: shard 0 is
+    SIGSTOPped once the rebalance from 2 to 3 shards has begun, so it cannot freeze its next batch. The operator
+    asks another shard to revoke shard 0's role (ShardAdmin.Fence), waits out its grace and hands the batch to
+    shard 2.
+    Resumed, shard 0's next commit is refused and it stops; started again, it serves the slots it kept, and what
+    was written before is read back."""
+    if not cql_contact_point():
+        pytest.skip("the cql backend needs KINTO_TEST_CQL=host:port (tests/run starts Cassandra)")
+    install_crd(kube)
+    namespace = "kinto-fence"
+    r = kube.http.post(f"{kube.base}/api/v1/namespaces", json={
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}, timeout=30)
+    assert r.status_code == 201, r.text
+    create_statefulset(kube, namespace, "shards")
+    store = {"KINTO_STORAGE_BACKEND": "cql", "KINTO_CQL_CONTACT_POINTS": cql_contact_point(),
+             "KINTO_CQL_KEYSPACE": "t_fence_" + os.urandom(4).hex(), "KINTO_CQL_REQUEST_TIMEOUT_MS": "20000",
+             **cql_login()}
+    subprocess.run([str(BIN / "kinto-shard"), "migrate"], env={**_clean_env(), **store}, check=True,
+                   capture_output=True, timeout=120)
+    port, procs, starts = free_port(), {}, {}
+    settings = _env_settings({"userid_hmac_secret": "operator-test", "bucket_create_principals":
+                              "system.Authenticated", "multiauth_policies": "basicauth"})
+
+    def start_shard(i):
+        # Roles of their own, and a lease shorter than the operator's grace (tools/cassandra caches permissions 1 s).
+        starts[i] = starts.get(i, 0) + 1
+        procs[i] = spawn([str(BIN / "kinto-shard")], {
+            **settings, **store, "KINTO_CQL_SHARD_ROLES": "true", "KINTO_PLACEMENT_MANAGED": "true",
+            "KINTO_PLACEMENT_LEASE_SECONDS": "2", "KINTO_BIND": f"127.0.1.{i}:{port}",
+            "KINTO_DATA_DIR": str(tmp_path / f"shard-{i}"), "KINTO_SHARD_INDEX": str(i), "KINTO_SHARD_COUNT": "2",
+            "KINTO_PLACEMENT_POLL_MS": "50"}, tmp_path / f"shard-{i}-{starts[i]}.log")
+
+    def stored_map():
+        out = subprocess.run([str(BIN / "kinto-shard"), "admin", "map"], env={**_clean_env(), **store},
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    def slot_counts():
+        runs = stored_map()["owners"] + [[4096, None]]
+        counts = {}
+        for (first, owner), (end, _) in zip(runs, runs[1:]):
+            counts[owner] = counts.get(owner, 0) + end - first
+        return counts
+
+    try:
+        for i in range(2):
+            start_shard(i)
+        url = start_gateway(procs, settings, port, tmp_path)
+        auth = ("alice", "secret")
+        written = {}
+        for b in range(16):
+            r = requests.put(f"{url}/buckets/fb{b}", json={"data": {"b": b}}, auth=auth, timeout=30)
+            assert r.status_code == 201, r.text
+            written[b] = r.json()["data"]["last_modified"]
+        name = create_cluster(kube, namespace, "fence", port, batch=128)
+        procs["operator"] = spawn([str(BIN / "kinto-operator")], {
+            "KUBECONFIG": str(kube.dir / "kubeconfig"), "KINTO_OPERATOR_NAMESPACE": namespace,
+            "KINTO_OPERATOR_IDENTITY": "op", "KINTO_OPERATOR_LEASE_SECONDS": str(LEASE_SECONDS),
+            "KINTO_OPERATOR_POLL_SECONDS": "1", "KINTO_OPERATOR_FREEZE_TIMEOUT_SECONDS": "1",
+            "KINTO_OPERATOR_FENCE_GRACE_SECONDS": "3"}, tmp_path / "operator.log")
+        wait_for(lambda: status_of(kube, name, namespace).get("phase") == "Balanced", 60, "a Balanced status")
+
+        set_shards(kube, name, 3, namespace)
+        wait_for(lambda: replicas_of(kube, namespace, "shards") == 3, 60, "the StatefulSet to grow")
+        start_shard(2)
+        # The operator starts moves only while every wanted shard answers; once they run, shard 0 stops answering.
+        deadline = time.monotonic() + 60
+        while "announced" not in (tmp_path / "operator.log").read_text():
+            assert time.monotonic() < deadline, "no batch announced"
+            time.sleep(0.01)
+        procs[0].send_signal(signal.SIGSTOP)
+        try:
+            wait_for(lambda: sorted(slot_counts().items()) in ([(0, 1365), (1, 1366), (2, 1365)],
+                                                               [(0, 1366), (1, 1365), (2, 1365)])
+                     and "moving" not in stored_map(), 180, "the slots of the stopped shard 0 handed over")
+        finally:
+            procs[0].send_signal(signal.SIGCONT)
+        log = (tmp_path / "operator.log").read_text()
+        assert "shard 0 did not freeze" in log and "fenced shard 0 (MODIFY revoked" in log, log[-3000:]
+        # Its next commit, under the revoked role, is refused, and it stops.
+        kept = next(f"kept{i}" for i in range(100000) if owners(stored_map())[slot(f"kept{i}")] == 0)
+        requests.put(f"{url}/buckets/{kept}", auth=auth, timeout=60)
+        assert procs[0].wait(timeout=60) != 0
+        assert "fenced" in (tmp_path / "shard-0-1.log").read_text()
+        start_shard(0)
+        r = requests.put(f"{url}/buckets/{kept}", json={"data": {"after": True}}, auth=auth, timeout=60)
+        assert r.status_code in (200, 201), r.text
+        wait_for(lambda: (s := status_of(kube, name, namespace)).get("phase") == "Balanced"
+                 and sorted(s.get("slotsPerShard") or []) == [1365, 1365, 1366], 60, "3 shards balanced")
+        for b, stamp in written.items():
+            r = requests.get(f"{url}/buckets/fb{b}", auth=auth, timeout=30)
+            assert r.status_code == 200 and r.json()["data"]["last_modified"] == stamp, (b, r.text)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
             stop(proc)

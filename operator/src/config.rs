@@ -37,6 +37,12 @@ pub struct OperatorConfig {
     /// each step after it.
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub operator_freeze_timeout_seconds: Option<u64>,
+    /// With the map in the keyspace: how long the handoff of a batch waits
+    /// after another shard fenced an old owner that did not answer its
+    /// freeze (`ShardAdmin.Fence`, shards with `cql_shard_roles`); 0 rolls
+    /// such a batch back instead. Must exceed the shards' `placement_lease_seconds`.
+    #[serde(default, deserialize_with = "de_opt_u64")]
+    pub operator_fence_grace_seconds: Option<u64>,
     #[serde(default, deserialize_with = "de_opt_string")]
     pub grpc_server_ca_file: Option<String>,
     #[serde(default, deserialize_with = "de_opt_string")]
@@ -87,6 +93,14 @@ impl OperatorConfig {
 
     pub fn shard_timeout(&self) -> Duration {
         Duration::from_secs(self.operator_shard_timeout_seconds.unwrap_or(5).max(1))
+    }
+
+    /// `None`: no fencing.
+    pub fn fence_grace(&self) -> Option<Duration> {
+        Some(Duration::from_secs(
+            self.operator_fence_grace_seconds.unwrap_or(20),
+        ))
+        .filter(|d| !d.is_zero())
     }
 
     pub fn freeze_timeout(&self) -> Duration {

@@ -78,7 +78,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         tls.clone(),
         cfg.freeze_timeout(),
         Arc::clone(&elector),
-    );
+    )
+    .with_fence_grace(cfg.fence_grace());
     let ctx = Arc::new(reconcile::Context {
         client: client.clone(),
         elector: Arc::clone(&elector),

@@ -45,6 +45,9 @@ pub struct Mover {
     pub place: MapPlace,
     pub tls: Option<ClientTlsConfig>,
     pub freeze_timeout: Duration,
+    /// With the map in the keyspace, the grace after a fence (`None`: an
+    /// unanswering owner's batch rolls back).
+    pub fence_grace: Option<Duration>,
     pub elector: Arc<Elector>,
     runs: Arc<Mutex<HashMap<String, RunState>>>,
 }
@@ -60,9 +63,16 @@ impl Mover {
             place,
             tls,
             freeze_timeout,
+            fence_grace: None,
             elector,
             runs: Arc::default(),
         }
+    }
+
+    /// Fences unanswering owners through the other shards (map in the keyspace only).
+    pub fn with_fence_grace(mut self, grace: Option<Duration>) -> Self {
+        self.fence_grace = grace;
+        self
     }
 
     pub fn state(&self, cluster: &str) -> RunState {
@@ -79,19 +89,27 @@ impl Mover {
     }
 
     fn coordinator(&self, spec: &KintoClusterSpec) -> Coordinator {
-        let store: Arc<dyn MapStore> = match &self.place {
-            MapPlace::Dir(dir) => Arc::new(FileMapStore::new(dir)),
-            MapPlace::Shards => Arc::new(ShardsMapStore::new(
-                (0..spec.shards).map(|i| spec.shard_address(i)).collect(),
-                self.tls.clone(),
-            )),
+        let (store, fencer): (Arc<dyn MapStore>, _) = match &self.place {
+            MapPlace::Dir(dir) => (Arc::new(FileMapStore::new(dir)), None),
+            MapPlace::Shards => {
+                let shards = ShardsMapStore::new(
+                    (0..spec.shards).map(|i| spec.shard_address(i)).collect(),
+                    self.tls.clone(),
+                );
+                let fencer = self.fence_grace.map(|grace| shards.fencer(grace));
+                (Arc::new(shards), fencer)
+            }
         };
-        Coordinator::of_store(
+        let coordinator = Coordinator::of_store(
             store,
             self.tls.clone(),
             spec.move_batch_slots as usize,
             self.freeze_timeout,
-        )
+        );
+        match fencer {
+            Some(fencer) => coordinator.with_fencer(fencer),
+            None => coordinator,
+        }
     }
 
     /// One more than the greatest shard id the stored map names: shards

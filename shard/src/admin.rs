@@ -8,14 +8,15 @@
 
 use crate::moves::Mover;
 use crate::storage::slots::{SlotEntry, SlotState, StreamDigest};
+use crate::storage::ShardFence;
 use futures::{Stream, StreamExt};
 use kinto_placement::live::{LiveMap, Placement};
 use kinto_placement::map::ShardMap;
 use kinto_placement::store::{MapStore, Swap};
 use kinto_proto::pb::shard_admin_server::{ShardAdmin, ShardAdminServer};
 use kinto_proto::pb::{
-    self, SlotPage, SlotRange, SlotsReply, SlotsRequest, StageReply, StatusReply, StatusRequest,
-    SwapMapReply, SwapMapRequest,
+    self, FenceReply, FenceRequest, SlotPage, SlotRange, SlotsReply, SlotsRequest, StageReply,
+    StatusReply, StatusRequest, SwapMapReply, SwapMapRequest,
 };
 use std::pin::Pin;
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub struct AdminService {
     /// The deployment's map store when every shard shares it (CQL), for
     /// `SwapMap`; `None` refuses it.
     shared_map: Option<Arc<dyn MapStore>>,
+    /// How this shard fences another for `Fence`; `None` refuses it.
+    fence: Option<Arc<dyn ShardFence>>,
 }
 
 /// The admin service of shard `index`, reporting from `map`.
@@ -45,12 +48,14 @@ pub fn build(
     map: Arc<LiveMap>,
     mover: Option<Arc<Mover>>,
     shared_map: Option<Arc<dyn MapStore>>,
+    fence: Option<Arc<dyn ShardFence>>,
 ) -> ShardAdminServer<AdminService> {
     ShardAdminServer::new(AdminService {
         index,
         map,
         mover,
         shared_map,
+        fence,
     })
 }
 
@@ -429,6 +434,21 @@ impl ShardAdmin for AdminService {
             })),
         }
     }
+
+    async fn fence(&self, request: Request<FenceRequest>) -> Result<Response<FenceReply>, Status> {
+        let shard = request.into_inner().shard;
+        if shard == self.index {
+            return Err(Status::invalid_argument(
+                "a shard does not fence itself: ask another one",
+            ));
+        }
+        let fence = self.fence.as_ref().ok_or_else(|| {
+            refused("this shard's store cannot fence another shard (CQL with cql_shard_roles can)")
+        })?;
+        let roles = fence.fence(shard).await.map_err(refused)?;
+        tracing::warn!(shard, ?roles, "fenced a shard for a rebalance");
+        Ok(Response::new(FenceReply { roles }))
+    }
 }
 
 #[cfg(test)]
@@ -442,7 +462,56 @@ mod tests {
             map: crate::placement::fixed(2),
             mover: None,
             shared_map,
+            fence: None,
         }
+    }
+
+    /// Records whom it fenced; has roles only for shard 1.
+    struct Revoker(std::sync::Mutex<Vec<u32>>);
+
+    #[async_trait::async_trait]
+    impl ShardFence for Revoker {
+        async fn fence(&self, shard: u32) -> Result<Vec<String>, String> {
+            self.0.lock().expect("lock").push(shard);
+            match shard {
+                1 => Ok(vec!["ks_shard_1_1".into()]),
+                _ => Err(format!("shard {shard} has no role of its own")),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_shard_fences_another_only_where_its_store_can() {
+        async fn fence(s: &AdminService, shard: u32) -> Result<FenceReply, Status> {
+            ShardAdmin::fence(s, Request::new(FenceRequest { shard }))
+                .await
+                .map(Response::into_inner)
+        }
+        let none = service(None);
+        assert_eq!(
+            fence(&none, 1).await.map(|_| ()).unwrap_err().code(),
+            tonic::Code::FailedPrecondition
+        );
+        let revoker = Arc::new(Revoker(std::sync::Mutex::new(Vec::new())));
+        let able = AdminService {
+            fence: Some(Arc::clone(&revoker) as Arc<dyn ShardFence>),
+            ..service(None)
+        };
+        assert_eq!(
+            fence(&able, 1).await.expect("fenced").roles,
+            vec!["ks_shard_1_1".to_string()]
+        );
+        // Nothing to revoke is a refusal, not a fence.
+        assert_eq!(
+            fence(&able, 2).await.map(|_| ()).unwrap_err().code(),
+            tonic::Code::FailedPrecondition
+        );
+        // Never itself: it could not hand its slots over.
+        assert_eq!(
+            fence(&able, 0).await.map(|_| ()).unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
+        assert_eq!(*revoker.0.lock().expect("lock"), vec![1, 2]);
     }
 
     async fn swap(

@@ -141,7 +141,7 @@ async fn coordinator(
         cfg.move_batch_slots(),
         cfg.freeze_timeout(),
     );
-    Ok(match fencer(cfg).await? {
+    Ok(match fencer(cfg)? {
         Some(fencer) => coordinator.with_fencer(fencer),
         None => coordinator,
     })
@@ -149,11 +149,10 @@ async fn coordinator(
 
 /// On CQL with `cql_shard_roles`: revokes an unanswering shard's roles,
 /// with this command's login (docs/placement.md, section 6, path 2).
-#[cfg(feature = "cql")]
-async fn fencer(cfg: &ShardConfig) -> Result<Option<kinto_rebalance::Fencer>, String> {
-    if cfg.storage_backend != "cql" || !cfg.cql.cql_shard_roles {
+fn fencer(cfg: &ShardConfig) -> Result<Option<kinto_rebalance::Fencer>, String> {
+    let Some(fence) = crate::storage::shard_fence(cfg) else {
         return Ok(None);
-    }
+    };
     // A shard stopped before the freeze may still believe its map for a
     // lease: the handoff waits longer than that.
     if cfg.fence_grace() <= cfg.placement_lease() {
@@ -163,30 +162,16 @@ async fn fencer(cfg: &ShardConfig) -> Result<Option<kinto_rebalance::Fencer>, St
             cfg.placement_lease().as_secs()
         ));
     }
-    let keyspace = cfg.cql.keyspace()?.to_owned();
-    let session = cfg.cql.connect().await?;
     Ok(Some(kinto_rebalance::Fencer {
         fence: Box::new(move |shard| {
-            let (session, keyspace) = (Arc::clone(&session), keyspace.clone());
+            let fence = Arc::clone(&fence);
             Box::pin(async move {
-                let roles = crate::storage::cql::roles::revoke(&session, &keyspace, shard).await?;
-                if roles.is_empty() {
-                    // Its writes would go on under the shared login: no fence.
-                    return Err(format!(
-                        "shard {shard} has no role of its own on keyspace {keyspace} \
-                         (was it started without cql_shard_roles?)"
-                    ));
-                }
+                let roles = fence.fence(shard).await?;
                 Ok(format!("MODIFY revoked from roles {roles:?}"))
             })
         }),
         grace: cfg.fence_grace(),
     }))
-}
-
-#[cfg(not(feature = "cql"))]
-async fn fencer(_: &ShardConfig) -> Result<Option<kinto_rebalance::Fencer>, String> {
-    Ok(None)
 }
 
 fn client_tls(

@@ -376,7 +376,8 @@ pub fn build(
     shared_map: Option<Arc<dyn kinto_placement::store::MapStore>>,
 ) -> Result<Servers, String> {
     let service = service(storage, raw, cfg, index, Arc::clone(&map))?;
-    let admin = crate::admin::build(index, map, service.mover.clone(), shared_map);
+    let fence = crate::storage::shard_fence(cfg);
+    let admin = crate::admin::build(index, map, service.mover.clone(), shared_map, fence);
     let drain = service.drain();
     let shard = ShardServer::new(service)
         .max_decoding_message_size(64 * 1024 * 1024)

@@ -41,7 +41,8 @@ pub struct Coordinator {
 /// How a coordinator takes the slots of an old owner that does not answer
 /// its freeze, where the store allows it (CQL with `cql_shard_roles`,
 /// docs/placement.md, section 6, path 2). Without one, such a batch rolls
-/// back and the slots wait for their owner.
+/// back and the slots wait for their owner. Only a store the shards share
+/// has one: with it, moves copy nothing.
 pub struct Fencer {
     /// Makes the store refuse every later write of shard `id`; says what it did.
     pub fence: Box<dyn Fn(u32) -> BoxFuture<'static, Result<String, String>> + Send + Sync>,
@@ -359,8 +360,10 @@ impl Coordinator {
                 Err(why) => return self.fail(&batch, why).await,
             },
         };
-        // 3. Copy and verify. A fenced owner's store is shared: nothing to copy.
-        if let Some(from) = from.as_mut() {
+        // 3. Copy and verify, where each shard keeps its own data. A store
+        // that can fence is shared (CQL): nothing to copy, and nothing more
+        // to ask of an old owner that may stop answering after its freeze.
+        if let (Some(from), None) = (from.as_mut(), &self.fencer) {
             let copied = tokio::time::timeout(
                 COPY_TIMEOUT,
                 copy(from, &mut to, &request, self.freeze_timeout),

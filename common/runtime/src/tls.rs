@@ -126,9 +126,11 @@ pub async fn shard_channel(
             .tls_config(tls.clone())
             .map_err(|e| format!("{address}: {}", causes(&e)))?;
     }
-    endpoint
-        .connect()
+    // `connect` bounds the TCP connect only; a stopped server's kernel
+    // completes that for it, so the TLS and HTTP/2 handshakes are bounded too.
+    tokio::time::timeout(connect * 2, endpoint.connect())
         .await
+        .map_err(|_| format!("{address}: no answer within {:?}", connect * 2))?
         .map_err(|e| format!("{address}: {}", causes(&e)))
 }
 

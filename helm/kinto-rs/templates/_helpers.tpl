@@ -71,6 +71,7 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- $s := dict "storage_backend" "cql" "cql_contact_points" $c.contactPoints "cql_keyspace" $c.keyspace "cql_replication" $c.replication "cql_consistency" $c.consistency }}
 {{- if $c.username }}{{ $_ := set $s "cql_username" $c.username }}{{ end }}
 {{- if $c.tlsCaSecret }}{{ $_ := set $s "cql_tls_ca_file" "/etc/kinto/cql-ca/ca.crt" }}{{ end }}
+{{- if $c.shardRoles }}{{ $_ := set $s "cql_shard_roles" "true" }}{{ end }}
 {{- toYaml $s }}
 {{- end }}
 

@@ -188,6 +188,27 @@ impl From<StorageError> for kinto_proto::KintoError {
 
 pub type StorageResult<T> = Result<T, StorageError>;
 
+/// What makes a shared store refuse every later write of another shard: the
+/// fence of an old owner that does not answer its freeze (docs/placement.md,
+/// section 6, path 2). Only CQL with `cql_shard_roles` has one.
+#[async_trait]
+pub trait ShardFence: Send + Sync {
+    /// Fences shard `shard`; returns what it revoked. An error when there was
+    /// nothing to revoke: that shard's writes would go on.
+    async fn fence(&self, shard: u32) -> Result<Vec<String>, String>;
+}
+
+/// The fence `cfg`'s store offers, if any.
+pub fn shard_fence(cfg: &crate::config::ShardConfig) -> Option<std::sync::Arc<dyn ShardFence>> {
+    match cfg.storage_backend.as_str() {
+        #[cfg(feature = "cql")]
+        "cql" if cfg.cql.cql_shard_roles => Some(std::sync::Arc::new(cql::roles::RoleFence::new(
+            cfg.cql.clone(),
+        ))),
+        _ => None,
+    }
+}
+
 /// The backend a process opens its shards' storage from (`storage_backend`).
 /// Each is a cargo feature of this crate; a build without one refuses its
 /// name at start-up rather than falling back to another.

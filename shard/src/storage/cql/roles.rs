@@ -110,6 +110,35 @@ pub async fn revoke(admin: &Session, keyspace: &str, index: u32) -> Result<Vec<S
     Ok(roles)
 }
 
+/// [`revoke`] with a login of its own, for `kinto-shard admin` and for the
+/// `ShardAdmin.Fence` call a shard answers for the operator.
+pub struct RoleFence {
+    settings: super::settings::CqlSettings,
+}
+
+impl RoleFence {
+    pub fn new(settings: super::settings::CqlSettings) -> Self {
+        RoleFence { settings }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::storage::ShardFence for RoleFence {
+    async fn fence(&self, shard: u32) -> Result<Vec<String>, String> {
+        let keyspace = self.settings.keyspace()?;
+        // Rare: a session of its own, closed after.
+        let admin = self.settings.connect().await?;
+        let roles = revoke(&admin, keyspace, shard).await?;
+        if roles.is_empty() {
+            return Err(format!(
+                "shard {shard} has no role of its own on keyspace {keyspace} \
+                 (was it started without cql_shard_roles?)"
+            ));
+        }
+        Ok(roles)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

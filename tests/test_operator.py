@@ -449,7 +449,8 @@ def test_the_operator_fences_a_cql_shard_that_does_not_answer(kube, tmp_path):
         log = (tmp_path / "operator.log").read_text()
         assert "shard 0 did not freeze" in log and "fenced shard 0 (MODIFY revoked" in log, log[-3000:]
         # Its next commit, under the revoked role, is refused, and it stops.
-        kept = next(f"kept{i}" for i in range(100000) if owners(stored_map())[slot(f"kept{i}")] == 0)
+        table = owners(stored_map())
+        kept = next(f"kept{i}" for i in range(100000) if table[slot(f"kept{i}")] == 0)
         requests.put(f"{url}/buckets/{kept}", auth=auth, timeout=60)
         assert procs[0].wait(timeout=60) != 0
         assert "fenced" in (tmp_path / "shard-0-1.log").read_text()

@@ -348,7 +348,8 @@ def test_an_unanswering_cql_owner_is_fenced_and_its_slots_move(tmp_path, target)
             assert "balanced over 3 shards" in out.stdout, out.stdout
             # A write to a slot shard 0 kept reaches it; so do the writes it was sent while stopped. Its role may not
             # write any more: the commit is refused, and the shard stops.
-            kept = next(b for b in (f"kept{i}" for i in range(100000)) if owners(d.stored_map())[slot(b)] == 0)
+            table = owners(d.stored_map())
+            kept = next(b for b in (f"kept{i}" for i in range(100000)) if table[slot(b)] == 0)
             requests.put(f"{d.url}/buckets/{kept}", auth=auth, timeout=60)
             assert d.procs[0].wait(timeout=60) != 0
             log = (tmp_path / "shard-0-1.log").read_text(errors="replace")  # shard 0 was the first started

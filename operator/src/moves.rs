@@ -100,16 +100,13 @@ impl Mover {
                 (Arc::new(shards), fencer)
             }
         };
-        let coordinator = Coordinator::of_store(
+        Coordinator::of_store(
             store,
             self.tls.clone(),
             spec.move_batch_slots as usize,
             self.freeze_timeout,
-        );
-        match fencer {
-            Some(fencer) => coordinator.with_fencer(fencer),
-            None => coordinator,
-        }
+        )
+        .with_fencer(fencer)
     }
 
     /// One more than the greatest shard id the stored map names: shards

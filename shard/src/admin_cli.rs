@@ -135,16 +135,13 @@ async fn coordinator(
     cfg: &ShardConfig,
     tls: Option<ClientTlsConfig>,
 ) -> Result<Coordinator, String> {
-    let coordinator = Coordinator::of_store(
+    Ok(Coordinator::of_store(
         map_store(cfg).await?.0,
         tls,
         cfg.move_batch_slots(),
         cfg.freeze_timeout(),
-    );
-    Ok(match fencer(cfg)? {
-        Some(fencer) => coordinator.with_fencer(fencer),
-        None => coordinator,
-    })
+    )
+    .with_fencer(fencer(cfg)?))
 }
 
 /// On CQL with `cql_shard_roles`: revokes an unanswering shard's roles,
@@ -165,10 +162,7 @@ fn fencer(cfg: &ShardConfig) -> Result<Option<kinto_rebalance::Fencer>, String> 
     Ok(Some(kinto_rebalance::Fencer {
         fence: Box::new(move |shard| {
             let fence = Arc::clone(&fence);
-            Box::pin(async move {
-                let roles = fence.fence(shard).await?;
-                Ok(format!("MODIFY revoked from roles {roles:?}"))
-            })
+            Box::pin(async move { fence.fence(shard).await })
         }),
         grace: cfg.fence_grace(),
     }))

@@ -88,13 +88,12 @@ async fn run(cli: Cli) -> Result<(), String> {
     println!("listening on {addr}");
     // A fenced shard stops as on SIGTERM, then fails: its restart takes a
     // new role and reads the map (docs/placement.md, section 6).
-    let fenced = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop = {
-        let (backend, fenced) = (Arc::clone(&backend), Arc::clone(&fenced));
+        let backend = Arc::clone(&backend);
         async move {
             tokio::select! {
                 _ = kinto_runtime::process::shutdown_signal() => {}
-                _ = backend.fenced() => fenced.store(true, std::sync::atomic::Ordering::SeqCst),
+                _ = backend.fenced() => {}
             }
         }
     };
@@ -104,7 +103,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         .close()
         .await
         .map_err(|e| format!("closing the store: {e}"))?;
-    if fenced.load(std::sync::atomic::Ordering::SeqCst) {
+    if backend.is_fenced() {
         return Err(
             "fenced: a rebalance revoked this shard's Cassandra role while it did not \
                     answer; start it again to rejoin under a new role"

@@ -44,12 +44,16 @@ pub struct Coordinator {
 /// back and the slots wait for their owner. Only a store the shards share
 /// has one: with it, moves copy nothing.
 pub struct Fencer {
-    /// Makes the store refuse every later write of shard `id`; says what it did.
-    pub fence: Box<dyn Fn(u32) -> BoxFuture<'static, Result<String, String>> + Send + Sync>,
+    /// Makes the store refuse every later write of shard `id`; returns the
+    /// roles whose writes it revoked.
+    pub fence: Box<dyn Fn(u32) -> BoxFuture<'static, Revoked> + Send + Sync>,
     /// How long after `fence` a write the store accepted before it may still
     /// be applied: the new owner acquires only after this.
     pub grace: Duration,
 }
+
+/// The roles a fence revoked, or why it could not.
+pub type Revoked = Result<Vec<String>, String>;
 
 type ProgressSink = Box<dyn Fn(&Progress) + Send + Sync>;
 
@@ -132,9 +136,10 @@ impl Coordinator {
         }
     }
 
-    /// Fences an old owner that does not answer, instead of rolling back.
-    pub fn with_fencer(mut self, fencer: Fencer) -> Self {
-        self.fencer = Some(fencer);
+    /// Fences an old owner that does not answer, instead of rolling back
+    /// (`None`: rolls back).
+    pub fn with_fencer(mut self, fencer: Option<Fencer>) -> Self {
+        self.fencer = fencer;
         self
     }
 
@@ -437,11 +442,11 @@ impl Coordinator {
             batch.from,
             batch.describe()
         ));
-        let what = (fencer.fence)(batch.from)
+        let roles = (fencer.fence)(batch.from)
             .await
             .map_err(|e| format!("{why}; fencing shard {} failed: {e}", batch.from))?;
         say(format!(
-            "fenced shard {} ({what}); the handoff waits {} s",
+            "fenced shard {} (MODIFY revoked from roles {roles:?}); the handoff waits {} s",
             batch.from,
             fencer.grace.as_secs()
         ));

@@ -136,7 +136,7 @@ impl ShardsMapStore {
                         })
                         .await
                         .map_err(|e| e.to_string())?;
-                    Ok(format!("MODIFY revoked from roles {:?}", reply.roles))
+                    Ok(reply.roles)
                 })
             }),
             grace,

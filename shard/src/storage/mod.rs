@@ -264,6 +264,16 @@ impl Backend {
         }
     }
 
+    /// Whether [`Backend::fenced`] has resolved.
+    pub fn is_fenced(&self) -> bool {
+        match self {
+            #[cfg(feature = "embedded")]
+            Backend::Embedded => false,
+            #[cfg(feature = "cql")]
+            Backend::Cql(cluster) => cluster.is_fenced(),
+        }
+    }
+
     /// Whether shards pin their buckets to their own directories (the
     /// layout of a data directory is then fixed by the shard count).
     pub fn is_local(&self) -> bool {

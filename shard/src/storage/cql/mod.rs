@@ -109,6 +109,10 @@ impl Cluster {
         let _ = seen.wait_for(|&fenced| fenced).await;
     }
 
+    pub fn is_fenced(&self) -> bool {
+        *self.fenced.borrow()
+    }
+
     /// The error of a commit Cassandra refused for certain.
     fn refused(&self, e: scylla::errors::ExecutionError) -> StorageError {
         if resend::fenced(&e) {

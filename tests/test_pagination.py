@@ -1,5 +1,6 @@
 """_limit, Next-Page and paginate_by (kinto-api.md §4.6)."""
 
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -66,6 +67,20 @@ def test_pagination_is_stable_under_inserts(api):
     api.ok("PUT", f"{url}/new", json={"data": {}})
     rest, _ = follow(api, r.headers["Next-Page"])
     assert first + sum(rest, []) == ["r03", "r02", "r01", "r00"]
+
+
+def test_changes_between_pages_show_on_the_next_page(api):
+    # The page after a `_token`'s is read ahead by kinto-rs (list_read_ahead): a delete and an update made
+    # after it was read must show on it, as on a page read when asked.
+    url = fill(api, 8)
+    r = api.get(f"{url}?_limit=2")
+    r = api.session.get(r.headers["Next-Page"], allow_redirects=False, timeout=30)
+    assert [o["id"] for o in r.json()["data"]] == ["r05", "r04"]
+    time.sleep(0.3)
+    api.ok("DELETE", f"{url}/r03")
+    api.ok("PATCH", f"{url}/r02", json={"data": {"moved": True}})
+    rest, _ = follow(api, r.headers["Next-Page"])
+    assert sum(rest, []) == ["r01", "r00"]
 
 
 def test_limit_on_buckets_and_collections(api):

@@ -63,6 +63,12 @@ pub struct ShardConfig {
     /// reads (docs/benchmarks.md).
     #[serde(default, deserialize_with = "de_opt_u64")]
     pub shard_cache_entries: Option<u64>,
+    /// Next pages a shard prints ahead at once for clients that follow
+    /// `Next-Page` (default 2; 0 turns read-ahead off): the page is ready
+    /// when the client, done with the one before, asks for it
+    /// (`domain/read_ahead.rs`).
+    #[serde(default, deserialize_with = "de_opt_u64")]
+    pub list_read_ahead: Option<u64>,
     /// The longest one operation may run before it answers 503 (the
     /// gateway's `request_timeout_seconds`; a caller's shorter deadline wins).
     #[serde(default, deserialize_with = "de_opt_u64")]
@@ -177,6 +183,11 @@ impl ShardConfig {
         usize::try_from(n).unwrap_or(usize::MAX)
     }
 
+    pub fn read_ahead(&self) -> usize {
+        let n = self.list_read_ahead.unwrap_or(DEFAULT_READ_AHEAD);
+        usize::try_from(n).unwrap_or(usize::MAX)
+    }
+
     /// At least 1 MiB: fjall would rotate a zero-sized memtable on every write.
     pub fn memtable_bytes(&self) -> u64 {
         mib(self
@@ -198,6 +209,10 @@ pub const DEFAULT_MEMTABLE_MB: u64 = 64;
 /// With it the whole server was ~1.7 GB resident at 1M users in 4 shards,
 /// and ~2.7 GB with 600000 (docs/benchmarks.md). The maps grow as they fill.
 pub const DEFAULT_CACHE_ENTRIES: u64 = 100_000;
+
+/// One walker's next page being printed while another's is: more would
+/// take a loaded shard's CPU from requests for pages nobody may ask.
+pub const DEFAULT_READ_AHEAD: u64 = 2;
 
 fn mib(n: u64) -> u64 {
     n.saturating_mul(1024 * 1024)
@@ -228,6 +243,21 @@ mod tests {
         let c = config(&[("shard_cache_entries", "600000")]);
         assert_eq!(c.cache_entries(), 600_000);
         assert_eq!(config(&[("shard_cache_entries", "0")]).cache_entries(), 1);
+    }
+
+    #[test]
+    fn read_ahead_defaults_to_two_and_zero_turns_it_off() {
+        assert_eq!(config(&[]).read_ahead(), 2);
+        assert_eq!(config(&[("list_read_ahead", "0")]).read_ahead(), 0);
+        assert!(ShardConfig::from_raw(&RawSettings(
+            [(
+                "list_read_ahead".to_owned(),
+                serde_json::Value::from("many")
+            )]
+            .into_iter()
+            .collect()
+        ))
+        .is_err());
     }
 
     #[test]

@@ -343,6 +343,7 @@ pub fn service(
             grants: kinto_model::grants::with_kinto_defaults(raw.grants()),
             features: crate::domain::Features::from_raw(raw)?,
             cache_entries: cfg.cache_entries(),
+            read_ahead: cfg.read_ahead(),
         },
     ));
     let lease = crate::lease::Lease::new(Arc::clone(&map), cfg.placement_lease());

@@ -48,6 +48,7 @@ pub mod patch;
 mod plural;
 mod preconditions;
 pub mod quota;
+mod read_ahead;
 pub(crate) mod request;
 pub mod resource;
 mod scan_plan;
@@ -80,6 +81,24 @@ pub struct ShardSettings {
     pub features: Features,
     /// Entries in each of the shard's caches (`shard_cache_entries`).
     pub cache_entries: usize,
+    /// Next pages printed ahead at once (`list_read_ahead`; 0: none).
+    pub read_ahead: usize,
+}
+
+#[cfg(test)]
+impl ShardSettings {
+    /// The only shard of a fixed map, with Kinto's default grants and
+    /// features: the tests' shard.
+    pub(crate) fn only_shard(read_ahead: usize) -> Self {
+        ShardSettings {
+            index: 0,
+            map: LiveMap::fixed(kinto_placement::live::Placement::fixed(1)),
+            grants: Default::default(),
+            features: Default::default(),
+            cache_entries: 100,
+            read_ahead,
+        }
+    }
 }
 
 /// Kinto plugins and switches that change what a write does.
@@ -123,11 +142,13 @@ pub struct Shard {
     schemas: schema::SchemaCache,
     cache: cache::ShardCache,
     nonces: tokens::Nonces,
+    read_ahead: Arc<read_ahead::ReadAhead>,
 }
 
 impl Shard {
     pub fn new(storage: Arc<dyn Storage>, settings: ShardSettings) -> Self {
         let cache = cache::ShardCache::new(settings.cache_entries);
+        let read_ahead = read_ahead::ReadAhead::new(settings.read_ahead);
         Shard {
             storage,
             settings,
@@ -135,6 +156,7 @@ impl Shard {
             schemas: schema::SchemaCache::default(),
             cache,
             nonces: Default::default(),
+            read_ahead,
         }
     }
 

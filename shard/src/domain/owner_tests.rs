@@ -52,6 +52,7 @@ async fn a_shard_refuses_a_slot_it_does_not_own_at_its_generation() {
             grants: Default::default(),
             features: Features::default(),
             cache_entries: 16,
+            read_ahead: 0,
         },
     );
     let run = |bucket: &str, generation| {

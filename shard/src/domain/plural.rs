@@ -5,6 +5,7 @@
 use super::acl::{allowed, Chain, Need, Principals};
 use super::authorize::deny;
 use super::history::Change;
+use super::read_ahead::PageKey;
 use super::request::{Outcome, Pre, Request};
 use super::resource::{self, Kind, Target};
 use super::{select, Shard};
@@ -172,13 +173,26 @@ impl Shard {
                 !o.deleted && allowed(t.kind, need, chain, who, g)
             }
         };
+        // A walker's next page (`read_ahead.rs`): a page the store prints
+        // (every row the caller's, a GET), asked by its `_token`.
+        let ahead = (walk.lean && !walk.acl && !walk.count && !walk.must_see)
+            .then_some(req.query.after.as_ref())
+            .flatten()
+            .map(|_| PageKey::new(&parent, t.kind.name(), with_tombstones, &req.query));
+        let kept = (ahead.as_ref()).and_then(|key| self.read_ahead.take(key, list_ts));
         // Kinto answers a HEAD with the count alone (no objects, no
         // `Next-Page`): with the counter, no page is read at all.
         let page = if counted {
             select::Selected::count_only(self.storage.count(&parent, t.kind.name()).await?)
+        } else if let Some(printed) = kept {
+            select::Selected::printed(printed)
         } else {
             select::select(walk, &req.query, keep, &req.budget).await?
         };
+        let printed = page.printed.as_ref().filter(|p| p.has_more);
+        if let Some(next) = ahead.zip(printed).and_then(|(key, p)| key.next(p)) {
+            self.read_ahead.start(Arc::clone(&self.storage), next);
+        }
         if shared_only && page.visible == 0 {
             return Err(deny(who));
         } else if shared_only {

@@ -15,7 +15,7 @@ pub enum Pre {
     At(u64),
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ListQuery {
     pub filters: Vec<Filter>,
     pub sort: Vec<SortKey>,

@@ -83,6 +83,20 @@ impl Selected {
             .collect()
     }
 
+    /// A page the store printed ([`printed_page`]).
+    pub fn printed(printed: PrintedPage) -> Self {
+        Selected {
+            rows: Vec::new(),
+            visible: printed.rows,
+            // Counted only when asked, which a printed page never is.
+            total: 0,
+            has_more: printed.has_more,
+            printed: Some(printed),
+            #[cfg(test)]
+            held: 0,
+        }
+    }
+
     /// An answer that is a count alone (Kinto's HEAD): no row read.
     pub fn count_only(total: u64) -> Self {
         Selected {
@@ -428,16 +442,7 @@ async fn printed_page(
     let Some(printed) = w.storage.print_page(range, page, &keep).await? else {
         return Ok(None);
     };
-    Ok(Some(Selected {
-        rows: Vec::new(),
-        visible: printed.rows,
-        // Counted only when asked, which this page never is.
-        total: 0,
-        has_more: printed.has_more,
-        printed: Some(printed),
-        #[cfg(test)]
-        held: 0,
-    }))
+    Ok(Some(Selected::printed(printed)))
 }
 
 /// Does the caller see any live row of the list? Walks until the first.

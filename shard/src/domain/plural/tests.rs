@@ -83,16 +83,7 @@ async fn an_unfiltered_head_counts_without_walking_the_list() {
         .expect("commit");
     let counting = Arc::new(counting);
     let storage: Arc<dyn Storage> = counting.clone();
-    let shard = Shard::new(
-        storage,
-        ShardSettings {
-            index: 0,
-            map: kinto_placement::live::LiveMap::fixed(kinto_placement::live::Placement::fixed(1)),
-            grants: Default::default(),
-            features: Default::default(),
-            cache_entries: 100,
-        },
-    );
+    let shard = Shard::new(storage, ShardSettings::only_shard(0));
     let budget = || Budget::lasting(Duration::from_secs(30));
     let out = shard
         .execute(head(Vec::new()), budget())

@@ -478,6 +478,8 @@ def big_collection(args):
                    for name in servers}
         results["kinto_rs"]["rss_mb"] = round(rss_mb(proc.pid), 1)
         results["kinto_rs"]["idle_wait_seconds"] = idle_wait
+        # What `--set` changed, so a run with a setting turned off reads as such.
+        results["kinto_rs"]["settings"] = args.settings
         results["rounds"] = rounds
         results["quiet_wait_seconds"] = quiet_waits
         if "reference" in servers:

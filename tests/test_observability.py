@@ -174,9 +174,17 @@ def test_prometheus_metrics(target, api):
         # second write to a list stamps it from the timestamp the first one left in the cache.
         alice.get(f"/buckets/{bid}/collections/missing")
         cid = alice.create_collection(bid)
-        alice.create_record(bid, cid)
-        alice.create_record(bid, cid)
+        for _ in range(4):
+            alice.create_record(bid, cid)
+        # A walk of pages of one: the third and fourth are read ahead while this client waits a little.
+        r = alice.get(f"/buckets/{bid}/collections/{cid}/records?_limit=1")
+        while "Next-Page" in r.headers:
+            time.sleep(0.3)
+            r = alice.session.get(r.headers["Next-Page"], timeout=10)
+            assert r.status_code == 200, r.text
         text = requests.get(f"{server.url}/__metrics__", timeout=10).text
+        assert re.search(r'kinto_shard_cache_total\{cache="read_ahead",result="hit"\} [1-9]', text), \
+            [line for line in text.splitlines() if "read_ahead" in line]
         assert re.search(r'kinto_shard_cache_total\{cache="groups",result="(hit|miss)"\} [1-9]', text)
         assert re.search(r'kinto_shard_cache_total\{cache="parents",result="hit"\} [1-9]', text), \
             [line for line in text.splitlines() if "cache" in line]

@@ -36,7 +36,7 @@ pub static IN_FLIGHT: LazyLock<Option<IntGaugeVec>> = LazyLock::new(|| {
 pub static CACHE: LazyLock<Option<IntCounterVec>> = LazyLock::new(|| {
     register_int_counter_vec!(
         "kinto_shard_cache_total",
-        "Lookups in the shard's caches (groups of a principal, buckets and collections, list timestamps), by result.",
+        "Lookups in the shard's caches (groups of a principal, buckets and collections, list timestamps, pages read ahead), by result.",
         &["cache", "result"]
     )
     .ok()
@@ -48,13 +48,15 @@ pub enum Cache {
     Groups,
     Parents,
     Timestamps,
+    /// A page asked by its `_token`, printed ahead or not (`read_ahead.rs`).
+    ReadAhead,
 }
 
-const CACHE_NAMES: [&str; 3] = ["groups", "parents", "timestamps"];
+const CACHE_NAMES: [&str; 4] = ["groups", "parents", "timestamps", "read_ahead"];
 
 /// The counters of [`CACHE`], resolved once: several lookups per operation
 /// made `with_label_values` (hashing, a lock) a visible cost.
-static CACHE_COUNTERS: LazyLock<Option<[[IntCounter; 2]; 3]>> = LazyLock::new(|| {
+static CACHE_COUNTERS: LazyLock<Option<[[IntCounter; 2]; 4]>> = LazyLock::new(|| {
     let vec = CACHE.as_ref()?;
     Some(CACHE_NAMES.map(|name| ["miss", "hit"].map(|r| vec.with_label_values(&[name, r]))))
 });

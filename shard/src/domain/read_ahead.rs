@@ -88,6 +88,8 @@ pub struct ReadAhead {
     entries: Mutex<Vec<Entry>>,
     /// Read-aheads running at once (`list_read_ahead`); none when 0.
     running: Arc<Semaphore>,
+    /// `list_read_ahead` is not 0: lookups are made (and counted).
+    on: bool,
     /// Pages served from here, for the tests.
     #[cfg(test)]
     pub hits: std::sync::atomic::AtomicUsize,
@@ -103,6 +105,7 @@ impl ReadAhead {
         Arc::new(ReadAhead {
             entries: Mutex::new(Vec::new()),
             running: Arc::new(Semaphore::new(at_once)),
+            on: at_once > 0,
             #[cfg(test)]
             hits: Default::default(),
         })
@@ -111,6 +114,15 @@ impl ReadAhead {
     /// The page kept for `key`, if the list's timestamp is still `list_ts`.
     /// Taken out: its walker asks for it once.
     pub fn take(&self, key: &PageKey, list_ts: u64) -> Option<PrintedPage> {
+        if !self.on {
+            return None;
+        }
+        let page = self.take_fresh(key, list_ts);
+        crate::metrics::cache_lookup(crate::metrics::Cache::ReadAhead, page.is_some());
+        page
+    }
+
+    fn take_fresh(&self, key: &PageKey, list_ts: u64) -> Option<PrintedPage> {
         let mut entries = lock(&self.entries);
         let i = entries.iter().position(|e| e.key == *key)?;
         let e = entries.swap_remove(i);

@@ -191,12 +191,14 @@ fn check(
             prop_assert!(p.sort.len() <= asked.len() + 2);
             for f in &p.filters {
                 prop_assert!(valid_field(&f.field), "{:?}", f);
-                // `_since`, `_before` and `_to` filter on `last_modified`
-                // whatever fields the resource knows.
+                // `_since`, `_before`, `_to` and a plain `last_modified=`
+                // filter on `last_modified` whatever fields the resource
+                // lists: Kinto always knows its model's timestamp field
+                // (`is_known_field`).
                 let by_timestamp_param = f.field == "last_modified"
-                    && pairs
-                        .iter()
-                        .any(|(k, _)| ["_since", "_before", "_to"].contains(&k.as_str()));
+                    && pairs.iter().any(|(k, _)| {
+                        ["_since", "_before", "_to", "last_modified"].contains(&k.as_str())
+                    });
                 if let (Some(k), false) = (known, by_timestamp_param) {
                     let root = f.field.split('.').next().unwrap_or_default();
                     prop_assert!(k.contains(&root), "{:?} not in {:?}", f, k);
